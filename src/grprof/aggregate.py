@@ -1,0 +1,201 @@
+"""Grouping goroutines by stack, and the stack tree behind flame graphs.
+
+Grouping hashes each row's key once (O(n) expected); it never compares stacks pairwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from grprof.model import Frame, Group
+from grprof.table import GoroutineTable, Stack
+
+Similarity = Literal["exact", "default", "loose"]
+SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
+
+# Closure and wrapper numbering the compiler assigns in order of appearance
+# (main.main.func15.1, runtime.gcenable.gowrap1, main.seq.1): it shifts when code moves.
+_CLOSURE_NUM = re.compile(r"\.(func|gowrap)\d+|\.\d+(?=\.|$)")
+
+
+def loose_function(name: str) -> str:
+    """`main.main.func15.1` -> `main.main.func.N`: the name without closure numbering."""
+    return _CLOSURE_NUM.sub(lambda m: f".{m.group(1)}" if m.group(1) else ".N", name)
+
+
+def _stack_text(stack: Stack, loose: bool) -> str:
+    def fmt(f: Frame) -> str:
+        return loose_function(f.function) if loose else f"{f.function} {f.file}:{f.line}"
+
+    parts = [fmt(f) for f in stack.frames]
+    if stack.frames_elided:
+        parts.append("...")
+    if stack.created_by is not None:
+        parts.append("created by " + fmt(stack.created_by))
+    return "\n".join(parts)
+
+
+def signature(stack: Stack, similarity: Similarity = "default", argkey: int = 0) -> str:
+    """A stable digest of a stack under a similarity level (16 hex digits)."""
+    text = _stack_text(stack, similarity == "loose")
+    if similarity == "exact":
+        text += f"\nargs {argkey:016x}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _row_keys(table: GoroutineTable, similarity: Similarity) -> tuple[list[int], list[Stack]]:
+    """Map every row to a group number; return the numbers and each group's stack."""
+    if similarity == "default":
+        return list(table.stack), list(table.stacks)
+    if similarity == "loose":
+        by_text: dict[str, int] = {}
+        stack_group: list[int] = []
+        reps: list[Stack] = []
+        for s in table.stacks:
+            g = by_text.setdefault(_stack_text(s, True), len(reps))
+            if g == len(reps):
+                reps.append(s)
+            stack_group.append(g)
+        return [stack_group[s] for s in table.stack], reps
+    index: dict[tuple[int, int], int] = {}
+    keys: list[int] = []
+    reps = []
+    for s, a in zip(table.stack, table.argkey, strict=True):
+        g = index.setdefault((s, a), len(reps))
+        if g == len(reps):
+            reps.append(table.stacks[s])
+        keys.append(g)
+    return keys, reps
+
+
+def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Group]:
+    """Group a table's rows by stack; largest groups first, ties by signature."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {', '.join(SIMILARITIES)}, not {similarity!r}")
+    keys, reps = _row_keys(table, similarity)
+    headers = table.headers
+    # (group, header) -> goroutines: every per-goroutine statistic derives from this.
+    if table.counts is None:
+        per_header: Counter[tuple[int, int]] = Counter(zip(keys, table.header, strict=True))
+    else:
+        per_header = Counter()
+        for k, h, c in zip(keys, table.header, table.counts, strict=True):
+            per_header[k, h] += c
+    ids: dict[int, list[int]] = defaultdict(list)
+    orphans: dict[int, list[int]] = defaultdict(list)
+    partial: Counter[int] = Counter()
+    if table.counts is None:
+        present = set(table.ids)
+        for k, gid, cr in zip(keys, table.ids, table.creator, strict=True):
+            ids[k].append(gid)
+            if cr >= 0 and cr not in present:
+                orphans[k].append(gid)
+        for row, x in table.extras.items():
+            if x.partial:
+                partial[keys[row]] += 1
+
+    groups: dict[int, Group] = {}
+    for (k, hi), n in per_header.items():
+        g = groups.get(k)
+        if g is None:
+            st = reps[k]
+            g = groups[k] = Group(
+                signature=signature(st, similarity, _first_argkey(table, keys, k, similarity)),
+                count=0,
+                frames=st.frames,
+                frames_elided=st.frames_elided,
+                created_by=st.created_by,
+                states={},
+                wait_minutes={},
+                labels={},
+                ids=ids.get(k, []),
+                orphans=orphans.get(k, []),
+                leaked=0,
+                locked_to_thread=0,
+                partial=partial.get(k, 0),
+            )
+        h = headers[hi]
+        g.count += n
+        g.states[h.state] = g.states.get(h.state, 0) + n
+        g.wait_minutes[h.wait_minutes] = g.wait_minutes.get(h.wait_minutes, 0) + n
+        for lk, lv in h.labels_key:
+            vals = g.labels.setdefault(lk, {})
+            vals[lv] = vals.get(lv, 0) + n
+        if h.leaked:
+            g.leaked += n
+        if h.locked_to_thread:
+            g.locked_to_thread += n
+    out = list(groups.values())
+    for g in out:
+        g.states = dict(sorted(g.states.items(), key=lambda kv: (-kv[1], kv[0])))
+        g.wait_minutes = dict(sorted(g.wait_minutes.items()))
+        g.labels = {
+            k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in sorted(g.labels.items())
+        }
+    out.sort(key=lambda g: (-g.count, g.signature))
+    return out
+
+
+def _first_argkey(table: GoroutineTable, keys: list[int], k: int, similarity: Similarity) -> int:
+    if similarity != "exact":
+        return 0
+    return table.argkey[keys.index(k)]
+
+
+# -- stack tree ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StackNode:
+    """A node of the stack tree: a function reached through its ancestors' call path.
+
+    The root (`name == "all"`) holds every goroutine; children are callees, keyed by function.
+    `self_count` counts goroutines whose innermost frame is this node.
+    """
+
+    name: str
+    count: int = 0
+    self_count: int = 0
+    frame: Frame | None = None
+    children: dict[str, StackNode] = field(default_factory=dict)
+
+    def child(self, frame: Frame) -> StackNode:
+        node = self.children.get(frame.function)
+        if node is None:
+            node = self.children[frame.function] = StackNode(frame.function, frame=frame)
+        return node
+
+    def walk(self, depth: int = 0) -> Iterable[tuple[int, StackNode]]:
+        """Depth-first, children largest first."""
+        yield depth, self
+        for c in sorted(self.children.values(), key=lambda n: (-n.count, n.name)):
+            yield from c.walk(depth + 1)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "count": self.count,
+            "self": self.self_count,
+            "frame": self.frame.to_json() if self.frame else None,
+            "children": [
+                c.to_json() for c in sorted(self.children.values(), key=lambda n: (-n.count, n.name))
+            ],
+        }
+
+
+def stack_tree(groups: Sequence[Group]) -> StackNode:
+    """Merge groups into a prefix tree of frames, outermost first."""
+    root = StackNode("all")
+    for g in groups:
+        root.count += g.count
+        node = root
+        for f in reversed(g.frames):
+            node = node.child(f)
+            node.count += g.count
+        node.self_count += g.count
+    return root

@@ -1,0 +1,189 @@
+"""Columnar storage of a snapshot's goroutines.
+
+Every parser fills a `GoroutineTable`: one row per goroutine (debug=2, tracebacks) or per
+profile sample (debug=0, debug=1, where a row stands for `count` goroutines). Distinct
+headers (state, wait, labels) and distinct stacks are stored once and rows point at them,
+so a dump of 30,000 goroutines in 50 shapes keeps 50 parsed stacks, not 30,000.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from grprof.model import Ancestor, Frame, Goroutine
+
+_EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What a goroutine header says, apart from the id."""
+
+    state: str
+    wait_minutes: int = 0
+    locked_to_thread: bool = False
+    leaked: bool = False
+    labels: Mapping[str, str] = field(default=_EMPTY_LABELS, compare=False, hash=False)
+    flags: tuple[str, ...] = ()
+    labels_key: tuple[tuple[str, str], ...] = ()
+    """Sorted label pairs; what equality and hashing use in place of `labels`."""
+
+    @staticmethod
+    def make(
+        state: str,
+        wait_minutes: int = 0,
+        locked_to_thread: bool = False,
+        leaked: bool = False,
+        labels: Mapping[str, str] | None = None,
+        flags: tuple[str, ...] = (),
+    ) -> Header:
+        lab = MappingProxyType(dict(labels)) if labels else _EMPTY_LABELS
+        return Header(
+            state, wait_minutes, locked_to_thread, leaked, lab, flags, tuple(sorted(lab.items()))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """A goroutine's frames (innermost first) and creator call site."""
+
+    frames: tuple[Frame, ...]
+    frames_elided: bool = False
+    created_by: Frame | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowExtra:
+    """Per-goroutine data that few rows have."""
+
+    ancestors: tuple[Ancestor, ...] = ()
+    partial: bool = False
+
+
+class GoroutineTable:
+    """Rows of (id, header, stack, creator id, argument key, count)."""
+
+    __slots__ = (
+        "headers",
+        "stacks",
+        "ids",
+        "header",
+        "stack",
+        "creator",
+        "argkey",
+        "counts",
+        "extras",
+        "_header_index",
+        "_stack_index",
+    )
+
+    def __init__(self, *, aggregated: bool = False) -> None:
+        self.headers: list[Header] = []
+        self.stacks: list[Stack] = []
+        self.ids = array("q")
+        """Goroutine id per row; -1 for profile samples."""
+        self.header = array("l")
+        self.stack = array("l")
+        self.creator = array("q")
+        """Id of the creating goroutine (`created by F in goroutine N`), -1 when unknown."""
+        self.argkey = array("Q")
+        """Hash of the argument values of every frame; equal stacks with equal keys are 'exact' twins."""
+        self.counts: array[int] | None = array("q") if aggregated else None
+        """Goroutines per row for aggregated formats; None when every row is one goroutine."""
+        self.extras: dict[int, RowExtra] = {}
+        self._header_index: dict[Header, int] = {}
+        self._stack_index: dict[Stack, int] = {}
+
+    # -- building -------------------------------------------------------------------------
+
+    def intern_header(self, h: Header) -> int:
+        i = self._header_index.get(h)
+        if i is None:
+            i = self._header_index[h] = len(self.headers)
+            self.headers.append(h)
+        return i
+
+    def intern_stack(self, s: Stack) -> int:
+        i = self._stack_index.get(s)
+        if i is None:
+            i = self._stack_index[s] = len(self.stacks)
+            self.stacks.append(s)
+        return i
+
+    def add(
+        self,
+        header: Header,
+        stack: Stack,
+        *,
+        id: int = -1,
+        creator: int = -1,
+        argkey: int = 0,
+        count: int = 1,
+        extra: RowExtra | None = None,
+    ) -> None:
+        """Append one row (a goroutine, or a sample of `count` goroutines)."""
+        if extra is not None:
+            self.extras[len(self.ids)] = extra
+        self.ids.append(id)
+        self.header.append(self.intern_header(header))
+        self.stack.append(self.intern_stack(stack))
+        self.creator.append(creator)
+        self.argkey.append(argkey)
+        if self.counts is not None:
+            self.counts.append(count)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def aggregated(self) -> bool:
+        return self.counts is not None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def total(self) -> int:
+        return sum(self.counts) if self.counts is not None else len(self.ids)
+
+    def goroutines(self) -> Iterator[Goroutine]:
+        """Materialise per-goroutine records (none for aggregated tables)."""
+        if self.counts is not None:
+            return
+        headers, stacks, extras = self.headers, self.stacks, self.extras
+        for row, (gid, hi, si, cr) in enumerate(
+            zip(self.ids, self.header, self.stack, self.creator, strict=True)
+        ):
+            h, s = headers[hi], stacks[si]
+            x = extras.get(row)
+            yield Goroutine(
+                id=gid,
+                state=h.state,
+                wait_minutes=h.wait_minutes,
+                locked_to_thread=h.locked_to_thread,
+                leaked=h.leaked,
+                labels=h.labels,
+                frames=s.frames,
+                frames_elided=s.frames_elided,
+                created_by=s.created_by,
+                creator_id=cr if cr >= 0 else None,
+                ancestors=x.ancestors if x else (),
+                partial=x.partial if x else False,
+                flags=h.flags,
+            )
+
+    def slice(self, start: int, stop: int) -> GoroutineTable:
+        """Rows [start, stop) as a new table sharing the interned headers and stacks."""
+        t = GoroutineTable(aggregated=self.counts is not None)
+        t.headers, t.stacks = self.headers, self.stacks
+        t._header_index, t._stack_index = self._header_index, self._stack_index
+        t.ids = self.ids[start:stop]
+        t.header = self.header[start:stop]
+        t.stack = self.stack[start:stop]
+        t.creator = self.creator[start:stop]
+        t.argkey = self.argkey[start:stop]
+        if self.counts is not None:
+            t.counts = self.counts[start:stop]
+        t.extras = {r - start: x for r, x in self.extras.items() if start <= r < stop}
+        return t
