@@ -65,10 +65,10 @@ def _row_keys(table: GoroutineTable, similarity: Similarity) -> tuple[list[int],
     index: dict[tuple[int, int], int] = {}
     keys: list[int] = []
     reps = []
-    for s, a in zip(table.stack, table.argkey, strict=True):
-        g = index.setdefault((s, a), len(reps))
+    for si, a in zip(table.stack, table.argkey, strict=True):
+        g = index.setdefault((si, a), len(reps))
         if g == len(reps):
-            reps.append(table.stacks[s])
+            reps.append(table.stacks[si])
         keys.append(g)
     return keys, reps
 
@@ -119,16 +119,16 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
                 locked_to_thread=0,
                 partial=partial.get(k, 0),
             )
-        h = headers[hi]
+        hd = headers[hi]
         g.count += n
-        g.states[h.state] = g.states.get(h.state, 0) + n
-        g.wait_minutes[h.wait_minutes] = g.wait_minutes.get(h.wait_minutes, 0) + n
-        for lk, lv in h.labels_key:
+        g.states[hd.state] = g.states.get(hd.state, 0) + n
+        g.wait_minutes[hd.wait_minutes] = g.wait_minutes.get(hd.wait_minutes, 0) + n
+        for lk, lv in hd.labels_key:
             vals = g.labels.setdefault(lk, {})
             vals[lv] = vals.get(lv, 0) + n
-        if h.leaked:
+        if hd.leaked:
             g.leaked += n
-        if h.locked_to_thread:
+        if hd.locked_to_thread:
             g.locked_to_thread += n
     out = list(groups.values())
     for g in out:

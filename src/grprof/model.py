@@ -20,9 +20,18 @@ if TYPE_CHECKING:
 Format = Literal["debug=0", "debug=1", "debug=2"]
 Profile = Literal["goroutine", "goroutineleak"]
 
-# Package path prefixes of the Go runtime itself; the first frame outside them is a
-# group's "site", the line a user goes to read.
-_RUNTIME_PREFIXES = ("runtime.", "runtime/internal/", "internal/", "sync.runtime_", "sync/atomic.")
+# Package path prefixes of the Go runtime itself.
+_RUNTIME_PREFIXES = ("runtime.", "runtime/", "internal/", "sync.runtime_", "sync/atomic.")
+# Top-level directories of the standard library (GOROOT/src): a blocked goroutine's stack ends
+# in them (sync.(*Mutex).Lock, os.(*File).Read), but the line to read is the caller's.
+_STDLIB = frozenset(
+    (
+        "archive bufio builtin bytes cmp compress container context crypto database debug embed "
+        "encoding errors expvar flag fmt go hash html image index internal io iter log maps math "
+        "mime net os path plugin reflect regexp runtime slices sort strconv strings structs sync "
+        "syscall testing text time unicode unique unsafe vendor weak"
+    ).split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,12 @@ class Frame:
         """True for frames of the Go runtime and its internal packages."""
         return self.function.startswith(_RUNTIME_PREFIXES)
 
+    @property
+    def is_stdlib(self) -> bool:
+        """True for frames of the Go standard library, the runtime included."""
+        pkg = self.package
+        return pkg.split("/", 1)[0] in _STDLIB and "." not in pkg.split("/", 1)[0]
+
     def to_json(self) -> dict[str, object]:
         return {"function": self.function, "file": self.file, "line": self.line}
 
@@ -53,8 +68,15 @@ class Frame:
         return f"{self.function} {self.file}:{self.line}"
 
 
-def first_non_runtime(frames: Sequence[Frame]) -> Frame | None:
-    """The innermost frame outside the Go runtime, else the innermost frame."""
+def site_of(frames: Sequence[Frame]) -> Frame | None:
+    """A stack's "site": the innermost frame outside the Go runtime and standard library.
+
+    Stacks that never leave the standard library (net/http's connection goroutines) get their
+    innermost frame outside the runtime; a stack of runtime frames only, its innermost frame.
+    """
+    for f in frames:
+        if not f.is_stdlib:
+            return f
     for f in frames:
         if not f.is_runtime:
             return f
@@ -96,7 +118,7 @@ class Goroutine:
 
     @property
     def site(self) -> Frame | None:
-        return first_non_runtime(self.frames)
+        return site_of(self.frames)
 
 
 @dataclass(slots=True)
@@ -124,7 +146,7 @@ class Group:
 
     @property
     def site(self) -> Frame | None:
-        return first_non_runtime(self.frames)
+        return site_of(self.frames)
 
     @property
     def state(self) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, Union
 
-from grprof.errors import SourceError
+from grprof.errors import ParseError, SourceError
 
 CHUNK = 4 << 20
 DEFAULT_MAX_SIZE = 1 << 30
@@ -97,12 +97,15 @@ class Input:
                     if not d.eof and not d.unconsumed_tail:
                         out += d.decompress(b"", CHUNK)  # output zlib held back at the limit
                 except zlib.error as e:
-                    raise SourceError(self.name, f"gzip: corrupt data near compressed byte {offset}: {e}") from None
+                    detail = str(e).removeprefix("Error -3 while decompressing data: ")
+                    raise ParseError(self.name, f"gzip: corrupt data ({detail})", offset) from None
                 rest = d.unused_data if d.eof else d.unconsumed_tail
                 offset += len(c) - len(rest)
                 total += len(out)
                 if total > self.max_size:
-                    raise SourceError(self.name, "gzip: " + self._too_big().replace("input", "decompressed data"))
+                    raise SourceError(
+                        self.name, "gzip: " + self._too_big().replace("input", "decompressed data")
+                    )
                 if out:
                     yield out
                 if d.eof:
@@ -113,7 +116,7 @@ class Input:
                     rest = rest if rest[:2] == _GZIP_MAGIC else b""
                 c = rest
         if in_member:
-            raise SourceError(self.name, f"gzip: stream ends early after {offset} compressed bytes")
+            raise ParseError(self.name, "gzip: stream ends early (truncated file?)", offset)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -143,7 +146,9 @@ def open_source(
     """Open any supported source. Nothing is read beyond the first request or `open()`."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return Input(name or "<bytes>", iter([data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]), max_size)
+        return Input(
+            name or "<bytes>", iter([data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]), max_size
+        )
     if isinstance(source, str) and source == "-":
         return Input(name or "<stdin>", _read_stream(sys.stdin.buffer), max_size)
     if isinstance(source, str) and is_url(source):
@@ -162,7 +167,8 @@ def open_source(
             raise SourceError(label, e.strerror or str(e)) from None
         return Input(label, _closing(f), max_size, mtime)
     if hasattr(source, "read"):
-        return Input(name or getattr(source, "name", "<stream>"), _read_stream(source), max_size)
+        attr = getattr(source, "name", None)
+        return Input(name or (attr if isinstance(attr, str) else "<stream>"), _read_stream(source), max_size)
     raise TypeError(f"cannot read a goroutine dump from {type(source).__name__}")
 
 
@@ -174,7 +180,7 @@ def _closing(f: BinaryIO) -> Iterator[bytes]:
 def _open_url(url: str, label: str, max_size: int, timeout: float) -> Input:
     req = urllib.request.Request(url, headers={"User-Agent": "grprof", "Accept-Encoding": "gzip"})
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s) only, checked above
+        resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
         raise SourceError(label, f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:

@@ -26,7 +26,7 @@ class Header:
     wait_minutes: int = 0
     locked_to_thread: bool = False
     leaked: bool = False
-    labels: Mapping[str, str] = field(default=_EMPTY_LABELS, compare=False, hash=False)
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY_LABELS, compare=False, hash=False)
     flags: tuple[str, ...] = ()
     labels_key: tuple[tuple[str, str], ...] = ()
     """Sorted label pairs; what equality and hashing use in place of `labels`."""
@@ -41,9 +41,7 @@ class Header:
         flags: tuple[str, ...] = (),
     ) -> Header:
         lab = MappingProxyType(dict(labels)) if labels else _EMPTY_LABELS
-        return Header(
-            state, wait_minutes, locked_to_thread, leaked, lab, flags, tuple(sorted(lab.items()))
-        )
+        return Header(state, wait_minutes, locked_to_thread, leaked, lab, flags, tuple(sorted(lab.items())))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,41 @@ def sniff(head: bytes) -> str | None:
         return "debug=1"
     if _HEADER.search(head):
         return "debug=2"
-    if head[:1] == b"\x0a" and not _looks_text(head):
+    if _looks_like_profile_proto(head):
         return "debug=0"
     return None
+
+
+# profile.proto field number -> wire type (0 varint, 2 length-delimited); see the reference §4.
+_PROFILE_FIELDS = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 0, 8: 0, 9: 0, 10: 0, 11: 2, 12: 0, 13: 0, 14: 0}
+
+
+def _looks_like_profile_proto(head: bytes) -> bool:
+    """Walk the first few fields: valid profile.proto tags with lengths that fit."""
+    pos, fields = 0, 0
+    while pos < len(head) and fields < 4:
+        tag, pos = _varint(head, pos)
+        if tag is None or _PROFILE_FIELDS.get(tag >> 3) not in (tag & 7, 2 if tag >> 3 == 13 else -1):
+            return False
+        value, pos = _varint(head, pos)
+        if value is None:
+            return False
+        if tag & 7 == 2:
+            pos += value
+        fields += 1
+    return fields > 0 and (pos <= len(head) or len(head) >= SNIFF)
+
+
+def _varint(b: bytes, pos: int) -> tuple[int | None, int]:
+    value = shift = 0
+    while pos < len(b) and shift < 64:
+        c = b[pos]
+        pos += 1
+        value |= (c & 0x7F) << shift
+        if c < 0x80:
+            return value, pos
+        shift += 7
+    return None, pos
 
 
 def _looks_text(head: bytes) -> bool:
@@ -63,7 +95,7 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
         raise ParseError(
             source,
             'not a goroutine dump: no "goroutine N [" header or profile header found'
-            + (" (looks binary: a pprof profile of another kind?)" if not _looks_text(head) else ""),
+            + ("" if _looks_text(head) else " (binary data, and not a pprof profile)"),
         )
     return snaps
 

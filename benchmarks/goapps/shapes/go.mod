@@ -1,0 +1,3 @@
+module grprof.bench/shapes
+
+go 1.26

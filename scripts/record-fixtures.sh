@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make fixtures`: regenerate every recorded fixture from real Go programs.
+#   tests/goapps/states/record.sh  -> tests/fixtures/states/ (goroutine states, all Go versions)
+#   tests/goapps/crash/record.sh   -> crash/panic/SIGQUIT fixtures (when that program exists)
+# Takes a few minutes: one states variant waits over a minute so headers show ", N minutes".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/goapps/states/record.sh
+if [ -f tests/goapps/crash/record.sh ]; then
+  bash tests/goapps/crash/record.sh
+fi

@@ -1,0 +1,170 @@
+"""debug=1: the legacy text form of the goroutine and goroutineleak profiles.
+
+    goroutine profile: total 28
+    5 @ 0x48468e 0x488165 0x538334 0x48b821
+    # labels: {"span_id":"abc123", "weird key":"v\\"q"}
+    #	0x488164	time.Sleep+0x164	/usr/local/go/src/runtime/time.go:363
+    #	0x538333	main.sleeper+0x33	/tmp/app/main.go:68
+    (blank line)
+
+Columns are padded by a tabwriter (runs of tabs); pasted text may have spaces instead.
+Leading runtime frames are hidden, so wait states are inferred from what remains.
+Several profiles concatenated in one input give several snapshots.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from grprof.errors import ParseError
+from grprof.formats.goquote import LabelSyntaxError, parse_labels
+from grprof.formats.states import infer_state
+from grprof.model import Frame, Profile, Snapshot
+from grprof.table import GoroutineTable, Header, Stack
+
+_PREFIX = "debug=1 profile: "
+# Numbers are bounded: int() refuses very long digit strings, and Go's are int64 anyway.
+_HEADER = re.compile(rb"[ \t]*(goroutine|goroutineleak) profile: total (\d{1,19})[ \t]*")
+_COUNT = re.compile(rb"[ \t]*(\d{1,20}) @((?:[ \t]+0x[0-9a-fA-F]+)*)[ \t]*")
+# "#\t0xPC\tfunc+0xOFF\tfile:LINE", or "#\t0xPC" alone for a PC without symbol information.
+_FRAME = re.compile(
+    rb"[ \t]*#[ \t]+0x([0-9a-fA-F]+)(?:[ \t]+(\S+)\+0x[0-9a-fA-F]+[ \t]+(.*):(\d{1,19}))?[ \t]*"
+)
+_LABELS = re.compile(rb"[ \t]*# labels: ")
+_MAX_COUNT = (1 << 63) - 1
+
+_EXPECT_HEADER = 'a "goroutine profile: total N" header'
+_EXPECT_BLOCK = 'a "COUNT @ 0x..." line, a profile header or a blank line'
+_EXPECT_FRAME = 'a "#<TAB>0xPC<TAB>function+0xOFFSET<TAB>file:line" frame line or a blank line'
+_EXPECT_FIRST = 'a "# labels: {...}" line, a frame line or a blank line'
+
+
+@dataclass(slots=True)
+class _Block:
+    count: int
+    labels: dict[str, str] = field(default_factory=dict)
+    frames: list[Frame] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Profile:
+    profile: Profile
+    total: int
+    blocks: list[_Block] = field(default_factory=list)
+    cut: bool = False
+    """The input ended inside this profile's last line."""
+
+
+def parse(data: bytes, source: str) -> list[Snapshot]:
+    """Parse one or more concatenated debug=1 profiles, one snapshot each."""
+    return [_snapshot(p, source) for p in _Reader(data, source).profiles()]
+
+
+def _snapshot(p: _Profile, source: str) -> Snapshot:
+    table = GoroutineTable(aggregated=True)
+    leaked = p.profile == "goroutineleak"
+    states: dict[tuple[Frame, ...], str] = {}
+    for b in p.blocks:
+        frames = tuple(b.frames)
+        state = states.get(frames)
+        if state is None:
+            state = states[frames] = infer_state(frames)
+        table.add(Header.make(state, leaked=leaked, labels=b.labels), Stack(frames), count=b.count)
+    # The header's total is the runtime's own count: fewer goroutines in the blocks means
+    # the text was cut short. More is kept as is (a hand-edited file); the data wins.
+    truncated = p.cut or table.total() < p.total
+    return Snapshot(source=source, format="debug=1", profile=p.profile, table=table, truncated=truncated)
+
+
+class _Reader:
+    def __init__(self, data: bytes, source: str) -> None:
+        self.data = data
+        self.source = source
+        self.frames: dict[bytes, Frame] = {}
+        """Frames by their line's text: stacks repeat the same lines many times."""
+
+    def error(self, pos: int, expected: str, line: bytes) -> ParseError:
+        found = line[:60].decode("utf-8", "replace")
+        return ParseError(self.source, f"{_PREFIX}expected {expected}, found {found!r}", pos)
+
+    def profiles(self) -> list[_Profile]:
+        out: list[_Profile] = []
+        cur: _Profile | None = None
+        block: _Block | None = None
+        in_frames = False
+        data = self.data
+        lines = data.split(b"\n")
+        last = len(lines) - 1
+        pos = 0
+        for n, raw in enumerate(lines):
+            at, pos = pos, pos + len(raw) + 1
+            line = raw[:-1] if raw.endswith(b"\r") else raw
+            if not line.strip():
+                block, in_frames = None, False
+                continue
+            m = _HEADER.fullmatch(line)
+            if m:
+                cur = _Profile("goroutineleak" if m[1] == b"goroutineleak" else "goroutine", int(m[2]))
+                out.append(cur)
+                block, in_frames = None, False
+                continue
+            try:
+                if cur is None:
+                    raise self.error(at, _EXPECT_HEADER, line)
+                if block is None:
+                    block = self.count_line(line, at)
+                    cur.blocks.append(block)
+                    in_frames = False
+                elif not in_frames and (lm := _LABELS.match(line)):
+                    block.labels = self.labels(line, at, lm.end())
+                    in_frames = True
+                else:
+                    block.frames.append(self.frame(line, at, in_frames))
+                    in_frames = True
+            except ParseError:
+                # A last line without its newline was cut mid-way: keep what came before.
+                if n == last and cur is not None:
+                    cur.cut = True
+                    break
+                raise
+        if not out:
+            raise self.error(0, _EXPECT_HEADER, data.lstrip()[:60])
+        return out
+
+    def count_line(self, line: bytes, at: int) -> _Block:
+        m = _COUNT.fullmatch(line)
+        if m is None:
+            raise self.error(at, _EXPECT_BLOCK, line)
+        count = int(m[1])
+        if count > _MAX_COUNT:
+            raise ParseError(self.source, f"{_PREFIX}count {count} out of range", at)
+        return _Block(count)
+
+    def labels(self, line: bytes, at: int, start: int) -> dict[str, str]:
+        # Decoded so that character indexes are byte offsets: the "# labels: " prefix is
+        # ASCII, and surrogateescape maps any other byte to one character.
+        text = line.decode("utf-8", "surrogateescape")
+        try:
+            labels, end = parse_labels(text, start)
+        except LabelSyntaxError as e:
+            where = at + len(text[: e.pos].encode("utf-8", "surrogateescape"))
+            raise ParseError(self.source, f"{_PREFIX}bad labels: {e.message}", where) from None
+        if text[end:].strip():
+            where = at + len(text[:end].encode("utf-8", "surrogateescape"))
+            raise ParseError(self.source, f"{_PREFIX}unexpected text after the labels", where)
+        return labels
+
+    def frame(self, line: bytes, at: int, in_frames: bool) -> Frame:
+        f = self.frames.get(line)
+        if f is not None:
+            return f
+        m = _FRAME.fullmatch(line)
+        if m is None:
+            raise self.error(at, _EXPECT_FRAME if in_frames else _EXPECT_FIRST, line)
+        if m[2] is None:
+            f = Frame("0x" + m[1].decode("ascii").lower(), "", 0)
+        else:
+            f = Frame(m[2].decode("utf-8", "replace"), m[3].decode("utf-8", "replace"), int(m[4]))
+        self.frames[line] = f
+        return f

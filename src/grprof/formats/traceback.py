@@ -1,0 +1,292 @@
+"""debug=2 dumps, `runtime.Stack(all)` output and panic / fatal error / SIGQUIT tracebacks.
+
+The scanner (`_scan.py`, or its Rust twin `grprof._native`) splits the text into dumps and
+goroutine blocks and interns distinct headers and stacks; this module gives them meaning,
+once per distinct text, and builds the snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+from grprof.formats import goquote
+from grprof.formats._scan import Scanner, ScanResult, header_id
+from grprof.formats.goversion import infer_go_version
+from grprof.model import Ancestor, Frame, Snapshot
+from grprof.table import GoroutineTable, Header, RowExtra, Stack
+
+# /debug/pprof/goroutine?debug=2 stops writing at this size (runtime/pprof writeGoroutineStacks).
+PPROF_DEBUG2_CAP = 64 << 20
+_MODIFIERS = (" (leaked)", " (scan)", " (durable)", " (synctest)")
+_PROLOGUE_START = ("panic: ", "fatal error: ", "SIG", "unexpected signal", "unexpected fault address")
+
+
+def native_scanner() -> Any | None:
+    """The Rust scanner, unless unavailable or disabled with GRPROF_PURE=1."""
+    if os.environ.get("GRPROF_PURE"):
+        return None
+    try:
+        from grprof import _native
+    except ImportError:
+        return None
+    return getattr(_native, "Scanner", None)
+
+
+def scan(chunks: Iterable[bytes]) -> ScanResult:
+    cls = native_scanner()
+    if cls is None:
+        sc = Scanner()
+        for c in chunks:
+            sc.feed(c)
+        return sc.finish()
+    nsc = cls()
+    for c in chunks:
+        nsc.feed(c)
+    return _from_native(nsc.finish())
+
+
+def _from_native(d: dict[str, Any]) -> ScanResult:
+    def arr(code: str, raw: bytes) -> array[int]:
+        a = array(code)
+        a.frombytes(raw)
+        return a
+
+    return ScanResult(
+        ids=arr("q", d["ids"]),
+        header=arr("l", d["header"]),
+        stack=arr("l", d["stack"]),
+        creator=arr("q", d["creator"]),
+        argkey=arr("Q", d["argkey"]),
+        header_texts=d["header_texts"],
+        stack_texts=d["stack_texts"],
+        ancestors=d["ancestors"],
+        dumps=d["dumps"],
+        size=d["size"],
+        unterminated=d["unterminated"],
+        eof_in_block=d["eof_in_block"],
+        eof_in_dump=d["eof_in_dump"],
+    )
+
+
+def parse(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
+    """Every dump in the text, in order; [] when there is no goroutine header at all."""
+    return build(scan(chunks), source)
+
+
+def build(r: ScanResult, source: str) -> list[Snapshot]:
+    if not r.dumps:
+        return []
+    table = GoroutineTable()
+    hmap = [table.intern_header(parse_header(t)) for t in r.header_texts]
+    parsed = [parse_stack(t) for t in r.stack_texts]
+    smap = [table.intern_stack(s) for s, _ in parsed]
+    table.ids = r.ids
+    table.header = _remap(r.header, hmap)
+    table.stack = _remap(r.stack, smap)
+    table.creator = r.creator
+    table.argkey = r.argkey
+    for row, text in r.ancestors.items():
+        table.extras[row] = RowExtra(ancestors=parse_ancestors(text))
+
+    # The last goroutine is partial when the input stops inside its block: a cut line, a
+    # function line without its file line, or the exact size at which pprof stops writing.
+    # A cut between blocks (inside the next header) loses that goroutine but still truncates.
+    capped = r.size == PPROF_DEBUG2_CAP
+    partial = (
+        r.eof_in_block
+        and len(r.ids) > 0
+        and (r.unterminated or capped or parsed[r.stack[-1]][1] or r.header_texts[r.header[-1]][-1:] != b":")
+    )
+    cut = partial or capped or (r.unterminated and r.eof_in_dump)
+    if partial:
+        last = len(r.ids) - 1
+        prev = table.extras.get(last, RowExtra())
+        table.extras[last] = RowExtra(ancestors=prev.ancestors, partial=True)
+
+    bounds = [start for start, _ in r.dumps] + [len(r.ids)]
+    snaps = []
+    for i, (start, prologue) in enumerate(r.dumps):
+        t = table.slice(start, bounds[i + 1]) if len(r.dumps) > 1 else table
+        is_last = i == len(r.dumps) - 1
+        snaps.append(
+            Snapshot(
+                source=source if len(r.dumps) == 1 else f"{source}#{i + 1}",
+                format="debug=2",
+                # goroutineleak?debug=2 prints every goroutine like a plain dump (marking the
+                # leaked ones, a mark later plain dumps keep too): the text cannot tell them apart.
+                profile="goroutine",
+                table=t,
+                truncated=is_last and cut,
+                go_version=infer_go_version(t, header_texts=r.header_texts),
+                prologue=_prologue(prologue),
+            )
+        )
+    return snaps
+
+
+def _remap(col: array[int], mapping: list[int]) -> array[int]:
+    if all(i == m for i, m in enumerate(mapping)):
+        return col
+    return array("l", [mapping[i] for i in col])
+
+
+def _prologue(raw: bytes) -> str:
+    """The crash message the dump follows: `panic: ...`, `fatal error: ...`, `SIGQUIT: quit`."""
+    lines = raw.decode("utf-8", "replace").split("\n")
+    if "runtime stack:" in lines:  # g0 frames of a fatal error: not part of the message
+        lines = lines[: lines.index("runtime stack:")]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(_PROLOGUE_START):
+            # Keep the whole message: the lines of the crash block it starts from
+            # (`runtime: goroutine stack exceeds ...` before `fatal error: stack overflow`).
+            j = i
+            while j > 0 and lines[j - 1].startswith((*_PROLOGUE_START, "runtime: ", "\t", "[")):
+                j -= 1
+            return "\n".join(lines[j:]).strip()
+    return ""
+
+
+# -- headers --------------------------------------------------------------------------------
+
+
+def parse_header(text: bytes) -> Header:
+    """`[chan receive, 5 minutes, locked to thread]:` and friends, labels included."""
+    s = text.decode("utf-8", "replace")
+    labels: dict[str, str] = {}
+    close = -1
+    inner_end = -1
+    lab = s.find(" labels:{")
+    end_scan = 1
+    if lab >= 0:
+        try:
+            labels, end_scan = goquote.parse_labels(s, lab + 8)
+        except ValueError:
+            lab = -1
+            end_scan = 1
+    close = s.find("]", end_scan)
+    inner_end = lab if lab >= 0 else (close if close >= 0 else len(s))
+    inner = s[1:inner_end]
+    if close >= 0:
+        after = s[close + 1 :].strip()
+        if after.startswith("{"):
+            try:
+                more, _ = goquote.parse_labels(after, 0)
+                labels.update(more)
+            except ValueError:
+                pass
+    parts = inner.split(", ")
+    state = parts[0]
+    flags: list[str] = []
+    leaked = False
+    stripped = True
+    while stripped:
+        stripped = False
+        for m in _MODIFIERS:
+            if state.endswith(m) and len(state) > len(m):
+                state = state[: -len(m)]
+                flags.insert(0, m[2:-1])
+                leaked = leaked or m == " (leaked)"
+                stripped = True
+    minutes = 0
+    locked = False
+    for p in parts[1:]:
+        if p.endswith(" minutes") and p[:-8].isdigit():
+            minutes = int(p[:-8])
+        elif p == "locked to thread":
+            locked = True
+        elif p:
+            flags.append(p)
+    if close < 0:
+        flags.append("header cut")
+    return Header.make(state, minutes, locked, leaked, labels, tuple(flags))
+
+
+# -- stacks ---------------------------------------------------------------------------------
+
+
+def parse_file_line(s: str) -> tuple[str, int]:
+    """`\\t/src/x.go:42 +0x1d fp=0x.. sp=0x.. pc=0x..` -> ("/src/x.go", 42); Windows paths too."""
+    s = s.strip()
+    for marker in (" fp=", " pc="):
+        p = s.find(marker)
+        if p >= 0:
+            s = s[:p]
+    p = s.rfind(" +0x")
+    if p >= 0:
+        s = s[:p]
+    s = s.rstrip()
+    c = s.rfind(":")
+    if c > 0 and s[c + 1 :].isdigit():
+        return s[:c], int(s[c + 1 :])
+    return s, 0
+
+
+def parse_stack(text: bytes) -> tuple[Stack, bool]:
+    """A goroutine's stack lines -> (Stack, whether it ends in a frame missing its file line)."""
+    frames: list[Frame] = []
+    elided = False
+    created: Frame | None = None
+    pending: str | None = None
+    pending_created: str | None = None
+    for raw in text.decode("utf-8", "replace").split("\n"):
+        if not raw:
+            continue
+        if raw[0] in " \t":
+            if pending is not None or pending_created is not None:
+                file, line = parse_file_line(raw)
+                if pending is not None:
+                    frames.append(Frame(pending, file, line))
+                    pending = None
+                else:
+                    created = Frame(pending_created or "", file, line)
+                    pending_created = None
+            continue
+        if pending is not None:  # a function line without its file line
+            frames.append(Frame(pending, "", 0))
+            pending = None
+        if raw.startswith("created by "):
+            name = raw[11:]
+            p = name.find(" in goroutine ")
+            pending_created = name if p < 0 else name[:p]
+        elif raw.startswith("..."):
+            elided = True
+        elif raw.startswith("non-Go function"):
+            frames.append(Frame("non-Go function", "", 0))
+        else:
+            pending = raw[: raw.rfind("(")] if raw.endswith(")") else raw
+    dangling = pending is not None or pending_created is not None
+    if pending is not None:
+        frames.append(Frame(pending, "", 0))
+    if pending_created is not None:
+        created = Frame(pending_created, "", 0)
+    return Stack(tuple(frames), elided, created), dangling
+
+
+def parse_ancestors(text: bytes) -> tuple[Ancestor, ...]:
+    """`[originating from goroutine N]:` sections (GODEBUG=tracebackancestors=N)."""
+    out: list[Ancestor] = []
+    for section in text.split(b"[originating from goroutine ")[1:]:
+        head, _, body = section.partition(b"\n")
+        gid = head.rstrip(b"]:")
+        stack, _ = parse_stack(body)
+        creator = None
+        for line in body.split(b"\n"):
+            if line.startswith(b"created by ") and b" in goroutine " in line:
+                tail = line.rsplit(b" ", 1)[-1]
+                creator = int(tail) if tail.isdigit() else None
+        out.append(
+            Ancestor(
+                id=int(gid) if gid.isdigit() else -1,
+                frames=stack.frames,
+                frames_elided=stack.frames_elided,
+                created_by=stack.created_by,
+                creator_id=creator,
+            )
+        )
+    return tuple(out)
+
+
+__all__ = ["build", "header_id", "parse", "parse_header", "parse_stack", "scan"]

@@ -1,0 +1,1 @@
+"""Reports: what the CLI prints (text), writes (JSON) and renders (HTML)."""

@@ -1,0 +1,79 @@
+"""The versioned JSON report (`grprof analyze --json`), documented in docs/report-schema.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from grprof import __version__
+from grprof.model import Frame, Group
+from grprof.report.model import Report, SnapshotReport
+
+SCHEMA = "grprof.report/v1"
+
+
+def _frame(f: Frame | None) -> dict[str, Any] | None:
+    return f.to_json() if f is not None else None
+
+
+def group_json(g: Group, snapshot: int) -> dict[str, Any]:
+    return {
+        "snapshot": snapshot,
+        "signature": g.signature,
+        "count": g.count,
+        "state": g.state,
+        "states": g.states,
+        "max_wait_minutes": g.max_wait_minutes,
+        "wait_minutes": [{"minutes": m, "count": n} for m, n in g.wait_minutes.items()],
+        "leaked": g.leaked,
+        "locked_to_thread": g.locked_to_thread,
+        "partial": g.partial,
+        "orphans": len(g.orphans),
+        "orphan_ids": g.orphans,
+        "ids": g.ids,
+        "labels": g.labels,
+        "site": _frame(g.site),
+        "created_by": _frame(g.created_by),
+        "frames": [f.to_json() for f in g.frames],
+        "frames_elided": g.frames_elided,
+    }
+
+
+def snapshot_json(i: int, sr: SnapshotReport) -> dict[str, Any]:
+    s = sr.snapshot
+    return {
+        "index": i,
+        "source": s.source,
+        "format": s.format,
+        "profile": s.profile,
+        "time": s.time.isoformat().replace("+00:00", "Z") if s.time else None,
+        "total": s.total,
+        "truncated": s.truncated,
+        "go_version": s.go_version,
+        "prologue": s.prologue or None,
+        "states": sr.states,
+        "groups": len(sr.groups),
+        "hidden_groups": sr.hidden_groups,
+        "hidden_goroutines": sr.hidden_goroutines,
+    }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    flt = report.filter
+    return {
+        "schema": SCHEMA,
+        "generator": {"name": "grprof", "version": __version__},
+        "similarity": report.similarity,
+        "filter": {
+            "include": flt.include.pattern if flt.include else None,
+            "exclude": flt.exclude.pattern if flt.exclude else None,
+            "min_count": flt.min_count,
+        },
+        "snapshots": [snapshot_json(i, sr) for i, sr in enumerate(report.snapshots)],
+        "groups": [group_json(g, i) for i, sr in enumerate(report.snapshots) for g in sr.groups],
+        "findings": [],
+    }
+
+
+def render(report: Report, indent: int | None = 2) -> str:
+    return json.dumps(report_json(report), indent=indent, ensure_ascii=False) + "\n"

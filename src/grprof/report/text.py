@@ -1,0 +1,147 @@
+"""The terminal report: summary, states, the top groups and their stacks (rich)."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console, RenderableType
+from rich.console import Group as RGroup
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from grprof.model import Frame, Group
+from grprof.report.model import Report, SnapshotReport
+
+
+def _short_path(path: str, keep: int = 2) -> str:
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-keep:]) if len(parts) > keep else path
+
+
+def frame_text(f: Frame | None, full_path: bool = False) -> str:
+    if f is None:
+        return "-"
+    where = f.file if full_path else _short_path(f.file)
+    return f"{f.function} {where}:{f.line}" if f.file else f.function
+
+
+def _labels_text(g: Group, per_key: int = 2) -> str:
+    out = []
+    for k, vals in g.labels.items():
+        top = list(vals.items())[:per_key]
+        more = len(vals) - len(top)
+        shown = ", ".join(f"{v} ({n})" for v, n in top)
+        out.append(f"{k}={shown}" + (f" +{more}" if more > 0 else ""))
+    return "; ".join(out)
+
+
+def _minutes(m: int) -> str:
+    return f"{m} min" if m else "-"
+
+
+def summary(sr: SnapshotReport) -> RenderableType:
+    s = sr.snapshot
+    kind = f"{s.format} {s.profile} {'profile' if s.format != 'debug=2' else 'dump'}"
+    facts = [
+        f"[bold]{s.total:,}[/] goroutines in [bold]{len(sr.groups) + sr.hidden_groups:,}[/] groups",
+        kind,
+    ]
+    if s.go_version:
+        facts.append(f"Go {escape(s.go_version)}")
+    if s.time:
+        facts.append(s.time.isoformat(timespec="seconds"))
+    lines: list[RenderableType] = [Text.from_markup(" · ".join(facts))]
+    if s.truncated:
+        lines.append(
+            Text.from_markup(
+                "[bold yellow]truncated:[/] the dump was cut; the last goroutine is partial and "
+                "some goroutines are missing"
+            )
+        )
+    if s.prologue:
+        lines.append(Text(s.prologue if len(s.prologue) < 600 else s.prologue[:600] + " …", style="red"))
+    states = " · ".join(f"{escape(k)} [bold]{v:,}[/]" for k, v in sr.states.items())
+    lines.append(Text.from_markup(f"[dim]states:[/] {states}"))
+    if sr.hidden_groups:
+        lines.append(
+            Text.from_markup(
+                f"[dim]filtered out: {sr.hidden_groups:,} groups, {sr.hidden_goroutines:,} goroutines[/]"
+            )
+        )
+    return Panel(RGroup(*lines), title=escape(s.source), title_align="left", expand=False)
+
+
+def groups_table(sr: SnapshotReport, top: int) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for col, kw in (
+        ("#", {"justify": "right", "style": "dim"}),
+        ("count", {"justify": "right"}),
+        ("state", {}),
+        ("max wait", {"justify": "right"}),
+        ("leaked", {"justify": "right"}),
+        ("orphans", {"justify": "right"}),
+        ("site", {"overflow": "fold"}),
+        ("created by", {"overflow": "fold"}),
+        ("labels", {"overflow": "fold"}),
+    ):
+        t.add_column(col, **kw)  # type: ignore[arg-type]
+    for i, g in enumerate(sr.groups[:top], 1):
+        state = g.state + (f" +{len(g.states) - 1}" if len(g.states) > 1 else "")
+        t.add_row(
+            str(i),
+            f"{g.count:,}",
+            escape(state),
+            _minutes(g.max_wait_minutes),
+            str(g.leaked) if g.leaked else "-",
+            str(len(g.orphans)) if g.orphans else "-",
+            escape(frame_text(g.site)),
+            escape(frame_text(g.created_by)),
+            escape(_labels_text(g)),
+        )
+    return t
+
+
+def stack_text(g: Group, index: int, max_frames: int) -> Text:
+    t = Text()
+    t.append(f"#{index} ", style="dim")
+    t.append(f"{g.count:,} goroutines", style="bold")
+    t.append(f" · {g.state}")
+    if g.max_wait_minutes:
+        t.append(f" · up to {g.max_wait_minutes} min")
+    t.append("\n")
+    shown = g.frames[:max_frames]
+    width = min(max((len(f.function) for f in shown), default=0), 60)
+    for f in shown:
+        style = "dim" if f.is_runtime else ""
+        t.append(f"  {f.function:<{width}}  ", style=style or "cyan")
+        t.append(f"{f.file}:{f.line}\n" if f.file else "\n", style="dim")
+    hidden = len(g.frames) - len(shown)
+    if hidden > 0 or g.frames_elided:
+        more = f"{hidden} more frames" if hidden > 0 else ""
+        elided = "frames elided by the runtime" if g.frames_elided else ""
+        t.append("  … " + "; ".join(x for x in (more, elided) if x) + "\n", style="dim")
+    if g.created_by is not None:
+        t.append(f"  created by {g.created_by.function}  ", style="green")
+        t.append(f"{g.created_by.file}:{g.created_by.line}\n", style="dim")
+    return t
+
+
+def render(report: Report, console: Console, *, top: int = 10, stacks: int = 5, max_frames: int = 8) -> None:
+    for sr in report.snapshots:
+        console.print(summary(sr))
+        if not sr.groups:
+            console.print("[dim]no groups to show[/]")
+            continue
+        console.print(groups_table(sr, top))
+        if len(sr.groups) > top:
+            console.print(f"[dim]… {len(sr.groups) - top:,} more groups (--top to show more)[/]")
+        for i, g in enumerate(sr.groups[:stacks], 1):
+            console.print(stack_text(g, i, max_frames))
+
+
+def make_console() -> Console:
+    # Not a terminal (pipes, CI logs): rich drops colour codes; a fixed width keeps tables unwrapped.
+    width = None if os.isatty(1) else 160
+    return Console(highlight=False, width=width)

@@ -1,0 +1,3 @@
+module grproftest/crash
+
+go 1.19

@@ -1,0 +1,3 @@
+module grproftest/gotest
+
+go 1.19

@@ -1,0 +1,3 @@
+module grprof.test/many
+
+go 1.19

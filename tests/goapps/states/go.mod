@@ -1,0 +1,3 @@
+module grprof.test/states
+
+go 1.19
