@@ -12,9 +12,7 @@ NATIVE := $(wildcard native/src/*.rs) native/Cargo.toml
 all: test
 
 $(STAMP): pyproject.toml $(NATIVE)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		echo "make: chromium not installed; browser tests will skip"
+	@scripts/system-deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -2,6 +2,7 @@
 # `make fixtures`: regenerate every recorded fixture from real Go programs.
 #   tests/goapps/states/record.sh  -> tests/fixtures/states/ (goroutine states, all Go versions)
 #   tests/goapps/crash/record.sh   -> crash/panic/SIGQUIT fixtures (when that program exists)
+#   tests/goapps/zoo/record.sh     -> tests/fixtures/zoo/ (leak zoo series, every format)
 # Takes a few minutes: one states variant waits over a minute so headers show ", N minutes".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,3 +10,5 @@ bash tests/goapps/states/record.sh
 if [ -f tests/goapps/crash/record.sh ]; then
   bash tests/goapps/crash/record.sh
 fi
+# The leak zoo: a series of snapshots of a service leaking in every category (needs PostgreSQL).
+bash tests/goapps/zoo/record.sh

@@ -57,13 +57,15 @@ def build_goapp(
     env: Mapping[str, str] | None = None,
     go_line: str | None = None,
 ) -> pathlib.Path:
-    """Build tests/goapps/<name> with `go` and return the cached binary.
+    """Build tests/goapps/<name> (or a path relative to it, `../../examples/leaky`) with `go`
+    and return the cached binary.
 
     `env` adds build environment (e.g. GOEXPERIMENT); `go_line` rewrites the
     module's go.mod `go` directive in a temporary copy (Go 1.27 prints labels in
     traceback headers only for modules that say `go 1.27`).
     """
-    src = GOAPPS / name
+    src = (GOAPPS / name).resolve()
+    name = src.name
     if not (src / "go.mod").is_file():
         raise GoAppError(f"no Go module at {src}")
     extra = dict(env or {})

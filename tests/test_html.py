@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import fcntl
 import gzip
 import importlib.util
@@ -30,7 +29,9 @@ from typing import Any
 
 import pytest
 
+import grprof
 from grprof.aggregate import StackNode
+from grprof.detect.detector import detect
 from grprof.model import Frame, Snapshot
 from grprof.report.flame import MIN_FRACTION, label, layout, render_svg
 from grprof.report.html import render
@@ -332,22 +333,17 @@ def test_script_implements_zoom_search_and_hash(page: str) -> None:
 
 
 def test_findings_section_only_when_findings_exist(page: str, report: Report) -> None:
-    assert "Findings" not in page
-
-    @dataclasses.dataclass
-    class Finding:
-        title: str
-
-    class WithFindings(Report):
-        pass
-
-    rep = WithFindings(report.snapshots)
-    rep.findings = []  # type: ignore[attr-defined]
-    assert 'id="findings"' not in render(rep)
-    rep.findings = [Finding("40 goroutines in main.compute <leak> since 12 min")]  # type: ignore[attr-defined]
-    html = render(rep)
+    assert "Findings" not in page  # no detection ran
+    leak = FIXTURES / "states" / "go1.26.8" / "goroutineleak.debug1.txt"
+    snaps = grprof.load_all(leak)
+    html = render(build_report(snaps, detection=detect(snaps)))
     assert html.index('id="findings"') < html.index('class="snapshot"')  # at the top
-    assert "main.compute &lt;leak&gt; since 12 min" in html
+    rows = re.findall(r'<tr class="finding (leak|suspect)"', html)
+    assert rows and set(rows) == {"leak"}
+    assert "main.leakUnreachable" in html and "the Go runtime proved it leaked" in html
+    plain = grprof.load_all(FIXTURES / "states" / "go1.26.8" / "goroutine.debug1.txt")
+    quiet = render(build_report(plain, detection=detect(plain)))
+    assert "No leak found" in quiet
 
 
 def test_several_snapshots_get_their_own_flame_graph() -> None:

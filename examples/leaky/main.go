@@ -35,8 +35,15 @@ func leakyHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// jobs feeds the worker pool; safeHandler hands it some work now and then.
+var jobs = make(chan func())
+
 // safeHandler is the fix: a buffered channel lets the late worker finish.
 func safeHandler(w http.ResponseWriter, r *http.Request) {
+	select {
+	case jobs <- func() { time.Sleep(time.Millisecond) }:
+	default: // every worker busy: skip the optional work
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Millisecond)
 	defer cancel()
 	ch := make(chan string, 1)
@@ -90,7 +97,6 @@ func main() {
 
 	http.HandleFunc("/leaky", leakyHandler)
 	http.HandleFunc("/safe", safeHandler)
-	jobs := make(chan func())
 	workerPool(8, jobs)
 
 	ln, err := net.Listen("tcp", *addr)
@@ -102,5 +108,6 @@ func main() {
 	if *rate > 0 {
 		go traffic(base, *rate)
 	}
+	fmt.Fprintln(os.Stdout, "READY")
 	log.Fatal(http.Serve(ln, nil))
 }

@@ -11,16 +11,27 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from grprof import __version__
 from grprof.aggregate import SIMILARITIES, Similarity
 from grprof.errors import GrprofError
 from grprof.loader import read_input
 from grprof.model import Snapshot
-from grprof.sources import DEFAULT_MAX_SIZE, DEFAULT_TIMEOUT, Input, human_size, open_source, parse_size
 
+if TYPE_CHECKING:
+    from grprof.detect.detector import Options
+    from grprof.detect.model import Finding
+from grprof.sources import DEFAULT_MAX_SIZE, DEFAULT_TIMEOUT, Input, open_source
+from grprof.units import human_size, parse_duration, parse_size
+
+EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+
+
+class UsageError(GrprofError):
+    """Options that do not go together."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +50,13 @@ def _regex(text: str) -> re.Pattern[str]:
 def _size(text: str) -> int:
     try:
         return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -91,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     grp.add_argument(
         "--min-count", type=_positive, default=1, metavar="N", help="drop groups under N goroutines"
     )
+    _detection_args(a, interval_help="time between text snapshots, e.g. 30s (default: file times)")
+    out.add_argument(
+        "--all-snapshots", action="store_true", help="print every snapshot's groups, not only the latest"
+    )
     src = a.add_argument_group("input")
     src.add_argument(
         "--max-size",
@@ -102,7 +124,57 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="for URLs (default 30)"
     )
+
+    w = sub.add_parser(
+        "watch",
+        help="poll a live service and report goroutine leaks as they appear",
+        description="Poll URL's /debug/pprof/goroutine?debug=1 (and goroutineleak?debug=1 when it exists, "
+        "less often: it forces a GC) and print findings as they appear, until --duration or Ctrl-C.",
+    )
+    w.add_argument("url", metavar="URL", help="the service's base URL or any of its /debug/pprof/ URLs")
+    w.add_argument(
+        "--duration", type=_duration, metavar="DURATION", help="stop after this long (default: Ctrl-C)"
+    )
+    w.add_argument(
+        "--leak-every",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="fetch the goroutineleak profile every N polls (default 4)",
+    )
+    w.add_argument("--json", action="store_true", help="at the end, print the JSON report instead of text")
+    w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    _detection_args(w, interval_help="time between polls (default 15s)", interval_default=15.0)
     return p
+
+
+def _detection_args(
+    p: argparse.ArgumentParser, interval_help: str, interval_default: float | None = None
+) -> None:
+    det = p.add_argument_group("leak detection")
+    det.add_argument(
+        "--interval", type=_duration, default=interval_default, metavar="DURATION", help=interval_help
+    )
+    det.add_argument(
+        "--fail-on",
+        choices=("leak", "suspect"),
+        help="exit with status 1 when a finding of this verdict (or worse) exists",
+    )
+    det.add_argument(
+        "--source", metavar="DIR", help="the service's Go module: show and check the blocking code"
+    )
+    det.add_argument(
+        "--rules", action="append", default=[], metavar="FILE", help="extra rule file (YAML), repeatable"
+    )
+    det.add_argument(
+        "--sla", type=_duration, metavar="DURATION", help="the service's latency SLA, e.g. 200ms"
+    )
+    det.add_argument("--p95", type=_duration, metavar="DURATION", help="current p95 latency (static)")
+    det.add_argument("--prometheus", metavar="URL", help="Prometheus to ask for the p95 (with --p95-query)")
+    det.add_argument("--p95-query", metavar="PROMQL", help="PromQL returning the p95 latency in seconds")
+    det.add_argument(
+        "--details", type=_positive, default=5, metavar="N", help="findings explained in full (default 5)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "analyze":
             return analyze(args)
+        if args.command == "watch":
+            from grprof.cli_watch import watch
+
+            return watch(args)
     except GrprofError as e:
         print(f"grprof: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -160,12 +236,45 @@ def load_inputs(inputs: Sequence[str], max_size: int, timeout: float) -> list[Sn
     return snaps
 
 
+def detection_options(args: argparse.Namespace, *, interval: bool = True) -> Options:
+    from grprof.detect.detector import Options
+    from grprof.detect.rules import load_rules
+    from grprof.detect.sla import SLA
+
+    sla = None
+    if args.sla is not None and args.p95 is None and not args.prometheus:
+        raise UsageError(
+            "--sla needs the current p95: --p95 DURATION, or --prometheus URL with --p95-query PROMQL"
+        )
+    if args.sla is not None:
+        try:
+            sla = SLA(latency=args.sla, p95=args.p95, prometheus=args.prometheus, query=args.p95_query)
+        except ValueError as e:
+            raise UsageError(f"--sla: {e}") from None
+    elif args.p95 is not None or args.prometheus or args.p95_query:
+        raise UsageError("--p95, --prometheus and --p95-query need --sla (the latency target)")
+    if args.prometheus and not args.p95_query:
+        raise UsageError("--prometheus needs --p95-query (PromQL returning the p95 in seconds)")
+    if args.source and not os.path.isdir(args.source):
+        raise UsageError(f"--source {args.source}: not a directory")
+    return Options(
+        interval=args.interval if interval else None,
+        sla=sla,
+        rules=load_rules(args.rules),
+        source_dir=Path(args.source) if args.source else None,
+    )
+
+
 def analyze(args: argparse.Namespace) -> int:
+    from grprof.detect.detector import detect
     from grprof.report.model import GroupFilter, build_report
 
+    opts = detection_options(args)
     snaps = load_inputs(args.inputs, args.max_size, args.timeout)
+    detection = detect(snaps, opts)
     similarity: Similarity = args.similarity
-    report = build_report(snaps, similarity, GroupFilter(args.filter, args.exclude, max(args.min_count, 1)))
+    flt = GroupFilter(args.filter, args.exclude, max(args.min_count, 1))
+    report = build_report(snaps, similarity, flt, detection)
     if args.html:
         from grprof.report import html
 
@@ -183,10 +292,24 @@ def analyze(args: argparse.Namespace) -> int:
         from grprof.report import text
 
         console = text.make_console()
-        text.render(report, console, top=args.top, stacks=args.stacks, max_frames=args.frames)
+        if not args.all_snapshots and len(report.snapshots) > 1:
+            hidden = len(report.snapshots) - 1
+            report.snapshots = report.snapshots[-1:]
+            console.print(f"[dim]{hidden} earlier snapshots not shown (--all-snapshots to print each)[/]")
+        text.render(
+            report, console, top=args.top, stacks=args.stacks, max_frames=args.frames, details=args.details
+        )
         if args.html:
             console.print(f"[dim]HTML report written to {args.html}[/]")
-    return 0
+    return fail_status(report.findings, args.fail_on)
+
+
+def fail_status(findings: Sequence[Finding], fail_on: str | None) -> int:
+    """1 when `--fail-on` asks for it: `suspect` fails on suspects and leaks."""
+    if fail_on is None:
+        return 0
+    verdicts = {"leak"} if fail_on == "leak" else {"leak", "suspect"}
+    return EXIT_FINDINGS if any(f.verdict in verdicts for f in findings) else 0
 
 
 if __name__ == "__main__":

@@ -61,6 +61,17 @@ class Frame:
         pkg = self.package
         return pkg.split("/", 1)[0] in _STDLIB and "." not in pkg.split("/", 1)[0]
 
+    @property
+    def is_dependency(self) -> bool:
+        """True for code from another module: the module cache (`/pkg/mod/`, `x@v1.2.3/`) or `vendor/`."""
+        f = self.file
+        return "/pkg/mod/" in f or "/vendor/" in f or ("@v" in f and not self.is_stdlib)
+
+    @property
+    def is_user(self) -> bool:
+        """True for the service's own code: neither the standard library nor a dependency."""
+        return not self.is_stdlib and not self.is_dependency
+
     def to_json(self) -> dict[str, object]:
         return {"function": self.function, "file": self.file, "line": self.line}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, Union
 
 from grprof.errors import ParseError, SourceError
+from grprof.units import human_size
 
 CHUNK = 4 << 20
 DEFAULT_MAX_SIZE = 1 << 30
@@ -28,27 +29,6 @@ class _Readable(Protocol):
 
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO, _Readable]
-
-
-def human_size(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n} bytes"
-
-
-def parse_size(text: str) -> int:
-    """`512MiB`, `1G`, `100k`, `65536` -> bytes."""
-    t = text.strip().lower().removesuffix("b").removesuffix("i")
-    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(t[-1:], 1)
-    num = t[:-1] if mult != 1 else t
-    try:
-        value = float(num) * mult
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (use e.g. 512MiB, 2GiB)") from None
-    if value <= 0:
-        raise ValueError(f"size must be positive: {text!r}")
-    return int(value)
 
 
 @dataclass

@@ -7,11 +7,11 @@ Every string from a dump goes through `escape`: Go names carry `<`, `>`, `&`, qu
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from html import escape
 
 import grprof
+from grprof.detect.model import Finding
 from grprof.model import Frame, Group
 from grprof.report.flame import render_svg
 from grprof.report.model import Report, SnapshotReport
@@ -64,24 +64,43 @@ def _header(report: Report) -> str:
 
 
 def _findings(report: Report) -> str:
-    """Leak findings, when a later stage attached any; nothing at all otherwise."""
-    findings = getattr(report, "findings", None)
-    if not findings:
+    """Leak findings first: most certain and largest first, each with cause, evidence and fix."""
+    findings = report.findings
+    if report.detection is None:
         return ""
-    items = "".join(f"<li>{_finding(f)}</li>" for f in findings)
-    return f'<section id="findings"><h2>Findings</h2><ul class="findings">{items}</ul></section>'
+    if not findings:
+        return '<section id="findings"><h2>Findings</h2><p class="ok">No leak found.</p></section>'
+    rows = "".join(_finding(n, f) for n, f in enumerate(findings, 1))
+    return (
+        '<section id="findings"><h2>Findings</h2><table class="findings"><thead><tr>'
+        "<th>verdict</th><th>confidence</th><th>category</th><th>count</th><th>growth</th>"
+        f"<th>site</th><th>what</th></tr></thead><tbody>{rows}</tbody></table></section>"
+    )
 
 
-def _finding(f: object) -> str:
-    text = getattr(f, "title", None) or getattr(f, "summary", None)
-    if text is None and dataclasses.is_dataclass(f) and not isinstance(f, type):
-        fields = dataclasses.asdict(f)
-        return (
-            "<dl>"
-            + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in fields.items())
-            + "</dl>"
+def _finding(n: int, f: Finding) -> str:
+    growth = f"{f.growth_per_minute:+.3g}/min" if f.growth_per_minute else "-"
+    site = _frame(f.site) if f.site else "-"
+    evidence = "".join(f"<li>{escape(e.summary)}</li>" for e in f.evidence)
+    source = ""
+    if f.source is not None:
+        src = f.source
+        source = (
+            f"<p>Source <code>{escape(src.file)}:{src.line}</code> in <code>{escape(src.function)}</code>"
+            + (f" · pattern <b>{escape(src.pattern)}</b>" if src.pattern else "")
+            + f"</p><pre>{escape(src.snippet)}</pre>"
+            + (f"<p>Spawned by</p><pre>{escape(src.go_statement)}</pre>" if src.go_statement else "")
+            + (f"<p>Suggestion: {escape(src.suggestion)}</p>" if src.suggestion else "")
         )
-    return escape(str(text if text is not None else f))
+    detail = f"<p>{escape(f.explanation)}</p><ul>{evidence}</ul>{source}" + (
+        f"<p>Fix</p><pre>{escape(f.fix)}</pre>" if f.fix else ""
+    )
+    return (
+        f'<tr class="finding {escape(f.verdict)}" id="finding-{escape(f.id)}">'
+        f'<td class="verdict">{escape(f.verdict)}</td><td class="num">{f.confidence:.0%}</td>'
+        f'<td>{escape(f.category)}</td><td class="num">{_num(f.count)}</td><td class="num">{growth}</td>'
+        f"<td>{site}</td><td><details><summary>{escape(f.title)}</summary>{detail}</details></td></tr>"
+    )
 
 
 def _toc(report: Report) -> str:
@@ -262,6 +281,10 @@ button.find{float:right;border:1px solid var(--line);border-radius:3px;backgroun
  color:var(--accent);padding:0 4px;
  font-size:11px;line-height:1.4;margin-left:6px}
 #findings{border:1px solid #f0c8c2;background:#fffaf9;padding:4px 16px;margin-top:12px}
+table.findings tr.leak td.verdict{color:#b3261e;font-weight:bold}
+table.findings tr.suspect td.verdict{color:#8a5a00;font-weight:bold}
+table.findings pre{background:#f6f6f6;padding:6px;overflow:auto}
+#findings p.ok{color:#1e6b2e}
 .flamebox .controls{display:flex;gap:8px;align-items:center}
 .flamebox input.search{width:320px;padding:4px 6px}.matched{color:var(--accent);font-weight:600}
 .svgwrap{overflow-x:auto;border:1px solid var(--line);padding:4px;margin-top:6px}

@@ -71,7 +71,30 @@ def report_json(report: Report) -> dict[str, Any]:
         },
         "snapshots": [snapshot_json(i, sr) for i, sr in enumerate(report.snapshots)],
         "groups": [group_json(g, i) for i, sr in enumerate(report.snapshots) for g in sr.groups],
-        "findings": [],
+        "detection": detection_json(report),
+        "findings": [f.to_json() for f in report.findings],
+    }
+
+
+def detection_json(report: Report) -> dict[str, Any] | None:
+    d = report.detection
+    if d is None:
+        return None
+    s = d.series
+    return {
+        "snapshots": len(s.snapshots),
+        "leak_profiles": len(s.leak_profiles),
+        "times": [round(t, 3) for t in s.times],
+        "times_assumed": s.times_assumed,
+        "span_minutes": round(s.span_minutes, 3),
+        "sla": {
+            "alpha": round(d.sla.alpha, 4),
+            "ratio": d.sla.ratio,
+            "p95_seconds": d.sla.p95,
+            "latency_seconds": d.sla.latency,
+            "source": d.sla.source,
+        },
+        "ignored": d.ignored,
     }
 
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from grprof.aggregate import Similarity, StackNode, stack_tree
 from grprof.model import Group, Snapshot
+
+if TYPE_CHECKING:
+    from grprof.detect.detector import Detection
+    from grprof.detect.model import Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +55,19 @@ class Report:
     snapshots: list[SnapshotReport]
     similarity: Similarity = "default"
     filter: GroupFilter = field(default_factory=GroupFilter)
+    detection: Detection | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Leak findings, most certain and largest first (empty when detection did not run)."""
+        return self.detection.findings if self.detection else []
 
 
 def build_report(
-    snapshots: list[Snapshot], similarity: Similarity = "default", flt: GroupFilter | None = None
+    snapshots: list[Snapshot],
+    similarity: Similarity = "default",
+    flt: GroupFilter | None = None,
+    detection: Detection | None = None,
 ) -> Report:
     flt = flt or GroupFilter()
     out = []
@@ -73,4 +87,4 @@ def build_report(
                 hidden_goroutines=sum(g.count for g in groups) - sum(g.count for g in shown),
             )
         )
-    return Report(out, similarity, flt)
+    return Report(out, similarity, flt, detection)

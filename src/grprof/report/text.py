@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from grprof.detect.model import Finding
 from grprof.model import Frame, Group
 from grprof.report.model import Report, SnapshotReport
 
@@ -128,7 +129,105 @@ def stack_text(g: Group, index: int, max_frames: int) -> Text:
     return t
 
 
-def render(report: Report, console: Console, *, top: int = 10, stacks: int = 5, max_frames: int = 8) -> None:
+_VERDICT_STYLE = {"leak": "bold red", "suspect": "bold yellow"}
+
+
+def findings_table(report: Report) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False, title_justify="left")
+    for col, kw in (
+        ("verdict", {}),
+        ("conf", {"justify": "right"}),
+        ("category", {}),
+        ("count", {"justify": "right"}),
+        ("growth", {"justify": "right"}),
+        ("site", {"overflow": "fold"}),
+        ("what", {"overflow": "fold"}),
+    ):
+        t.add_column(col, **kw)  # type: ignore[arg-type]
+    for f in report.findings:
+        t.add_row(
+            Text(f.verdict, style=_VERDICT_STYLE[f.verdict]),
+            f"{f.confidence:.2f}",
+            escape(f.category),
+            f"{f.count:,}",
+            f"{f.growth_per_minute:+.3g}/min" if f.growth_per_minute else "-",
+            escape(frame_text(f.site)),
+            escape(f.title),
+        )
+    return t
+
+
+def finding_detail(f: Finding, index: int) -> RenderableType:
+    parts: list[RenderableType] = []
+    head = Text()
+    head.append(f"{index}. ", style="dim")
+    head.append(f"{f.verdict.upper()} ", style=_VERDICT_STYLE[f.verdict])
+    head.append(f"({f.confidence:.0%}) ", style="dim")
+    head.append(f.title, style="bold")
+    head.append(f"  [{f.category}]", style="cyan")
+    parts.append(head)
+    where = f"  {f.count:,} goroutines · {f.state} · at {frame_text(f.site, full_path=True)}"
+    if f.created_by:
+        where += f" · created by {frame_text(f.created_by)}"
+    parts.append(Text(where, style="dim"))
+    for e in f.evidence:
+        parts.append(Text(f"  • {e.summary}"))
+    parts.append(Text("  " + f.explanation.replace("\n", "\n  ")))
+    if f.source is not None:
+        src = f.source
+        parts.append(Text(f"  source: {src.file}:{src.line} in {src.function}", style="dim"))
+        parts.append(Text("    " + src.snippet.replace("\n", "\n    "), style="dim"))
+        if src.go_statement:
+            parts.append(Text("    spawned by: " + src.go_statement.strip(), style="dim"))
+        if src.suggestion:
+            parts.append(Text("  suggestion: " + src.suggestion.replace("\n", "\n    "), style="green"))
+    if f.fix:
+        parts.append(Text("  fix:", style="green"))
+        parts.append(Text("    " + f.fix.rstrip().replace("\n", "\n    "), style="green"))
+    return RGroup(*parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_findings(report: Report, console: Console, details: int) -> None:
+    d = report.detection
+    if d is None:
+        return
+    s = d.series
+    span = f"{len(s.snapshots)} snapshot{'s' if len(s.snapshots) != 1 else ''}"
+    if len(s.snapshots) > 1:
+        span += f" over {s.span_minutes:.3g} min" + (
+            " (times assumed: pass --interval)" if s.times_assumed else ""
+        )
+    if s.leak_profiles:
+        span += f", {len(s.leak_profiles)} goroutineleak profile(s)"
+    if not report.findings:
+        console.print(
+            Text.from_markup(f"[bold green]No leak found[/] [dim]({span}; sla: {d.sla.summary()})[/]")
+        )
+        return
+    leaks = sum(f.verdict == "leak" for f in report.findings)
+    suspects = len(report.findings) - leaks
+    console.print(
+        Text.from_markup(
+            f"[bold]Findings:[/] [bold red]{_plural(leaks, 'leak')}[/], "
+            f"[bold yellow]{_plural(suspects, 'suspect')}[/] [dim]({span}; sla: {d.sla.summary()})[/]"
+        )
+    )
+    console.print(findings_table(report))
+    for i, f in enumerate(report.findings[:details], 1):
+        console.print(finding_detail(f, i))
+    if len(report.findings) > details:
+        console.print(f"[dim]… {len(report.findings) - details} more findings (--json for all)[/]")
+    console.print()
+
+
+def render(
+    report: Report, console: Console, *, top: int = 10, stacks: int = 5, max_frames: int = 8, details: int = 5
+) -> None:
+    render_findings(report, console, details)
     for sr in report.snapshots:
         console.print(summary(sr))
         if not sr.groups:

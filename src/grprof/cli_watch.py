@@ -1,0 +1,91 @@
+"""The `grprof watch` command: the polling loop and its live or plain-line output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import nullcontext
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from grprof.cli import EXIT_BAD_INPUT, detection_options, fail_status
+from grprof.errors import GrprofError
+from grprof.report import jsonout, text
+from grprof.report.model import build_report
+from grprof.watch import Watcher, event_line, sleep_until
+
+
+def _status(w: Watcher, interval: float) -> Text:
+    leak = {True: "yes", False: "no", None: "?"}[w.leak_profile]
+    line = f"{w.base} · {w.polls} polls every {interval:g}s · goroutineleak profile: {leak}"
+    if w.errors:
+        line += f" · {w.errors} failed polls (last: {w.last_error})"
+    return Text(line, style="dim")
+
+
+def _live_view(w: Watcher, interval: float) -> Group:
+    parts: list[RenderableType] = [_status(w, interval)]
+    if w.detection is not None:
+        report = build_report(w.snapshots[-1:], detection=w.detection)
+        if report.findings:
+            parts.append(text.findings_table(report))
+        else:
+            parts.append(Text(f"no leak found yet ({len(w.snapshots)} snapshots)", style="green"))
+    return Group(*parts)
+
+
+def watch(args: argparse.Namespace) -> int:
+    opts = detection_options(args, interval=False)
+    interval: float = args.interval
+    w = Watcher(args.url, opts, timeout=args.timeout, leak_every=max(1, args.leak_every))
+    err = Console(stderr=True, highlight=False)
+    try:
+        first = w.poll()  # the first poll must work: a wrong URL is a usage error, not a transient one
+    except GrprofError as e:
+        print(f"grprof: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tty = sys.stdout.isatty() and not args.json
+    if not tty:
+        note = f" ({w.leak_profile_note})" if w.leak_profile_note else ""
+        err.print(
+            f"watching {w.base} every {interval:g}s; goroutineleak profile: "
+            f"{'yes' if w.leak_profile else 'no'}{note}"
+        )
+        if not args.json:
+            for ev in first:
+                print(event_line(ev), flush=True)
+    start = time.monotonic()
+    deadline = start + args.duration if args.duration else None
+    live = Live(_live_view(w, interval), console=Console(), refresh_per_second=4) if tty else nullcontext()
+    try:
+        with live:
+            next_poll = start + interval
+            while deadline is None or next_poll <= deadline:
+                sleep_until(next_poll)
+                next_poll += interval
+                try:
+                    events = w.poll()
+                except GrprofError as e:
+                    w.errors += 1
+                    w.last_error = str(e)
+                    if not tty:
+                        err.print(f"poll failed, keeping {len(w.snapshots)} snapshots: {e}")
+                    continue
+                if isinstance(live, Live):
+                    live.update(_live_view(w, interval))
+                elif not args.json:
+                    for ev in events:
+                        print(event_line(ev), flush=True)
+    except KeyboardInterrupt:
+        pass
+    report = build_report(w.snapshots[-1:], detection=w.detection)
+    if args.json:
+        sys.stdout.write(jsonout.render(report))
+    else:
+        console = text.make_console()
+        console.print()
+        text.render_findings(report, console, args.details)
+    return fail_status(report.findings, args.fail_on)

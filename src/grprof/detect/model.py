@@ -1,0 +1,146 @@
+"""Findings: what the detector concludes about a group of goroutines, and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from grprof.model import Frame
+
+Verdict = Literal["leak", "suspect"]
+Signal = Literal["runtime_proof", "growth", "age", "orphans", "source", "sla"]
+
+# Categories of root cause. Rules may name others ("sdk/<library>"); "unknown" when none matches.
+CATEGORIES = (
+    "channel",
+    "context",
+    "sdk/net/http",
+    "sdk/database/sql",
+    "sdk/mysql",
+    "sdk/grpc",
+    "sdk/kitex",
+    "sync",
+    "timer",
+    "io",
+    "unknown",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One signal that fired, with the numbers behind it."""
+
+    signal: Signal
+    summary: str
+    """One sentence a person reads: `grew 58/min over 2.0 min (robust slope), never fell back`."""
+    value: float | None = None
+    threshold: float | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "summary": self.summary,
+            "value": self.value,
+            "threshold": self.threshold,
+            **({"data": dict(self.data)} if self.data else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """What a rule (or the source check) says about a finding."""
+
+    category: str
+    title: str
+    explanation: str
+    fix: str
+    rule: str | None = None
+    """Id of the rule that matched, None when no rule did."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """What reading the service's source showed (`--source DIR`)."""
+
+    file: str
+    line: int
+    function: str
+    """The enclosing function's name as written in the source."""
+    snippet: str
+    """The blocking statement with a few lines around it, line-numbered."""
+    go_statement: str | None = None
+    """The `go` statement that spawned the goroutine, line-numbered, when found."""
+    pattern: str | None = None
+    """A recognised leak pattern, e.g. `unbuffered-send-after-timeout`."""
+    confirmed: bool = False
+    suggestion: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "function": self.function,
+            "snippet": self.snippet,
+            "go_statement": self.go_statement,
+            "pattern": self.pattern,
+            "confirmed": self.confirmed,
+            "suggestion": self.suggestion,
+        }
+
+
+@dataclass(slots=True)
+class Finding:
+    id: str
+    """Stable across runs for the same group: the series key's digest."""
+    verdict: Verdict
+    confidence: float
+    category: str
+    title: str
+    explanation: str
+    fix: str
+    site: Frame | None
+    created_by: Frame | None
+    state: str
+    count: int
+    """Goroutines in the group in the latest snapshot."""
+    counts: Sequence[int]
+    """Per snapshot, in input order (0 where the group was absent)."""
+    growth_per_minute: float | None
+    max_wait_minutes: int
+    orphans: int
+    runtime_confirmed: bool
+    source_confirmed: bool
+    labels: Mapping[str, Mapping[str, int]]
+    """Top values per label key, with goroutine counts (latest snapshot)."""
+    evidence: Sequence[Evidence]
+    frames: Sequence[Frame] = ()
+    rule: str | None = None
+    source: SourceReport | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "verdict": self.verdict,
+            "confidence": round(self.confidence, 3),
+            "category": self.category,
+            "title": self.title,
+            "explanation": self.explanation,
+            "fix": self.fix,
+            "rule": self.rule,
+            "site": self.site.to_json() if self.site else None,
+            "created_by": self.created_by.to_json() if self.created_by else None,
+            "state": self.state,
+            "count": self.count,
+            "counts": list(self.counts),
+            "growth_per_minute": None if self.growth_per_minute is None else round(self.growth_per_minute, 3),
+            "max_wait_minutes": self.max_wait_minutes,
+            "orphans": self.orphans,
+            "runtime_confirmed": self.runtime_confirmed,
+            "source_confirmed": self.source_confirmed,
+            "labels": {k: dict(v) for k, v in self.labels.items()},
+            "evidence": [e.to_json() for e in self.evidence],
+            "frames": [f.to_json() for f in self.frames],
+            "source": self.source.to_json() if self.source else None,
+        }

@@ -1,0 +1,148 @@
+"""Snapshots of one process in time order, and each group's track across them.
+
+Groups are matched across snapshots, and across formats, by their *track key*: the call
+sites outside the Go runtime (function and line), innermost first. debug=1 hides the runtime
+frames at the top of a stack and debug=0 keeps them, debug=0/1 carry no `created by`, and
+their stacks are cut at 32 or 128 frames: the key leaves out exactly what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from grprof.model import Group, Snapshot
+
+KEY_FRAMES = 8
+DEFAULT_INTERVAL = 30.0
+
+TrackKey = tuple[tuple[str, int], ...]
+
+
+def track_key(g: Group) -> TrackKey:
+    sites = [(f.function, f.line) for f in g.frames if not f.is_runtime]
+    if not sites:  # a runtime-only stack (system goroutines): its function names
+        sites = [(f.function, 0) for f in g.frames]
+    return tuple(sites[:KEY_FRAMES])
+
+
+def track_id(key: TrackKey) -> str:
+    text = "\n".join(f"{fn}:{line}" for fn, line in key)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+@dataclass(slots=True)
+class Point:
+    """A track's group in one snapshot (several groups with one key are merged)."""
+
+    count: int
+    leaked: int
+    max_wait: int
+    orphans: int
+    groups: list[Group]
+
+    @property
+    def group(self) -> Group:
+        """The largest group: the one whose stack and creator represent the track."""
+        return max(self.groups, key=lambda g: g.count)
+
+
+@dataclass(slots=True)
+class Track:
+    key: TrackKey
+    id: str
+    points: list[Point | None]
+    """One per counting snapshot (goroutine profiles and dumps), None where absent."""
+    proof: list[int] = field(default_factory=list)
+    """Goroutines listed per goroutineleak profile (debug=0/1), in order."""
+    proof_group: Group | None = None
+
+    @property
+    def counts(self) -> list[int]:
+        return [p.count if p else 0 for p in self.points]
+
+    @property
+    def latest(self) -> Point | None:
+        return self.points[-1] if self.points else None
+
+    def representative(self) -> Group:
+        """The group to describe the track with: the latest, preferring per-goroutine dumps."""
+        present = [p.group for p in self.points if p]
+        detailed = [g for g in present if g.created_by is not None or g.ids]
+        if detailed or present:
+            return (detailed or present)[-1]
+        assert self.proof_group is not None  # a track exists because some snapshot had it
+        return self.proof_group
+
+
+@dataclass(slots=True)
+class Series:
+    snapshots: list[Snapshot]
+    """The counting snapshots (goroutine profiles and dumps), in time order."""
+    times: list[float]
+    """Seconds since the first counting snapshot."""
+    leak_profiles: list[Snapshot]
+    tracks: list[Track]
+    times_assumed: bool = False
+    """No usable times: snapshots taken to be `DEFAULT_INTERVAL` (or `--interval`) apart."""
+
+    @property
+    def span_minutes(self) -> float:
+        return (self.times[-1] - self.times[0]) / 60 if self.times else 0.0
+
+
+def snapshot_times(snaps: Sequence[Snapshot], interval: float | None) -> tuple[list[float], bool]:
+    """Protobuf `time_nanos`, else the file's time; `interval` overrides for text snapshots.
+
+    With `interval`, a text snapshot comes `interval` after the one before it. When the times
+    do not strictly increase (copied files share a time, stdin has none), snapshots are taken
+    to be `interval` (default 30 s) apart, and the series says so.
+    """
+    times: list[float] = []
+    for s in snaps:
+        if s.time is not None:
+            times.append(s.time.timestamp())
+        elif interval is not None and times:
+            times.append(times[-1] + interval)
+        else:
+            stamp = s.mtime.timestamp() if s.mtime is not None else math.nan
+            times.append(stamp)
+    if all(not math.isnan(t) for t in times) and all(b > a for a, b in itertools.pairwise(times)):
+        return [t - times[0] for t in times], False
+    step = interval or DEFAULT_INTERVAL
+    return [i * step for i in range(len(snaps))], len(snaps) > 1
+
+
+def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
+    counting = [s for s in snaps if s.profile == "goroutine"]
+    proofs = [s for s in snaps if s.profile == "goroutineleak"]
+    times, assumed = snapshot_times(counting, interval)
+    tracks: dict[TrackKey, Track] = {}
+
+    def track(key: TrackKey) -> Track:
+        t = tracks.get(key)
+        if t is None:
+            t = tracks[key] = Track(key, track_id(key), [None] * len(counting), [0] * len(proofs))
+        return t
+
+    for i, s in enumerate(counting):
+        for g in s.groups():
+            t = track(track_key(g))
+            p = t.points[i]
+            if p is None:
+                t.points[i] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
+            else:
+                p.count += g.count
+                p.leaked += g.leaked
+                p.max_wait = max(p.max_wait, g.max_wait_minutes)
+                p.orphans += len(g.orphans)
+                p.groups.append(g)
+    for j, s in enumerate(proofs):
+        for g in s.groups():
+            t = track(track_key(g))
+            t.proof[j] += g.count
+            t.proof_group = g
+    return Series(list(counting), times, proofs, list(tracks.values()), assumed)

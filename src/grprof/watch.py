@@ -1,0 +1,161 @@
+"""`grprof watch`: poll a live service's goroutine profile and report findings as they appear.
+
+Each poll fetches `/debug/pprof/goroutine?debug=1` (cheap: aggregated, no stop-the-world
+traceback); every few polls it also fetches `/debug/pprof/goroutineleak?debug=1` when the
+service has it (Go 1.26 with the experiment, 1.27), which forces a GC on the target, hence the
+lower rate. A failed poll is reported and skipped; the data gathered so far is kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from grprof.detect.detector import Detection, Options, detect
+from grprof.detect.model import Finding
+from grprof.detect.signals import default_settings
+from grprof.errors import GrprofError
+from grprof.loader import load_all
+from grprof.model import Snapshot
+
+LEAK_PROFILE_EVERY = 4
+KEPT_LEAK_PROFILES = 3
+
+
+def base_url(url: str) -> str:
+    """`http://h:6060/debug/pprof/goroutine?debug=2` or `http://h:6060` -> `http://h:6060`."""
+    parts = urlsplit(url)
+    path = parts.path
+    cut = path.find("/debug/pprof")
+    path = path[:cut] if cut >= 0 else path.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+@dataclass
+class Event:
+    """A finding that appeared, changed verdict, or went away."""
+
+    at: dt.datetime
+    kind: str
+    """`new`, `leak` (a suspect became a leak), `suspect` (a leak fell back), `gone`."""
+    finding: Finding
+
+
+@dataclass
+class Watcher:
+    url: str
+    options: Options
+    timeout: float = 10.0
+    leak_every: int = LEAK_PROFILE_EVERY
+    snapshots: list[Snapshot] = field(default_factory=list)
+    leak_profiles: list[Snapshot] = field(default_factory=list)
+    leak_profile: bool | None = None
+    """None until probed; False when the service has no goroutineleak profile."""
+    leak_profile_note: str = ""
+    polls: int = 0
+    errors: int = 0
+    last_error: str = ""
+    detection: Detection | None = None
+    _known: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    @property
+    def base(self) -> str:
+        return base_url(self.url)
+
+    def _fetch(self, path: str) -> list[Snapshot]:
+        snaps = load_all(self.base + path, timeout=self.timeout)
+        now = self.clock()
+        for s in snaps:
+            s.mtime = now
+        return snaps
+
+    def probe_leak_profile(self) -> None:
+        try:
+            self.leak_profiles.extend(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
+            self.leak_profile = True
+        except GrprofError as e:
+            self.leak_profile = False
+            self.leak_profile_note = str(e)
+
+    def poll(self) -> list[Event]:
+        """One poll: fetch, detect, and return what changed. Raises GrprofError on a failed fetch."""
+        self.polls += 1
+        snaps = self._fetch("/debug/pprof/goroutine?debug=1")
+        self.snapshots.extend(snaps[:1])
+        window = (self.options.settings or default_settings()).window
+        del self.snapshots[:-window]
+        if self.leak_profile is None:
+            self.probe_leak_profile()
+        elif self.leak_profile and self.polls % self.leak_every == 0:
+            try:
+                self.leak_profiles.extend(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
+            except GrprofError as e:
+                self.last_error = str(e)
+        del self.leak_profiles[:-KEPT_LEAK_PROFILES]
+        self.detection = detect([*self.snapshots, *self.leak_profiles], self.options)
+        return self._events(self.detection.findings)
+
+    def _events(self, findings: list[Finding]) -> list[Event]:
+        now = self.clock()
+        events = []
+        current = {f.id: f for f in findings}
+        for f in findings:
+            before = self._known.get(f.id)
+            if before is None:
+                events.append(Event(now, "new", f))
+            elif before != f.verdict:
+                events.append(Event(now, f.verdict, f))
+        for fid, verdict in list(self._known.items()):
+            if fid not in current:
+                events.append(Event(now, "gone", _gone(fid, verdict)))
+        self._known = {f.id: f.verdict for f in findings}
+        return events
+
+
+def _gone(fid: str, verdict: str) -> Finding:
+    return Finding(
+        id=fid,
+        verdict="leak" if verdict == "leak" else "suspect",
+        confidence=0.0,
+        category="",
+        title="no longer seen",
+        explanation="",
+        fix="",
+        site=None,
+        created_by=None,
+        state="",
+        count=0,
+        counts=(),
+        growth_per_minute=None,
+        max_wait_minutes=0,
+        orphans=0,
+        runtime_confirmed=False,
+        source_confirmed=False,
+        labels={},
+        evidence=(),
+    )
+
+
+def event_line(e: Event) -> str:
+    """One plain line per event, for logs and pipes."""
+    f = e.finding
+    stamp = e.at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if e.kind == "gone":
+        return f"{stamp}  GONE     {f.id}  (was {f.verdict})"
+    site = f"{f.site.function} ({f.site.file.rsplit('/', 1)[-1]}:{f.site.line})" if f.site else "?"
+    growth = f"  {f.growth_per_minute:+.3g}/min" if f.growth_per_minute else ""
+    kind = {"new": "NEW", "leak": "WORSE", "suspect": "BETTER"}[e.kind]
+    return (
+        f"{stamp}  {kind:<7}  {f.verdict:<7}  {f.confidence:.2f}  {f.category:<16}  {site}  "
+        f"count={f.count}{growth}  {f.title}  [{f.id}]"
+    )
+
+
+def sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)

@@ -1,0 +1,3 @@
+module grprof.test/srcpatterns
+
+go 1.19

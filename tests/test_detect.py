@@ -1,0 +1,175 @@
+"""Leak detection on real snapshots: runtime proof, growth, orphans, and what one snapshot can tell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gobuild import fetch, run_goapp
+
+import grprof
+from grprof.detect.detector import detect
+from grprof.detect.series import Point, Track, build_series
+from grprof.detect.signals import default_settings, growth, kendall_tau, theil_sen
+
+FIXTURES = Path(__file__).parent / "fixtures"
+STATES = FIXTURES / "states" / "go1.26.8"
+ROOT = Path(__file__).parent.parent
+
+
+def truth() -> dict[str, object]:
+    return dict(json.loads((STATES / "truth.json").read_text()))
+
+
+def leak_functions() -> set[str]:
+    return {str(g["function"]) for g in truth()["goroutines"] if g["leak"]}  # type: ignore[index, union-attr]
+
+
+def test_tracks_match_across_formats() -> None:
+    snaps = [
+        grprof.load(STATES / f)
+        for f in ("goroutine.debug0.pb.gz", "goroutine.debug1.txt", "goroutine.debug2.txt")
+    ]
+    series = build_series(snaps, 30.0)
+    by_fn = {}
+    for t in series.tracks:
+        fn = next((f for f, _ in t.key if f.startswith("main.")), None)
+        if fn:
+            by_fn[fn] = t.counts
+    kinds = {}
+    for g in truth()["goroutines"]:  # type: ignore[union-attr]
+        kinds[g["function"]] = kinds.get(g["function"], 0) + 1  # type: ignore[index]
+    for fn, n in kinds.items():
+        if fn in ("main.main", "main.blockLabeled.func1", "main.recurse"):
+            continue
+        assert by_fn.get(fn) == [n, n, n], fn
+
+
+@pytest.mark.parametrize(
+    "name", ["goroutineleak.debug1.txt", "goroutineleak.debug0.pb.gz", "goroutine-after-leak.debug2.txt"]
+)
+def test_runtime_proof_in_one_snapshot(name: str) -> None:
+    d = detect([grprof.load(STATES / name)])
+    leaks = [f for f in d.findings if f.verdict == "leak"]
+    sites = {f.site.function for f in leaks if f.site}
+    assert sites == leak_functions()
+    assert all(f.runtime_confirmed and f.confidence >= 0.95 for f in leaks)
+    assert all(any(e.signal == "runtime_proof" for e in f.evidence) for f in leaks)
+
+
+def test_one_plain_snapshot_only_suspects_orphans() -> None:
+    # No proof, no series, no long waits: nothing can be called a leak; orphans are suspects.
+    d = detect([grprof.load(STATES / "goroutine.debug2.txt")])
+    assert all(f.verdict == "suspect" for f in d.findings)
+    orphaned = {g["function"] for g in truth()["goroutines"] if g["orphan"]}  # type: ignore[union-attr,index]
+    assert {f.site.function for f in d.findings if f.site} == orphaned
+    assert all(f.orphans >= 3 for f in d.findings)
+
+
+def test_theil_sen_and_kendall() -> None:
+    xs = [0, 1, 2, 3, 4, 5]
+    assert theil_sen(xs, [0, 2, 4, 6, 8, 10]) == 2
+    assert theil_sen(xs, [0, 2, 4, 100, 8, 10]) == 2  # one outlier does not bend it
+    assert kendall_tau([1, 2, 3, 4]) == 1
+    assert kendall_tau([4, 3, 2, 1]) == -1
+    assert kendall_tau([5, 5, 5]) == 0
+
+
+def _track(counts: list[int]) -> Track:
+    g = grprof.load(STATES / "goroutine.debug2.txt").groups()[0]
+    return Track((("main.f", 1),), "x", [Point(c, 0, 0, 0, [g]) if c else None for c in counts])
+
+
+@pytest.mark.parametrize(
+    ("counts", "verdict"),
+    [
+        ([0, 15, 30, 45, 60, 75, 90, 105, 120], "leak"),  # 1 goroutine/s at 15 s polls
+        ([200, 200, 201, 200, 199, 200, 200, 200, 200], None),  # an idle pool
+        ([0, 80, 0, 60, 0, 90, 0, 70, 0], None),  # bursts that drain
+        ([0, 20, 40, 60, 80, 100, 40, 10, 0], None),  # grew, then fell back
+        ([0, 2, 4, 6, 8, 10, 12, 14, 16], "suspect"),  # slow: 8/min but only 16 above baseline
+    ],
+)
+def test_growth_verdicts(counts: list[int], verdict: str | None) -> None:
+    times = [15.0 * i for i in range(len(counts))]
+    assert growth(_track(counts), times, default_settings()).verdict == verdict
+
+
+def test_sla_alpha_scales_growth_thresholds() -> None:
+    st = default_settings()
+    tight = st.scaled(0.58)
+    assert tight.leak.rate_per_minute == pytest.approx(st.leak.rate_per_minute * 0.58)
+    assert tight.suspect.above_baseline == pytest.approx(st.suspect.above_baseline * 0.58)
+    assert tight.leak.trend == st.leak.trend
+
+
+def _grprof(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "grprof.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_fail_on_exit_status() -> None:
+    leak = str(STATES / "goroutineleak.debug1.txt")
+    plain = str(STATES / "goroutine.debug2.txt")
+    assert _grprof("analyze", leak).returncode == 0
+    assert _grprof("analyze", leak, "--fail-on", "leak").returncode == 1
+    assert _grprof("analyze", plain, "--fail-on", "leak").returncode == 0
+    assert _grprof("analyze", plain, "--fail-on", "suspect").returncode == 1
+
+
+def test_json_findings_schema() -> None:
+    p = _grprof("analyze", "--json", str(STATES / "goroutineleak.debug1.txt"))
+    r = json.loads(p.stdout)
+    keys = {
+        "id",
+        "verdict",
+        "confidence",
+        "category",
+        "title",
+        "explanation",
+        "fix",
+        "site",
+        "created_by",
+        "state",
+        "count",
+        "counts",
+        "growth_per_minute",
+        "max_wait_minutes",
+        "orphans",
+        "runtime_confirmed",
+        "source_confirmed",
+        "labels",
+        "evidence",
+    }
+    assert r["findings"]
+    for f in r["findings"]:
+        assert keys <= f.keys()
+        assert f["verdict"] in ("leak", "suspect") and 0 <= f["confidence"] <= 1
+        assert set(f["site"]) == {"function", "file", "line"}
+    assert r["detection"]["leak_profiles"] == 1
+
+
+@pytest.mark.slow
+def test_live_series_finds_the_leaky_handler(tmp_path: Path) -> None:
+    """examples/leaky leaks a goroutine per /leaky request; its worker pool is healthy."""
+    with run_goapp("../../examples/leaky", "-addr", "127.0.0.1:0", "-rate", "40") as (_, base):
+        files = []
+        for i in range(6):
+            time.sleep(1.0)
+            debug = (1, 0, 2)[i % 3]
+            name = "pb.gz" if debug == 0 else "txt"
+            f = tmp_path / f"s{i}.debug{debug}.{name}"
+            f.write_bytes(fetch(base, f"/debug/pprof/goroutine?debug={debug}"))
+            files.append(str(f))
+    p = _grprof("analyze", "--json", "--interval", "30s", *files)
+    r = json.loads(p.stdout)
+    leaks = [f for f in r["findings"] if f["verdict"] == "leak"]
+    assert [f["site"]["function"] for f in leaks] == ["main.leakyHandler.func1"]
+    assert leaks[0]["category"] == "channel"
+    assert leaks[0]["growth_per_minute"] > 10
+    assert not any("workerPool" in (f["site"] or {}).get("function", "") for f in r["findings"])
