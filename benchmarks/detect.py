@@ -162,16 +162,21 @@ def label(stack: Mapping[str, Any]) -> str:
     return str(stack["function"] or stack["frames"][0])
 
 
-def leak_stack(leak: Mapping[str, Any], frames: Sequence[Any]) -> str | None:
-    """The label of the leak's stack these frames are, if any."""
-    return next((label(s) for s in leak["goroutines"] if zoo.stack_matches(s, frames)), None)
+def classify(truth: Truth, leak: Mapping[str, Any], frames: Sequence[Any]) -> tuple[str, str] | None:
+    """("leak", stack) for the driven leak's stacks, ("control", name: stack) for a control's.
 
-
-def control_of(truth: Truth, frames: Sequence[Any]) -> str | None:
+    Controls are tried first: a leak stack can be a prefix of a control's (the leak's
+    `readLoop` parked in select, the keep-alive control's parked in `persistConn.Read`), and
+    debug=1 has no states to tell them apart. A control stack the driven leak shares (the
+    same `writeLoop`) holds the leak's goroutines, so it counts as the leak.
+    """
     for c in truth["controls"]:
         for s in c["goroutines"]:
-            if zoo.stack_matches(s, frames):
-                return f"{c['name']}: {label(s)}"
+            if leak["kind"] not in s["shares_stack_with"] and zoo.stack_matches(s, frames):
+                return "control", f"{c['name']}: {label(s)}"
+    for s in leak["goroutines"]:
+        if zoo.stack_matches(s, frames):
+            return "leak", label(s)
     return None
 
 
@@ -240,9 +245,10 @@ def observe(run: Run, t: float, poll: int, events: list[Event], d: Detection) ->
     polls = poll - run.leak_poll
     for e in events:
         f = e.finding
-        which = leak_stack(run.leak, f.frames) if e.kind != "gone" else None
-        if which is None or after is None:
+        what = classify(run.truth, run.leak, f.frames) if e.kind != "gone" else None
+        if what is None or what[0] != "leak" or after is None:
             continue
+        which = what[1]
         if r.suspect_after is None:
             r.suspect_after, r.polls_to_suspect = after, polls
         if f.verdict == "leak":
@@ -251,13 +257,13 @@ def observe(run: Run, t: float, poll: int, events: list[Event], d: Detection) ->
                 r.leak_after, r.polls_to_leak = after, polls
                 r.leak_evidence = [f"{ev.signal}: {ev.summary}" for ev in f.evidence]
     for f in d.findings:
-        if f.verdict == "leak" and leak_stack(run.leak, f.frames) is None:
-            note_wrong(run, f, t)
+        what = classify(run.truth, run.leak, f.frames)
+        if f.verdict == "leak" and (what is None or what[0] == "control"):
+            note_wrong(run, f, t, what[1] if what else None)
     r.timeline.append(timeline_row(run, t, d))
 
 
-def note_wrong(run: Run, f: Finding, t: float) -> None:
-    control = control_of(run.truth, f.frames)
+def note_wrong(run: Run, f: Finding, t: float, control: str | None) -> None:
     w = run.wrong.get(f.id)
     if w is None:
         what = control or (f.site.function if f.site else "?")
@@ -269,13 +275,19 @@ def note_wrong(run: Run, f: Finding, t: float) -> None:
 
 
 def timeline_row(run: Run, t: float, d: Detection) -> dict[str, Any]:
-    """The leak's stacks at this poll: goroutines and verdict (`-` when not a finding)."""
+    """The leak's stacks at this poll: goroutines and the worst verdict (`-`: not a finding)."""
     verdicts = {f.id: f.verdict for f in d.findings}
+    rank = {"-": 0, "suspect": 1, "leak": 2}
     stacks: dict[str, dict[str, Any]] = {}
     for track in d.series.tracks:
-        which = leak_stack(run.leak, track.representative().frames)
-        if which is not None:
-            stacks[which] = {"count": track.counts[-1], "verdict": verdicts.get(track.id, "-")}
+        what = classify(run.truth, run.leak, track.representative().frames)
+        if what is None or what[0] != "leak":
+            continue
+        row = stacks.setdefault(what[1], {"count": 0, "verdict": "-"})
+        row["count"] += track.counts[-1]
+        verdict = verdicts.get(track.id, "-")
+        if rank[verdict] > rank[row["verdict"]]:
+            row["verdict"] = verdict
     return {"t": round(t, 1), "after_leak_start": run.since(t), "stacks": stacks}
 
 
@@ -393,7 +405,7 @@ def override(st: Settings, assignments: Sequence[tuple[str, str]]) -> Settings:
     for key, value in assignments:
         level, _, name = key.rpartition(".")
         change: dict[str, Any]
-        if level in ("leak", "suspect"):
+        if level in ("leak", "suspect") and name in ("rate_per_minute", "above_baseline", "trend"):
             lv: GrowthLevel = getattr(st, level)
             change = {level: dataclasses.replace(lv, **{name: float(value)})}
         elif name in ("min_snapshots", "window", "age_minutes", "orphans") and not level:

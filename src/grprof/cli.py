@@ -145,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", help="at the end, print the JSON report instead of text")
     w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
     _detection_args(w, interval_help="time between polls (default 15s)", interval_default=15.0)
+
+    s = sub.add_parser(
+        "serve",
+        help="scrape many services continuously: history, API, web UI, Prometheus metrics",
+        description="Scrape every target's pprof endpoint on a schedule, keep the history (SQLite or "
+        "PostgreSQL), detect leaks, and serve an API (/api/v1, docs at /docs) and /metrics.",
+    )
+    s.add_argument("--config", metavar="FILE", help="YAML configuration (reloaded on SIGHUP and on change)")
+    s.add_argument(
+        "--target", action="append", default=[], metavar="URL", help="a service's base URL (repeatable)"
+    )
+    s.add_argument("--interval", type=_duration, metavar="DURATION", help="scrape interval (default 15s)")
+    s.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+    s.add_argument(
+        "--db", metavar="PATH_OR_URL", help="SQLite file (default ./grprof.db) or postgresql://..."
+    )
+    s.add_argument("--shard", metavar="I/N", help="scrape only the targets of shard I of N (hash of the URL)")
+    s.add_argument("--api-token-file", metavar="FILE", help="require this bearer token on the API")
+    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
 
@@ -186,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from grprof.cli_watch import watch
 
             return watch(args)
+        if args.command == "serve":
+            from grprof.cli_serve import serve
+
+            return serve(args)
     except GrprofError as e:
         print(f"grprof: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

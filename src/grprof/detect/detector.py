@@ -40,6 +40,8 @@ class Options:
     sla: SLA | None = None
     rules: RuleSet | None = None
     source_dir: Path | None = None
+    sla_state: SLAState | None = None
+    """An already evaluated SLA (a daemon caches it rather than query Prometheus every run)."""
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Detection:
 
 def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Detection:
     opts = options or Options()
-    sla_state = evaluate(opts.sla)
+    sla_state = opts.sla_state or evaluate(opts.sla)
     st = (opts.settings or default_settings()).scaled(sla_state.alpha)
     rules = opts.rules or load_rules()
     series = build_series(snapshots, opts.interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -100,6 +101,8 @@ def kendall_tau(ys: Sequence[float]) -> float:
 
 # -- growth --------------------------------------------------------------------------------
 
+SHORT_WINDOW_TREND = 0.9
+
 
 @dataclass(frozen=True, slots=True)
 class Growth:
@@ -114,8 +117,11 @@ def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
     ts = [t / 60 for t in times[-st.window :]]
     if len(counts) < 2:
         return Growth(None, None, None)
-    slope = theil_sen(ts, counts)
-    tau = kendall_tau(counts)
+    # Judge the lower envelope (the minimum from each snapshot on): leaked goroutines stay, so
+    # a leak's floor rises; bursts of short-lived goroutines keep falling back to it.
+    floor = list(itertools.accumulate(reversed(counts), min))[::-1]
+    slope = theil_sen(ts, floor)
+    tau = kendall_tau(floor)
     baseline = min(counts)
     above = counts[-1] - baseline
     peak = max(counts) - baseline
@@ -130,11 +136,16 @@ def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
     }
     if peak > 0 and above < st.recovered * peak:
         return Growth(None, slope, None)  # it came back down: a burst that drained
-    enough = len(counts) >= st.min_snapshots and span >= st.min_span_minutes
+    if len(counts) < st.min_snapshots:
+        return Growth(None, slope, None)  # two points make a line, not a trend
+    short = span < st.min_span_minutes
     for verdict, level in (("leak", st.leak), ("suspect", st.suspect)):
-        if slope >= level.rate_per_minute and above >= level.above_baseline and tau >= level.trend:
-            if verdict == "leak" and not enough:
-                continue  # too few snapshots, or too short a window, to call it a leak
+        # Too short a window to call a leak; a suspect then needs a floor that never stops rising
+        # (a few seconds of bursty traffic can otherwise look like a trend).
+        trend = max(level.trend, SHORT_WINDOW_TREND) if short else level.trend
+        if slope >= level.rate_per_minute and above >= level.above_baseline and tau >= trend:
+            if verdict == "leak" and short:
+                continue
             summary = (
                 f"grew {slope:.3g}/min over {span:.3g} min ({len(counts)} snapshots, trend {tau:.2f}), "
                 f"{above} above its baseline of {baseline}, not falling back"

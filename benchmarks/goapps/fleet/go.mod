@@ -1,0 +1,3 @@
+module grprof.bench/fleet
+
+go 1.26

@@ -1,0 +1,3 @@
+module grprof.bench/loadtarget
+
+go 1.26

@@ -1,0 +1,1 @@
+"""Collection: which targets to scrape, and scraping them (asyncio, aiohttp)."""

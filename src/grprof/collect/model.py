@@ -1,0 +1,60 @@
+"""What collection deals in: targets and the results of scraping them."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ScrapeKind = Literal["debug=1", "debug=0", "debug=2", "goroutineleak"]
+ScrapeStatus = Literal[
+    "ok",  # fetched (parsing is the consumer's business: "parse_error" is recorded by it)
+    "parse_error",
+    "http_error",  # a non-2xx status
+    "not_found",  # 404: for goroutineleak, the target does not have the profile
+    "timeout",
+    "unreachable",  # connection refused, DNS, TLS handshake
+    "too_large",  # the response passed the size cap
+    "redirect",  # too many redirects, or a redirect off the target
+    "refused",  # policy: e.g. debug=2 on a target above the goroutine limit
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    bearer_token_file: str | None = None
+    basic_username: str | None = None
+    basic_password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A service to scrape. `url` is its base URL: `/debug/pprof/...` is appended."""
+
+    name: str
+    url: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    auth: Auth = field(default_factory=Auth)
+    source: str = "static"
+    """Where it came from: `static`, `file_sd:PATH`, `http_sd:URL`, `cli`."""
+
+
+@dataclass(slots=True)
+class ScrapeResult:
+    target: str
+    kind: ScrapeKind
+    started: dt.datetime
+    duration: float
+    """Seconds, request start to last byte."""
+    status: ScrapeStatus
+    bytes: int = 0
+    body: builtins.bytes = b""
+    http_status: int | None = None
+    error: str = ""
+    """One line for people, empty when ok."""

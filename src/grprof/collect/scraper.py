@@ -1,0 +1,650 @@
+"""The scrape engine: one asyncio task per target, one shared aiohttp session.
+
+Low intrusion is the point (docs/collection.md): `debug=1` on a schedule that is
+spread over the interval, `goroutineleak` (it forces a GC on the target) only every
+`leak_every` scrapes and never again after a 404, `debug=2` (stop-the-world) only
+on demand and never above a goroutine limit; never two requests to one target at
+once; a failing target backs off exponentially. A slow, dead or hostile target can
+only waste its own time: every request has a total deadline, a size cap enforced
+while streaming (decompressed bytes included), and redirects may not leave it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import functools
+import hashlib
+import logging
+import math
+import os
+import random
+import re
+import ssl
+import time
+import zlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import aiohttp
+from yarl import URL
+
+from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, ScrapeStatus, Target
+
+log = logging.getLogger("grprof.collect")
+
+MAX_REDIRECTS = 3
+_CHUNK = 64 * 1024
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_GZIP_MAGIC = b"\x1f\x8b"
+_TOTAL_RE = re.compile(rb"\A\s*goroutine profile: total (\d+)")
+
+OnResult = Callable[[ScrapeResult], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeSettings:
+    interval: float = 15.0
+    """Seconds between scheduled scrapes of one target."""
+    timeout: float = 10.0
+    """Seconds for one request, connect to last byte, redirects included."""
+    concurrency: int = 32
+    """Requests in flight at once over all targets."""
+    jitter: float = 0.1
+    """Random delay added to each scheduled scrape, as a fraction of the interval."""
+    max_response: int = 64 << 20
+    """Bytes; applies to what is received and to what it decompresses to."""
+    format: Literal["debug=1", "debug=0"] = "debug=1"
+    leak_every: int = 4
+    """Fetch goroutineleak on every N-th successful scrape of a target (the 1st, N+1-th, ...); 0: never."""
+    debug2_max_goroutines: int = 10_000
+    backoff_max: float = 300.0
+    """Seconds: the longest wait after failures."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.interval > 0, "interval must be positive"),
+            (self.timeout > 0, "timeout must be positive"),
+            (self.concurrency >= 1, "concurrency must be at least 1"),
+            (0 <= self.jitter < 1, "jitter must be a fraction of the interval in [0, 1)"),
+            (self.max_response >= 1, "max_response must be positive"),
+            (self.format in ("debug=1", "debug=0"), "format must be debug=1 or debug=0"),
+            (self.leak_every >= 0, "leak_every must be 0 (never) or positive"),
+            (self.debug2_max_goroutines >= 0, "debug2_max_goroutines must not be negative"),
+            (self.backoff_max >= self.interval, "backoff_max must be at least the interval"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"scrape settings: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """What the scraper knows about one target, for the API and metrics."""
+
+    name: str
+    url: str
+    up: bool | None
+    """None until the first scrape finished."""
+    last_status: ScrapeStatus | None
+    last_error: str
+    last_scrape: dt.datetime | None
+    last_success: dt.datetime | None
+    failures: int
+    """Consecutive failed scheduled scrapes (0 when up)."""
+    goroutines: int | None
+    leak_profile: bool | None
+    """False once goroutineleak answered 404; None until asked."""
+    lag: float
+    scrapes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScraperStats:
+    targets: int
+    up: int
+    down: int
+    in_flight: int
+    max_lag: float
+    results: Mapping[tuple[ScrapeKind, ScrapeStatus], int]
+    """Finished requests since start, by kind and status."""
+
+
+@dataclass(slots=True)
+class _State:
+    target: Target
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+    scrapes: int = 0
+    ok_scrapes: int = 0
+    failures: int = 0
+    leak_missing: bool = False
+    leak_seen: bool = False
+    goroutines: int | None = None
+    lag: float = 0.0
+    up: bool | None = None
+    last: ScrapeResult | None = None
+    last_success: dt.datetime | None = None
+
+
+@dataclass(slots=True)
+class _Progress:
+    wire: int = 0
+
+
+class FetchError(Exception):
+    """A request ended early: `status` is the ScrapeStatus to record, str() says why."""
+
+    def __init__(self, status: ScrapeStatus, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.status: ScrapeStatus = status
+        self.http_status = http_status
+
+
+class Scraper:
+    """Scrapes targets on a schedule and hands every scheduled result (the goroutine
+    profile and the goroutineleak profile, ok or not) to `on_result`."""
+
+    def __init__(self, settings: ScrapeSettings, on_result: OnResult) -> None:
+        self.settings = settings
+        self._on_result = on_result
+        self._states: dict[str, _State] = {}
+        self._dying: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._sem = asyncio.Semaphore(settings.concurrency)
+        self._in_flight = 0
+        self._results: Counter[tuple[ScrapeKind, ScrapeStatus]] = Counter()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._session is not None:
+            return
+        # force_close: an idle keep-alive connection is a parked goroutine in the target's
+        # own dump (net/http.(*conn).serve); a fresh connection per scrape leaves none.
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # we gunzip ourselves, under the size cap
+            timeout=aiohttp.ClientTimeout(total=None),  # the deadline is asyncio.timeout
+            headers={"User-Agent": "grprof", "Accept-Encoding": "gzip"},
+        )
+        for state in self._states.values():
+            self._launch(state)
+
+    async def stop(self) -> None:
+        tasks = [s.task for s in self._states.values() if s.task is not None]
+        tasks += list(self._dying)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for state in self._states.values():
+            state.task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- targets ---------------------------------------------------------------------------
+
+    def set_targets(self, targets: Iterable[Target]) -> None:
+        """Make `targets` the scraped set: new names start, missing ones stop, a changed
+        URL or auth restarts; label-only changes keep the schedule. Cheap when unchanged."""
+        wanted: dict[str, Target] = {}
+        for target in targets:
+            check_target(target)
+            if target.name in wanted:
+                raise ValueError(f"target name {target.name!r} appears twice")
+            wanted[target.name] = target
+        for name in [n for n in self._states if n not in wanted]:
+            self._retire(self._states.pop(name))
+        for name, target in wanted.items():
+            old = self._states.get(name)
+            if old is not None and (old.target.url, old.target.auth) == (target.url, target.auth):
+                old.target = target
+                continue
+            if old is not None:
+                self._retire(old)
+            state = _State(target)
+            self._states[name] = state
+            if self._session is not None:
+                self._launch(state)
+
+    def targets(self) -> list[Target]:
+        return [s.target for s in self._states.values()]
+
+    def note_goroutines(self, name: str, count: int) -> None:
+        """The consumer's goroutine count for `name` (gates debug=2 captures)."""
+        state = self._states.get(name)
+        if state is not None:
+            state.goroutines = count
+
+    # -- on demand -------------------------------------------------------------------------
+
+    async def capture(self, name: str) -> ScrapeResult:
+        """One debug=2 request (it stops the target's world while it runs).
+
+        Refused (status "refused", nothing sent) while the target's goroutine count is
+        unknown or above `debug2_max_goroutines`. The result is returned, not handed to
+        `on_result`: the caller decides what to do with it (serve stores it through its
+        own on_result). It is counted in `stats()` like every request."""
+        state = self._states.get(name)
+        if state is None:
+            raise ValueError(f"unknown target {name!r}")
+        limit = self.settings.debug2_max_goroutines
+        if state.goroutines is None or state.goroutines > limit:
+            why = (
+                "its goroutine count is not known yet (wait for a first scrape)"
+                if state.goroutines is None
+                else f"it has {state.goroutines} goroutines, above the debug=2 limit of {limit}"
+            )
+            return ScrapeResult(
+                target=name,
+                kind="debug=2",
+                started=_now(),
+                duration=0.0,
+                status="refused",
+                error=f"{name}: debug=2 capture refused: {why}",
+            )
+        return await self._request(state, "debug=2", due=None)
+
+    # -- monitoring ------------------------------------------------------------------------
+
+    def lag(self, name: str) -> float:
+        """Seconds between when the last scheduled scrape of `name` was due and when its
+        request started (waits for the concurrency limit included)."""
+        return self._state(name).lag
+
+    def status(self, name: str) -> TargetStatus:
+        s = self._state(name)
+        last = s.last
+        return TargetStatus(
+            name=name,
+            url=s.target.url,
+            up=s.up,
+            last_status=last.status if last else None,
+            last_error=last.error if last else "",
+            last_scrape=last.started if last else None,
+            last_success=s.last_success,
+            failures=s.failures,
+            goroutines=s.goroutines,
+            leak_profile=False if s.leak_missing else (True if s.leak_seen else None),
+            lag=s.lag,
+            scrapes=s.scrapes,
+        )
+
+    def stats(self) -> ScraperStats:
+        states = self._states.values()
+        return ScraperStats(
+            targets=len(self._states),
+            up=sum(1 for s in states if s.up),
+            down=sum(1 for s in states if s.up is False),
+            in_flight=self._in_flight,
+            max_lag=max((s.lag for s in states), default=0.0),
+            results=dict(self._results),
+        )
+
+    # -- the per-target loop ---------------------------------------------------------------
+
+    def _state(self, name: str) -> _State:
+        state = self._states.get(name)
+        if state is None:
+            raise ValueError(f"unknown target {name!r}")
+        return state
+
+    def _launch(self, state: _State) -> None:
+        state.task = asyncio.get_running_loop().create_task(
+            self._loop(state), name=f"grprof-scrape:{state.target.name}"
+        )
+
+    def _retire(self, state: _State) -> None:
+        if state.task is not None:
+            state.task.cancel()
+            self._dying.add(state.task)
+            state.task.add_done_callback(self._dying.discard)
+            state.task = None
+
+    async def _loop(self, state: _State) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        # The target's grid: slots `grid0 + k*interval`, at a stable phase per name (same
+        # in every run and replica), so that many targets spread over the interval.
+        grid0 = loop.time() + (phase(state.target.name, s.interval) - time.time()) % s.interval
+        slot = grid0
+        due = slot + random.uniform(0, s.jitter * s.interval)
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            result = await self._request(state, s.format, due=due)
+            ok = self._account(state, result)
+            await self._deliver(result)
+            if ok and self._leak_due(state):
+                await self._scrape_leak(state)
+            now = loop.time()
+            if ok:
+                # The next slot of the grid; missed slots are skipped, not caught up on.
+                slot = _next_slot(grid0, s.interval, slot + s.interval, now)
+                due = slot + random.uniform(0, s.jitter * s.interval)
+            else:
+                # Backoff from the end of the failed attempt; jitter shortens, so the cap holds.
+                delay = min(s.interval * 2 ** (state.failures - 1), s.backoff_max)
+                slot = due = now + delay * (1 - random.uniform(0, s.jitter))
+
+    def _leak_due(self, state: _State) -> bool:
+        every = self.settings.leak_every
+        return every > 0 and not state.leak_missing and (state.ok_scrapes - 1) % every == 0
+
+    async def _scrape_leak(self, state: _State) -> None:
+        result = await self._request(state, "goroutineleak", due=None)
+        if result.status == "not_found":
+            state.leak_missing = True  # for this target's lifetime in this process
+            log.info("%s: no goroutineleak profile (404); not asking again", state.target.name)
+        elif result.status == "ok":
+            state.leak_seen = True
+        await self._deliver(result)
+
+    def _account(self, state: _State, result: ScrapeResult) -> bool:
+        """Update the target's health from a scheduled scrape; True when it succeeded."""
+        name = state.target.name
+        state.scrapes += 1
+        state.last = result
+        ok = result.status == "ok"
+        if ok:
+            if state.up is False:
+                log.info("%s: up again after %d failed scrapes", name, state.failures)
+            state.ok_scrapes += 1
+            state.failures = 0
+            state.last_success = result.started
+            total = _TOTAL_RE.match(result.body[:64]) if result.kind == "debug=1" else None
+            if total is not None:
+                state.goroutines = int(total.group(1))
+        else:
+            if state.failures == 0:
+                log.warning("%s", result.error)
+            state.failures += 1
+        state.up = ok
+        return ok
+
+    async def _deliver(self, result: ScrapeResult) -> None:
+        try:
+            await self._on_result(result)
+        except Exception:
+            log.exception("%s: on_result failed for a %s scrape", result.target, result.kind)
+
+    # -- one request -----------------------------------------------------------------------
+
+    async def _request(self, state: _State, kind: ScrapeKind, due: float | None) -> ScrapeResult:
+        """One request under the target's lock (never two at once per target) and the
+        global concurrency limit; `due` (loop time) is recorded as the lag when given."""
+        async with state.lock, self._sem:
+            if due is not None:
+                state.lag = max(0.0, asyncio.get_running_loop().time() - due)
+            self._in_flight += 1
+            try:
+                result = await self.fetch(state.target, kind)
+            finally:
+                self._in_flight -= 1
+        self._results[kind, result.status] += 1
+        return result
+
+    async def fetch(self, target: Target, kind: ScrapeKind) -> ScrapeResult:
+        """GET one profile of `target` now, with every cap; never raises for the target's
+        misbehaviour (the result's status and error say what happened)."""
+        if self._session is None:
+            raise RuntimeError("the scraper is not started")
+        url = profile_url(target.url, kind, self.settings.format)
+        started, t0 = _now(), time.monotonic()
+        progress = _Progress()
+        status: ScrapeStatus = "ok"
+        body, http_status, error = b"", None, ""
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                http_status, body = await self._get(self._session, target, url, progress)
+            if body.startswith(_GZIP_MAGIC):  # debug=0, or anything a parser would gunzip
+                await asyncio.to_thread(_check_gzip_payload, body, self.settings.max_response)
+        except FetchError as stop:
+            status, http_status, error = stop.status, stop.http_status or http_status, str(stop)
+        except TimeoutError:
+            got = f" ({progress.wire} bytes received)" if progress.wire else ""
+            status, error = "timeout", f"timed out after {self.settings.timeout:g}s{got}"
+        except aiohttp.ClientResponseError as exc:
+            status, error = "http_error", f"bad HTTP response: {exc.message or exc}"
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            status, error = "unreachable", _describe(exc)
+        except Exception as exc:  # whatever a hostile target provokes, the loop must go on
+            log.exception("%s: unexpected error scraping %s", target.name, url)
+            status, error = "unreachable", f"unexpected error: {_describe(exc)}"
+        duration = time.monotonic() - t0
+        return ScrapeResult(
+            target=target.name,
+            kind=kind,
+            started=started,
+            duration=duration,
+            status=status,
+            bytes=progress.wire,
+            body=body if status == "ok" else b"",
+            http_status=http_status,
+            error=_one_line(f"{target.name}: GET {url}: {error}") if error else "",
+        )
+
+    async def _get(
+        self, session: aiohttp.ClientSession, target: Target, url: str, progress: _Progress
+    ) -> tuple[int, bytes]:
+        headers = auth_headers(target.auth)
+        tls = ssl_options(target.auth)
+        current = URL(url)
+        origin = _origin(current)
+        for hop in range(MAX_REDIRECTS + 1):
+            async with session.get(current, headers=headers, ssl=tls, allow_redirects=False) as resp:
+                if resp.status in _REDIRECT_CODES:
+                    current = _redirect_target(resp, current, origin)
+                    if hop == MAX_REDIRECTS:
+                        raise FetchError("redirect", f"more than {MAX_REDIRECTS} redirects", resp.status)
+                    continue
+                if resp.status == 404:
+                    raise FetchError("not_found", f"HTTP 404{await _snippet(resp)}", 404)
+                if not 200 <= resp.status < 300:
+                    raise FetchError("http_error", f"HTTP {resp.status}{await _snippet(resp)}", resp.status)
+                return resp.status, await read_capped(resp, self.settings.max_response, progress)
+        raise AssertionError("the redirect loop returns or raises")
+
+
+# -- helpers (also used by discovery for http_sd) ----------------------------------------
+
+
+def check_target(target: Target) -> None:
+    """ValueError unless the target can be scraped: http(s) base URL, one auth kind."""
+    url = URL(target.url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"target {target.name!r}: url {target.url!r} is not an http:// or https:// URL")
+    if url.query_string or url.fragment:
+        raise ValueError(f"target {target.name!r}: url {target.url!r} must not have a query or fragment")
+    auth = target.auth
+    if auth.bearer_token_file and auth.basic_username:
+        raise ValueError(f"target {target.name!r}: use a bearer token or basic auth, not both")
+    if auth.basic_username and ":" in auth.basic_username:
+        raise ValueError(f"target {target.name!r}: a basic auth username cannot contain ':'")
+    if auth.key_file and not auth.cert_file:
+        raise ValueError(f"target {target.name!r}: a TLS key file needs a cert file")
+
+
+def profile_url(base: str, kind: ScrapeKind, fmt: str = "debug=1") -> str:
+    """`base` + the pprof path of `kind`; goroutineleak uses the scrape format's level."""
+    profile, level = {
+        "debug=1": ("goroutine", 1),
+        "debug=0": ("goroutine", 0),
+        "debug=2": ("goroutine", 2),
+        "goroutineleak": ("goroutineleak", 0 if fmt == "debug=0" else 1),
+    }[kind]
+    return f"{base.rstrip('/')}/debug/pprof/{profile}?debug={level}"
+
+
+def phase(name: str, interval: float) -> float:
+    """A stable offset in [0, interval) for a target name (MD5: the same in every process)."""
+    digest = hashlib.md5(name.encode("utf-8"), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * interval
+
+
+def auth_headers(auth: Auth) -> dict[str, str]:
+    """Authorization header from the secret files, read now (so rotated secrets apply)."""
+    if auth.bearer_token_file:
+        token = _read_secret(auth.bearer_token_file, "bearer token")
+        return {"Authorization": f"Bearer {token.strip()}"}
+    if auth.basic_username:
+        password = ""
+        if auth.basic_password_file:
+            password = _read_secret(auth.basic_password_file, "basic auth password").rstrip("\r\n")
+        pair = f"{auth.basic_username}:{password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+    return {}
+
+
+def ssl_options(auth: Auth) -> ssl.SSLContext | bool:
+    """`True` (default verification) or a context for a custom CA / client cert /
+    insecure; contexts are cached until one of their files changes."""
+    if not (auth.ca_file or auth.cert_file or auth.insecure_skip_verify):
+        return True
+    files = (auth.ca_file, auth.cert_file, auth.key_file)
+    stamps = tuple(_mtime(f) for f in files)
+    try:
+        return _ssl_context(*files, auth.insecure_skip_verify, stamps)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise FetchError("unreachable", f"TLS settings: {_describe(exc)}") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _ssl_context(
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    insecure: bool,
+    _stamps: tuple[int, ...],
+) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int, progress: _Progress | None = None) -> bytes:
+    """Read the body, gunzipping a gzip Content-Encoding, and stop with `too_large` as
+    soon as the received or the decompressed bytes pass `limit`."""
+    progress = progress if progress is not None else _Progress()
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise FetchError("too_large", f"Content-Length {length} passes the {limit}-byte cap", resp.status)
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip"):
+        raise FetchError("http_error", f"unsupported Content-Encoding {encoding!r}", resp.status)
+    gunzip = zlib.decompressobj(wbits=31) if encoding in ("gzip", "x-gzip") else None
+    out = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        progress.wire += len(chunk)
+        if progress.wire > limit:
+            resp.close()
+            raise FetchError("too_large", f"response passed the {limit}-byte cap", resp.status)
+        out += _gunzip(gunzip, chunk, limit - len(out), resp) if gunzip else chunk
+        if len(out) > limit:
+            resp.close()
+            raise FetchError("too_large", f"decompressed response passed the {limit}-byte cap", resp.status)
+    if gunzip is not None and not gunzip.eof:
+        raise FetchError("parse_error", "gzip Content-Encoding ends early", resp.status)
+    return bytes(out)
+
+
+def _gunzip(d: zlib._Decompress, chunk: bytes, room: int, resp: aiohttp.ClientResponse) -> bytes:
+    """Decompress at most room+1 bytes (one more than fits tells "too large")."""
+    if d.eof:
+        return b""  # trailing bytes after the gzip member: ignored, like Go's reader
+    try:
+        return d.decompress(chunk, room + 1)
+    except zlib.error as exc:
+        raise FetchError("parse_error", f"bad gzip Content-Encoding: {exc}", resp.status) from exc
+
+
+def _check_gzip_payload(body: bytes, limit: int) -> None:
+    """A debug=0 profile is itself gzip: refuse one that decompresses past the cap
+    (a gzip bomb would otherwise reach the parser). Corrupt gzip: the parser's business."""
+    d = zlib.decompressobj(wbits=31)
+    total, data = 0, body
+    try:
+        while data and not d.eof:
+            total += len(d.decompress(data, _CHUNK * 16))
+            if total > limit:
+                raise FetchError("too_large", f"the gzip profile decompresses past the {limit}-byte cap", 200)
+            data = d.unconsumed_tail
+    except zlib.error:
+        return
+
+
+def _redirect_target(resp: aiohttp.ClientResponse, current: URL, origin: tuple[str, str, int]) -> URL:
+    location = resp.headers.get("Location")
+    if not location:
+        raise FetchError("redirect", f"HTTP {resp.status} without a Location", resp.status)
+    try:
+        nxt = current.join(URL(location))
+        same = _origin(nxt) == origin
+    except ValueError as exc:
+        raise FetchError(
+            "redirect", f"HTTP {resp.status} to a bad Location {location!r}", resp.status
+        ) from exc
+    if not same:
+        raise FetchError("redirect", f"redirected off the target to {nxt.origin()}", resp.status)
+    return nxt
+
+
+def _origin(url: URL) -> tuple[str, str, int]:
+    return url.scheme, (url.host or "").lower(), url.port or 0
+
+
+async def _snippet(resp: aiohttp.ClientResponse) -> str:
+    """The start of an error body (e.g. Go's "Unknown profile"), for the message."""
+    try:
+        text = (await resp.content.read(200)).decode("utf-8", "replace").strip()
+    except (aiohttp.ClientError, OSError):
+        return ""
+    return f": {text}" if text and text.isprintable() else ""
+
+
+def _next_slot(grid0: float, interval: float, wanted: float, now: float) -> float:
+    """The grid slot nearest to `wanted` (after a backoff `wanted` is off the grid), or
+    the first one from `now` when that is past: missed slots are skipped."""
+    slot = grid0 + round((wanted - grid0) / interval) * interval
+    if slot >= now:
+        return slot
+    # Tolerance: float error must never skip a slot.
+    return grid0 + math.ceil((now - grid0) / interval - 1e-6) * interval
+
+
+def _read_secret(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FetchError("unreachable", f"cannot read the {what} file: {_describe(exc)}") from exc
+
+
+def _mtime(path: str | None) -> int:
+    if not path:
+        return 0
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

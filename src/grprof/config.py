@@ -1,0 +1,254 @@
+"""`grprof serve` configuration: YAML, validated with pydantic; errors name the key and line.
+
+version: 3
+listen: 127.0.0.1:8080
+db: ./grprof.db
+scrape: {interval: 15s, timeout: 10s, concurrency: 32}
+targets:
+  - {name: api, url: "http://10.0.0.7:6060", labels: {team: payments}}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from grprof.collect.model import Auth, Target
+from grprof.detect.sla import SLA
+from grprof.errors import GrprofError
+from grprof.units import parse_duration, parse_size
+
+
+class ConfigError(GrprofError):
+    """The configuration is invalid: one line, `FILE:LINE: key.path: what is wrong`."""
+
+
+def _duration(v: Any) -> Any:
+    return parse_duration(v) if isinstance(v, str) else v
+
+
+def _size(v: Any) -> Any:
+    return parse_size(v) if isinstance(v, str) else v
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+Size = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+_NAME = re.compile(r"^[A-Za-z0-9_.:/@-]{1,200}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BasicAuth(_Model):
+    username: str
+    password_file: str
+
+
+class TLS(_Model):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+class AuthConfig(_Model):
+    bearer_token_file: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TLS | None = None
+
+    def to_auth(self) -> Auth:
+        tls = self.tls or TLS()
+        basic = self.basic_auth
+        return Auth(
+            bearer_token_file=self.bearer_token_file,
+            basic_username=basic.username if basic else None,
+            basic_password_file=basic.password_file if basic else None,
+            ca_file=tls.ca_file,
+            cert_file=tls.cert_file,
+            key_file=tls.key_file,
+            insecure_skip_verify=tls.insecure_skip_verify,
+        )
+
+
+class TargetConfig(_Model):
+    name: str
+    url: str
+    labels: dict[str, str] = {}
+    auth: AuthConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits and . _ - : / @ (at most 200)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    def to_target(self) -> Target:
+        auth = self.auth.to_auth() if self.auth else Auth()
+        return Target(self.name, self.url, dict(self.labels), auth, "static")
+
+
+class ScrapeConfig(_Model):
+    interval: Duration = 15.0
+    timeout: Duration = 10.0
+    concurrency: int = Field(32, ge=1, le=4096)
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    max_response: Size = 64 << 20
+    format: Literal["debug=1", "debug=0"] = "debug=1"
+    leak_profile_every: int = Field(4, ge=0)
+    debug2_max_goroutines: int = Field(10_000, ge=0)
+    backoff_max: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> ScrapeConfig:
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
+        return self
+
+
+class FileSDConfig(_Model):
+    files: list[str] = Field(min_length=1)
+    refresh: Duration = 30.0
+
+
+class HttpSDConfig(_Model):
+    url: str
+    refresh: Duration = 60.0
+    auth: AuthConfig | None = None
+
+
+class SLAEntry(_Model):
+    latency: Duration
+    p95: Duration | None = None
+    prometheus: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SLAEntry:
+        self.to_sla()  # raises ValueError naming what is missing or wrong
+        return self
+
+    def to_sla(self) -> SLA:
+        return SLA(latency=self.latency, p95=self.p95, prometheus=self.prometheus, query=self.query)
+
+
+class RetentionConfig(_Model):
+    raw: Duration = 3600.0
+    raw_budget: Size = 256 << 20
+    full: Duration = 86400.0
+    downsample: Duration = 300.0
+    max_age: Duration = 14 * 86400.0
+
+
+class Config(_Model):
+    version: int = Field(1, ge=1)
+    listen: str = "127.0.0.1:8080"
+    db: str = "./grprof.db"
+    api_token_file: str | None = None
+    scrape: ScrapeConfig = ScrapeConfig()
+    targets: list[TargetConfig] = []
+    file_sd: list[FileSDConfig] = []
+    http_sd: list[HttpSDConfig] = []
+    sla: dict[str, SLAEntry] = {}
+    """Per target name (or `default`): the latency SLA and where its p95 comes from."""
+    rules: list[str] = []
+    retention: RetentionConfig = RetentionConfig()
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, v: Any) -> str:
+        text = str(v)
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return text
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, v: list[TargetConfig]) -> list[TargetConfig]:
+        seen: set[str] = set()
+        for t in v:
+            if t.name in seen:
+                raise ValueError(f"two targets are named {t.name!r}")
+            seen.add(t.name)
+        return v
+
+    def static_targets(self) -> list[Target]:
+        return [t.to_target() for t in self.targets]
+
+
+# -- loading with line numbers ---------------------------------------------------------------
+
+
+def _lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[(*path, key)] = k.start_mark.line + 1
+            _lines(v, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _lines(v, (*path, i), out)
+
+
+def _error_line(err: ValidationError, lines: dict[tuple[str | int, ...], int], name: str) -> str:
+    e = err.errors()[0]
+    loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+    key = ".".join(str(x) for x in loc) or "(top level)"
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    where = f"{name}:{line}" if line else name
+    return f"{where}: {key}: {msg}"
+
+
+def parse_config(text: str, name: str = "<config>") -> Config:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark else name
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: the configuration must be a mapping of keys (version, targets, ...)")
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_error_line(e, lines, name)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the configuration: {e.strerror or e}") from None
+    return parse_config(text, str(p))

@@ -1,0 +1,205 @@
+"""The store's interface and records. Implemented by `grprof.store.sql.SQLStore`.
+
+Calls are synchronous (SQLAlchemy Core); the server runs them in a worker thread. Every
+write is one transaction: a `kill -9` loses at most the write in flight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from grprof.collect.model import ScrapeKind, ScrapeStatus, Target
+from grprof.detect.model import Finding
+from grprof.model import Frame, Snapshot
+
+FindingState = Literal["new", "ongoing", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeRecord:
+    target: str
+    kind: ScrapeKind
+    started: dt.datetime
+    duration: float
+    status: ScrapeStatus
+    bytes: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTarget:
+    name: str
+    url: str
+    labels: Mapping[str, str]
+    shard: str | None
+    """`I/N` of the replica that scrapes it, None when unsharded."""
+    up: bool
+    last_scrape: dt.datetime | None
+    last_success: dt.datetime | None
+    last_error: str
+    goroutines: int | None
+    """Total in the latest snapshot."""
+    open_findings: int
+    removed: bool = False
+    """No longer in any replica's configuration (kept for its history)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    id: int
+    target: str
+    time: dt.datetime
+    format: str
+    profile: str
+    total: int
+    groups: int
+    truncated: bool
+    has_raw: bool
+    downsampled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGroup:
+    signature: str
+    track: str
+    """The detector's track id for this group (`grprof.detect.series.track_id`): what a finding's id is."""
+    count: int
+    state: str
+    states: Mapping[str, int]
+    max_wait_minutes: int
+    leaked: int
+    orphans: int
+    labels: Mapping[str, Mapping[str, int]]
+    frames: Sequence[Frame]
+    created_by: Frame | None
+
+    def to_json(self) -> dict[str, Any]:
+        site = next((f for f in self.frames if not f.is_stdlib), self.frames[0] if self.frames else None)
+        return {
+            "signature": self.signature,
+            "track": self.track,
+            "count": self.count,
+            "state": self.state,
+            "states": dict(self.states),
+            "max_wait_minutes": self.max_wait_minutes,
+            "leaked": self.leaked,
+            "orphans": self.orphans,
+            "labels": {k: dict(v) for k, v in self.labels.items()},
+            "site": site.to_json() if site else None,
+            "created_by": self.created_by.to_json() if self.created_by else None,
+            "frames": [f.to_json() for f in self.frames],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFinding:
+    target: str
+    id: str
+    state: FindingState
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    resolved_at: dt.datetime | None
+    finding: Mapping[str, Any]
+    """`Finding.to_json()` as last seen (the same schema as `grprof analyze --json`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        def t(d: dt.datetime | None) -> str | None:
+            return d.isoformat().replace("+00:00", "Z") if d else None
+
+        # `state` stays the finding's goroutine state (the `grprof analyze --json` schema);
+        # the lifecycle goes by its own name.
+        return {
+            **self.finding,
+            "target": self.target,
+            "lifecycle": self.state,
+            "first_seen": t(self.first_seen),
+            "last_seen": t(self.last_seen),
+            "resolved_at": t(self.resolved_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    raw_for: float = 3600.0
+    """Seconds to keep raw profile bytes."""
+    raw_budget: int = 256 << 20
+    """Bytes of raw profiles kept at most, oldest dropped first."""
+    full_for: float = 86400.0
+    """Seconds to keep every snapshot; older ones are downsampled."""
+    downsample_every: float = 300.0
+    """After `full_for`, keep one snapshot per target per this many seconds."""
+    max_age: float = 14 * 86400.0
+    """Seconds after which snapshots, scrapes and resolved findings are deleted."""
+
+
+class Store(Protocol):
+    def close(self) -> None: ...
+
+    # -- targets and scrapes -----------------------------------------------------------
+    def upsert_targets(self, targets: Sequence[Target], shard: str | None) -> None:
+        """The targets this replica scrapes now; its earlier targets missing from the list are
+        marked removed (a target another replica owns is left alone)."""
+
+    def record_scrape(self, rec: ScrapeRecord) -> None:
+        """Also updates the target's up / last_scrape / last_success / last_error."""
+
+    def targets(self) -> list[StoredTarget]:
+        """Every target of every replica (the federated view)."""
+
+    # -- snapshots ---------------------------------------------------------------------
+    def add_snapshot(self, target: str, snap: Snapshot, raw: bytes | None = None) -> int:
+        """Store a snapshot's groups (compressed) and, optionally, its raw profile bytes."""
+
+    def snapshots(
+        self, target: str, *, limit: int = 100, before: dt.datetime | None = None
+    ) -> list[SnapshotMeta]:
+        """Newest first."""
+
+    def snapshot(self, snapshot_id: int) -> tuple[SnapshotMeta, list[StoredGroup]] | None: ...
+
+    def raw(self, snapshot_id: int) -> bytes | None: ...
+
+    def recent_snapshots(self, target: str, limit: int) -> list[Snapshot]:
+        """The latest `limit` snapshots, oldest first, rebuilt as `Snapshot`s (one row per stored
+        group) for the detector: what a restarted replica resumes from."""
+
+    # -- findings ----------------------------------------------------------------------
+    def sync_findings(
+        self, target: str, findings: Sequence[Finding], now: dt.datetime
+    ) -> list[StoredFinding]:
+        """Record a detection run: findings not open yet become `new` (a resolved one reopens as
+        `new`), open ones seen again become `ongoing`, open ones not seen become `resolved`.
+        Deduplicated by (target, finding id)."""
+
+    def findings(
+        self,
+        *,
+        target: str | None = None,
+        verdict: str | None = None,
+        category: str | None = None,
+        state: FindingState | None = None,
+    ) -> list[StoredFinding]: ...
+
+    # -- search and housekeeping -------------------------------------------------------
+    def search_labels(
+        self, key: str, value: str, *, limit: int = 100
+    ) -> list[tuple[SnapshotMeta, StoredGroup]]:
+        """Groups (newest snapshots first) whose goroutines carry label key=value."""
+
+    def apply_retention(self, policy: RetentionPolicy, now: dt.datetime) -> dict[str, int]:
+        """Drop raw bytes past `raw_for`/the budget, downsample, delete past `max_age`; counts."""
+
+
+__all__ = [
+    "FindingState",
+    "RetentionPolicy",
+    "ScrapeRecord",
+    "SnapshotMeta",
+    "Store",
+    "StoredFinding",
+    "StoredGroup",
+    "StoredTarget",
+]

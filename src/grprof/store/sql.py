@@ -1,0 +1,436 @@
+"""`SQLStore`: the history store on SQLite (default) or PostgreSQL (shared deployments).
+
+    store = SQLStore.open("grprof.db")            # or "postgresql://user@host/db"
+    sid = store.add_snapshot("api", snapshot, raw=body)
+    snaps = store.recent_snapshots("api", 20)     # for the detector after a restart
+
+Every method is one transaction (a `kill -9` loses at most the write in flight) on a pooled
+connection, so the API's threads read while a worker thread writes. docs/storage.md has the
+schema and the design.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from grprof.collect.model import Target
+from grprof.detect.model import Finding
+from grprof.model import Snapshot
+from grprof.store import codec
+from grprof.store.engine import StoreError, connect, transaction
+from grprof.store.model import (
+    FindingState,
+    RetentionPolicy,
+    ScrapeRecord,
+    SnapshotMeta,
+    StoredFinding,
+    StoredGroup,
+    StoredTarget,
+)
+from grprof.store.retention import apply_retention
+from grprof.store.schema import findings as F
+from grprof.store.schema import labels as L
+from grprof.store.schema import raws as R
+from grprof.store.schema import scrapes as SC
+from grprof.store.schema import snapshots as S
+from grprof.store.schema import targets as T
+
+__all__ = ["SQLStore", "StoreError"]
+
+CHUNK = 500
+"""Ids per `IN (...)` list: far below SQLite's variable limit."""
+
+
+def ts(d: dt.datetime) -> float:
+    """Unix seconds; a naive datetime is taken to be UTC."""
+    return (d if d.tzinfo else d.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def utc(x: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(x, dt.UTC)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """INSERT with `ON CONFLICT`, in the connection's dialect."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def target_id(conn: sa.Connection, name: str) -> int:
+    """The target's row id, creating a bare row for a name never upserted."""
+    found = conn.execute(sa.select(T.c.id).where(T.c.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    stmt = (
+        _insert(conn, T).values(name=name, url="", labels={}).on_conflict_do_nothing(index_elements=["name"])
+    )
+    conn.execute(stmt)
+    return int(conn.execute(sa.select(T.c.id).where(T.c.name == name)).scalar_one())
+
+
+class SQLStore:
+    """`grprof.store.model.Store` on SQLAlchemy Core."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url_or_path: str) -> SQLStore:
+        """Open a path / `sqlite:///PATH` (SQLite) or `postgresql://` / `postgres://` URL and
+        migrate it to the newest schema. Raises `StoreError`."""
+        return cls(connect(url_or_path))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _read(self) -> AbstractContextManager[sa.Connection]:
+        return transaction(self.engine, write=False)
+
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        return transaction(self.engine, write=True)
+
+    # -- targets and scrapes -----------------------------------------------------------
+
+    def upsert_targets(self, targets: Sequence[Target], shard: str | None) -> None:
+        names = {t.name for t in targets}
+        with self._write() as conn:
+            for t in _unique(targets):
+                values = {"url": t.url, "labels": dict(t.labels), "shard": shard, "removed": False}
+                stmt = _insert(conn, T).values(name=t.name, **values)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+            mine = T.c.shard.is_(None) if shard is None else T.c.shard == shard
+            owned = conn.execute(sa.select(T.c.name).where(mine, T.c.removed.is_(False))).scalars()
+            gone = [n for n in owned if n not in names]
+            for part in chunks(gone):
+                conn.execute(sa.update(T).where(T.c.name.in_(part)).values(removed=True))
+
+    def record_scrape(self, rec: ScrapeRecord) -> None:
+        started = ts(rec.started)
+        with self._write() as conn:
+            tid = target_id(conn, rec.target)
+            conn.execute(
+                sa.insert(SC).values(
+                    target_id=tid,
+                    kind=rec.kind,
+                    started=started,
+                    duration=rec.duration,
+                    bytes=rec.bytes,
+                    status=rec.status,
+                    error=rec.error,
+                )
+            )
+            conn.execute(sa.update(T).where(T.c.id == tid).values(**_health(rec, started)))
+
+    def targets(self) -> list[StoredTarget]:
+        latest = (
+            sa.select(S.c.total)
+            .where(S.c.target_id == T.c.id, S.c.profile == "goroutine")
+            .order_by(S.c.time.desc(), S.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        open_ = (
+            sa.select(sa.func.count())
+            .select_from(F)
+            .where(F.c.target_id == T.c.id, F.c.state != "resolved")
+            .scalar_subquery()
+        )
+        q = sa.select(T, latest.label("goroutines"), open_.label("open_findings")).order_by(T.c.name)
+        with self._read() as conn:
+            return [_stored_target(r) for r in conn.execute(q).mappings()]
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def add_snapshot(self, target: str, snap: Snapshot, raw: bytes | None = None) -> int:
+        # Everything slow happens before the transaction: it holds the write lock briefly.
+        groups = snap.groups()
+        blob = codec.encode(snap, groups)
+        when = ts(snap.time or snap.mtime or dt.datetime.now(dt.UTC))
+        label_rows = list(codec.label_rows(groups))
+        with self._write() as conn:
+            tid = target_id(conn, target)
+            row = {
+                "target_id": tid,
+                "time": when,
+                "format": snap.format,
+                "profile": snap.profile,
+                "total": snap.total,
+                "group_count": len(groups),
+                "truncated": snap.truncated,
+                "downsampled": False,
+                "groups": blob,
+            }
+            sid = int(conn.execute(sa.insert(S).values(row).returning(S.c.id)).scalar_one())
+            if raw is not None:
+                conn.execute(sa.insert(R).values(snapshot_id=sid, time=when, size=len(raw), data=raw))
+            if label_rows:
+                conn.execute(sa.insert(L), [_label(sid, when, r) for r in label_rows])
+        return sid
+
+    def snapshots(
+        self, target: str, *, limit: int = 100, before: dt.datetime | None = None
+    ) -> list[SnapshotMeta]:
+        q = _meta_query().where(T.c.name == target)
+        if before is not None:
+            q = q.where(S.c.time < ts(before))
+        q = q.order_by(S.c.time.desc(), S.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            return [_meta(r) for r in conn.execute(q).mappings()]
+
+    def snapshot(self, snapshot_id: int) -> tuple[SnapshotMeta, list[StoredGroup]] | None:
+        q = _meta_query(S.c.groups).where(S.c.id == snapshot_id)
+        with self._read() as conn:
+            r = conn.execute(q).mappings().first()
+        if r is None:
+            return None
+        return _meta(r), [codec.stored_group(g) for g in codec.decode(r["groups"])["groups"]]
+
+    def raw(self, snapshot_id: int) -> bytes | None:
+        with self._read() as conn:
+            data = conn.execute(sa.select(R.c.data).where(R.c.snapshot_id == snapshot_id)).scalar()
+        return bytes(data) if data is not None else None
+
+    def recent_snapshots(self, target: str, limit: int) -> list[Snapshot]:
+        cols = (S.c.time, S.c.format, S.c.profile, S.c.truncated, S.c.groups)
+        q = (
+            sa.select(*cols)
+            .join(T, T.c.id == S.c.target_id)
+            .where(T.c.name == target)
+            .order_by(S.c.time.desc(), S.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_rebuild(r) for r in reversed(rows)]
+
+    # -- findings ----------------------------------------------------------------------
+
+    def sync_findings(
+        self, target: str, findings: Sequence[Finding], now: dt.datetime
+    ) -> list[StoredFinding]:
+        seen: dict[str, Finding] = {}
+        for f in findings:
+            seen.setdefault(f.id, f)  # the first of duplicate ids wins
+        t = ts(now)
+        with self._write() as conn:
+            tid = target_id(conn, target)
+            rows = _finding_rows(conn, tid, list(seen))
+            for fid, f in seen.items():
+                _record_finding(conn, tid, rows.get(fid), f, t)
+            gone = [fid for fid, r in rows.items() if fid not in seen and r["state"] != "resolved"]
+            for part in chunks([rows[fid]["id"] for fid in gone]):
+                conn.execute(sa.update(F).where(F.c.id.in_(part)).values(state="resolved", resolved_at=t))
+            touched = [*seen, *gone]
+            q = _findings_query().where(F.c.target_id == tid)
+            out = {r["finding_id"]: _stored_finding(r) for r in conn.execute(q).mappings()}
+        return [out[fid] for fid in touched if fid in out]
+
+    def findings(
+        self,
+        *,
+        target: str | None = None,
+        verdict: str | None = None,
+        category: str | None = None,
+        state: FindingState | None = None,
+    ) -> list[StoredFinding]:
+        q = _findings_query()
+        for col, value in (
+            (T.c.name, target),
+            (F.c.verdict, verdict),
+            (F.c.category, category),
+            (F.c.state, state),
+        ):
+            if value is not None:
+                q = q.where(col == value)
+        q = q.order_by((F.c.state == "resolved"), F.c.last_seen.desc(), T.c.name, F.c.finding_id)
+        with self._read() as conn:
+            return [_stored_finding(r) for r in conn.execute(q).mappings()]
+
+    # -- search and housekeeping -------------------------------------------------------
+
+    def search_labels(
+        self, key: str, value: str, *, limit: int = 100
+    ) -> list[tuple[SnapshotMeta, StoredGroup]]:
+        hits = (
+            sa.select(L.c.snapshot_id, L.c.signature)
+            .where(L.c.key == key, L.c.value == value)
+            .order_by(L.c.time.desc(), L.c.snapshot_id.desc(), L.c.signature)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            found = conn.execute(hits).all()
+            ids = list(dict.fromkeys(sid for sid, _ in found))
+            snaps = {}
+            for part in chunks(ids):
+                for r in conn.execute(_meta_query(S.c.groups).where(S.c.id.in_(part))).mappings():
+                    snaps[r["id"]] = (_meta(r), codec.decode(r["groups"])["groups"])
+        return list(_label_hits(found, snaps))
+
+    def apply_retention(self, policy: RetentionPolicy, now: dt.datetime) -> dict[str, int]:
+        with self._write() as conn:
+            counts = apply_retention(conn, policy, ts(now))
+        if self.dialect == "sqlite" and any(counts.values()):
+            self._release_free_pages()
+        return counts
+
+    def _release_free_pages(self) -> None:
+        """Shrink the SQLite file by the pages retention freed. `incremental_vacuum` frees one
+        page per step and the driver's `execute` steps once; `executescript` runs it out."""
+        conn = self.engine.raw_connection()
+        try:
+            conn.driver_connection.executescript("PRAGMA incremental_vacuum;")  # type: ignore[union-attr]
+        finally:
+            conn.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _unique(targets: Iterable[Target]) -> list[Target]:
+    """One per name (the last wins), in name order: replicas lock rows in the same order."""
+    by_name = {t.name: t for t in targets}
+    return [by_name[n] for n in sorted(by_name)]
+
+
+def _health(rec: ScrapeRecord, started: float) -> dict[str, Any]:
+    """Target columns a scrape updates. Every scrape moves last_scrape; two say nothing about
+    the target's health: our own policy refusing a capture, and a 404 for goroutineleak (the
+    target answered; it just does not have that profile)."""
+    values: dict[str, Any] = {"last_scrape": started}
+    if rec.status == "refused" or (rec.status == "not_found" and rec.kind == "goroutineleak"):
+        return values
+    values["up"] = rec.status == "ok"
+    if rec.status == "ok":
+        values["last_success"] = started
+        values["last_error"] = ""
+    else:
+        values["last_error"] = rec.error or rec.status
+    return values
+
+
+def _stored_target(r: sa.RowMapping) -> StoredTarget:
+    return StoredTarget(
+        name=r["name"],
+        url=r["url"],
+        labels=dict(r["labels"] or {}),
+        shard=r["shard"],
+        up=bool(r["up"]),
+        last_scrape=utc(r["last_scrape"]) if r["last_scrape"] is not None else None,
+        last_success=utc(r["last_success"]) if r["last_success"] is not None else None,
+        last_error=r["last_error"],
+        goroutines=r["goroutines"],
+        open_findings=int(r["open_findings"]),
+        removed=bool(r["removed"]),
+    )
+
+
+def _label(sid: int, when: float, row: tuple[str, str, str, int]) -> dict[str, Any]:
+    sig, key, value, count = row
+    return {"snapshot_id": sid, "signature": sig, "key": key, "value": value, "count": count, "time": when}
+
+
+def _meta_query(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    has_raw = sa.exists().where(R.c.snapshot_id == S.c.id)
+    cols = [
+        S.c[c]
+        for c in ("id", "time", "format", "profile", "total", "group_count", "truncated", "downsampled")
+    ]
+    return sa.select(*cols, T.c.name.label("target"), has_raw.label("has_raw"), *extra).join(
+        T, T.c.id == S.c.target_id
+    )
+
+
+def _meta(r: sa.RowMapping) -> SnapshotMeta:
+    return SnapshotMeta(
+        id=int(r["id"]),
+        target=r["target"],
+        time=utc(r["time"]),
+        format=r["format"],
+        profile=r["profile"],
+        total=int(r["total"]),
+        groups=int(r["group_count"]),
+        truncated=bool(r["truncated"]),
+        has_raw=bool(r["has_raw"]),
+        downsampled=bool(r["downsampled"]),
+    )
+
+
+def _rebuild(r: sa.RowMapping) -> Snapshot:
+    return codec.rebuild(
+        codec.decode(r["groups"]),
+        format=r["format"],
+        profile=r["profile"],
+        time=utc(r["time"]),
+        truncated=bool(r["truncated"]),
+    )
+
+
+def _label_hits(
+    found: Sequence[Any], snaps: Mapping[int, tuple[SnapshotMeta, list[codec.GroupDoc]]]
+) -> Iterator[tuple[SnapshotMeta, StoredGroup]]:
+    for sid, sig in found:
+        if sid not in snaps:
+            continue  # deleted between the two queries of another transaction: cannot happen here
+        meta, groups = snaps[sid]
+        for g in groups:
+            if g["signature"] == sig:
+                yield meta, codec.stored_group(g)
+                break
+
+
+def _findings_query() -> sa.Select[Any]:
+    return sa.select(F, T.c.name.label("target")).join(T, T.c.id == F.c.target_id)
+
+
+def _finding_rows(conn: sa.Connection, tid: int, ids: Sequence[str]) -> dict[str, sa.RowMapping]:
+    """The target's open findings and any row (resolved too) of the ids seen now."""
+    cols = (F.c.id, F.c.finding_id, F.c.state)
+    rows = {
+        r["finding_id"]: r
+        for r in conn.execute(
+            sa.select(*cols).where(F.c.target_id == tid, F.c.state != "resolved")
+        ).mappings()
+    }
+    for part in chunks(ids):
+        q = sa.select(*cols).where(F.c.target_id == tid, F.c.finding_id.in_(part))
+        rows.update({r["finding_id"]: r for r in conn.execute(q).mappings()})
+    return rows
+
+
+def _record_finding(conn: sa.Connection, tid: int, row: sa.RowMapping | None, f: Finding, t: float) -> None:
+    doc = {"doc": f.to_json(), "verdict": f.verdict, "category": f.category, "last_seen": t}
+    if row is None:  # DO NOTHING: a replica that owned the target until just now wrote it first
+        new = _insert(conn, F).values(target_id=tid, finding_id=f.id, state="new", first_seen=t, **doc)
+        conn.execute(new.on_conflict_do_nothing(index_elements=["target_id", "finding_id"]))
+    elif row["state"] == "resolved":  # it came back: a new episode
+        conn.execute(
+            sa.update(F).where(F.c.id == row["id"]).values(state="new", first_seen=t, resolved_at=None, **doc)
+        )
+    else:
+        conn.execute(sa.update(F).where(F.c.id == row["id"]).values(state="ongoing", **doc))
+
+
+def _stored_finding(r: sa.RowMapping) -> StoredFinding:
+    return StoredFinding(
+        target=r["target"],
+        id=r["finding_id"],
+        state=r["state"],
+        first_seen=utc(r["first_seen"]),
+        last_seen=utc(r["last_seen"]),
+        resolved_at=utc(r["resolved_at"]) if r["resolved_at"] is not None else None,
+        finding=r["doc"],
+    )

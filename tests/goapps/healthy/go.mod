@@ -1,0 +1,3 @@
+module grproftest/healthy
+
+go 1.19
