@@ -1,0 +1,58 @@
+"""The serve configuration: defaults, the example file, and errors that name the key and line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grprof.config import Config, ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_defaults() -> None:
+    c = Config()
+    assert (c.listen, c.db, c.scrape.interval, c.scrape.format) == ("127.0.0.1:8080", "./grprof.db", 15.0, "debug=1")
+    assert c.scrape.leak_profile_every == 4 and c.scrape.debug2_max_goroutines == 10_000
+
+
+def test_example_file_is_valid() -> None:
+    c = load_config(ROOT / "examples" / "grprof.yaml")
+    assert [t.name for t in c.static_targets()] == ["checkout", "search"]
+    assert c.sla["checkout"].to_sla().p95 == 0.15
+    assert c.static_targets()[1].auth.ca_file == "/etc/grprof/ca.pem"
+    assert c.retention.max_age == 14 * 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("scrape:\n  interval: fast\n", "g.yaml:2: scrape.interval: not a duration: 'fast'"),
+        ("scrape:\n  intervl: 3s\n", "g.yaml:2: scrape.intervl: unknown key"),
+        ("targets:\n  - name: a\n    url: ftp://x\n", "g.yaml:3: targets.0.url: must start with http:// or https://"),
+        ("targets:\n - {name: a, url: 'http://a'}\n - {name: a, url: 'http://b'}\n", "two targets are named 'a'"),
+        ("scrape:\n  interval: 5s\n  timeout: 10s\n", "g.yaml:2: scrape: timeout (10s) must not exceed interval (5s)"),
+        ("listen: 8080\n", "g.yaml:1: listen: must be HOST:PORT"),
+        ("version: [\n", "g.yaml:2: not valid YAML"),
+        ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla.api: p95: missing"),
+        ("- 1\n- 2\n", "must be a mapping"),
+    ],
+)
+def test_errors_name_key_and_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "g.yaml")
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_serve_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("version: 1\nscrape:\n  concurrency: 0\n")
+    p = subprocess.run(
+        [sys.executable, "-m", "grprof.cli", "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 2
+    assert p.stderr.strip() == f"grprof: {cfg}:3: scrape.concurrency: Input should be greater than or equal to 1"
