@@ -281,7 +281,10 @@ class Daemon:
             rt.goroutines = snap.total
             if self.scraper is not None:
                 self.scraper.note_goroutines(result.target, snap.total)
-        await asyncio.to_thread(store.add_snapshot, result.target, snap, None)
+        # Raw bytes for the rarer, richer profiles (debug=2 captures, leak profiles): what a person
+        # wants to download later; retention keeps them within `retention.raw_budget`.
+        raw = result.body if result.kind in ("debug=2", "goroutineleak") else None
+        await asyncio.to_thread(store.add_snapshot, result.target, snap, raw)
         window = self.windows.setdefault(
             result.target, Window(collections.deque(maxlen=default_settings().window))
         )
