@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "serve",
-        help="scrape many services continuously: history, API, web UI, Prometheus metrics",
+        help="scrape many services continuously: history, detection, an API and Prometheus metrics",
         description="Scrape every target's pprof endpoint on a schedule, keep the history (SQLite or "
         "PostgreSQL), detect leaks, and serve an API (/api/v1, docs at /docs) and /metrics.",
     )

@@ -18,6 +18,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from grprof.collect.model import Auth, ScrapeResult, Target
 from grprof.collect.scraper import Scraper, ScrapeSettings
@@ -33,6 +34,7 @@ from grprof.model import Snapshot
 from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
 from grprof.store import RetentionPolicy, ScrapeRecord, Store, open_store
 from grprof.table import Stack
+from grprof.watch import base_url
 
 log = logging.getLogger("grprof.serve")
 
@@ -69,14 +71,11 @@ class Window:
 
 
 def cli_targets(urls: Sequence[str]) -> list[Target]:
+    """`--target URL`s: base URLs (any /debug/pprof/ URL is cut back), named host:port."""
     out = []
     for url in urls:
-        base = url.rstrip("/")
-        cut = base.find("/debug/pprof")
-        if cut >= 0:
-            base = base[:cut]
-        name = base.split("://", 1)[-1]
-        out.append(Target(name, base, {}, source="cli"))
+        base = base_url(url)
+        out.append(Target(urlsplit(base).netloc or base, base, {}, source="cli"))
     return out
 
 
