@@ -8,11 +8,13 @@ For each leak kind it starts a fresh leak zoo (tests/goapps/zoo, without a datab
 loopback with a large idle worker pool, and runs the zoo's healthy controls the whole time:
 bursts of short-lived goroutines, idle keep-alive connections, jobs on the pool (the zoo's
 periodic background job runs by itself). A real `grprof.watch.Watcher` polls it every
-`--interval` seconds. After `--warmup` seconds of controls only, the leak starts: one request
-per second to the kind's endpoint, each leaving one goroutine (two for http-body-unclosed).
-Polling goes on for `--max-minutes` after the leak started, past the detection, so the
-controls stay under watch. Findings are matched to the zoo's /truth: the leak's own stacks,
-or a control's stack (a control called a leak is a false leak).
+`--interval` seconds. After `--warmup` seconds of controls only, the leak starts right after a
+poll (the worst phase): one request per second (`--leak-every`) to the kind's endpoint, each
+leaving one goroutine (two for http-body-unclosed). Polling goes on for `--max-minutes` after
+the leak started, past the detection, so the controls stay under watch. Findings are matched
+to the zoo's /truth: the leak's own stacks, or a control's stack (a control called a leak is
+a false leak). Times run from the first leak request to the start of the poll whose result
+first showed the verdict.
 
 Real time is the default (about warm-up + max-minutes per kind). `--replay` runs the same on
 synthetic time: one poll per `--replay-step` real seconds, snapshots stamped `--interval`
@@ -266,12 +268,17 @@ def observe(run: Run, t: float, poll: int, events: list[Event], d: Detection) ->
 def note_wrong(run: Run, f: Finding, t: float, control: str | None) -> None:
     w = run.wrong.get(f.id)
     if w is None:
-        what = control or (f.site.function if f.site else "?")
+        what = control or where(f)
         first = t - run.leak_start if run.leak_start is not None else t
         w = run.wrong[f.id] = WrongLeak(f.id, what, round(first, 1), [], [])
         (run.result.false_leaks if control else run.result.other_leaks).append(w)
     w.counts = list(f.counts)
     w.evidence = [f"{ev.signal}: {ev.summary}" for ev in f.evidence]
+
+
+def where(f: Finding) -> str:
+    frame = f.site or (f.frames[0] if f.frames else None)
+    return frame.function if frame else f.id
 
 
 def timeline_row(run: Run, t: float, d: Detection) -> dict[str, Any]:
@@ -358,7 +365,7 @@ def poll_loop(
         driver.start()
     try:
         poll = 0
-        while run.leak_start is None or poll * interval - run.leak_start < args.max_minutes * 60:
+        while run.leak_start is None or poll * interval - run.leak_start <= args.max_minutes * 60:
             if args.replay:
                 if poll:
                     replay_step(schedule, sender, (poll - 1) * interval, poll * interval, args.replay_step)
@@ -437,12 +444,17 @@ def machine() -> dict[str, str]:
                 break
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    # The detector is what is measured: say when it differs from the commit.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
+    ).stdout.splitlines()
     return {
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "go": go,
         "python": platform.python_version(),
         "grprof_commit": rev.stdout.strip() or "unknown",
+        "src_changes": f"{len(dirty)} uncommitted files under src/" if dirty else "none",
         "loadavg_1m": f"{os.getloadavg()[0]:.2f}",
     }
 
@@ -451,8 +463,13 @@ def seconds(v: float | None) -> str:
     return "never" if v is None else f"{v:g}"
 
 
-def wrong_text(ws: list[WrongLeak]) -> str:
-    return f"{len(ws)}" + (f" ({'; '.join(f'{w.what} at {w.first_after:g}s' for w in ws)})" if ws else "")
+def wrong_text(ws: list[WrongLeak], shown: int = 3) -> str:
+    """`2 (keepalive: net/http.(*persistConn).writeLoop at 45s; ...)`; the JSON has them all."""
+    if not ws:
+        return "0"
+    names = [f"{w.what} at {w.first_after:g}s" for w in ws[:shown]]
+    more = f"; +{len(ws) - shown} more" if len(ws) > shown else ""
+    return f"{len(ws)} ({'; '.join(names)}{more})"
 
 
 def table(results: list[Result]) -> str:
@@ -548,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     info = machine()
     print(
         f"{info['cpu']} x{info['nproc']}, {info['go']}, Python {info['python']}, "
-        f"grprof {info['grprof_commit']}, load average {info['loadavg_1m']}",
+        f"grprof {info['grprof_commit']} (uncommitted under src/: {info['src_changes']}), "
+        f"load average {info['loadavg_1m']}",
         file=sys.stderr,
     )
     results = []

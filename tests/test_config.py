@@ -15,7 +15,12 @@ ROOT = Path(__file__).parent.parent
 
 def test_defaults() -> None:
     c = Config()
-    assert (c.listen, c.db, c.scrape.interval, c.scrape.format) == ("127.0.0.1:8080", "./grprof.db", 15.0, "debug=1")
+    assert (c.listen, c.db, c.scrape.interval, c.scrape.format) == (
+        "127.0.0.1:8080",
+        "./grprof.db",
+        15.0,
+        "debug=1",
+    )
     assert c.scrape.leak_profile_every == 4 and c.scrape.debug2_max_goroutines == 10_000
 
 
@@ -32,9 +37,18 @@ def test_example_file_is_valid() -> None:
     [
         ("scrape:\n  interval: fast\n", "g.yaml:2: scrape.interval: not a duration: 'fast'"),
         ("scrape:\n  intervl: 3s\n", "g.yaml:2: scrape.intervl: unknown key"),
-        ("targets:\n  - name: a\n    url: ftp://x\n", "g.yaml:3: targets.0.url: must start with http:// or https://"),
-        ("targets:\n - {name: a, url: 'http://a'}\n - {name: a, url: 'http://b'}\n", "two targets are named 'a'"),
-        ("scrape:\n  interval: 5s\n  timeout: 10s\n", "g.yaml:2: scrape: timeout (10s) must not exceed interval (5s)"),
+        (
+            "targets:\n  - name: a\n    url: ftp://x\n",
+            "g.yaml:3: targets.0.url: must start with http:// or https://",
+        ),
+        (
+            "targets:\n - {name: a, url: 'http://a'}\n - {name: a, url: 'http://b'}\n",
+            "two targets are named 'a'",
+        ),
+        (
+            "scrape:\n  interval: 5s\n  timeout: 10s\n",
+            "g.yaml:2: scrape: timeout (10s) must not exceed interval (5s)",
+        ),
         ("listen: 8080\n", "g.yaml:1: listen: must be HOST:PORT"),
         ("version: [\n", "g.yaml:2: not valid YAML"),
         ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla.api: p95: missing"),
@@ -52,7 +66,12 @@ def test_serve_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("version: 1\nscrape:\n  concurrency: 0\n")
     p = subprocess.run(
-        [sys.executable, "-m", "grprof.cli", "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "grprof.cli", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert p.returncode == 2
-    assert p.stderr.strip() == f"grprof: {cfg}:3: scrape.concurrency: Input should be greater than or equal to 1"
+    assert (
+        p.stderr.strip() == f"grprof: {cfg}:3: scrape.concurrency: Input should be greater than or equal to 1"
+    )
