@@ -1,3 +1,15 @@
-"""Shared fixtures: `postgres` starts one throwaway PostgreSQL server per test worker."""
+"""Shared fixtures: `postgres` starts one throwaway PostgreSQL server per test worker.
 
+In CI (`GRPROF_CI=1`, set by .ci/run) hypothesis runs derandomized: the same examples on
+every run, so a red build always means a change, never the luck of the draw. Locally it
+explores new examples each run.
+"""
+
+import os
+
+from hypothesis import settings
 from pgserver import postgres  # noqa: F401
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("GRPROF_CI"):
+    settings.load_profile("ci")

@@ -10,7 +10,8 @@
 //	    is sent then, on its own goroutine, whatever earlier requests are doing. Latency is
 //	    measured from the due time, not the send time, so a stalled sender or server is
 //	    charged for every request it delayed (no coordinated omission). Prints one JSON
-//	    line; -raw writes every latency in microseconds, one per line.
+//	    line; -raw writes every latency in microseconds, one per line, in the order the
+//	    requests were due.
 package main
 
 import (
@@ -177,6 +178,7 @@ type summary struct {
 	MeanUs       float64 `json:"mean_us"`
 	SendLagP99us int64   `json:"send_lag_p99_us"`
 	SendLagMaxUs int64   `json:"send_lag_max_us"`
+	BeginUnixNs  int64   `json:"begin_unix_ns"` // request i was due at this + i/rate
 }
 
 func loadMain(args []string) {
@@ -222,7 +224,7 @@ func loadMain(args []string) {
 	elapsed := time.Since(begin)
 
 	out := summarize(lat, sendLag, errs)
-	out.Rate, out.Seconds = *rate, elapsed.Seconds()
+	out.Rate, out.Seconds, out.BeginUnixNs = *rate, elapsed.Seconds(), begin.UnixNano()
 	if *raw != "" {
 		writeRaw(*raw, lat)
 	}
