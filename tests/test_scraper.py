@@ -24,6 +24,9 @@ from misbehaving import FIXTURES, FakeTargets, Hit, TLSFiles, fake_targets, make
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, Target
 from grprof.collect.scraper import Scraper, ScrapeSettings, phase
 
+# Every test here checks when scrapes happen: run them alone (see the Makefile).
+pytestmark = pytest.mark.timing
+
 MIB = 1 << 20
 FIXTURE_DEBUG1 = (FIXTURES / "goroutine.debug1.txt").read_bytes()
 FIXTURE_DEBUG2 = (FIXTURES / "goroutine.debug2.txt").read_bytes()

@@ -16,7 +16,7 @@ import pytest
 from gobuild import build_goapp, run_goapp
 from pgserver import PgServer
 from prometheus_client.parser import text_string_to_metric_families
-from serveproc import free_port, run_serve, start_serve_process
+from serveproc import Serve, free_port, run_serve, start_serve_process
 from zoo import hit, start_zoo
 
 LEAKY = "../../examples/leaky"
@@ -126,6 +126,10 @@ def test_config_reload(tmp_path: Path) -> None:
             srv.wait_for(lambda: names() == {"b"})
 
 
+def scraped(srv: Serve) -> bool:
+    return any(t["last_success"] for t in srv.get("/api/v1/targets")["targets"])
+
+
 @pytest.mark.slow
 def test_kill_9_and_restart(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
@@ -137,7 +141,10 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
             port = free_port()
             with open(tmp_path / f"log{round_}", "w+b") as log:
                 proc = start_serve_process(args, port, log)
-                time.sleep(2.5 + rng.random() * 2)
+                srv = Serve(f"http://127.0.0.1:{port}", proc, log)
+                # Kill at a random moment once it scrapes (startup time varies with the load).
+                srv.wait_for(lambda s=srv: scraped(s), timeout=60)
+                time.sleep(rng.random() * 3)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
             con = sqlite3.connect(db)
@@ -166,6 +173,7 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_misbehaving_targets_do_not_delay_healthy_ones(tmp_path: Path) -> None:
     from misbehaving import fake_targets
 
