@@ -192,8 +192,10 @@ class WrongLeak:
     id: str
     what: str
     """`control: stack` for a control, else the finding's site function."""
-    first_after: float
-    """Seconds since the leak started (negative: during the warm-up)."""
+    first_at: float
+    """Seconds since the run started."""
+    first_after: float | None
+    """Seconds since the leak started (negative: during the warm-up); set when the run ends."""
     counts: list[int]
     evidence: list[str]
 
@@ -268,9 +270,7 @@ def observe(run: Run, t: float, poll: int, events: list[Event], d: Detection) ->
 def note_wrong(run: Run, f: Finding, t: float, control: str | None) -> None:
     w = run.wrong.get(f.id)
     if w is None:
-        what = control or where(f)
-        first = t - run.leak_start if run.leak_start is not None else t
-        w = run.wrong[f.id] = WrongLeak(f.id, what, round(first, 1), [], [])
+        w = run.wrong[f.id] = WrongLeak(f.id, control or where(f), round(t, 1), None, [], [])
         (run.result.false_leaks if control else run.result.other_leaks).append(w)
     w.counts = list(f.counts)
     w.evidence = [f"{ev.signal}: {ev.summary}" for ev in f.evidence]
@@ -383,6 +383,8 @@ def poll_loop(
         stop.set()
         if driver.is_alive():
             driver.join()
+    for wrong in run.wrong.values():
+        wrong.first_after = round(wrong.first_at - (run.leak_start or 0.0), 1)
 
 
 def one_poll(run: Run, w: Watcher, now: float, poll: int) -> None:
@@ -467,7 +469,7 @@ def wrong_text(ws: list[WrongLeak], shown: int = 3) -> str:
     """`2 (keepalive: net/http.(*persistConn).writeLoop at 45s; ...)`; the JSON has them all."""
     if not ws:
         return "0"
-    names = [f"{w.what} at {w.first_after:g}s" for w in ws[:shown]]
+    names = [f"{w.what} at {w.first_after or 0:g}s" for w in ws[:shown]]
     more = f"; +{len(ws) - shown} more" if len(ws) > shown else ""
     return f"{len(ws)} ({'; '.join(names)}{more})"
 

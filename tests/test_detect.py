@@ -173,3 +173,14 @@ def test_live_series_finds_the_leaky_handler(tmp_path: Path) -> None:
     assert leaks[0]["category"] == "channel"
     assert leaks[0]["growth_per_minute"] > 10
     assert not any("workerPool" in (f["site"] or {}).get("function", "") for f in r["findings"])
+
+
+def test_leak_after_a_long_flat_stretch_is_found_quickly() -> None:
+    # 10 minutes of a stable group, then a leak of 1 goroutine/s at 15 s polls: the flat part
+    # must not outvote the rise (the whole-window slope stays 0 for minutes).
+    flat = [50] * 40
+    for polls in (4, 5, 8):
+        counts = (flat + [50 + 15 * i for i in range(1, polls + 1)])[-40:]
+        times = [15.0 * i for i in range(len(counts))]
+        got = growth(_track(counts), times, default_settings()).verdict
+        assert got == "leak", (polls, got)

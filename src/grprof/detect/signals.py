@@ -112,9 +112,28 @@ class Growth:
     evidence: Evidence | None
 
 
+_RANK = {None: 0, "suspect": 1, "leak": 2}
+
+
 def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
+    """Judge the window, and the part of it since the count was last at its minimum.
+
+    A leak that starts after a long flat stretch shows in the tail long before the flat pairs
+    stop outvoting it in the whole window's slope and trend.
+    """
     counts = track.counts[-st.window :]
     ts = [t / 60 for t in times[-st.window :]]
+    whole = _judge(counts, ts, st)
+    if whole.verdict == "leak" or len(counts) < 2:
+        return whole
+    start = max(i for i, c in enumerate(counts) if c == min(counts))
+    if start == 0:
+        return whole
+    tail = _judge(counts[start:], ts[start:], st)
+    return tail if _RANK[tail.verdict] > _RANK[whole.verdict] else whole
+
+
+def _judge(counts: Sequence[int], ts: Sequence[float], st: Settings) -> Growth:
     if len(counts) < 2:
         return Growth(None, None, None)
     # Judge the lower envelope (the minimum from each snapshot on): leaked goroutines stay, so
