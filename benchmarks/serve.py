@@ -612,9 +612,10 @@ def findings_in(db: Path) -> list[str]:
 
 
 def near_scrapes(count: int, begin: float, rate: float, rows: Sequence[ScrapeRow]) -> list[bool]:
-    """For each request (by due time): was grprof's request to the target in flight then?
-    10 ms either side: a request due just before a scrape is still being served during it."""
-    spans = [(r.started - 0.01, r.started + r.duration + 0.01) for r in rows]
+    """For each request (by due time): was it due while grprof's request to the target was in
+    flight, from 10 ms before (a request due just before is still being served during it) to
+    50 ms after (what a profile leaves behind: garbage, a forced GC for goroutineleak)?"""
+    spans = [(r.started - 0.01, r.started + r.duration + 0.05) for r in rows]
     return [any(a <= begin + i / rate <= b for a, b in spans) for i in range(count)]
 
 
@@ -672,9 +673,10 @@ def compare(without: dict[str, Any], with_: dict[str, Any]) -> dict[str, Any]:
     """The p99 difference (median of rounds, and pooled) against the round-to-round noise."""
     diff = with_["p99_us_median"] / without["p99_us_median"] - 1
     pooled = with_["pooled_us"]["p99"] / without["pooled_us"]["p99"] - 1
-    noise = max(without["p99_rel_mad"], with_["p99_rel_mad"])
+    few = min(without["rounds"], with_["rounds"]) < 2  # one round says nothing about noise
+    noise = math.nan if few else max(without["p99_rel_mad"], with_["p99_rel_mad"])
     # Inconclusive: the machine's own variation between rounds is larger than the effect sought.
-    verdict = "inconclusive" if noise >= P99_GOAL else "met" if abs(diff) < P99_GOAL else "not met"
+    verdict = "inconclusive" if few or noise >= P99_GOAL else "met" if abs(diff) < P99_GOAL else "not met"
     return {
         "p99_median_relative_diff": diff,
         "p99_pooled_relative_diff": pooled,
@@ -799,6 +801,16 @@ def fleet_table(r: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def timeline_table(rows: Sequence[dict[str, float]]) -> str:
+    out = ["\nminute  grprof CPU  fleet CPU  machine busy  grprof RSS  load1"]
+    for r in rows:
+        out.append(
+            f"{r['minute']:>6.1f}  {r['serve_cpu']:>10.3f}  {r['fleet_cpu']:>9.3f}  "
+            f"{r['machine_busy_cores']:>12.2f}  {r['serve_rss_mb']:>7.0f} MB  {r['load1']:>5.2f}"
+        )
+    return "\n".join(out)
+
+
 def latency_table(r: dict[str, Any]) -> str:
     c, cmp_ = r["conditions"], r["comparison"]
     head = f"{'requests':<24} {'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>9} {'n':>7}"
@@ -866,8 +878,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not args.skip_fleet:
             result["fleet"] = run_fleet(args, workdir)
             print(f"\n## Serving {args.targets} targets\n\n{fleet_table(result['fleet'])}")
-            for row in result["fleet"]["timeline"]:
-                print("  ", row)
+            print(timeline_table(result["fleet"]["timeline"]))
         if not args.skip_latency:
             result["latency"] = run_latency(args, workdir)
             print(f"\n## Target latency at {args.rate:g} req/s\n\n{latency_table(result['latency'])}")
