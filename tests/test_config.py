@@ -27,7 +27,8 @@ def test_defaults() -> None:
 def test_example_file_is_valid() -> None:
     c = load_config(ROOT / "examples" / "grprof.yaml")
     assert [t.name for t in c.static_targets()] == ["checkout", "search"]
-    assert c.sla["checkout"].to_sla().p95 == 0.15
+    assert (sla := c.sla_for("checkout")) is not None and sla.p95 == 0.15
+    assert (d := c.sla_for("nope")) is not None and d.query and d.latency == 0.3
     assert c.static_targets()[1].auth.ca_file == "/etc/grprof/ca.pem"
     assert c.retention.max_age == 14 * 86400
 
@@ -51,7 +52,8 @@ def test_example_file_is_valid() -> None:
         ),
         ("listen: 8080\n", "g.yaml:1: listen: must be HOST:PORT"),
         ("version: [\n", "g.yaml:2: not valid YAML"),
-        ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla.api: p95: missing"),
+        ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla: api: p95: missing"),
+        ("sla:\n  api: {latency: 200ms, p95: 1s, points: [[1, 2], [0.5, 3]]}\n", "sla: api: points:"),
         ("- 1\n- 2\n", "must be a mapping"),
     ],
 )

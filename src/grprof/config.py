@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from grprof.collect.model import Auth, Target
-from grprof.detect.sla import SLA
+from grprof.detect.sla import SLA, parse_sla
 from grprof.errors import GrprofError
 from grprof.units import parse_duration, parse_size
 
@@ -137,21 +137,6 @@ class HttpSDConfig(_Model):
     auth: AuthConfig | None = None
 
 
-class SLAEntry(_Model):
-    latency: Duration
-    p95: Duration | None = None
-    prometheus: str | None = None
-    query: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> SLAEntry:
-        self.to_sla()  # raises ValueError naming what is missing or wrong
-        return self
-
-    def to_sla(self) -> SLA:
-        return SLA(latency=self.latency, p95=self.p95, prometheus=self.prometheus, query=self.query)
-
-
 class RetentionConfig(_Model):
     raw: Duration = 3600.0
     raw_budget: Size = 256 << 20
@@ -169,8 +154,9 @@ class Config(_Model):
     targets: list[TargetConfig] = []
     file_sd: list[FileSDConfig] = []
     http_sd: list[HttpSDConfig] = []
-    sla: dict[str, SLAEntry] = {}
-    """Per target name (or `default`): the latency SLA and where its p95 comes from."""
+    sla: dict[str, dict[str, Any]] = {}
+    """Per target name (or `default`): the latency SLA and where its p95 comes from
+    (`grprof.detect.sla.parse_sla`: latency, p95 or prometheus + query, timeout, points)."""
     rules: list[str] = []
     retention: RetentionConfig = RetentionConfig()
 
@@ -182,6 +168,21 @@ class Config(_Model):
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
         return text
+
+    @field_validator("sla")
+    @classmethod
+    def _slas(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, entry in v.items():
+            try:
+                parse_sla(entry)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        return v
+
+    def sla_for(self, target: str) -> SLA | None:
+        """The target's SLA, else the `default` one, else None."""
+        entry = self.sla.get(target, self.sla.get("default"))
+        return parse_sla(entry) if entry is not None else None
 
     @field_validator("targets")
     @classmethod

@@ -307,10 +307,9 @@ class Daemon:
             self._maybe_capture(name, window)
 
     async def _sla(self, name: str, window: Window) -> SLAState:
-        entry = self.config.sla.get(name) or self.config.sla.get("default")
         loop = asyncio.get_running_loop()
         if window.sla is None or loop.time() - window.sla_at > SLA_TTL:
-            window.sla = await asyncio.to_thread(evaluate, entry.to_sla() if entry else None)
+            window.sla = await asyncio.to_thread(evaluate, self.config.sla_for(name))
             window.sla_at = loop.time()
         return window.sla
 
