@@ -12,7 +12,8 @@ import pytest
 from gobuild import fetch, run_goapp
 
 import grprof
-from grprof.detect.detector import detect
+from grprof.detect.detector import Options, detect
+from grprof.detect.rules import load_rules
 from grprof.detect.series import Point, Track, build_series
 from grprof.detect.signals import default_settings, growth, kendall_tau, theil_sen
 
@@ -184,3 +185,38 @@ def test_leak_after_a_long_flat_stretch_is_found_quickly() -> None:
         times = [15.0 * i for i in range(len(counts))]
         got = growth(_track(counts), times, default_settings()).verdict
         assert got == "leak", (polls, got)
+
+
+def test_max_verdict_caps_a_growing_group_without_proof(tmp_path: Path) -> None:
+    """A rule with `max_verdict: suspect` (patterns that grow with load, like idle keep-alive
+    connections) keeps growth alone from calling its group a leak; runtime proof still does."""
+    zoo = FIXTURES / "zoo"
+    counted = [grprof.load(p) for p in sorted(zoo.glob("*.goroutine.debug1.txt"))]
+    proofs = [grprof.load(p) for p in sorted(zoo.glob("*.goroutineleak.debug1.txt"))]
+    plain = detect(counted, Options(interval=30.0))
+    grown = [f for f in plain.findings if f.verdict == "leak" and f.growth_per_minute]
+    assert grown, [(f.verdict, f.title) for f in plain.findings]
+    target = grown[0]
+    assert target.site is not None
+    rule = tmp_path / "cap.yaml"
+    rule.write_text(
+        "version: 1\nrules:\n"
+        "  - id: capped\n    category: channel\n"
+        f"    when: {{top: ['{target.site.function}', main.leakyHandler.func1]}}\n"
+        "    max_verdict: suspect\n    title: t\n    explanation: e\n    fix: f\n"
+    )
+    rules = load_rules([rule], entry_points=False)
+
+    capped = detect(counted, Options(interval=30.0, rules=rules))
+    [f] = [f for f in capped.findings if f.id == target.id]
+    assert (f.verdict, f.rule) == ("suspect", "capped")
+    assert f.confidence <= 0.6
+    assert [e.signal for e in f.evidence][-1] == "rule"
+    others = {g.id: g.verdict for g in capped.findings if g.id != target.id}
+    assert others == {g.id: g.verdict for g in plain.findings if g.id != target.id}
+
+    with_proof = detect(counted + proofs, Options(interval=30.0, rules=rules))
+    proven = [f for f in with_proof.findings if f.rule == "capped" and f.runtime_confirmed]
+    assert [(f.site and f.site.function, f.verdict) for f in proven] == [
+        ("main.leakyHandler.func1", "leak")
+    ]

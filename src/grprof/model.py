@@ -9,14 +9,15 @@ without building a million Python objects.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
     from grprof.aggregate import Similarity, StackNode
     from grprof.table import GoroutineTable
 
+_T = TypeVar("_T")
 Format = Literal["debug=0", "debug=1", "debug=2"]
 Profile = Literal["goroutine", "goroutineleak"]
 
@@ -183,6 +184,7 @@ class Snapshot:
         "mtime",
         "table",
         "_goroutines",
+        "_memo",
     )
 
     def __init__(
@@ -209,6 +211,16 @@ class Snapshot:
         self.mtime: _dt.datetime | None = None
         """Modification time of the file the snapshot came from, when it came from a file."""
         self._goroutines: list[Goroutine] | None = None
+        self._memo: dict[str, object] = {}
+
+    def memo(self, key: str, compute: Callable[[], _T]) -> _T:
+        """Data derived from the snapshot, computed once: a snapshot does not change once parsed
+        (a daemon judges the same 40 snapshots again at every scrape)."""
+        try:
+            return self._memo[key]  # type: ignore[return-value]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
 
     @property
     def total(self) -> int:
@@ -226,10 +238,10 @@ class Snapshot:
         return iter(self.goroutines)
 
     def groups(self, similarity: Similarity = "default") -> list[Group]:
-        """Goroutines grouped by stack, largest group first."""
+        """Goroutines grouped by stack, largest group first (computed once per similarity)."""
         from grprof.aggregate import group
 
-        return group(self.table, similarity)
+        return list(self.memo(f"groups:{similarity}", lambda: group(self.table, similarity)))
 
     def stack_tree(self, similarity: Similarity = "default") -> StackNode:
         """Prefix tree of frames (outermost first) with goroutine counts, for flame graphs."""

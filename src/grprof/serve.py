@@ -30,7 +30,7 @@ from grprof.detect.signals import default_settings, theil_sen
 from grprof.detect.sla import SLAState, evaluate
 from grprof.errors import GrprofError
 from grprof.formats import parse_chunks
-from grprof.model import Snapshot
+from grprof.model import Group, Snapshot
 from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
 from grprof.store import RetentionPolicy, ScrapeRecord, Store, open_store
 from grprof.table import Stack
@@ -64,10 +64,31 @@ class Window:
         # The same service shows the same stacks scrape after scrape: keep one copy of each.
         t = snap.table
         t.stacks = [self.stacks.setdefault(s, s) for s in t.stacks]
+        t.forget_index()
         (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
 
     def all(self) -> list[Snapshot]:
         return [*self.snapshots, *self.leak_profiles]
+
+
+@dataclass
+class Judgement:
+    """What one detection pass over a target's window yields for the API and /metrics."""
+
+    detection: Detection
+    top_groups: list[Group]
+    blocked: dict[str, int]
+    growth_per_minute: float | None
+
+
+def judge_window(snaps: Sequence[Snapshot], latest: Snapshot | None, opts: Options) -> Judgement:
+    """Detection plus the latest snapshot's summaries, all off the event loop: aggregating a
+    snapshot is CPU work that would stall every other target's scrape."""
+    d = detect(snaps, opts)
+    groups = latest.groups() if latest is not None else []
+    times, counts = d.series.times, [s.total for s in d.series.snapshots]
+    growth = theil_sen([t / 60 for t in times], counts) if len(counts) > 1 else None
+    return Judgement(d, groups[:TOP_GROUPS], blocked_by_class(groups), growth)
 
 
 def cli_targets(urls: Sequence[str]) -> list[Target]:
@@ -292,17 +313,15 @@ class Daemon:
 
     async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
         opts = Options(rules=self.rules, sla_state=await self._sla(name, window))
-        d: Detection = await asyncio.to_thread(detect, window.all(), opts)
+        latest = window.snapshots[-1] if window.snapshots else None
+        j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
+        d = j.detection
         now = dt.datetime.now(dt.UTC)
         await asyncio.to_thread(self.store_or_fail().sync_findings, name, d.findings, now)
         rt.findings = d.findings
-        latest = window.snapshots[-1] if window.snapshots else None
         if latest is not None:
-            groups = latest.groups()
-            rt.top_groups = groups[:TOP_GROUPS]
-            rt.blocked = blocked_by_class(groups)
-        times, counts = d.series.times, [s.total for s in d.series.snapshots]
-        rt.growth_per_minute = theil_sen([t / 60 for t in times], counts) if len(counts) > 1 else None
+            rt.top_groups, rt.blocked = j.top_groups, j.blocked
+        rt.growth_per_minute = j.growth_per_minute
         if any(f.verdict == "suspect" for f in d.findings):
             self._maybe_capture(name, window)
 

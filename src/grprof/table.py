@@ -111,6 +111,12 @@ class GoroutineTable:
             self.stacks.append(s)
         return i
 
+    def forget_index(self) -> None:
+        """Drop the lookup dicts used while building: a finished table kept for a long time
+        (a daemon's detection window) does not need them, and they cost as much as the rows."""
+        self._header_index = {}
+        self._stack_index = {}
+
     def add(
         self,
         header: Header,

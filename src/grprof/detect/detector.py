@@ -169,6 +169,12 @@ def explain(f: Finding, rep: Group, rules: RuleSet, source_dir: Path | None) -> 
     """Fill in the cause and fix from the rules, and check the source when given."""
     ex = rules.classify(rep) or _fill(_UNKNOWN, rep)
     f.category, f.title, f.explanation, f.fix, f.rule = ex.category, ex.title, ex.explanation, ex.fix, ex.rule
+    if ex.max_verdict == "suspect" and f.verdict == "leak" and not f.runtime_confirmed:
+        f.verdict, f.confidence = "suspect", min(f.confidence, 0.6)
+        f.evidence = [
+            *f.evidence,
+            Evidence("rule", f"rule {ex.rule} reports this pattern as a suspect at most", None, None),
+        ]
     if source_dir is None:
         return
     from grprof.detect.source import confirm

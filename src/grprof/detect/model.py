@@ -9,7 +9,7 @@ from typing import Any, Literal
 from grprof.model import Frame
 
 Verdict = Literal["leak", "suspect"]
-Signal = Literal["runtime_proof", "growth", "age", "orphans", "source", "sla"]
+Signal = Literal["runtime_proof", "growth", "age", "orphans", "source", "sla", "rule"]
 
 # Categories of root cause. Rules may name others ("sdk/<library>"); "unknown" when none matches.
 CATEGORIES = (
@@ -58,6 +58,9 @@ class Explanation:
     fix: str
     rule: str | None = None
     """Id of the rule that matched, None when no rule did."""
+    max_verdict: Verdict | None = None
+    """The strongest verdict the rule allows without runtime proof: "suspect" for patterns that
+    are normal at any steady size and grow with load (idle keep-alive connections)."""
 
 
 @dataclass(frozen=True, slots=True)

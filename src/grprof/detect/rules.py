@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from grprof.detect.model import CATEGORIES, Explanation
+from grprof.detect.model import CATEGORIES, Explanation, Verdict
 from grprof.errors import GrprofError
 from grprof.model import Frame, Group
 
@@ -38,7 +38,7 @@ SHIPPED = "grprof/data/rules.yaml"
 VERSION = 1
 
 _TOP_KEYS = ("version", "rules", "ignore")
-_RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "enabled")
+_RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "max_verdict", "enabled")
 _RULE_REQUIRED = ("id", "category", "when", "title", "explanation", "fix")
 _WHEN_KEYS = (
     "state",
@@ -194,6 +194,7 @@ class Rule:
     when: tuple[Condition, ...]
     """Any of these."""
     source: str = ""
+    max_verdict: Verdict | None = None
 
     def matches(self, view: _View) -> bool:
         return any(c.matches(view) for c in self.when)
@@ -210,6 +211,7 @@ class Rule:
             explanation=fill(self.explanation),
             fix=fill(self.fix),
             rule=self.id,
+            max_verdict=self.max_verdict,
         )
 
 
@@ -434,6 +436,9 @@ def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
     if category not in CATEGORIES and not re.fullmatch(r"sdk/[\w./-]+", category):
         hint = _hint(category, CATEGORIES)
         raise RulesError(f'{where}: category: unknown category "{category}"{hint} (or "sdk/<library>")')
+    max_verdict = item.get("max_verdict")
+    if max_verdict is not None and max_verdict not in ("leak", "suspect"):
+        raise RulesError(f'{where}: max_verdict: want "leak" or "suspect", got {_kind(max_verdict)}')
     when = item["when"]
     conditions = when if isinstance(when, list) else [when]
     if not conditions:
@@ -450,6 +455,7 @@ def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
         fix=item["fix"].rstrip(),
         when=parsed,
         source=where,
+        max_verdict=max_verdict,
     )
 
 

@@ -116,6 +116,11 @@ def snapshot_times(snaps: Sequence[Snapshot], interval: float | None) -> tuple[l
     return [i * step for i in range(len(snaps))], len(snaps) > 1
 
 
+def keyed_groups(s: Snapshot) -> list[tuple[Group, TrackKey]]:
+    """A snapshot's groups with their track keys (computed once per snapshot)."""
+    return s.memo("tracks", lambda: [(g, track_key(g)) for g in s.groups()])
+
+
 def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
     counting = [s for s in snaps if s.profile == "goroutine"]
     proofs = [s for s in snaps if s.profile == "goroutineleak"]
@@ -129,8 +134,8 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
         return t
 
     for i, s in enumerate(counting):
-        for g in s.groups():
-            t = track(track_key(g))
+        for g, key in keyed_groups(s):
+            t = track(key)
             p = t.points[i]
             if p is None:
                 t.points[i] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
@@ -141,8 +146,8 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
                 p.orphans += len(g.orphans)
                 p.groups.append(g)
     for j, s in enumerate(proofs):
-        for g in s.groups():
-            t = track(track_key(g))
+        for g, key in keyed_groups(s):
+            t = track(key)
             t.proof[j] += g.count
             t.proof_group = g
     return Series(list(counting), times, proofs, list(tracks.values()), assumed)

@@ -37,6 +37,8 @@ _MAX_COUNT = (1 << 63) - 1
 _EXPECT_HEADER = 'a "goroutine profile: total N" header'
 _EXPECT_BLOCK = 'a "COUNT @ 0x..." line, a profile header or a blank line'
 _EXPECT_FRAME = 'a "#<TAB>0xPC<TAB>function+0xOFFSET<TAB>file:line" frame line or a blank line'
+_LABEL_CACHE: dict[bytes, dict[str, str]] = {}
+_LABEL_CACHE_SIZE = 4096
 _EXPECT_FIRST = 'a "# labels: {...}" line, a frame line or a blank line'
 
 
@@ -142,6 +144,18 @@ class _Reader:
         return _Block(count)
 
     def labels(self, line: bytes, at: int, start: int) -> dict[str, str]:
+        # A service repeats the same label lines scrape after scrape (and block after block):
+        # parse each distinct line once. Callers get their own copy.
+        cached = _LABEL_CACHE.get(line)
+        if cached is not None:
+            return dict(cached)
+        labels = self._parse_labels(line, at, start)
+        if len(_LABEL_CACHE) >= _LABEL_CACHE_SIZE:
+            _LABEL_CACHE.clear()
+        _LABEL_CACHE[line] = labels
+        return dict(labels)
+
+    def _parse_labels(self, line: bytes, at: int, start: int) -> dict[str, str]:
         # Decoded so that character indexes are byte offsets: the "# labels: " prefix is
         # ASCII, and surrogateescape maps any other byte to one character.
         text = line.decode("utf-8", "surrogateescape")
