@@ -76,6 +76,7 @@ OWN_LABELS = {
     "grprof_goroutines_growth_rate": set(),
     "grprof_target_last_success_timestamp_seconds": set(),
     "grprof_target_leak_profile": set(),
+    "grprof_scrape_lag_seconds": set(),
     "grprof_blocked_goroutines": {"class"},
     "grprof_leak_suspects": {"verdict", "category"},
     "grprof_leaked_goroutines": {"verdict", "category"},
@@ -115,6 +116,7 @@ def zoo_runtime(top_n: int = 10) -> tuple[Runtime, list[grprof.Snapshot], Any]:
         top_groups=groups,
         findings=d.findings,
         leak_profile=False,
+        scrape_lag=0.25,
     )
     rt.targets["down"] = TargetRuntime(
         Target("down", "http://127.0.0.1:1", {"team": "edge"}), last_error="refused"
@@ -173,6 +175,7 @@ def test_target_gauges(scenario: Any) -> None:
     assert value(fams, "grprof_target_goroutines", target="zoo") == snaps[-1].total
     assert value(fams, "grprof_goroutines_growth_rate", target="zoo") == 61.25
     assert value(fams, "grprof_target_leak_profile", target="zoo") == 0
+    assert value(fams, "grprof_scrape_lag_seconds", target="zoo") == 0.25
     assert (
         value(fams, "grprof_target_last_success_timestamp_seconds", target="zoo")
         == (T0 + dt.timedelta(minutes=2)).timestamp()

@@ -101,6 +101,9 @@ def test_zoo_and_healthy_service(tmp_path: Path, postgres: PgServer) -> None:
             ups = {s.labels["target"]: s.value for s in m["grprof_target_up"]}
             assert ups == {"zoo": 1.0, "healthy": 1.0}
             assert all(s.labels.get("team") == "core" for s in m["grprof_target_up"])
+            # Two targets never wait for the concurrency limit: lag is the jitter at most.
+            lags = {s.labels["target"]: s.value for s in m["grprof_scrape_lag_seconds"]}
+            assert lags.keys() == {"zoo", "healthy"} and all(0 <= v < 1.0 for v in lags.values()), lags
             snaps = srv.get("/api/v1/targets/zoo/snapshots?limit=2")["snapshots"]
             diff = srv.get(f"/api/v1/snapshots/{snaps[1]['id']}/diff/{snaps[0]['id']}")
             assert "groups" in diff

@@ -301,6 +301,7 @@ class Daemon:
             rt.goroutines = snap.total
             if self.scraper is not None:
                 self.scraper.note_goroutines(result.target, snap.total)
+                rt.scrape_lag = self.scraper.lag(result.target)
         # Raw bytes for the rarer, richer profiles (debug=2 captures, leak profiles): what a person
         # wants to download later; retention keeps them within `retention.raw_budget`.
         raw = result.body if result.kind in ("debug=2", "goroutineleak") else None

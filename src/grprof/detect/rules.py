@@ -254,6 +254,23 @@ class RuleSet:
         self.rules = tuple(rules)
         self.ignores = tuple(ignores)
         self._by_id = {r.id: r for r in self.rules}
+        # A daemon asks about the same stacks at every scrape: remember the answers per stack.
+        self._uses_labels = any(c.labels for r in self.rules for c in r.when)
+        self._matched: dict[object, Rule | None] = {}
+        self._ignored: dict[object, str | None] = {}
+
+    def _key(self, group: Group) -> object:
+        labels = (
+            tuple(sorted((k, tuple(sorted(v))) for k, v in group.labels.items())) if self._uses_labels else ()
+        )
+        return (group.frames, group.created_by, frozenset(group.states), labels)
+
+    @staticmethod
+    def _remember(cache: dict[object, _T], key: object, value: _T) -> _T:
+        if len(cache) >= _MAX_CACHE // 10:
+            cache.clear()
+        cache[key] = value
+        return value
 
     def classify(self, group: Group) -> Explanation | None:
         """The first matching rule's explanation, None when no rule matches."""
@@ -261,13 +278,23 @@ class RuleSet:
         return rule.explain(group) if rule else None
 
     def match(self, group: Group) -> Rule | None:
-        view = _View(group)
-        return next((r for r in self.rules if r.matches(view)), None)
+        key = self._key(group)
+        try:
+            return self._matched[key]
+        except KeyError:
+            view = _View(group)
+            rule = next((r for r in self.rules if r.matches(view)), None)
+            return self._remember(self._matched, key, rule)
 
     def ignored(self, group: Group) -> str | None:
         """The id of the ignore rule that matches the group, else None."""
-        view = _View(group)
-        return next((i.id for i in self.ignores if i.matches(view)), None)
+        key = self._key(group)
+        try:
+            return self._ignored[key]
+        except KeyError:
+            view = _View(group)
+            why = next((i.id for i in self.ignores if i.matches(view)), None)
+            return self._remember(self._ignored, key, why)
 
     def rule(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)

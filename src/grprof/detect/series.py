@@ -121,6 +121,27 @@ def keyed_groups(s: Snapshot) -> list[tuple[Group, TrackKey]]:
     return s.memo("tracks", lambda: [(g, track_key(g)) for g in s.groups()])
 
 
+def snapshot_points(s: Snapshot) -> dict[TrackKey, Point]:
+    """A snapshot's groups merged per track key, computed once per snapshot: a daemon judges
+    the same window again at every scrape. The points are shared; nothing changes them."""
+
+    def compute() -> dict[TrackKey, Point]:
+        out: dict[TrackKey, Point] = {}
+        for g, key in keyed_groups(s):
+            p = out.get(key)
+            if p is None:
+                out[key] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
+            else:
+                p.count += g.count
+                p.leaked += g.leaked
+                p.max_wait = max(p.max_wait, g.max_wait_minutes)
+                p.orphans += len(g.orphans)
+                p.groups.append(g)
+        return out
+
+    return s.memo("points", compute)
+
+
 def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
     counting = [s for s in snaps if s.profile == "goroutine"]
     proofs = [s for s in snaps if s.profile == "goroutineleak"]
@@ -134,20 +155,11 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
         return t
 
     for i, s in enumerate(counting):
-        for g, key in keyed_groups(s):
-            t = track(key)
-            p = t.points[i]
-            if p is None:
-                t.points[i] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
-            else:
-                p.count += g.count
-                p.leaked += g.leaked
-                p.max_wait = max(p.max_wait, g.max_wait_minutes)
-                p.orphans += len(g.orphans)
-                p.groups.append(g)
+        for key, p in snapshot_points(s).items():
+            track(key).points[i] = p
     for j, s in enumerate(proofs):
-        for g, key in keyed_groups(s):
+        for key, p in snapshot_points(s).items():
             t = track(key)
-            t.proof[j] += g.count
-            t.proof_group = g
+            t.proof[j] += p.count
+            t.proof_group = p.groups[-1]
     return Series(list(counting), times, proofs, list(tracks.values()), assumed)

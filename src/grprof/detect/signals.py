@@ -138,33 +138,39 @@ def _judge(counts: Sequence[int], ts: Sequence[float], st: Settings) -> Growth:
         return Growth(None, None, None)
     # Judge the lower envelope (the minimum from each snapshot on): leaked goroutines stay, so
     # a leak's floor rises; bursts of short-lived goroutines keep falling back to it.
+    baseline = min(counts)
+    if counts[-1] == baseline == max(counts):
+        return Growth(None, 0.0, None)  # flat: most groups of a healthy service, every scrape
     floor = list(itertools.accumulate(reversed(counts), min))[::-1]
     slope = theil_sen(ts, floor)
-    tau = kendall_tau(floor)
-    baseline = min(counts)
     above = counts[-1] - baseline
     peak = max(counts) - baseline
     span = ts[-1] - ts[0]
-    data = {
-        "per_minute": round(slope, 3),
-        "trend": round(tau, 3),
-        "baseline": baseline,
-        "above_baseline": above,
-        "snapshots": len(counts),
-        "span_minutes": round(span, 2),
-    }
     if peak > 0 and above < st.recovered * peak:
         return Growth(None, slope, None)  # it came back down: a burst that drained
     if len(counts) < st.min_snapshots:
         return Growth(None, slope, None)  # two points make a line, not a trend
     short = span < st.min_span_minutes
+    tau: float | None = None  # O(n²): only when slope and size could make a verdict
     for verdict, level in (("leak", st.leak), ("suspect", st.suspect)):
         # Too short a window to call a leak; a suspect then needs a floor that never stops rising
         # (a few seconds of bursty traffic can otherwise look like a trend).
         trend = max(level.trend, SHORT_WINDOW_TREND) if short else level.trend
-        if slope >= level.rate_per_minute and above >= level.above_baseline and tau >= trend:
+        if slope < level.rate_per_minute or above < level.above_baseline:
+            continue
+        if tau is None:
+            tau = kendall_tau(floor)
+        if tau >= trend:
             if verdict == "leak" and short:
                 continue
+            data = {
+                "per_minute": round(slope, 3),
+                "trend": round(tau, 3),
+                "baseline": baseline,
+                "above_baseline": above,
+                "snapshots": len(counts),
+                "span_minutes": round(span, 2),
+            }
             summary = (
                 f"grew {slope:.3g}/min over {span:.3g} min ({len(counts)} snapshots, trend {tau:.2f}), "
                 f"{above} above its baseline of {baseline}, not falling back"

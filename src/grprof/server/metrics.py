@@ -110,6 +110,11 @@ class RuntimeCollector(Collector):
             "grprof_target_leak_profile",
             "1 when the target serves the goroutineleak profile, 0 when it does not (unknown: absent).",
         )
+        lag = _Family(
+            "grprof_scrape_lag_seconds",
+            "How late the target's latest goroutine scrape started after it was due (jitter and "
+            "waits for the concurrency limit included); growing values mean grprof is overloaded.",
+        )
         blocked = _Family(
             "grprof_blocked_goroutines",
             "Goroutines in the target's latest snapshot by wait-reason class (running: not blocked).",
@@ -128,7 +133,9 @@ class RuntimeCollector(Collector):
                 last.add(lab, t.last_success.timestamp())
             if t.leak_profile is not None:
                 leakp.add(lab, 1 if t.leak_profile else 0)
-        return iter([f.metric for f in (up, total, growth, blocked, last, leakp)])
+            if t.scrape_lag is not None:
+                lag.add(lab, t.scrape_lag)
+        return iter([f.metric for f in (up, total, growth, blocked, last, leakp, lag)])
 
     def _findings(self, targets: list[TargetRuntime], labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
         suspects = _Family(

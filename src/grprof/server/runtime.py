@@ -73,6 +73,8 @@ class TargetRuntime:
     """The latest detection run's."""
     leak_profile: bool | None = None
     """The target serves /debug/pprof/goroutineleak; None until tried."""
+    scrape_lag: float | None = None
+    """Seconds the latest goroutine scrape started after it was due (`Scraper.lag`)."""
 
 
 def _histogram() -> Histogram:
