@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ def signature(stack: Stack, similarity: Similarity = "default", argkey: int = 0)
     text = _stack_text(stack, similarity == "loose")
     if similarity == "exact":
         text += f"\nargs {argkey:016x}"
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    # Interned: a daemon holds the same signature in every snapshot of a service's window.
+    return sys.intern(hashlib.blake2b(text.encode(), digest_size=8).hexdigest())
 
 
 def _row_keys(table: GoroutineTable, similarity: Similarity) -> tuple[list[int], list[Stack]]:

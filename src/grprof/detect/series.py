@@ -116,9 +116,20 @@ def snapshot_times(snaps: Sequence[Snapshot], interval: float | None) -> tuple[l
     return [i * step for i in range(len(snaps))], len(snaps) > 1
 
 
+_KEYS: dict[TrackKey, TrackKey] = {}
+_MAX_KEYS = 100_000
+
+
+def _interned(key: TrackKey) -> TrackKey:
+    # A daemon keeps 40 snapshots of each of many services, with the same keys in each: one copy.
+    if len(_KEYS) >= _MAX_KEYS:
+        _KEYS.clear()
+    return _KEYS.setdefault(key, key)
+
+
 def keyed_groups(s: Snapshot) -> list[tuple[Group, TrackKey]]:
     """A snapshot's groups with their track keys (computed once per snapshot)."""
-    return s.memo("tracks", lambda: [(g, track_key(g)) for g in s.groups()])
+    return s.memo("tracks", lambda: [(g, _interned(track_key(g))) for g in s.groups()])
 
 
 def snapshot_points(s: Snapshot) -> dict[TrackKey, Point]:

@@ -66,10 +66,18 @@ def _insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def target_id(conn: sa.Connection, name: str) -> int:
-    """The target's row id, creating a bare row for a name never upserted."""
+def target_id(conn: sa.Connection, name: str, known: dict[str, int] | None = None) -> int:
+    """The target's row id, creating a bare row for a name never upserted.
+
+    `known` caches ids of rows that existed before this transaction (target rows are never
+    deleted, so their ids never change); a row made here is cached only by a later call, once
+    its transaction has committed."""
+    if known is not None and name in known:
+        return known[name]
     found = conn.execute(sa.select(T.c.id).where(T.c.name == name)).scalar()
     if found is not None:
+        if known is not None:
+            known[name] = int(found)
         return int(found)
     stmt = (
         _insert(conn, T).values(name=name, url="", labels={}).on_conflict_do_nothing(index_elements=["name"])
@@ -83,6 +91,7 @@ class SQLStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._target_ids: dict[str, int] = {}
 
     @classmethod
     def open(cls, url_or_path: str) -> SQLStore:
@@ -121,7 +130,7 @@ class SQLStore:
     def record_scrape(self, rec: ScrapeRecord) -> None:
         started = ts(rec.started)
         with self._write() as conn:
-            tid = target_id(conn, rec.target)
+            tid = target_id(conn, rec.target, self._target_ids)
             conn.execute(
                 sa.insert(SC).values(
                     target_id=tid,
@@ -162,7 +171,7 @@ class SQLStore:
         when = ts(snap.time or snap.mtime or dt.datetime.now(dt.UTC))
         label_rows = list(codec.label_rows(groups))
         with self._write() as conn:
-            tid = target_id(conn, target)
+            tid = target_id(conn, target, self._target_ids)
             row = {
                 "target_id": tid,
                 "time": when,
@@ -227,7 +236,7 @@ class SQLStore:
             seen.setdefault(f.id, f)  # the first of duplicate ids wins
         t = ts(now)
         with self._write() as conn:
-            tid = target_id(conn, target)
+            tid = target_id(conn, target, self._target_ids)
             rows = _finding_rows(conn, tid, list(seen))
             for fid, f in seen.items():
                 _record_finding(conn, tid, rows.get(fid), f, t)
