@@ -256,20 +256,23 @@ class RuleSet:
         self._by_id = {r.id: r for r in self.rules}
         # A daemon asks about the same stacks at every scrape: remember the answers per stack.
         self._uses_labels = any(c.labels for r in self.rules for c in r.when)
-        self._matched: dict[object, Rule | None] = {}
-        self._ignored: dict[object, str | None] = {}
+        self._matched: dict[object, tuple[object, Rule | None]] = {}
+        self._ignored: dict[object, tuple[object, str | None]] = {}
 
     def _key(self, group: Group) -> object:
         labels = (
             tuple(sorted((k, tuple(sorted(v))) for k, v in group.labels.items())) if self._uses_labels else ()
         )
-        return (group.frames, group.created_by, frozenset(group.states), labels)
+        # By the frames tuple's identity: the snapshots of one service share their stacks'
+        # tuples, and hashing 20 frames costs more than matching them. Each cached answer holds
+        # its tuple, so the id cannot be reused while the entry lives.
+        return (id(group.frames), group.created_by, frozenset(group.states), labels)
 
     @staticmethod
-    def _remember(cache: dict[object, _T], key: object, value: _T) -> _T:
+    def _remember(cache: dict[object, tuple[object, _T]], key: object, group: Group, value: _T) -> _T:
         if len(cache) >= _MAX_CACHE // 10:
             cache.clear()
-        cache[key] = value
+        cache[key] = (group.frames, value)
         return value
 
     def classify(self, group: Group) -> Explanation | None:
@@ -279,22 +282,22 @@ class RuleSet:
 
     def match(self, group: Group) -> Rule | None:
         key = self._key(group)
-        try:
-            return self._matched[key]
-        except KeyError:
-            view = _View(group)
-            rule = next((r for r in self.rules if r.matches(view)), None)
-            return self._remember(self._matched, key, rule)
+        hit = self._matched.get(key)
+        if hit is not None:
+            return hit[1]
+        view = _View(group)
+        rule = next((r for r in self.rules if r.matches(view)), None)
+        return self._remember(self._matched, key, group, rule)
 
     def ignored(self, group: Group) -> str | None:
         """The id of the ignore rule that matches the group, else None."""
         key = self._key(group)
-        try:
-            return self._ignored[key]
-        except KeyError:
-            view = _View(group)
-            why = next((i.id for i in self.ignores if i.matches(view)), None)
-            return self._remember(self._ignored, key, why)
+        hit = self._ignored.get(key)
+        if hit is not None:
+            return hit[1]
+        view = _View(group)
+        why = next((i.id for i in self.ignores if i.matches(view)), None)
+        return self._remember(self._ignored, key, group, why)
 
     def rule(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)

@@ -47,7 +47,8 @@ class Point:
     @property
     def group(self) -> Group:
         """The largest group: the one whose stack and creator represent the track."""
-        return max(self.groups, key=lambda g: g.count)
+        groups = self.groups
+        return groups[0] if len(groups) == 1 else max(groups, key=lambda g: g.count)
 
 
 @dataclass(slots=True)
@@ -70,10 +71,16 @@ class Track:
 
     def representative(self) -> Group:
         """The group to describe the track with: the latest, preferring per-goroutine dumps."""
-        present = [p.group for p in self.points if p]
-        detailed = [g for g in present if g.created_by is not None or g.ids]
-        if detailed or present:
-            return (detailed or present)[-1]
+        latest: Group | None = None
+        for p in reversed(self.points):
+            if p is None:
+                continue
+            g = p.group
+            if g.created_by is not None or g.ids:
+                return g
+            latest = latest or g
+        if latest is not None:
+            return latest
         assert self.proof_group is not None  # a track exists because some snapshot had it
         return self.proof_group
 

@@ -126,7 +126,8 @@ def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
     whole = _judge(counts, ts, st)
     if whole.verdict == "leak" or len(counts) < 2:
         return whole
-    start = max(i for i, c in enumerate(counts) if c == min(counts))
+    low = min(counts)
+    start = max(i for i, c in enumerate(counts) if c == low)
     if start == 0:
         return whole
     tail = _judge(counts[start:], ts[start:], st)
