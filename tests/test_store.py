@@ -632,3 +632,29 @@ def test_writers_and_readers_at_once(db_url: str) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_add_scrape_records_the_scrape_and_its_snapshot_together(store: SQLStore) -> None:
+    store.upsert_targets([Target("a", "http://127.0.0.1:9000", {})], None)
+    t1, t2 = T0, T0 + dt.timedelta(seconds=15)
+    snap = load_at(ZOO / "1-leak-1.goroutine.debug1.txt", t1)
+    sid = store.add_scrape(ScrapeRecord("a", "debug=1", t1, 0.02, "ok", bytes=1234), snap)
+    assert sid is not None
+    [meta] = store.snapshots("a")
+    assert (meta.id, meta.total) == (sid, snap.total)
+    a = {t.name: t for t in store.targets()}["a"]
+    assert (a.up, a.last_success, a.goroutines) == (True, t1, snap.total)
+    failed = ScrapeRecord("a", "debug=1", t2, 5.0, "timeout", error="timed out after 5s")
+    assert store.add_scrape(failed) is None  # a failed scrape: recorded, no snapshot
+    a = {t.name: t for t in store.targets()}["a"]
+    assert (a.up, a.last_scrape, a.last_error) == (False, t2, "timed out after 5s")
+    assert scalar(store, "SELECT count(*) FROM scrapes") == 2
+    assert len(store.snapshots("a")) == 1
+
+
+def test_sync_findings_without_report_records_the_same(store: SQLStore, zoo_findings: list[Finding]) -> None:
+    a, b = zoo_findings[:2]
+    assert store.sync_findings("zoo", [a, b], T0, report=False) == []
+    assert states(store) == {a.id: "new", b.id: "new"}
+    store.sync_findings("zoo", [a], T0 + dt.timedelta(minutes=1), report=False)
+    assert states(store) == {a.id: "ongoing", b.id: "resolved"}

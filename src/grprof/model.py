@@ -222,6 +222,10 @@ class Snapshot:
             value = self._memo[key] = compute()
             return value
 
+    def clear_memo(self) -> None:
+        """Forget derived data (after the table's stacks were swapped for shared copies)."""
+        self._memo.clear()
+
     @property
     def total(self) -> int:
         """Number of goroutines (sum of sample counts for aggregated formats)."""

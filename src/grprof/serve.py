@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import signal
@@ -65,6 +66,7 @@ class Window:
         t = snap.table
         t.stacks = [self.stacks.setdefault(s, s) for s in t.stacks]
         t.forget_index()
+        snap.clear_memo()  # groups computed before the swap would keep the unshared stacks alive
         (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
 
     def all(self) -> list[Snapshot]:
@@ -291,8 +293,8 @@ class Daemon:
             result.error,
         )
         store = self.store_or_fail()
-        await asyncio.to_thread(store.record_scrape, rec)
         if snap is None:
+            await asyncio.to_thread(store.record_scrape, rec)
             return
         if result.kind == "goroutineleak":
             rt.leak_profile = True
@@ -305,11 +307,13 @@ class Daemon:
         # Raw bytes for the rarer, richer profiles (debug=2 captures, leak profiles): what a person
         # wants to download later; retention keeps them within `retention.raw_budget`.
         raw = result.body if result.kind in ("debug=2", "goroutineleak") else None
-        await asyncio.to_thread(store.add_snapshot, result.target, snap, raw)
         window = self.windows.setdefault(
             result.target, Window(collections.deque(maxlen=default_settings().window))
         )
+        # Into the window first: it swaps the snapshot's stacks for the copies earlier snapshots
+        # share, before anything (the store) aggregates and memoizes groups on them.
         window.add(snap)
+        await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
         await self.detect(result.target, rt, window)
 
     async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
@@ -318,7 +322,8 @@ class Daemon:
         j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
         d = j.detection
         now = dt.datetime.now(dt.UTC)
-        await asyncio.to_thread(self.store_or_fail().sync_findings, name, d.findings, now)
+        sync = functools.partial(self.store_or_fail().sync_findings, report=False)
+        await asyncio.to_thread(sync, name, d.findings, now)
         rt.findings = d.findings
         if latest is not None:
             rt.top_groups, rt.blocked = j.top_groups, j.blocked

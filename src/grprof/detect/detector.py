@@ -61,8 +61,9 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     series = build_series(snapshots, opts.interval)
     findings: list[Finding] = []
     ignored: dict[str, int] = {}
+    detailed = [i for i, s in enumerate(series.snapshots) if s.format == "debug=2"]
     for track in series.tracks:
-        rep = track.representative()
+        rep = track.representative(detailed)
         why = rules.ignored(rep)
         if why is not None:
             ignored[why] = ignored.get(why, 0) + 1

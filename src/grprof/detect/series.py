@@ -8,6 +8,7 @@ their stacks are cut at 32 or 128 frames: the key leaves out exactly what differ
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -29,6 +30,7 @@ def track_key(g: Group) -> TrackKey:
     return tuple(sites[:KEY_FRAMES])
 
 
+@functools.lru_cache(maxsize=65536)
 def track_id(key: TrackKey) -> str:
     text = "\n".join(f"{fn}:{line}" for fn, line in key)
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
@@ -69,18 +71,19 @@ class Track:
     def latest(self) -> Point | None:
         return self.points[-1] if self.points else None
 
-    def representative(self) -> Group:
-        """The group to describe the track with: the latest, preferring per-goroutine dumps."""
-        latest: Group | None = None
-        for p in reversed(self.points):
-            if p is None:
-                continue
-            g = p.group
-            if g.created_by is not None or g.ids:
-                return g
-            latest = latest or g
-        if latest is not None:
-            return latest
+    def representative(self, detailed: Sequence[int] | None = None) -> Group:
+        """The group to describe the track with: the latest, preferring per-goroutine dumps.
+
+        `detailed`: the indexes of the debug=2 snapshots, when the caller knows them (the only
+        ones whose groups can have ids or creators); saves scanning every point."""
+        points = self.points
+        for i in reversed(range(len(points)) if detailed is None else detailed):
+            p = points[i]
+            if p is not None and (p.group.created_by is not None or p.group.ids):
+                return p.group
+        for p in reversed(points):
+            if p is not None:
+                return p.group
         assert self.proof_group is not None  # a track exists because some snapshot had it
         return self.proof_group
 

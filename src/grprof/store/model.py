@@ -153,6 +153,12 @@ class Store(Protocol):
     def add_snapshot(self, target: str, snap: Snapshot, raw: bytes | None = None) -> int:
         """Store a snapshot's groups (compressed) and, optionally, its raw profile bytes."""
 
+    def add_scrape(
+        self, rec: ScrapeRecord, snap: Snapshot | None = None, raw: bytes | None = None
+    ) -> int | None:
+        """`record_scrape` and, when the scrape gave one, `add_snapshot` in one transaction (a
+        daemon does this for every scrape); returns the snapshot's id."""
+
     def snapshots(
         self, target: str, *, limit: int = 100, before: dt.datetime | None = None
     ) -> list[SnapshotMeta]:
@@ -168,11 +174,12 @@ class Store(Protocol):
 
     # -- findings ----------------------------------------------------------------------
     def sync_findings(
-        self, target: str, findings: Sequence[Finding], now: dt.datetime
+        self, target: str, findings: Sequence[Finding], now: dt.datetime, *, report: bool = True
     ) -> list[StoredFinding]:
         """Record a detection run: findings not open yet become `new` (a resolved one reopens as
         `new`), open ones seen again become `ongoing`, open ones not seen become `resolved`.
-        Deduplicated by (target, finding id)."""
+        Deduplicated by (target, finding id). Returns the findings touched, unless `report` is
+        false (a daemon after every scrape does not need them read back)."""
 
     def findings(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -128,21 +129,17 @@ class SQLStore:
                 conn.execute(sa.update(T).where(T.c.name.in_(part)).values(removed=True))
 
     def record_scrape(self, rec: ScrapeRecord) -> None:
-        started = ts(rec.started)
+        with self._write() as conn:
+            _insert_scrape(conn, target_id(conn, rec.target, self._target_ids), rec)
+
+    def add_scrape(
+        self, rec: ScrapeRecord, snap: Snapshot | None = None, raw: bytes | None = None
+    ) -> int | None:
+        staged = _stage_snapshot(snap) if snap is not None else None
         with self._write() as conn:
             tid = target_id(conn, rec.target, self._target_ids)
-            conn.execute(
-                sa.insert(SC).values(
-                    target_id=tid,
-                    kind=rec.kind,
-                    started=started,
-                    duration=rec.duration,
-                    bytes=rec.bytes,
-                    status=rec.status,
-                    error=rec.error,
-                )
-            )
-            conn.execute(sa.update(T).where(T.c.id == tid).values(**_health(rec, started)))
+            _insert_scrape(conn, tid, rec)
+            return None if snap is None or staged is None else _insert_snapshot(conn, tid, snap, staged, raw)
 
     def targets(self) -> list[StoredTarget]:
         latest = (
@@ -165,30 +162,9 @@ class SQLStore:
     # -- snapshots ---------------------------------------------------------------------
 
     def add_snapshot(self, target: str, snap: Snapshot, raw: bytes | None = None) -> int:
-        # Everything slow happens before the transaction: it holds the write lock briefly.
-        groups = snap.groups()
-        blob = codec.encode(snap, groups)
-        when = ts(snap.time or snap.mtime or dt.datetime.now(dt.UTC))
-        label_rows = list(codec.label_rows(groups))
+        staged = _stage_snapshot(snap)  # the slow part, before the write lock is taken
         with self._write() as conn:
-            tid = target_id(conn, target, self._target_ids)
-            row = {
-                "target_id": tid,
-                "time": when,
-                "format": snap.format,
-                "profile": snap.profile,
-                "total": snap.total,
-                "group_count": len(groups),
-                "truncated": snap.truncated,
-                "downsampled": False,
-                "groups": blob,
-            }
-            sid = int(conn.execute(sa.insert(S).values(row).returning(S.c.id)).scalar_one())
-            if raw is not None:
-                conn.execute(sa.insert(R).values(snapshot_id=sid, time=when, size=len(raw), data=raw))
-            if label_rows:
-                conn.execute(sa.insert(L), [_label(sid, when, r) for r in label_rows])
-        return sid
+            return _insert_snapshot(conn, target_id(conn, target, self._target_ids), snap, staged, raw)
 
     def snapshots(
         self, target: str, *, limit: int = 100, before: dt.datetime | None = None
@@ -229,7 +205,7 @@ class SQLStore:
     # -- findings ----------------------------------------------------------------------
 
     def sync_findings(
-        self, target: str, findings: Sequence[Finding], now: dt.datetime
+        self, target: str, findings: Sequence[Finding], now: dt.datetime, *, report: bool = True
     ) -> list[StoredFinding]:
         seen: dict[str, Finding] = {}
         for f in findings:
@@ -243,6 +219,8 @@ class SQLStore:
             gone = [fid for fid, r in rows.items() if fid not in seen and r["state"] != "resolved"]
             for part in chunks([rows[fid]["id"] for fid in gone]):
                 conn.execute(sa.update(F).where(F.c.id.in_(part)).values(state="resolved", resolved_at=t))
+            if not report:
+                return []
             touched = [*seen, *gone]
             q = _findings_query().where(F.c.target_id == tid)
             out = {r["finding_id"]: _stored_finding(r) for r in conn.execute(q).mappings()}
@@ -313,6 +291,58 @@ def _unique(targets: Iterable[Target]) -> list[Target]:
     """One per name (the last wins), in name order: replicas lock rows in the same order."""
     by_name = {t.name: t for t in targets}
     return [by_name[n] for n in sorted(by_name)]
+
+
+def _insert_scrape(conn: sa.Connection, tid: int, rec: ScrapeRecord) -> None:
+    started = ts(rec.started)
+    conn.execute(
+        sa.insert(SC).values(
+            target_id=tid,
+            kind=rec.kind,
+            started=started,
+            duration=rec.duration,
+            bytes=rec.bytes,
+            status=rec.status,
+            error=rec.error,
+        )
+    )
+    conn.execute(sa.update(T).where(T.c.id == tid).values(**_health(rec, started)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A snapshot's rows, encoded outside the transaction."""
+
+    groups: int
+    blob: bytes
+    when: float
+    labels: list[tuple[str, str, str, int]]
+
+
+def _stage_snapshot(snap: Snapshot) -> _Staged:
+    groups = snap.groups()
+    when = ts(snap.time or snap.mtime or dt.datetime.now(dt.UTC))
+    return _Staged(len(groups), codec.encode(snap, groups), when, list(codec.label_rows(groups)))
+
+
+def _insert_snapshot(conn: sa.Connection, tid: int, snap: Snapshot, st: _Staged, raw: bytes | None) -> int:
+    row = {
+        "target_id": tid,
+        "time": st.when,
+        "format": snap.format,
+        "profile": snap.profile,
+        "total": snap.total,
+        "group_count": st.groups,
+        "truncated": snap.truncated,
+        "downsampled": False,
+        "groups": st.blob,
+    }
+    sid = int(conn.execute(sa.insert(S).values(row).returning(S.c.id)).scalar_one())
+    if raw is not None:
+        conn.execute(sa.insert(R).values(snapshot_id=sid, time=st.when, size=len(raw), data=raw))
+    if st.labels:
+        conn.execute(sa.insert(L), [_label(sid, st.when, r) for r in st.labels])
+    return sid
 
 
 def _health(rec: ScrapeRecord, started: float) -> dict[str, Any]:
