@@ -234,3 +234,19 @@ def test_postgres_shards_match_sqlite(tmp_path: Path, postgres: PgServer) -> Non
         owned0 = {s.labels["target"] for s in metrics(s0)["grprof_target_up"]}
         owned1 = {s.labels["target"] for s in metrics(s1)["grprof_target_up"]}
         assert owned0.isdisjoint(owned1) and len(owned0 | owned1) == 4
+
+
+def test_serve_collects_the_young_generation_less_often() -> None:
+    import gc
+
+    from grprof.cli_serve import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]
+        assert gc.get_freeze_count() > 0  # start-up objects are out of every collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

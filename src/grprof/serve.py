@@ -48,6 +48,16 @@ RELOAD_POLL = 2.0
 TOP_GROUPS = 10
 
 
+_STACKS: dict[Stack, Stack] = {}
+_MAX_STACKS = 500_000
+
+
+def _shared_stack(s: Stack) -> Stack:
+    if len(_STACKS) >= _MAX_STACKS:  # sharing restarts; nothing is lost
+        _STACKS.clear()
+    return _STACKS.setdefault(s, s)
+
+
 @dataclass
 class Window:
     """A target's recent snapshots for the detector, sharing one set of parsed stacks."""
@@ -56,15 +66,15 @@ class Window:
     leak_profiles: collections.deque[Snapshot] = field(
         default_factory=lambda: collections.deque(maxlen=KEPT_LEAK_PROFILES)
     )
-    stacks: dict[Stack, Stack] = field(default_factory=dict)
     last_capture: float = 0.0
     sla: SLAState | None = None
     sla_at: float = 0.0
 
     def add(self, snap: Snapshot) -> None:
-        # The same service shows the same stacks scrape after scrape: keep one copy of each.
+        # A service shows the same stacks scrape after scrape, and its replicas show the same
+        # stacks too: keep one copy of each, for every window of the process.
         t = snap.table
-        t.stacks = [self.stacks.setdefault(s, s) for s in t.stacks]
+        t.stacks = [_shared_stack(s) for s in t.stacks]
         t.forget_index()
         snap.clear_memo()  # groups computed before the swap would keep the unshared stacks alive
         (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)

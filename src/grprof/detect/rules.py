@@ -270,7 +270,7 @@ class RuleSet:
 
     @staticmethod
     def _remember(cache: dict[object, tuple[object, _T]], key: object, group: Group, value: _T) -> _T:
-        if len(cache) >= _MAX_CACHE // 10:
+        if len(cache) >= _MAX_CACHE:
             cache.clear()
         cache[key] = (group.frames, value)
         return value
