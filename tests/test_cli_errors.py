@@ -113,9 +113,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/slow"):
             time.sleep(5)
-        self.send_response(404)
-        self.end_headers()
-        self.wfile.write(b"404 page not found\n")
+        try:
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"404 page not found\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # /slow: grprof gave up waiting (what the test checks) and closed the socket
 
     def log_message(self, *args: object) -> None:
         pass
