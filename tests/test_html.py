@@ -31,7 +31,7 @@ import pytest
 
 import grprof
 from grprof.aggregate import StackNode
-from grprof.detect.detector import detect
+from grprof.detect.detector import Options, detect
 from grprof.model import Frame, Snapshot
 from grprof.report.flame import MIN_FRACTION, label, layout, render_svg
 from grprof.report.html import render
@@ -343,7 +343,11 @@ def test_findings_section_only_when_findings_exist(page: str, report: Report) ->
     assert "main.leakUnreachable" in html and "the Go runtime proved it leaked" in html
     plain = grprof.load_all(FIXTURES / "states" / "go1.26.8" / "goroutine.debug1.txt")
     quiet = render(build_report(plain, detection=detect(plain)))
-    assert "No leak found" in quiet
+    # One snapshot with nothing proven is no all-clear: it says what would settle it.
+    assert "No leak found" not in quiet and "Not enough evidence for a verdict" in quiet
+    series = [grprof.load(plain[0].source) for _ in range(3)]
+    calm = render(build_report(series, detection=detect(series, Options(interval=30.0))))
+    assert "No leak found" in calm
 
 
 def test_several_snapshots_get_their_own_flame_graph() -> None:

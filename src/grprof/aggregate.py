@@ -90,13 +90,16 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
             per_header[k, h] += c
     ids: dict[int, list[int]] = defaultdict(list)
     orphans: dict[int, list[int]] = defaultdict(list)
+    creators: dict[int, Counter[int]] = defaultdict(Counter)
     partial: Counter[int] = Counter()
     if table.counts is None:
         present = set(table.ids)
         for k, gid, cr in zip(keys, table.ids, table.creator, strict=True):
             ids[k].append(gid)
-            if cr >= 0 and cr not in present:
-                orphans[k].append(gid)
+            if cr >= 0:
+                creators[k][cr] += 1
+                if cr not in present:
+                    orphans[k].append(gid)
         for row, x in table.extras.items():
             if x.partial:
                 partial[keys[row]] += 1
@@ -120,6 +123,7 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
                 leaked=0,
                 locked_to_thread=0,
                 partial=partial.get(k, 0),
+                creators=dict(creators[k]) if k in creators else {},
             )
         hd = headers[hi]
         g.count += n

@@ -176,8 +176,9 @@ def _detection_args(
     )
     det.add_argument(
         "--fail-on",
-        choices=("leak", "suspect"),
-        help="exit with status 1 when a finding of this verdict (or worse) exists",
+        choices=("leak", "suspect", "inconclusive"),
+        help="exit with status 1 when a finding of this verdict (or worse) exists: leak > suspect > "
+        "inconclusive (growth seen in too few snapshots to judge; for CI on two snapshots)",
     )
     det.add_argument(
         "--source", metavar="DIR", help="the service's Go module: show and check the blocking code"
@@ -328,10 +329,12 @@ def analyze(args: argparse.Namespace) -> int:
 
 
 def fail_status(findings: Sequence[Finding], fail_on: str | None) -> int:
-    """1 when `--fail-on` asks for it: `suspect` fails on suspects and leaks."""
-    if fail_on is None:
+    """1 when `--fail-on` asks for it: a verdict fails with every stronger one (`VERDICTS` order)."""
+    from grprof.detect.model import VERDICTS
+
+    if fail_on is None or fail_on not in VERDICTS:
         return 0
-    verdicts = {"leak"} if fail_on == "leak" else {"leak", "suspect"}
+    verdicts = VERDICTS[: VERDICTS.index(fail_on) + 1]
     return EXIT_FINDINGS if any(f.verdict in verdicts for f in findings) else 0
 
 

@@ -155,6 +155,8 @@ class Group:
     leaked: int
     locked_to_thread: int
     partial: int
+    creators: dict[int, int] = field(default_factory=dict)
+    """Creator goroutine id -> members it started (per-goroutine formats, Go 1.21+ headers)."""
 
     @property
     def site(self) -> Frame | None:

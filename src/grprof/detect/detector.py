@@ -12,21 +12,28 @@ of request-started goroutines alone, make a suspect. A count alone says nothing:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from grprof.detect.model import Evidence, Explanation, Finding, SourceReport, Verdict
+from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict
 from grprof.detect.rules import RuleSet, load_rules
 from grprof.detect.series import Series, Track, build_series
 from grprof.detect.signals import (
     Growth,
+    Scoring,
     Settings,
+    WaitKind,
     age,
     default_settings,
     growth,
+    not_proven,
     orphans,
+    persistence,
     request_scoped,
     runtime_proof,
+    steady,
+    turnover,
+    wait_kind,
 )
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.model import Group, Snapshot
@@ -51,6 +58,8 @@ class Detection:
     sla: SLAState
     ignored: dict[str, int] = field(default_factory=dict)
     """Ignore rule id -> groups it silenced."""
+    thin: str | None = None
+    """Why the series is too thin to clear the service, when it is (never an all-clear then)."""
 
 
 def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Detection:
@@ -61,9 +70,8 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     series = build_series(snapshots, opts.interval)
     findings: list[Finding] = []
     ignored: dict[str, int] = {}
-    detailed = [i for i, s in enumerate(series.snapshots) if s.format == "debug=2"]
     for track in series.tracks:
-        rep = track.representative(detailed)
+        rep = track.representative(series.detailed)
         why = rules.ignored(rep)
         if why is not None:
             ignored[why] = ignored.get(why, 0) + 1
@@ -71,10 +79,31 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
         f = judge(track, rep, series, st, sla_state)
         if f is None:
             continue
-        explain(f, rep, rules, opts.source_dir)
+        explain(f, rep, rules, opts.source_dir, st.scoring)
         findings.append(f)
-    findings.sort(key=lambda f: (f.verdict != "leak", -f.confidence, -f.count, f.id))
-    return Detection(findings, series, sla_state, ignored)
+    findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
+    return Detection(findings, series, sla_state, ignored, thin_series(series, st))
+
+
+def thin_series(series: Series, st: Settings) -> str | None:
+    """What a series too short to clear a service is missing, or None when it is long enough.
+
+    Growth needs `min_snapshots` over `min_span_minutes`; ids need two debug=2 snapshots. A
+    shorter series can still show proof, orphans or wait ages, but its silence proves nothing."""
+    n = len(series.snapshots)
+    if n >= st.min_snapshots and series.span_minutes >= st.min_span_minutes:
+        return None
+    seen = f"{n} snapshot{'s' if n != 1 else ''}"
+    if n > 1:
+        seen += f" {series.span_minutes:.2g} min apart" if n == 2 else f" over {series.span_minutes:.2g} min"
+    ids = len(series.detailed)
+    have = "" if ids >= 2 else " and no two debug=2 snapshots (goroutine ids)"
+    proof = "" if series.leak_profiles else ", a goroutineleak profile (Go 1.26+) for proof"
+    return (
+        f"{seen}{have}: too few to tell a leak from a healthy service (a load ramp grows too). "
+        f"To settle it: {st.min_snapshots}+ snapshots over {st.min_span_minutes:g}+ min, "
+        f"debug=2 dumps (whether the same goroutines stay or are replaced){proof}"
+    )
 
 
 def _details(track: Track, series: Series) -> tuple[tuple[Snapshot, Group] | None, Group | None, float]:
@@ -84,7 +113,7 @@ def _details(track: Track, series: Series) -> tuple[tuple[Snapshot, Group] | Non
     that has drained since is not judged on what it was. Returns (latest, earlier group,
     minutes between them).
     """
-    rows = [i for i, s in enumerate(series.snapshots) if s.format == "debug=2"]
+    rows = series.detailed
     if not rows:
         return None, None, 0.0
     last = rows[-1]
@@ -98,7 +127,14 @@ def _details(track: Track, series: Series) -> tuple[tuple[Snapshot, Group] | Non
     return (series.snapshots[last], p.group), None, 0.0
 
 
-def judge(track: Track, rep: Group, series: Series, st: Settings, sla: SLAState) -> Finding | None:
+def _weighted(e: Evidence | None, weight: float) -> Evidence | None:
+    return None if e is None else replace(e, weight=weight)
+
+
+def weigh(track: Track, rep: Group, series: Series, st: Settings) -> tuple[list[Evidence], Growth, WaitKind]:
+    """Every piece of evidence about a track, for and against, each with its weight."""
+    w = st.scoring.weight
+    kind = wait_kind(rep, st)
     proof = runtime_proof(track)
     grow = growth(track, series.times, st) if series.snapshots else Growth(None, None, None)
     detail, earlier, minutes = _details(track, series)
@@ -107,25 +143,46 @@ def judge(track: Track, rep: Group, series: Series, st: Settings, sla: SLAState)
         snap, g = detail
         old = age(g, request_scoped(snap, g, st), st)
         orph = orphans(g, st, earlier, minutes)
+    stuck = persistence(track, series, st, kind)
+    # Goroutines that stay put are stuck whatever else comes and goes at the same site.
+    churn = turnover(track, series, st) if stuck is None else None
+    flat = steady(track, series, st, kind, rep)
+    unproven = not_proven(track, series, st, kind, rep) if proof is None else None
+    grow_w = 0.0
+    if grow.verdict in ("leak", "suspect"):
+        grow_w = w(f"growth_{grow.verdict}") * (w("growth_idle_factor") if kind == "idle" else 1.0)
+    orph_w = 0.0
+    if orph is not None:
+        if orph.data.get("persistent"):
+            orph_w = w("orphans_persistent")
+        else:
+            orph_w = w("orphans_many") if (orph.value or 0) >= st.orphans else w("orphans_few")
+    evidence = [
+        _weighted(proof, w("runtime_proof")),
+        stuck,
+        flat,
+        _weighted(grow.evidence, grow_w),
+        _weighted(old, w("age")),
+        _weighted(orph, orph_w),
+        churn,
+        unproven,
+    ]
+    return [e for e in evidence if e is not None], grow, kind
+
+
+def judge(track: Track, rep: Group, series: Series, st: Settings, sla: SLAState) -> Finding | None:
+    evidence, grow, kind = weigh(track, rep, series, st)
+    sc = st.scoring
+    score = sum(e.weight for e in evidence)
     verdict: Verdict | None = None
-    confidence = 0.0
-    if proof:
-        verdict, confidence = "leak", 0.99
-    elif grow.verdict == "leak":
-        tau = grow.evidence.data["trend"] if grow.evidence else 0.6
-        verdict, confidence = "leak", 0.75 + 0.15 * min(1.0, max(0.0, (tau - 0.6) / 0.4))
-    elif (old and orph) or (grow.verdict == "suspect" and (old or (orph and earlier is not None))):
-        # Two signals agree: request goroutines that stay stuck and keep coming.
-        verdict, confidence = "leak", 0.8
-    elif old or grow.verdict == "suspect":
-        verdict, confidence = "suspect", 0.55 if old else 0.5
-    elif orph and (orph.value or 0) >= st.orphans:
-        verdict, confidence = "suspect", 0.45
+    if score >= sc.leak:
+        verdict = "leak"
+    elif score >= sc.suspect:
+        verdict = "suspect"
+    elif grow.verdict == "inconclusive" and not any(e.weight < 0 for e in evidence):
+        verdict = "inconclusive"
     if verdict is None:
         return None
-    if verdict == "leak" and not proof:
-        confidence += 0.04 * ((old is not None) + (orph is not None) + (grow.verdict is not None))
-    evidence = [e for e in (proof, grow.evidence, old, orph) if e is not None]
     if sla.ratio is not None and grow.evidence is not None:
         evidence.append(
             Evidence("sla", f"growth thresholds scaled by the SLA: {sla.summary()}", sla.alpha, None)
@@ -135,7 +192,7 @@ def judge(track: Track, rep: Group, series: Series, st: Settings, sla: SLAState)
     return Finding(
         id=track.id,
         verdict=verdict,
-        confidence=min(confidence, 0.99),
+        confidence=sc.confidence(score),
         category="unknown",
         title="",
         explanation="",
@@ -148,11 +205,13 @@ def judge(track: Track, rep: Group, series: Series, st: Settings, sla: SLAState)
         growth_per_minute=grow.per_minute,
         max_wait_minutes=max((p.max_wait for p in track.points if p), default=0),
         orphans=latest.orphans if latest else 0,
-        runtime_confirmed=proof is not None,
+        runtime_confirmed=any(e.signal == "runtime_proof" for e in evidence),
         source_confirmed=False,
         labels={k: dict(list(v.items())[:5]) for k, v in g.labels.items()},
         evidence=evidence,
         frames=rep.frames,
+        score=score,
+        wait_kind=kind,
     )
 
 
@@ -166,7 +225,9 @@ _UNKNOWN = Explanation(
 )
 
 
-def explain(f: Finding, rep: Group, rules: RuleSet, source_dir: Path | None) -> None:
+def explain(
+    f: Finding, rep: Group, rules: RuleSet, source_dir: Path | None, scoring: Scoring | None = None
+) -> None:
     """Fill in the cause and fix from the rules, and check the source when given."""
     ex = rules.classify(rep) or _fill(_UNKNOWN, rep)
     f.category, f.title, f.explanation, f.fix, f.rule = ex.category, ex.title, ex.explanation, ex.fix, ex.rule
@@ -186,12 +247,17 @@ def explain(f: Finding, rep: Group, rules: RuleSet, source_dir: Path | None) -> 
     f.source = report
     f.source_confirmed = report.confirmed
     if report.confirmed:
-        f.evidence = [
-            *f.evidence,
-            Evidence("source", f"the source shows the pattern {report.pattern}", None, None),
-        ]
-        if f.verdict == "leak" and not f.runtime_confirmed:
-            f.confidence = min(0.97, f.confidence + 0.05)
+        sc = scoring or default_settings().scoring
+        ev = Evidence("source", f"the source shows the pattern {report.pattern}", None, None)
+        ev = replace(ev, weight=sc.weight("source"))
+        f.evidence = [*f.evidence, ev]
+        f.score += ev.weight
+        capped = ex.max_verdict == "suspect" and not f.runtime_confirmed
+        if f.score >= sc.leak and not capped:
+            f.verdict = "leak"
+        elif f.score >= sc.suspect and f.verdict != "leak":
+            f.verdict = "suspect"
+        f.confidence = sc.confidence(f.score) if not capped else min(sc.confidence(f.score), 0.6)
 
 
 def _fill(ex: Explanation, g: Group) -> Explanation:

@@ -8,8 +8,25 @@ from typing import Any, Literal
 
 from grprof.model import Frame
 
-Verdict = Literal["leak", "suspect"]
-Signal = Literal["runtime_proof", "growth", "age", "orphans", "source", "sla", "rule"]
+Verdict = Literal["leak", "suspect", "inconclusive"]
+"""`inconclusive`: something was seen (growth between too few snapshots) that is no verdict
+either way; the evidence says what would settle it."""
+VERDICTS: tuple[Verdict, ...] = ("leak", "suspect", "inconclusive")
+"""Strongest first."""
+Signal = Literal[
+    "runtime_proof",
+    "growth",
+    "persistence",
+    "steady",
+    "age",
+    "orphans",
+    "source",
+    "turnover",
+    "not_proven",
+    "thin",
+    "sla",
+    "rule",
+]
 
 # Categories of root cause. Rules may name others ("sdk/<library>"); "unknown" when none matches.
 CATEGORIES = (
@@ -37,6 +54,9 @@ class Evidence:
     value: float | None = None
     threshold: float | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    weight: float = 0.0
+    """What it adds to the finding's score (detect.yaml `scoring`): positive for a leak,
+    negative against one, 0 for notes."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +64,7 @@ class Evidence:
             "summary": self.summary,
             "value": self.value,
             "threshold": self.threshold,
+            "weight": round(self.weight, 3),
             **({"data": dict(self.data)} if self.data else {}),
         }
 
@@ -121,6 +142,10 @@ class Finding:
     frames: Sequence[Frame] = ()
     rule: str | None = None
     source: SourceReport | None = None
+    score: float = 0.0
+    """The sum of the evidence's weights the verdict was read from."""
+    wait_kind: str = ""
+    """`blocking`, `waiting` or `idle` (detect.yaml `wait_kinds`): how much a long wait says."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,4 +171,6 @@ class Finding:
             "evidence": [e.to_json() for e in self.evidence],
             "frames": [f.to_json() for f in self.frames],
             "source": self.source.to_json() if self.source else None,
+            "score": round(self.score, 3),
+            "wait_kind": self.wait_kind,
         }

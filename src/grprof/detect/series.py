@@ -98,6 +98,8 @@ class Series:
     tracks: list[Track]
     times_assumed: bool = False
     """No usable times: snapshots taken to be `DEFAULT_INTERVAL` (or `--interval`) apart."""
+    detailed: list[int] = field(default_factory=list)
+    """Indexes of the per-goroutine snapshots (debug=2 dumps, tracebacks): the ones with ids."""
 
     @property
     def span_minutes(self) -> float:
@@ -183,4 +185,17 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
             t = track(key)
             t.proof[j] += p.count
             t.proof_group = p.groups[-1]
-    return Series(list(counting), times, proofs, list(tracks.values()), assumed)
+    detailed = [i for i, s in enumerate(counting) if s.format == "debug=2"]
+    return Series(list(counting), times, proofs, list(tracks.values()), assumed, detailed)
+
+
+def present_ids(s: Snapshot) -> frozenset[int]:
+    """Every goroutine id in a per-goroutine snapshot (empty for the aggregated formats)."""
+    return s.memo("ids", lambda: frozenset(gid for g in s.groups() for gid in g.ids))
+
+
+def point_ids(p: Point) -> set[int]:
+    """The ids of a track's goroutines in one snapshot."""
+    if len(p.groups) == 1:
+        return set(p.groups[0].ids)
+    return {gid for g in p.groups for gid in g.ids}

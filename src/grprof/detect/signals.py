@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from grprof.detect.model import Evidence
-from grprof.detect.series import Track
+from grprof.detect.series import Series, Track, point_ids, present_ids
 from grprof.model import Group, Snapshot
 
 
@@ -22,6 +23,28 @@ class GrowthLevel:
     rate_per_minute: float
     above_baseline: float
     trend: float
+
+
+WaitKind = Literal["blocking", "waiting", "idle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """How evidence weighs (`scoring:` in detect.yaml): weights, verdict cut-offs, confidence."""
+
+    weights: Mapping[str, float]
+    leak: float
+    suspect: float
+    midpoint: float
+    steepness: float
+    max_confidence: float
+
+    def weight(self, name: str) -> float:
+        return self.weights.get(name, 0.0)
+
+    def confidence(self, score: float) -> float:
+        c = 1.0 / (1.0 + math.exp(-self.steepness * (score - self.midpoint)))
+        return min(self.max_confidence, c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +59,15 @@ class Settings:
     orphans: int
     request_frames: tuple[re.Pattern[str], ...]
     busy_states: frozenset[str]
+    wait_frames: Mapping[str, WaitKind]
+    wait_states: Mapping[str, WaitKind]
+    persistence_snapshots: int
+    persistence_span: float
+    steady_snapshots: int
+    steady_span: float
+    churn: float
+    churn_min_count: int
+    scoring: Scoring
 
     def scaled(self, alpha: float) -> Settings:
         """Base thresholds times the SLA factor α: the growth rate and the count above baseline."""
@@ -69,6 +101,22 @@ def default_settings() -> Settings:
         orphans=int(d["orphans"]),
         request_frames=tuple(re.compile(p) for p in d["request_frames"]),
         busy_states=frozenset(d["busy_states"]),
+        wait_frames=dict(d["wait_kinds"]["frames"]),
+        wait_states={st: kind for kind, sts in d["wait_kinds"]["states"].items() for st in sts},
+        persistence_snapshots=int(d["persistence"]["min_snapshots"]),
+        persistence_span=float(d["persistence"]["min_span_minutes"]),
+        steady_snapshots=int(d["steady"]["min_snapshots"]),
+        steady_span=float(d["steady"]["min_span_minutes"]),
+        churn=float(d["turnover"]["churn"]),
+        churn_min_count=int(d["turnover"]["min_count"]),
+        scoring=Scoring(
+            weights={k: float(v) for k, v in d["scoring"]["weights"].items()},
+            leak=float(d["scoring"]["verdicts"]["leak"]),
+            suspect=float(d["scoring"]["verdicts"]["suspect"]),
+            midpoint=float(d["scoring"]["confidence"]["midpoint"]),
+            steepness=float(d["scoring"]["confidence"]["steepness"]),
+            max_confidence=float(d["scoring"]["confidence"]["max"]),
+        ),
     )
 
 
@@ -107,12 +155,12 @@ SHORT_WINDOW_TREND = 0.9
 @dataclass(frozen=True, slots=True)
 class Growth:
     verdict: str | None
-    """"leak", "suspect" or None."""
+    """"leak", "suspect", "inconclusive" (seen, in too few snapshots) or None."""
     per_minute: float | None
     evidence: Evidence | None
 
 
-_RANK = {None: 0, "suspect": 1, "leak": 2}
+_RANK = {None: 0, "inconclusive": 1, "suspect": 2, "leak": 3}
 
 
 def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
@@ -150,7 +198,7 @@ def _judge(counts: Sequence[int], ts: Sequence[float], st: Settings) -> Growth:
     if peak > 0 and above < st.recovered * peak:
         return Growth(None, slope, None)  # it came back down: a burst that drained
     if len(counts) < st.min_snapshots:
-        return Growth(None, slope, None)  # two points make a line, not a trend
+        return _thin(counts, ts, slope, st)  # two points make a line, not a trend
     short = span < st.min_span_minutes
     tau: float | None = None  # O(n²): only when slope and size could make a verdict
     for verdict, level in (("leak", st.leak), ("suspect", st.suspect)):
@@ -181,30 +229,56 @@ def _judge(counts: Sequence[int], ts: Sequence[float], st: Settings) -> Growth:
     return Growth(None, slope, None)
 
 
+def _thin(counts: Sequence[int], ts: Sequence[float], slope: float, st: Settings) -> Growth:
+    """Growth seen in too few snapshots for a verdict: say what was seen and what would settle it."""
+    above = counts[-1] - min(counts)
+    if slope < st.suspect.rate_per_minute or above < st.suspect.above_baseline or counts[-1] <= counts[0]:
+        return Growth(None, slope, None)
+    span = ts[-1] - ts[0]
+    summary = (
+        f"grew {slope:.3g}/min between {len(counts)} snapshots {span:.2g} min apart "
+        f"({counts[0]} → {counts[-1]}); {len(counts)} snapshots make a line, not a trend: a load ramp "
+        f"looks the same. To settle it: {st.min_snapshots}+ snapshots over {st.min_span_minutes:g}+ min, "
+        "debug=2 captures (the same ids staying, or being replaced) or a goroutineleak profile (Go 1.26+)"
+    )
+    data = {"per_minute": round(slope, 3), "snapshots": len(counts), "span_minutes": round(span, 2)}
+    return Growth("inconclusive", slope, Evidence("thin", summary, round(slope, 3), None, data))
+
+
 # -- age, orphans, request scope -----------------------------------------------------------
 
 
+def serving_ids(snap: Snapshot, st: Settings) -> frozenset[int]:
+    """Ids of the goroutines that are serving a request (their stack runs a request frame)."""
+
+    def compute() -> frozenset[int]:
+        hits: dict[str, bool] = {}
+
+        def serving(name: str) -> bool:
+            hit = hits.get(name)
+            if hit is None:
+                hit = hits[name] = any(p.search(name) for p in st.request_frames)
+            return hit
+
+        return frozenset(
+            gid
+            for g in snap.groups()
+            if g.ids and any(serving(f.function) for f in g.frames)
+            for gid in g.ids
+        )
+
+    return snap.memo("serving", compute)
+
+
 def request_scoped(snap: Snapshot, group: Group, st: Settings) -> int:
-    """Members started by a goroutine that is serving a request (per the creator's stack)."""
-    if not group.ids or snap.format != "debug=2":
+    """Members started by a goroutine that is serving a request (per the creator's stack).
+
+    Linear in the snapshot: the serving goroutines are found once per snapshot, and each group
+    knows its members' creators."""
+    if not group.creators or snap.format != "debug=2":
         return 0
-    t = snap.table
-    row_of = {gid: row for row, gid in enumerate(t.ids)}
-    serving: dict[int, bool] = {}
-    n = 0
-    members = set(group.ids)
-    for row, gid in enumerate(t.ids):
-        if gid not in members:
-            continue
-        creator = t.creator[row]
-        crow = row_of.get(creator)
-        if crow is None:
-            continue
-        si = t.stack[crow]
-        if si not in serving:
-            serving[si] = any(p.search(f.function) for f in t.stacks[si].frames for p in st.request_frames)
-        n += serving[si]
-    return n
+    serving = serving_ids(snap, st)
+    return sum(n for creator, n in group.creators.items() if creator in serving)
 
 
 def age(group: Group, scoped: int, st: Settings) -> Evidence | None:
@@ -269,4 +343,193 @@ def runtime_proof(track: Track) -> Evidence | None:
         "the Go runtime proved it leaked (blocked on an object no running code can reach): " + ", ".join(how),
         max(marked, listed),
         None,
+    )
+
+
+# -- the kind of wait, ids across snapshots, proof of absence ------------------------------
+
+
+def base_state(state: str) -> str:
+    """The wait reason without Go 1.25's ` (durable)` (synctest) suffix."""
+    return state.removesuffix(" (durable)")
+
+
+def wait_kind(group: Group, st: Settings) -> WaitKind:
+    """blocking, waiting or idle (detect.yaml `wait_kinds`): how long such a wait may be healthy."""
+    for f in group.frames[:4]:
+        kind = st.wait_frames.get(f.function)
+        if kind is not None:
+            return kind
+        if not f.is_runtime:
+            break
+    return st.wait_states.get(base_state(group.state), "waiting")
+
+
+def _with_ids(track: Track, series: Series) -> list[int]:
+    """The per-goroutine snapshots, in order, where the track has goroutines with ids."""
+    out = []
+    for i in series.detailed:
+        p = track.points[i]
+        if p is not None and any(g.ids for g in p.groups):
+            out.append(i)
+    return out
+
+
+def _minutes(series: Series, i: int, j: int) -> float:
+    return (series.times[j] - series.times[i]) / 60
+
+
+def persistence(track: Track, series: Series, st: Settings, kind: WaitKind) -> Evidence | None:
+    """The same goroutines, blocked, across `persistence.min_snapshots` debug=2 snapshots, their
+    creator gone, the count never falling: stuck, not waiting for work (a small exact leak).
+
+    Only goroutines started by the service's own code count (libraries start long-lived
+    goroutines from short-lived ones by design), and only from the latest debug=2 snapshot back
+    through the ones the track was in without a gap."""
+    if not series.detailed:
+        return None
+    last = series.detailed[-1]
+    p = track.points[last]
+    if p is None:
+        return None  # drained since
+    g = p.group
+    if g.created_by is None or not g.created_by.is_user or g.state in st.busy_states:
+        return None
+    stuck = point_ids(p)
+    start = last
+    n = 1
+    for i in reversed(series.detailed[:-1]):
+        q = track.points[i]
+        if q is None:
+            break
+        both = stuck & point_ids(q)
+        if not both:
+            break
+        stuck, start, n = both, i, n + 1
+    span = _minutes(series, start, last)
+    if n < st.persistence_snapshots or span < st.persistence_span:
+        return None
+    counts = track.counts[start:]
+    if any(b < a for a, b in itertools.pairwise(counts)):
+        return None
+    orphans = {gid for grp in p.groups for gid in grp.orphans}
+    stuck_orphans = stuck & orphans
+    if not stuck_orphans:
+        return None
+    present = present_ids(series.snapshots[last])
+    calls = len({c for grp in p.groups for c in grp.creators if c not in present})
+    w = st.scoring.weight(f"persistence_{kind}")
+    if calls >= 2:
+        w += st.scoring.weight("persistence_calls")
+    first = track.points[start]
+    waited = ""
+    if first is not None and p.max_wait > first.max_wait:
+        waited = f", waiting {first.max_wait} → {p.max_wait} min"
+    shown = ", ".join(str(i) for i in sorted(stuck_orphans)[:5]) + ("…" if len(stuck_orphans) > 5 else "")
+    from_calls = f", started by {calls} calls that have all returned" if calls >= 2 else ", creator gone"
+    summary = (
+        f"the same {len(stuck_orphans)} goroutine{'s' if len(stuck_orphans) != 1 else ''} (id {shown}) "
+        f"stayed blocked in {g.state or 'an unknown wait'} ({kind} wait) across {n} debug=2 snapshots "
+        f"over {span:.2g} min{waited}{from_calls}, count never fell"
+    )
+    data = {
+        "ids": sorted(stuck_orphans)[:20],
+        "snapshots": n,
+        "span_minutes": round(span, 2),
+        "wait_kind": kind,
+        "calls": calls,
+    }
+    return Evidence("persistence", summary, len(stuck_orphans), st.persistence_snapshots, data, weight=w)
+
+
+def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:
+    """The share of a group's goroutines in one debug=2 snapshot that are gone by the next one:
+    requests that come and go. High turnover is churn, whatever the count does."""
+    rows = _with_ids(track, series)
+    if len(rows) < 2:
+        return None
+    i, j = rows[-2], rows[-1]
+    before_p, after_p = track.points[i], track.points[j]
+    assert before_p is not None and after_p is not None
+    before, after = point_ids(before_p), point_ids(after_p)
+    if len(before) < st.churn_min_count:
+        return None
+    gone = len(before - after)
+    share = gone / len(before)
+    if share < st.churn:
+        return None
+    summary = (
+        f"turnover: {gone} of the {len(before)} goroutines seen {_minutes(series, i, j):.2g} min earlier "
+        f"are gone and {len(after - before)} of {len(after)} are new: they come and go (churn, load), "
+        "which outweighs growth"
+    )
+    data = {"gone": gone, "before": len(before), "after": len(after), "new": len(after - before)}
+    return Evidence(
+        "turnover", summary, round(share, 3), st.churn, data, weight=st.scoring.weight("turnover")
+    )
+
+
+def steady(track: Track, series: Series, st: Settings, kind: WaitKind, group: Group) -> Evidence | None:
+    """Without ids (debug=0/1): a blocking wait whose count was there from the first snapshot and
+    never fell, over `steady.min_snapshots` snapshots."""
+    if kind != "blocking" or _with_ids(track, series):
+        return None
+    counts = track.counts[-st.window :]
+    times = series.times[-st.window :]
+    if len(counts) < st.steady_snapshots or counts[0] <= 0:
+        return None
+    if any(b < a for a, b in itertools.pairwise(counts)):
+        return None
+    span = (times[-1] - times[0]) / 60
+    if span < st.steady_span:
+        return None
+    grew = f" (from {counts[0]})" if counts[-1] != counts[0] else ""
+    summary = (
+        f"{counts[-1]} goroutine{'s' if counts[-1] != 1 else ''}{grew} blocked in {group.state} "
+        f"(a blocking wait) in all {len(counts)} snapshots over {span:.2g} min, the count never fell"
+    )
+    data = {"snapshots": len(counts), "span_minutes": round(span, 2)}
+    return Evidence("steady", summary, counts[-1], None, data, weight=st.scoring.weight("steady_blocking"))
+
+
+_UNSEEN_BY_RUNTIME = {
+    "IO wait": "goroutines in network I/O are never provable by the runtime",
+    "sleep": "a sleeping goroutine will wake: never provable by the runtime",
+    "syscall": "goroutines in system calls are never provable by the runtime",
+}
+
+
+def not_proven(track: Track, series: Series, st: Settings, kind: WaitKind, group: Group) -> Evidence | None:
+    """A goroutineleak profile was taken and does not list the group: weaker, never vetoed.
+
+    The runtime proves only goroutines blocked on an object nothing reachable can touch; one
+    reachable from a global, or woken by a ticker, is not provable."""
+    if not series.leak_profiles or any(track.proof) or track.latest is None:
+        return None
+    if any(p.leaked for p in track.points if p):
+        return None
+    n = len(series.leak_profiles)
+    profiles = (
+        "the goroutineleak profile does not list it"
+        if n == 1
+        else f"none of the {n} goroutineleak profiles lists it"
+    )
+    state = base_state(group.state)
+    unseen = _UNSEEN_BY_RUNTIME.get(state)
+    if unseen is not None:
+        summary = f"{profiles}; that says nothing here: {unseen}"
+        return Evidence("not_proven", summary, 0, None, {"provable": False}, weight=0.0)
+    if kind == "idle":
+        # Growth in an idle wait already counts for little; the runtime can't prove a service
+        # loop (a ticker or timer case can always wake it), so its silence adds nothing.
+        why = "a goroutine in a select with a live case (a ticker, a timer) or a queue wait can be woken"
+        summary = f"{profiles}: not provable by the runtime because {why}"
+        return Evidence("not_proven", summary, 0, None, {"provable": False}, weight=0.0)
+    why = (
+        "the object it waits on is still reachable (from a global or a running goroutine), "
+        "or it is not leaked"
+    )
+    summary = f"{profiles}: not provable by the runtime because {why}"
+    return Evidence(
+        "not_proven", summary, 0, None, {"provable": True}, weight=st.scoring.weight("not_proven")
     )

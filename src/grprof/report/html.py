@@ -68,11 +68,14 @@ def _findings(report: Report) -> str:
     findings = report.findings
     if report.detection is None:
         return ""
+    thin = report.detection.thin
+    note = f'<p class="thin"><b>Not enough evidence for a verdict:</b> {escape(thin)}</p>' if thin else ""
     if not findings:
-        return '<section id="findings"><h2>Findings</h2><p class="ok">No leak found.</p></section>'
+        body = note or '<p class="ok">No leak found.</p>'
+        return f'<section id="findings"><h2>Findings</h2>{body}</section>'
     rows = "".join(_finding(n, f) for n, f in enumerate(findings, 1))
     return (
-        '<section id="findings"><h2>Findings</h2><table class="findings"><thead><tr>'
+        f'<section id="findings"><h2>Findings</h2>{note}<table class="findings"><thead><tr>'
         "<th>verdict</th><th>confidence</th><th>category</th><th>count</th><th>growth</th>"
         f"<th>site</th><th>what</th></tr></thead><tbody>{rows}</tbody></table></section>"
     )
@@ -283,6 +286,7 @@ button.find{float:right;border:1px solid var(--line);border-radius:3px;backgroun
 #findings{border:1px solid #f0c8c2;background:#fffaf9;padding:4px 16px;margin-top:12px}
 table.findings tr.leak td.verdict{color:#b3261e;font-weight:bold}
 table.findings tr.suspect td.verdict{color:#8a5a00;font-weight:bold}
+table.findings tr.inconclusive td.verdict{color:#1f5fa8;font-weight:bold}
 table.findings pre{background:#f6f6f6;padding:6px;overflow:auto}
 #findings p.ok{color:#1e6b2e}
 .flamebox .controls{display:flex;gap:8px;align-items:center}

@@ -129,7 +129,7 @@ def stack_text(g: Group, index: int, max_frames: int) -> Text:
     return t
 
 
-_VERDICT_STYLE = {"leak": "bold red", "suspect": "bold yellow"}
+_VERDICT_STYLE = {"leak": "bold red", "suspect": "bold yellow", "inconclusive": "bold blue"}
 
 
 def findings_table(report: Report) -> Table:
@@ -203,19 +203,30 @@ def render_findings(report: Report, console: Console, details: int) -> None:
         )
     if s.leak_profiles:
         span += f", {len(s.leak_profiles)} goroutineleak profile(s)"
+    sla = escape(d.sla.summary())
+    thin = (
+        Text.from_markup(f"[bold blue]Not enough evidence for a verdict:[/] {escape(d.thin)}")
+        if d.thin
+        else None
+    )
     if not report.findings:
-        console.print(
-            Text.from_markup(f"[bold green]No leak found[/] [dim]({span}; sla: {d.sla.summary()})[/]")
-        )
+        if thin is not None:
+            console.print(thin)
+        else:
+            console.print(Text.from_markup(f"[bold green]No leak found[/] [dim]({span}; sla: {sla})[/]"))
         return
     leaks = sum(f.verdict == "leak" for f in report.findings)
-    suspects = len(report.findings) - leaks
+    suspects = sum(f.verdict == "suspect" for f in report.findings)
+    unsure = len(report.findings) - leaks - suspects
+    more = f", [bold blue]{unsure} inconclusive[/]" if unsure else ""
     console.print(
         Text.from_markup(
             f"[bold]Findings:[/] [bold red]{_plural(leaks, 'leak')}[/], "
-            f"[bold yellow]{_plural(suspects, 'suspect')}[/] [dim]({span}; sla: {d.sla.summary()})[/]"
+            f"[bold yellow]{_plural(suspects, 'suspect')}[/]{more} [dim]({span}; sla: {sla})[/]"
         )
     )
+    if thin is not None and not leaks:
+        console.print(thin)
     console.print(findings_table(report))
     for i, f in enumerate(report.findings[:details], 1):
         console.print(finding_detail(f, i))

@@ -402,7 +402,7 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
     @r.get("/findings", summary="Leak findings with their lifecycle (the `grprof analyze --json` schema)")
     async def findings(
         target: str | None = None,
-        verdict: Literal["leak", "suspect"] | None = None,
+        verdict: Literal["leak", "suspect", "inconclusive"] | None = None,
         category: str | None = None,
         state: Literal["new", "ongoing", "resolved"] | None = None,
     ) -> JSONResponse:
