@@ -95,6 +95,7 @@ def detection_json(report: Report) -> dict[str, Any] | None:
             "source": d.sla.source,
         },
         "ignored": d.ignored,
+        "thin": d.thin,
     }
 
 
