@@ -293,7 +293,7 @@ def test_findings_filter_no_match_and_validation(client: TestClient) -> None:
     assert client.get("/api/v1/findings", params={"target": "states"}).json()["findings"] == []
     r = client.get("/api/v1/findings", params={"verdict": "maybe"})
     assert r.status_code == 422
-    assert r.json()["error"] == "query parameter 'verdict': Input should be 'leak' or 'suspect'"
+    assert r.json()["error"] == "query parameter 'verdict': Input should be 'leak', 'suspect' or 'inconclusive'"
     r = client.get("/api/v1/findings", params={"state": "open"})
     assert r.status_code == 422
     assert r.json()["error"] == "query parameter 'state': Input should be 'new', 'ongoing' or 'resolved'"

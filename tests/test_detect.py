@@ -211,7 +211,7 @@ def test_max_verdict_caps_a_growing_group_without_proof(tmp_path: Path) -> None:
     [f] = [f for f in capped.findings if f.id == target.id]
     assert (f.verdict, f.rule) == ("suspect", "capped")
     assert f.confidence <= 0.6
-    assert [e.signal for e in f.evidence][-1] == "rule"
+    assert "rule" in [e.signal for e in f.evidence]
     others = {g.id: g.verdict for g in capped.findings if g.id != target.id}
     assert others == {g.id: g.verdict for g in plain.findings if g.id != target.id}
 

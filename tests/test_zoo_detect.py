@@ -45,7 +45,12 @@ def snapshots(series: Series, fmt: str) -> list[grprof.Snapshot]:
 
 
 def matching(findings: Sequence[Finding], stack: Mapping[str, Any]) -> list[Finding]:
-    return [f for f in findings if stack_matches(stack, f.frames)]
+    """Findings whose stack, or one of whose unit members' stacks, is this one."""
+    return [
+        f
+        for f in findings
+        if stack_matches(stack, f.frames) or any(stack_matches(stack, m.frames) for m in f.members)
+    ]
 
 
 def weak_by_design(f: Finding) -> bool:

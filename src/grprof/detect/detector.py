@@ -36,6 +36,7 @@ from grprof.detect.signals import (
     wait_kind,
 )
 from grprof.detect.sla import SLA, SLAState, evaluate
+from grprof.detect.units import Judged, merge_units
 from grprof.model import Group, Snapshot
 
 
@@ -68,7 +69,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     st = (opts.settings or default_settings()).scaled(sla_state.alpha)
     rules = opts.rules or load_rules()
     series = build_series(snapshots, opts.interval)
-    findings: list[Finding] = []
+    judged: list[Judged] = []
     ignored: dict[str, int] = {}
     for track in series.tracks:
         rep = track.representative(series.detailed)
@@ -80,7 +81,8 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
         if f is None:
             continue
         explain(f, rep, rules, opts.source_dir, st.scoring)
-        findings.append(f)
+        judged.append(Judged(f, track, rep))
+    findings = merge_units(judged)
     findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
     return Detection(findings, series, sla_state, ignored, thin_series(series, st))
 

@@ -24,6 +24,7 @@ Signal = Literal[
     "turnover",
     "not_proven",
     "thin",
+    "unit",
     "sla",
     "rule",
 ]
@@ -114,6 +115,35 @@ class SourceReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One group of a unit finding: goroutines that leak together with the finding's own (a
+    stream's handler and its transport, a connection's reader and writer)."""
+
+    id: str
+    verdict: Verdict
+    site: Frame | None
+    state: str
+    count: int
+    counts: Sequence[int]
+    created_by: Frame | None = None
+    category: str = "unknown"
+    frames: Sequence[Frame] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "verdict": self.verdict,
+            "site": self.site.to_json() if self.site else None,
+            "state": self.state,
+            "count": self.count,
+            "counts": list(self.counts),
+            "created_by": self.created_by.to_json() if self.created_by else None,
+            "category": self.category,
+            "frames": [f.to_json() for f in self.frames],
+        }
+
+
 @dataclass(slots=True)
 class Finding:
     id: str
@@ -146,6 +176,9 @@ class Finding:
     """The sum of the evidence's weights the verdict was read from."""
     wait_kind: str = ""
     """`blocking`, `waiting` or `idle` (detect.yaml `wait_kinds`): how much a long wait says."""
+    members: Sequence[Member] = ()
+    """The other groups of the same unit (they moved in lockstep with this one and share its
+    creator chain or its labels): one bug, one finding."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -173,4 +206,5 @@ class Finding:
             "source": self.source.to_json() if self.source else None,
             "score": round(self.score, 3),
             "wait_kind": self.wait_kind,
+            "members": [m.to_json() for m in self.members],
         }

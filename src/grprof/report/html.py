@@ -95,7 +95,12 @@ def _finding(n: int, f: Finding) -> str:
             + (f"<p>Spawned by</p><pre>{escape(src.go_statement)}</pre>" if src.go_statement else "")
             + (f"<p>Suggestion: {escape(src.suggestion)}</p>" if src.suggestion else "")
         )
-    detail = f"<p>{escape(f.explanation)}</p><ul>{evidence}</ul>{source}" + (
+    members = "".join(
+        f"<li>{m.count:,} · {escape(m.state)} · {_frame(m.site) if m.site else '-'}</li>" for m in f.members
+    )
+    if members:
+        members = f"<p>Related groups (one unit)</p><ul>{members}</ul>"
+    detail = f"<p>{escape(f.explanation)}</p><ul>{evidence}</ul>{members}{source}" + (
         f"<p>Fix</p><pre>{escape(f.fix)}</pre>" if f.fix else ""
     )
     return (

@@ -170,6 +170,8 @@ def finding_detail(f: Finding, index: int) -> RenderableType:
     if f.created_by:
         where += f" · created by {frame_text(f.created_by)}"
     parts.append(Text(where, style="dim"))
+    for m in f.members:
+        parts.append(Text(f"  + {m.count:,} · {m.state} · at {frame_text(m.site)}  (same unit)", style="dim"))
     for e in f.evidence:
         parts.append(Text(f"  • {e.summary}"))
     parts.append(Text("  " + f.explanation.replace("\n", "\n  ")))

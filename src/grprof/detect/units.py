@@ -1,0 +1,148 @@
+"""Findings that are one bug: groups that leak together become one finding with members.
+
+A leaked gRPC stream is a handler, a receive buffer reader, a send loop and a keepalive; a
+leaked connection is a reader and a writer. Each is its own group (its own stack), so a
+detector that judges groups one by one files one bug as five findings. Two findings are one
+unit when their counts **move in lockstep** (every step of one is a fixed multiple of the
+other's) **and** something ties them beyond the numbers: one group's goroutines created the
+other's, both were created by the same goroutine, or they carry the same pprof labels (labels
+pass from a goroutine to the ones it starts). Lockstep alone is not enough: independent
+leaks driven by the same traffic rise together too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from grprof.detect.model import VERDICTS, Evidence, Finding, Member
+from grprof.detect.series import Track, point_ids
+from grprof.model import Group
+
+MAX_FINDINGS = 2_000
+"""Pairs are compared only among this many findings (the strongest): units are for reading."""
+TOLERANCE = 0.15
+"""A step may differ from the multiple by this share of itself (at least 1 goroutine)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A finding with what it was judged from."""
+
+    finding: Finding
+    track: Track
+    group: Group
+
+
+def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Every change of `a` is r times the matching change of `b`, for one r; both changed."""
+    if len(a) != len(b) or len(a) < 3:
+        return False
+    base_a, base_b = min(a), min(b)
+    rise_a, rise_b = a[-1] - base_a, b[-1] - base_b
+    span_a, span_b = max(a) - base_a, max(b) - base_b
+    if span_a == 0 or span_b == 0:
+        return False  # flat groups would all move "together"
+    r = (rise_a / rise_b) if rise_b else span_a / span_b
+    if r <= 0:
+        return False
+    for x, y in zip(a, b, strict=True):
+        got, want = x - base_a, r * (y - base_b)
+        if abs(got - want) > max(1.0, TOLERANCE * max(got, want)):
+            return False
+    return True
+
+
+def _ids(j: Judged) -> set[int]:
+    p = j.track.latest
+    return point_ids(p) if p is not None else set()
+
+
+def _creators(j: Judged) -> set[int]:
+    p = j.track.latest
+    return {c for g in p.groups for c in g.creators} if p is not None else set()
+
+
+def _labels(j: Judged) -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, vals in j.group.labels.items() for v in vals)
+
+
+def tied(a: Judged, b: Judged) -> str | None:
+    """What ties two groups beyond their counts, in words, or None."""
+    ca, cb = _creators(a), _creators(b)
+    if ca & _ids(b) or cb & _ids(a):
+        return "one's goroutines started the other's"
+    if ca and ca == cb:
+        return "started by the same goroutines"
+    la, lb = _labels(a), _labels(b)
+    if la and la == lb:
+        return "same labels"
+    return None
+
+
+def merge_units(judged: Sequence[Judged]) -> list[Finding]:
+    """The findings with each unit folded into its strongest finding (members keep the rest)."""
+    order = sorted(judged, key=lambda j: (VERDICTS.index(j.finding.verdict), -j.finding.score))
+    head = order[:MAX_FINDINGS]
+    parent = list(range(len(head)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, k in itertools.combinations(range(len(head)), 2):
+        if root(i) == root(k) or not lockstep(head[i].finding.counts, head[k].finding.counts):
+            continue
+        if tied(head[i], head[k]) is not None:
+            parent[root(k)] = root(i)
+    units: dict[int, list[Judged]] = {}
+    for i, j in enumerate(head):
+        units.setdefault(root(i), []).append(j)
+    out = [j.finding for j in order[MAX_FINDINGS:]]
+    for js in units.values():
+        lead = _leader(js)
+        rest = [j.finding for j in js if j is not lead]
+        if not rest:
+            out.append(lead.finding)
+            continue
+        members = tuple(
+            Member(f.id, f.verdict, f.site, f.state, f.count, f.counts, f.created_by, f.category, f.frames)
+            for f in rest
+        )
+        total = lead.finding.count + sum(m.count for m in members)
+        reasons = sorted({r for j in js if j is not lead and (r := tied(lead, j)) is not None})
+        note = Evidence(
+            "unit",
+            f"one unit with {len(members)} other group{'s' if len(members) != 1 else ''} "
+            f"({total} goroutines in all): their counts move in lockstep, "
+            + (" and ".join(reasons) if reasons else "tied through one another"),
+            len(members) + 1,
+            None,
+        )
+        best = min((j.finding for j in js), key=lambda f: (VERDICTS.index(f.verdict), -f.score))
+        lf = lead.finding
+        lf.members = members
+        lf.evidence = [*lf.evidence, note]
+        if VERDICTS.index(best.verdict) < VERDICTS.index(lf.verdict):
+            # The unit is as bad as its worst part; say which part and why.
+            lf.verdict, lf.confidence, lf.score = best.verdict, best.confidence, best.score
+            lf.runtime_confirmed = lf.runtime_confirmed or best.runtime_confirmed
+            site = best.site.function if best.site else best.id
+            because = "; ".join(e.summary for e in best.evidence if e.weight > 0)
+            lf.evidence = [*lf.evidence, Evidence("unit", f"{best.verdict} by its member {site}: {because}")]
+        out.append(lf)
+    return out
+
+
+def _leader(js: Sequence[Judged]) -> Judged:
+    """The group to name the unit by: the service's own code first, then the strongest."""
+
+    def key(j: Judged) -> tuple[int, int, float, int]:
+        site = j.group.site
+        own = 0 if site is not None and site.is_user else 1
+        return (own, VERDICTS.index(j.finding.verdict), -j.finding.score, -j.finding.count)
+
+    return min(js, key=key)
