@@ -154,6 +154,8 @@ def weigh(track: Track, rep: Group, series: Series, st: Settings) -> tuple[list[
     if grow.verdict in ("leak", "suspect"):
         grow_w = w(f"growth_{grow.verdict}") * (w("growth_idle_factor") if kind == "idle" else 1.0)
     orph_w = 0.0
+    if orph is not None and stuck is not None:
+        orph = None  # the same goroutines persistence already counts
     if orph is not None:
         if orph.data.get("persistent"):
             orph_w = w("orphans_persistent")

@@ -65,6 +65,8 @@ class Settings:
     persistence_span: float
     steady_snapshots: int
     steady_span: float
+    steady_states: frozenset[str]
+    oneshot_creators: frozenset[str]
     churn: float
     churn_min_count: int
     scoring: Scoring
@@ -107,6 +109,8 @@ def default_settings() -> Settings:
         persistence_span=float(d["persistence"]["min_span_minutes"]),
         steady_snapshots=int(d["steady"]["min_snapshots"]),
         steady_span=float(d["steady"]["min_span_minutes"]),
+        steady_states=frozenset(d["steady"]["states"]),
+        oneshot_creators=frozenset(d["persistence"]["oneshot_creators"]),
         churn=float(d["turnover"]["churn"]),
         churn_min_count=int(d["turnover"]["min_count"]),
         scoring=Scoring(
@@ -393,7 +397,10 @@ def persistence(track: Track, series: Series, st: Settings, kind: WaitKind) -> E
     if p is None:
         return None  # drained since
     g = p.group
-    if g.created_by is None or not g.created_by.is_user or g.state in st.busy_states:
+    if g.created_by is None or g.state in st.busy_states:
+        return None
+    oneshot = g.created_by.function in st.oneshot_creators
+    if not (g.created_by.is_user or (oneshot and g.site is not None and g.site.is_user)):
         return None
     stuck = point_ids(p)
     start = last
@@ -412,7 +419,7 @@ def persistence(track: Track, series: Series, st: Settings, kind: WaitKind) -> E
     counts = track.counts[start:]
     if any(b < a for a, b in itertools.pairwise(counts)):
         return None
-    orphans = {gid for grp in p.groups for gid in grp.orphans}
+    orphans = stuck if oneshot else {gid for grp in p.groups for gid in grp.orphans}
     stuck_orphans = stuck & orphans
     if not stuck_orphans:
         return None
@@ -472,7 +479,7 @@ def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:
 def steady(track: Track, series: Series, st: Settings, kind: WaitKind, group: Group) -> Evidence | None:
     """Without ids (debug=0/1): a blocking wait whose count was there from the first snapshot and
     never fell, over `steady.min_snapshots` snapshots."""
-    if kind != "blocking" or _with_ids(track, series):
+    if base_state(group.state) not in st.steady_states or _with_ids(track, series):
         return None
     counts = track.counts[-st.window :]
     times = series.times[-st.window :]

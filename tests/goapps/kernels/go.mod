@@ -1,0 +1,3 @@
+module grprof.test/kernels
+
+go 1.22
