@@ -3,6 +3,7 @@
 #   tests/goapps/states/record.sh  -> tests/fixtures/states/ (goroutine states, all Go versions)
 #   tests/goapps/crash/record.sh   -> crash/panic/SIGQUIT fixtures (when that program exists)
 #   tests/goapps/zoo/record.sh     -> tests/fixtures/zoo/ (leak zoo series, every format)
+#   tests/goapps/kernels/record.sh -> tests/fixtures/kernels/ (leak kernels and controls, every format)
 # Takes a few minutes: one states variant waits over a minute so headers show ", N minutes".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +13,5 @@ if [ -f tests/goapps/crash/record.sh ]; then
 fi
 # The leak zoo: a series of snapshots of a service leaking in every category (needs PostgreSQL).
 bash tests/goapps/zoo/record.sh
+# The leak kernels: 40 small real-world leaks beside 51 healthy controls, six steps.
+bash tests/goapps/kernels/record.sh
