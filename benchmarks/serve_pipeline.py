@@ -4,9 +4,16 @@ For every scrape the daemon parses the debug=1 body, adds the snapshot to the ta
 stores the scrape and its snapshot (one transaction), runs the detector over the window and
 syncs the findings. This runs exactly those calls, single-threaded, for N targets over R rounds
 (bodies: the recorded debug=1 profiles of tests/fixtures, one per target, cycling), and prints
-the CPU time per scrape of the last 5 rounds, when every window is full (40 snapshots).
+the CPU time and the bytes per scrape of the last 5 rounds, when every window is full (40
+snapshots).
 
-    .venv/bin/python benchmarks/serve_pipeline.py --targets 100 --rounds 45 [--profile]
+The capture policy (grprof.collect.policy) decides, as in serve, which scrapes are debug=2
+instead: the recorded debug=2 dump of the same program then. `--debug2-every 0` is serve
+without the policy's scheduled debug=2 (as before it), `--format debug=2` every scrape a debug=2.
+The bodies do not change between rounds, so no finding asks for extra debug=2 scrapes; those
+are at most one per `debug2_extra_gap` (30 s: every other scrape at 15 s, i.e. `--debug2-every 2`).
+
+    .venv/bin/python benchmarks/serve_pipeline.py --targets 100 --rounds 45 [--debug2-every 4] [--profile]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import time
 from pathlib import Path
 
 from grprof.collect.model import ScrapeResult, Target
+from grprof.collect.policy import CapturePolicy, CaptureSettings, CaptureState, offset_for
 from grprof.detect.detector import Options
 from grprof.detect.rules import load_rules
 from grprof.detect.signals import default_settings
@@ -36,31 +44,48 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=45, help="scrapes per target (window: 40)")
     ap.add_argument("--profile", action="store_true", help="cProfile the measured rounds")
+    ap.add_argument("--debug2-every", type=int, default=4, help="scrape.debug2_every (0: never)")
+    ap.add_argument("--format", default="debug=1", choices=("debug=1", "debug=2"), help="scrape.format")
     args = ap.parse_args()
-    bodies = [p.read_bytes() for p in sorted(FIXTURES.glob("states/*/goroutine.debug1.txt"))]
-    bodies.append((FIXTURES / "zoo" / "0-warm-up.goroutine.debug1.txt").read_bytes())
+    paths = [
+        *sorted(FIXTURES.glob("states/*/goroutine.debug1.txt")),
+        FIXTURES / "zoo" / "0-warm-up.goroutine.debug1.txt",
+    ]
+    bodies = [p.read_bytes() for p in paths]
+    detailed = [p.with_name(p.name.replace("debug1", "debug2")).read_bytes() for p in paths]
+    policy = CapturePolicy(CaptureSettings(format=args.format, debug2_every=args.debug2_every))
     store = open_store(str(Path(tempfile.mkdtemp()) / "grprof.db"))
     names = [f"t{i}" for i in range(args.targets)]
     store.upsert_targets([Target(n, f"http://127.0.0.1:{10000 + i}", {}) for i, n in enumerate(names)], None)
     opts = Options(rules=load_rules())
     windows: dict[str, Window] = {}
+    states = {n: CaptureState(offset=offset_for(n)) for n in names}
     parts: collections.Counter[str] = collections.Counter()
+    size: collections.Counter[str] = collections.Counter()
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
     def scrape(i: int, r: int) -> None:
-        name, body = names[i], bodies[i % len(bodies)]
+        name = names[i]
+        decision = policy.next_scrape(states[name], 15.0 * r)
+        kind = decision.kind
+        body = (detailed if kind == "debug=2" else bodies)[i % len(bodies)]
         started = t0 + dt.timedelta(seconds=15 * r)
         a = time.process_time()
-        snap = parse_payload(ScrapeResult(name, "debug=1", started, 0.01, "ok", len(body), body))
+        snap = parse_payload(ScrapeResult(name, kind, started, 0.01, "ok", len(body), body))
         b = time.process_time()
+        policy.observed(states[name], decision, True, 15.0 * r, snap.total)
         w = windows.setdefault(name, Window(collections.deque(maxlen=default_settings().window)))
         w.add(snap)
-        store.add_scrape(ScrapeRecord(name, "debug=1", started, 0.01, "ok", len(body)), snap)
+        store.add_scrape(ScrapeRecord(name, kind, started, 0.01, "ok", len(body)), snap)
         c = time.process_time()
         j = judge_window(w.all(), w.snapshots[-1], opts)
         d = time.process_time()
         store.sync_findings(name, j.detection.findings, started, report=False)
+        policy.findings(states[name], j.detection.findings)
         e = time.process_time()
+        size["bytes"] += len(body)
+        size["findings"] += len(j.detection.findings)
+        size[kind] += 1
         parts["parse"] += b - a
         parts["store scrape"] += c - b
         parts["detect"] += d - c
@@ -71,6 +96,7 @@ def main() -> None:
     for r in range(args.rounds):
         if r == args.rounds - MEASURED:
             parts.clear()
+            size.clear()
             mark = time.process_time()
             if prof:
                 prof.enable()
@@ -80,7 +106,12 @@ def main() -> None:
         prof.disable()
     n = MEASURED * len(names)
     total = 1000 * (time.process_time() - mark) / n
-    print(f"{len(names)} targets, window {min(args.rounds, default_settings().window)} snapshots")
+    print(
+        f"{len(names)} targets, window {min(args.rounds, default_settings().window)} snapshots; "
+        f"format {args.format}, debug2_every {args.debug2_every}: "
+        f"{size['debug=2'] / n:.0%} of the scrapes debug=2, {size['bytes'] / n / 1024:.1f} KiB and "
+        f"{size['findings'] / n:.1f} findings per scrape"
+    )
     print(
         f"CPU per scrape: {total:.2f} ms ("
         + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in parts.items())

@@ -22,6 +22,31 @@ def test_defaults() -> None:
         "debug=1",
     )
     assert c.scrape.leak_profile_every == 4 and c.scrape.debug2_max_goroutines == 10_000
+    assert c.scrape.debug2_every == 4 and c.scrape.debug2_extra_gap == 30.0
+
+
+def test_capture_policy_keys_reach_the_scraper() -> None:
+    from grprof.serve import Daemon
+
+    c = parse_config(
+        "scrape:\n  format: debug=2\n  debug2_every: 0\n  debug2_max_goroutines: 500\n"
+        "  debug2_extra_gap: 1m\n"
+    )
+    s = Daemon._scrape_settings(c)
+    assert (s.format, s.debug2_every, s.debug2_max_goroutines, s.debug2_extra_gap) == (
+        "debug=2",
+        0,
+        500,
+        60.0,
+    )
+    policy = s.capture()
+    assert (policy.format, policy.debug2_every, policy.debug2_max_goroutines, policy.extra_gap) == (
+        "debug=2",
+        0,
+        500,
+        60.0,
+    )
+    assert Daemon._scrape_settings(Config()).capture().debug2_every == 4
 
 
 def test_example_file_is_valid() -> None:
@@ -55,6 +80,15 @@ def test_example_file_is_valid() -> None:
         ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla: api: p95: missing"),
         ("sla:\n  api: {latency: 200ms, p95: 1s, points: [[1, 2], [0.5, 3]]}\n", "sla: api: points:"),
         ("- 1\n- 2\n", "must be a mapping"),
+        (
+            "scrape:\n  format: debug=3\n",
+            "g.yaml:2: scrape.format: Input should be 'debug=1', 'debug=0' or 'debug=2'",
+        ),
+        (
+            "scrape:\n  debug2_every: -1\n",
+            "g.yaml:2: scrape.debug2_every: Input should be greater than or equal to 0",
+        ),
+        ("scrape:\n  debug2_extra_gap: soon\n", "g.yaml:2: scrape.debug2_extra_gap: not a duration: 'soon'"),
     ],
 )
 def test_errors_name_key_and_line(text: str, message: str) -> None:

@@ -3,16 +3,26 @@ compared with what each program knew about its own goroutines."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import grprof
+from grprof.formats.traceback import crashed_goroutine
 from grprof.model import Goroutine, Snapshot
+from grprof.report import text
+from grprof.report.jsonout import report_json
+from grprof.report.model import build_report
 
 CRASH = Path(__file__).parent / "fixtures" / "crash"
+FIXTURES_STATES = Path(__file__).parent / "fixtures" / "states" / "go1.26.8"
 TRUTHS = sorted(CRASH.glob("go*/*.truth.json"))
 
 
@@ -124,3 +134,142 @@ def test_two_crash_dumps_in_one_log(scanner: None) -> None:
     snaps = grprof.load_all(one + one)
     assert [s.total for s in snaps] == [single.total, single.total]
     assert all(s.prologue.startswith("SIGQUIT: quit") for s in snaps)
+
+
+# -- the crashed goroutine first ------------------------------------------------------------------
+
+CRASH_MODES = {
+    "panic",
+    "panic-multiline",
+    "repanic",
+    "repanic-new",
+    "nilmap",
+    "segv",
+    "deadlock",
+    "stackoverflow",
+}
+
+
+def _crash_truths() -> list[Path]:
+    return [t for t in TRUTHS if json.loads(t.read_text()).get("mode") in CRASH_MODES]
+
+
+@pytest.mark.parametrize(
+    "truth", _crash_truths(), ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('.truth.json')}"
+)
+def test_the_crashed_goroutine_is_identified(truth: Path) -> None:
+    t = json.loads(truth.read_text())
+    (snap,) = grprof.load_all(dump_of(truth))
+    assert crashed_goroutine(snap) == t["current"]
+    report = report_json(build_report([snap]))
+    assert report["snapshots"][0]["crashed_goroutine"] == t["current"]
+    flagged = [g for g in report["groups"] if g["crashed"]]
+    assert len(flagged) == 1 and t["current"] in flagged[0]["ids"]
+
+
+def test_dumps_without_a_crash_name_no_goroutine() -> None:
+    for name in ("sigquit.all", "sigquit.crash", "stack-small", "cgo.system"):
+        for s in grprof.load_all(CRASH / "go1.26.8" / f"{name}.txt"):
+            assert crashed_goroutine(s) is None, name
+    first, second = grprof.load_all(CRASH / "go1.26.8" / "log.txt")
+    assert crashed_goroutine(first) is None  # a recovered panic net/http logged
+    assert crashed_goroutine(second) == 1
+    assert [crashed_goroutine(s) for s in grprof.load_all(CRASH / "go1.26.8" / "two-dumps.txt")] == [1, None]
+    # Not a traceback at all.
+    assert crashed_goroutine(grprof.load(FIXTURES_STATES / "goroutine.debug1.txt")) is None
+
+
+def _text(snap: grprof.Snapshot, **kw: int) -> str:
+    console = Console(file=io.StringIO(), width=200, highlight=False, color_system=None)
+    text.render(build_report([snap]), console, **kw)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(out, str)
+    return out
+
+
+def test_analyze_shows_the_crashed_goroutine_first() -> None:
+    # goroutine 1 panicked; its group is not the first by size and signature.
+    snap = grprof.load(CRASH / "go1.22.12" / "panic.all.txt")
+    assert 1 not in build_report([snap]).snapshots[0].groups[0].ids
+    out = _text(snap, top=3, stacks=1)
+    assert "crashed: goroutine 1 [running] at main.doPanic" in out
+    table = out[out.index("#  count") :].splitlines()
+    assert re.match(r"\s*1\s+1\s+running \(crashed\)\s+.*main\.doPanic", table[1]), table[1]
+    first_stack = out[out.index("\n#1 ") :]
+    assert first_stack.startswith("\n#1 crashed: 1 goroutines · running\n  main.doPanic")
+    # And through the command line.
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grprof.cli",
+            "analyze",
+            str(CRASH / "go1.19.8" / "deadlock.txt"),
+            "--top",
+            "2",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    lines = p.stdout.decode().splitlines()
+    row = lines[next(i for i, line in enumerate(lines) if line.startswith("#  count")) + 1]
+    assert "(crashed)" in row and "main.blockMain" in row, row
+
+
+# -- Go 1.19 and 1.20: the version from the runtime's line numbers -----------------------------------
+
+_GOROOTS = re.compile(
+    rb"/usr/lib/go-1\.\d+/|/root/go/pkg/mod/golang\.org/toolchain@v0\.0\.1-go[0-9.]+\.linux-amd64/"
+)
+
+
+def _unversioned(path: Path) -> bytes:
+    """The dump as if Go were installed in /usr/local/go: no path names the version."""
+    return _GOROOTS.sub(b"/usr/local/go/", path.read_bytes())
+
+
+def test_go_119_dumps_are_dated_by_their_runtime_frames() -> None:
+    d = CRASH / "go1.19.8"
+    # Panics and SIGQUIT at every GOTRACEBACK that shows stdlib frames, deadlocks, overflows.
+    for name in (
+        "panic.all",
+        "panic.system",
+        "panic.crash",
+        "sigquit.all",
+        "sigquit.system",
+        "sigquit.crash",
+        "deadlock",
+        "stackoverflow",
+        "gotest-timeout",
+        "cgo.system",
+    ):
+        (snap,) = grprof.load_all(_unversioned(d / f"{name}.txt"))
+        assert snap.go_version == "1.19", (name, snap.go_version)
+    states = FIXTURES_STATES.parent / "go1.19.8" / "goroutine.debug2.txt"
+    assert grprof.load(_unversioned(states)).go_version == "1.19"
+    # With the path, the exact release as before.
+    assert grprof.load(d / "panic.all.txt").go_version == "1.19"
+    # Only the program's own frames (GOTRACEBACK=single): nothing to date it by.
+    assert grprof.load(_unversioned(d / "panic.single.txt")).go_version is None
+
+
+@pytest.mark.parametrize("version", sorted({p.parent.name for p in TRUTHS}))
+def test_versions_from_line_numbers_are_never_wrong(version: str) -> None:
+    """Every recorded dump, its GOROOT paths removed: an exact version is the true minor, and
+    a lower bound is not above it."""
+    minor = int(version.split(".")[1])
+    exact = 0
+    for path in sorted((CRASH / version).glob("*.txt")):
+        if path.name == "skipped.txt":
+            continue
+        for snap in grprof.load_all(_unversioned(path)):
+            v = snap.go_version
+            if v is None:
+                continue
+            if v.startswith(">="):
+                assert int(v.split(".")[1]) <= minor, (path.name, v)
+            else:
+                assert v == f"1.{minor}", (path.name, v)
+                exact += 1
+    # The newest version the table knows reads as a lower bound (a later Go may share its lines).
+    assert exact > 0 or minor == 27

@@ -323,3 +323,32 @@ def test_every_truncation_of_a_small_real_profile() -> None:
         for s in snaps:
             assert s.total <= full.total
             assert s.truncated or s.total == full.total
+
+
+def test_go_version_from_goroot_paths_or_runtime_lines() -> None:
+    got = {
+        p.parent.name: parse1(p.read_bytes(), str(p)).go_version
+        for p in PROFILES
+        if p.name == "goroutine.debug1.txt"
+    }
+    assert got["go1.19.8"] == "1.19"  # /usr/lib/go-1.19
+    assert got["go1.21.13"] == "1.21.13" and got["go1.27.3"] == "1.27.3"  # toolchain modules
+    assert got["go1.26.8"] == "1.26"  # /usr/local/go: the line numbers of its runtime frames
+
+
+def test_hidden_runtime_frames_give_channel_and_select_states() -> None:
+    data = (STATES / "go1.22.12" / "goroutine.debug1.txt").read_bytes()
+    for text in (data, re.sub(rb"\t+", b"  ", data)):
+        t = parse1(text).table
+        states = {
+            next(
+                f.function for f in t.stacks[t.stack[r]].frames if f.function.startswith("main.")
+            ): t.headers[t.header[r]].state
+            for r in range(len(t))
+            if any(f.function.startswith("main.") for f in t.stacks[t.stack[r]].frames)
+        }
+        assert states["main.blockChanReceive"] == "chan receive"
+        assert states["main.blockChanSend"] == "chan send"
+        assert states["main.blockNilChanReceive"] == "chan receive (nil chan)"
+        assert states["main.blockSelect"] == "select"
+        assert states["main.blockSelectNoCases"] == "select (no cases)"

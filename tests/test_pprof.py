@@ -389,3 +389,14 @@ def test_every_truncation_of_a_small_real_profile() -> None:
             pass
     # Only cuts inside the trailing fields that do not change the data can parse equal.
     assert complete < len(data) // 4
+
+
+def test_go_version_from_goroot_paths_or_runtime_lines() -> None:
+    got = {
+        p.parent.name: pprof.parse(_raw(p), str(p)).go_version
+        for p in PROFILES
+        if p.name == "goroutine.debug0.pb.gz"
+    }
+    assert got["go1.19.8"] == "1.19"  # /usr/lib/go-1.19
+    assert got["go1.21.13"] == "1.21.13" and got["go1.27.3"] == "1.27.3"  # toolchain modules
+    assert got["go1.26.8"] == "1.26"  # /usr/local/go: the line numbers of its runtime frames

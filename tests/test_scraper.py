@@ -22,7 +22,7 @@ from gobuild import build_goapp, run_goapp
 from misbehaving import FIXTURES, FakeTargets, Hit, TLSFiles, fake_targets, make_tls
 
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, Target
-from grprof.collect.scraper import Scraper, ScrapeSettings, phase
+from grprof.collect.scraper import Scraper, ScrapeSettings, goroutine_count, phase
 
 # Every test here checks when scrapes happen: run them alone (see the Makefile).
 pytestmark = pytest.mark.timing
@@ -43,12 +43,16 @@ class Recorder:
 
     async def __call__(self, result: ScrapeResult) -> None:
         self.results.append(result)
-        if self.scraper is not None and result.kind == self.scraper.settings.format:
+        if self.scraper is not None and result.kind != "goroutineleak":
             self.lags.setdefault(result.target, []).append(self.scraper.lag(result.target))
         self.first.set()
 
     def of(self, target: str, kind: str = "debug=1") -> list[ScrapeResult]:
         return [r for r in self.results if r.target == target and r.kind == kind]
+
+    def scheduled(self, target: str) -> list[ScrapeResult]:
+        """The scheduled scrapes of `target`: the cheap profile, or a debug=2 in its place."""
+        return [r for r in self.results if r.target == target and r.kind != "goroutineleak"]
 
 
 async def scrape_for(
@@ -79,7 +83,8 @@ def gaps(times: list[float]) -> list[float]:
 
 
 def main_hits(ft: FakeTargets, behaviour: str) -> list[Hit]:
-    return [h for h in ft.hits_of(behaviour, "goroutine") if h.debug in ("0", "1")]
+    """The goroutine profile requests a target got (scheduled ones: debug=1, or debug=2 in place)."""
+    return ft.hits_of(behaviour, "goroutine")
 
 
 @contextlib.contextmanager
@@ -166,9 +171,15 @@ def mixed(ft: FakeTargets) -> MixedRun:
 
 @pytest.mark.parametrize("name", HEALTHY)
 def test_healthy_targets_keep_their_schedule_among_misbehaving_ones(mixed: MixedRun, name: str) -> None:
-    results = mixed.rec.of(name)
+    results = mixed.rec.scheduled(name)
     assert results and all(r.status == "ok" for r in results), [r.error for r in results]
-    assert all(r.body == FIXTURE_DEBUG1 for r in results)
+    # The capture policy at its defaults: one debug=2 in every 4 scheduled scrapes after the first.
+    kinds = "".join(r.kind[-1] for r in results)
+    assert kinds[0] == "1" and all(kinds[i : i + 4].count("2") == 1 for i in range(1, len(kinds) - 3)), kinds
+    assert {r.reason for r in results if r.kind == "debug=2"} == {"every"}
+    assert all(r.body == FIXTURE_DEBUG1 for r in results if r.kind == "debug=1")
+    if name in ("healthy", "noleak"):  # (gzip and hop answer with the debug=1 fixture to anything)
+        assert all(r.body == FIXTURE_DEBUG2 for r in results if r.kind == "debug=2")
     # Slots at the target's stable phase, one per interval, from the start of the run.
     first = (phase(name, MIXED.interval) - mixed.started) % MIXED.interval
     expected = math.ceil((RUN_SECONDS - first) / MIXED.interval)
@@ -180,7 +191,7 @@ def test_healthy_targets_keep_their_schedule_among_misbehaving_ones(mixed: Mixed
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_STATUS))
 def test_misbehaving_targets_get_their_status(mixed: MixedRun, name: str) -> None:
-    results = mixed.rec.of(name)
+    results = mixed.rec.scheduled(name)
     assert results, f"{name} was never scraped"
     assert {r.status for r in results} == {EXPECTED_STATUS[name]}, [r.error for r in results]
     failing = EXPECTED_STATUS[name] != "ok"
@@ -190,17 +201,19 @@ def test_misbehaving_targets_get_their_status(mixed: MixedRun, name: str) -> Non
         # Backoff: after failures at 0, ~1, ~3, ~7 s (each 2 s longer when it times out).
         assert len(results) <= 4, [r.started for r in results]
         assert mixed.scraper.status(name).up is False
+        # Never a debug=2 of a target whose goroutine count was never learnt.
+        assert {r.kind for r in results} == {"debug=1"}
     assert all(r.duration < MIXED.timeout + 0.3 for r in results)
 
 
 def test_huge_responses_are_cut_at_the_cap_and_never_held(mixed: MixedRun) -> None:
     cap = MIXED.max_response
     for name in ("huge", "huge-cl", "gzip-bomb", "pb-bomb"):
-        for r in mixed.rec.of(name):
+        for r in mixed.rec.scheduled(name):
             assert r.bytes <= cap + 64 * 1024, (name, r.bytes)
             assert "cap" in r.error
     # The 200 MB target was cut off long before it could send 200 MB.
-    attempts = len(mixed.rec.of("huge"))
+    attempts = len(mixed.rec.scheduled("huge"))
     assert mixed.ft.sent["huge"] < attempts * (cap + 16 * MIB)
     assert mixed.ft.sent["huge-cl"] < attempts * 16 * MIB  # refused on its Content-Length
     growth = max(mixed.rss_samples) - mixed.rss_before
@@ -243,9 +256,12 @@ def test_stats_report_what_happened(mixed: MixedRun) -> None:
     assert stats.results["debug=1", "timeout"] == sum(
         len(mixed.rec.of(n)) for n in ("never", "slow", "silent")
     )
-    assert stats.results["debug=2", "ok"] == 3
+    scheduled = sum(1 for r in mixed.rec.results if r.kind == "debug=2" and r.status == "ok")
+    assert stats.results["debug=2", "ok"] == 3 + scheduled  # the captures, and the policy's
     status = mixed.scraper.status("healthy")
     assert status.up and status.failures == 0 and status.goroutines == 72
+    assert status.debug2 == {"every": len(mixed.rec.of("healthy", "debug=2"))}
+    assert mixed.scraper.status("sluggish").debug2["demand"] == 3
     assert status.last_success is not None and status.last_error == ""
     dead = mixed.scraper.status("dead")
     assert dead.failures == len(mixed.rec.of("dead")) and "Cannot connect" in dead.last_error
@@ -267,7 +283,7 @@ def test_backoff_grows_on_failures_and_resets_on_recovery() -> None:
             scrape_for(settings, [Target("flaky", ft.url("flaky"))], 6.5, recover_later)
         )
         times = [h.t for h in main_hits(ft, "flaky")]
-    statuses = [r.status for r in rec.of("flaky")]
+    statuses = [r.status for r in rec.scheduled("flaky")]
     n_fail = statuses.index("ok")
     assert n_fail >= 5 and set(statuses[n_fail:]) == {"ok"}, statuses
     g = gaps(times)
@@ -285,7 +301,9 @@ def test_backoff_grows_on_failures_and_resets_on_recovery() -> None:
 
 
 def test_capture_is_refused_above_the_goroutine_limit(ft: FakeTargets) -> None:
-    settings = ScrapeSettings(interval=0.5, timeout=2.0, debug2_max_goroutines=50, leak_every=0)
+    settings = ScrapeSettings(
+        interval=0.5, timeout=2.0, debug2_max_goroutines=50, leak_every=0, debug2_every=0
+    )
 
     async def main() -> tuple[list[ScrapeResult], Recorder]:
         rec = Recorder()
@@ -312,6 +330,66 @@ def test_capture_is_refused_above_the_goroutine_limit(ft: FakeTargets) -> None:
     debug2 = [h for h in ft.hits_of("healthy", "goroutine")[before:] if h.debug == "2"]
     assert len(debug2) == 1, "a refused capture must not reach the target"
     assert [r.kind for r in rec.results if r.kind == "debug=2"] == [], "captures are the caller's"
+
+
+@dataclass(frozen=True)
+class _Ev:
+    signal: str
+
+
+@dataclass(frozen=True)
+class _Finding:
+    id: str
+    verdict: str
+    evidence: tuple[_Ev, ...] = ()
+    runtime_confirmed: bool = False
+
+
+def test_findings_ask_for_extra_debug2_scrapes_rate_limited(ft: FakeTargets) -> None:
+    settings = ScrapeSettings(interval=0.3, timeout=2.0, leak_every=0, debug2_every=0, debug2_extra_gap=1.0)
+    marks: dict[str, float] = {}
+
+    async def consumer(scraper: Scraper) -> None:
+        # What serve does after each detection pass: a new suspect once, then a finding whose
+        # verdict rests on growth at every pass.
+        loop = asyncio.get_running_loop()
+        while not rec.results:
+            await asyncio.sleep(0.01)
+        assert scraper.note_findings("nope", [_Finding("a", "suspect")]) == ""
+        marks["suspect"] = loop.time()
+        assert scraper.note_findings("svc", [_Finding("a", "suspect")]) == "suspect"
+        await asyncio.sleep(1.5)
+        marks["growth"] = loop.time()
+        growth = _Finding("g", "leak", (_Ev("growth"),))
+        while loop.time() < marks["growth"] + 3.5:
+            scraper.note_findings("svc", [_Finding("a", "suspect"), growth])
+            await asyncio.sleep(0.05)
+        marks["end"] = loop.time()
+        scraper.note_findings("svc", [])
+
+    rec = Recorder()
+    scraper = Scraper(settings, rec)
+    rec.scraper = scraper
+
+    async def main() -> None:
+        scraper.set_targets([Target("svc", ft.url("healthy"))])
+        await scraper.start()
+        try:
+            await asyncio.gather(consumer(scraper), asyncio.sleep(6.0))
+        finally:
+            await scraper.stop()
+
+    asyncio.run(main())
+    results = rec.scheduled("svc")
+    reasons = [r.reason for r in results if r.kind == "debug=2"]
+    # One for the new suspect, then one growth debug=2 per second at most (3.5 s: 3 or 4).
+    assert reasons[0] == "suspect" and set(reasons[1:]) == {"growth"} and 3 <= len(reasons[1:]) <= 4, reasons
+    times = [r.started.timestamp() for r in results if r.kind == "debug=2"]
+    assert all(g >= 1.0 - 0.02 for g in gaps(times)), gaps(times)
+    assert all(r.body == FIXTURE_DEBUG2 and r.status == "ok" for r in results if r.kind == "debug=2")
+    # None once the findings went away; the rest were debug=1.
+    assert times[-1] < results[-1].started.timestamp() and results[-1].kind == "debug=1"
+    assert scraper.status("svc").debug2 == {"suspect": 1, "growth": len(reasons) - 1}
 
 
 def test_on_result_errors_are_logged_and_do_not_stop_scraping(
@@ -477,7 +555,9 @@ def test_scrapes_a_real_go_service() -> None:
     assert len(results) >= 3 and {r.status for r in results} == {"ok"}
     assert all(r.body.startswith(b"goroutine profile: total ") for r in results)
     total = int(results[-1].body.split(b"\n", 1)[0].rsplit(b" ", 1)[1])
-    assert scraper.status("states").goroutines == total
+    assert abs(scraper.status("states").goroutines - total) <= 2  # (the last may be a debug=2)
+    last = rec.scheduled("states")[-1]
+    assert scraper.status("states").goroutines == goroutine_count(last)
     # Go 1.26 without GOEXPERIMENT=goroutineleakprofile: 404, asked once.
     assert [r.status for r in rec.of("states", "goroutineleak")] == ["not_found"]
     assert "Unknown profile" in rec.of("states", "goroutineleak")[0].error
@@ -511,7 +591,10 @@ def test_scraper_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="backoff_max"):
         ScrapeSettings(interval=60, backoff_max=30)
     with pytest.raises(ValueError, match="format"):
-        ScrapeSettings(format="debug=2")  # type: ignore[arg-type]
+        ScrapeSettings(format="debug=3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="debug2_every"):
+        ScrapeSettings(debug2_every=-1)
+    assert ScrapeSettings(format="debug=2").format == "debug=2"
 
 
 def test_phase_is_stable_and_spread() -> None:

@@ -60,6 +60,15 @@ def write_config(path: Path, version: int, targets: dict[str, str], **extra: Any
     path.write_text("\n".join(lines) + "\n")
 
 
+# serve reads no source: these zoo leaks park in channel frames only, and only the blocking
+# statement would tell their context or ticker apart (docs/rules.md).
+STACK_ONLY = {
+    "ctx-select-cancel-lost": "channel",
+    "timer-ticker-loop": "channel",
+    "timer-after-loop": "channel",
+}
+
+
 @pytest.mark.slow
 def test_zoo_and_healthy_service(tmp_path: Path, postgres: PgServer) -> None:
     cfg = tmp_path / "grprof.yaml"
@@ -77,7 +86,7 @@ def test_zoo_and_healthy_service(tmp_path: Path, postgres: PgServer) -> None:
                     rounds[0] += 1
                     for leak in kinds:
                         hit(zoo.base, leak["endpoint"], 2)
-                missing = {leak["category"] for leak in kinds} - {
+                missing = {STACK_ONLY.get(leak["kind"], leak["category"]) for leak in kinds} - {
                     f["category"] for f in findings(srv, target="zoo")
                 }
                 return not missing

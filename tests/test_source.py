@@ -22,7 +22,7 @@ from gobuild import GOAPPS, build_goapp, run_goapp
 
 import grprof
 from grprof.detect import source
-from grprof.detect.source import PATTERN_CATEGORIES, confirm, resolve_file
+from grprof.detect.source import PATTERN_CATEGORIES, WAIT_CATEGORIES, confirm, resolve_file, wait_at
 from grprof.model import Frame, Group, Snapshot
 
 SRC = GOAPPS / "srcpatterns"
@@ -210,6 +210,56 @@ def test_groups_outside_the_source_dir_give_none(dump2: Snapshot) -> None:
     # A handler's goroutine: shown, but net/http's `go` statement is not in the source dir.
     handler = confirm(SRC, group_of(dump2, "main.watchRequest"))
     assert handler is not None and handler.file == "ctx.go" and handler.go_statement is None
+
+
+# What each goroutine waits on (`wait_at`): the category the source decides, patterns or not.
+POLL = "grprof.test/srcpatterns/internal/poll."
+WAITS = {
+    "main.fetchWithTimeout.func1": (
+        "chan-send",
+        "ch is made at channel.go:11; 1 goroutine sends on it per call",
+    ),
+    "main.awaitWorker": ("chan-receive", "done is made at receive.go:8"),
+    "main.produce.func1": ("chan-range", "out is made at stream.go:6"),
+    "main.watchBackground.func1": ("ctx-never-cancelled", "derived from context.Background(), which nothing"),
+    "main.watchUncancelled.func1": ("ctx-cancel-not-called", "whose cancel function is discarded (_)"),
+    "main.watchCancelled.func1": ("ctx-done", "its cancel function cancel is deferred at ctx.go:33"),
+    "main.watchRequest.func1": ("ctx-done", "ctx comes from r.Context() (at ctx.go:42)"),
+    "main.fetchGuarded.func1": ("ctx-done", "ctx comes from ctx, a parameter of fetchGuarded"),
+    "grprof.test/srcpatterns/internal/poll.Start.func1": (
+        "ticker",
+        "never stopped, in a loop with no way out",
+    ),
+    POLL + "Every.func1": ("ticker", "a time.Tick channel"),
+    # A ticker in a select with ctx.Done(): the context is what ends the loop.
+    "grprof.test/srcpatterns/internal/poll.StartStoppable.func1": (
+        "ctx-done",
+        "a parameter of StartStoppable",
+    ),
+    POLL + "Times.func1": ("ticker", "never stopped"),
+    "main.janitor": ("ticker", "ticker t (time.NewTicker at main.go:"),
+}
+
+
+@pytest.mark.parametrize("function", sorted(WAITS))
+def test_what_the_goroutine_waits_on(dump: Snapshot, function: str) -> None:
+    kind, detail = WAITS[function]
+    group = group_of(dump, function)
+    wait = wait_at(SRC, group)
+    assert wait is not None and group.site is not None
+    assert (wait.kind, wait.category) == (kind, WAIT_CATEGORIES[kind])
+    assert detail in wait.detail, wait.detail
+    assert (wait.file, wait.line) == (confirm(SRC, group).file, group.site.line)  # type: ignore[union-attr]
+    assert wait.basis.startswith(f"{wait.file}:{wait.line} `")
+
+
+def test_no_wait_where_the_statement_is_no_channel_operation(dump2: Snapshot) -> None:
+    # startNearMisses.func4 is parked inside http.Get: a library call, not a wait of its own.
+    group = group_of(dump2, "main.startNearMisses.func4")
+    assert wait_at(SRC, group) is None
+    assert wait_at(SRC / "missing", group) is None
+    stdlib = [g for g in dump2.groups() if g.site is not None and g.site.is_stdlib]
+    assert stdlib and all(wait_at(SRC, g) is None for g in stdlib)
 
 
 # ---------------------------------------------------------------------------------------------

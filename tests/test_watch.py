@@ -10,6 +10,7 @@ import time
 import pytest
 from gobuild import build_goapp, run_goapp
 
+from grprof.collect.policy import CaptureSettings
 from grprof.detect.detector import Options
 from grprof.watch import Watcher, base_url
 
@@ -85,3 +86,23 @@ def test_watcher_keeps_its_data_when_the_service_goes_away() -> None:
         w.poll()
     assert len(w.snapshots) == 3
     assert w.detection is not None and w.detection.findings
+
+
+def test_watcher_follows_the_capture_policy() -> None:
+    from misbehaving import fake_targets
+
+    with fake_targets() as ft:
+        w = Watcher(ft.url("healthy"), Options(), timeout=5, capture=CaptureSettings(debug2_every=2))
+        for _ in range(5):
+            w.poll()
+        every2 = [h.debug for h in ft.hits_of("healthy", "goroutine")]
+        # `?debug=2` in the URL: every poll after the first (which learns the count) is a debug=2.
+        url = ft.url("noleak") + "/debug/pprof/goroutine?debug=2"
+        p = watch(url, "--interval", "0.3s", "--duration", "1s", "--json")
+        all2 = [h.debug for h in ft.hits_of("noleak", "goroutine")]
+    assert every2 == ["1", "2", "1", "2", "1"]
+    assert [s.format for s in w.snapshots] == ["debug=1", "debug=2", "debug=1", "debug=2", "debug=1"]
+    assert w.capture_state.taken == {"every": 2} and w.debug2_taken == 2
+    assert p.returncode == 0, p.stderr
+    assert "(debug=2)" in p.stderr
+    assert all2[0] == "1" and set(all2[1:]) == {"2"} and len(all2) >= 3, all2

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from grprof.model import Frame, Group
-from grprof.table import GoroutineTable, Stack
+from grprof.table import GoroutineTable, Stack, gc_paused
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
@@ -29,21 +29,41 @@ def loose_function(name: str) -> str:
     return _CLOSURE_NUM.sub(lambda m: f".{m.group(1)}" if m.group(1) else ".N", name)
 
 
-def _stack_text(stack: Stack, loose: bool) -> str:
-    def fmt(f: Frame) -> str:
-        return loose_function(f.function) if loose else f"{f.function} {f.file}:{f.line}"
+def _frame_text(f: Frame, loose: bool) -> str:
+    return loose_function(f.function) if loose else f"{f.function} {f.file}:{f.line}"
 
-    parts = [fmt(f) for f in stack.frames]
+
+def _stack_text(stack: Stack, loose: bool, memo: dict[int, str] | None = None) -> str:
+    """The text a signature digests: a line per frame, `...`, `created by` and its frame.
+
+    `memo` (frame id -> text, for one call's frames, all alive meanwhile) formats each frame
+    once: the stacks of one dump share most of their frames, often as the same objects."""
+    if memo is None:
+        parts = [_frame_text(f, loose) for f in stack.frames]
+    else:
+        parts = [memo.get(id(f)) or _remember(memo, f, loose) for f in stack.frames]
     if stack.frames_elided:
         parts.append("...")
-    if stack.created_by is not None:
-        parts.append("created by " + fmt(stack.created_by))
+    cb = stack.created_by
+    if cb is not None:
+        parts.append(
+            "created by "
+            + (_frame_text(cb, loose) if memo is None else memo.get(id(cb)) or _remember(memo, cb, loose))
+        )
     return "\n".join(parts)
+
+
+def _remember(memo: dict[int, str], f: Frame, loose: bool) -> str:
+    t = memo[id(f)] = _frame_text(f, loose)
+    return t
 
 
 def signature(stack: Stack, similarity: Similarity = "default", argkey: int = 0) -> str:
     """A stable digest of a stack under a similarity level (16 hex digits)."""
-    text = _stack_text(stack, similarity == "loose")
+    return _digest(_stack_text(stack, similarity == "loose"), similarity, argkey)
+
+
+def _digest(text: str, similarity: Similarity, argkey: int) -> str:
     if similarity == "exact":
         text += f"\nargs {argkey:016x}"
     # Interned: a daemon holds the same signature in every snapshot of a service's window.
@@ -58,8 +78,9 @@ def _row_keys(table: GoroutineTable, similarity: Similarity) -> tuple[list[int],
         by_text: dict[str, int] = {}
         stack_group: list[int] = []
         reps: list[Stack] = []
+        memo: dict[int, str] = {}
         for s in table.stacks:
-            g = by_text.setdefault(_stack_text(s, True), len(reps))
+            g = by_text.setdefault(_stack_text(s, True, memo), len(reps))
             if g == len(reps):
                 reps.append(s)
             stack_group.append(g)
@@ -79,6 +100,11 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
     """Group a table's rows by stack; largest groups first, ties by signature."""
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {', '.join(SIMILARITIES)}, not {similarity!r}")
+    with gc_paused(len(table.stacks)):
+        return _group(table, similarity)
+
+
+def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
     keys, reps = _row_keys(table, similarity)
     headers = table.headers
     # (group, header) -> goroutines: every per-goroutine statistic derives from this.
@@ -90,27 +116,35 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
             per_header[k, h] += c
     ids: dict[int, list[int]] = defaultdict(list)
     orphans: dict[int, list[int]] = defaultdict(list)
-    creators: dict[int, Counter[int]] = defaultdict(Counter)
+    creators: dict[int, dict[int, int]] = defaultdict(dict)
     partial: Counter[int] = Counter()
     if table.counts is None:
         present = set(table.ids)
         for k, gid, cr in zip(keys, table.ids, table.creator, strict=True):
             ids[k].append(gid)
             if cr >= 0:
-                creators[k][cr] += 1
+                by = creators[k]
+                by[cr] = by.get(cr, 0) + 1
                 if cr not in present:
                     orphans[k].append(gid)
         for row, x in table.extras.items():
             if x.partial:
                 partial[keys[row]] += 1
+    first_row: dict[int, int] = {}
+    if similarity == "exact":  # the argument key of each group's first row
+        for row, k in enumerate(keys):
+            first_row.setdefault(k, row)
 
     groups: dict[int, Group] = {}
+    memo: dict[int, str] = {}
+    loose = similarity == "loose"
     for (k, hi), n in per_header.items():
         g = groups.get(k)
         if g is None:
             st = reps[k]
+            argkey = table.argkey[first_row[k]] if first_row else 0
             g = groups[k] = Group(
-                signature=signature(st, similarity, _first_argkey(table, keys, k, similarity)),
+                signature=_digest(_stack_text(st, loose, memo), similarity, argkey),
                 count=0,
                 frames=st.frames,
                 frames_elided=st.frames_elided,
@@ -123,7 +157,8 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
                 leaked=0,
                 locked_to_thread=0,
                 partial=partial.get(k, 0),
-                creators=dict(creators[k]) if k in creators else {},
+                creators=creators.get(k, {}),
+                state_inferred=table.counts is not None,
             )
         hd = headers[hi]
         g.count += n
@@ -137,20 +172,18 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
         if hd.locked_to_thread:
             g.locked_to_thread += n
     out = list(groups.values())
-    for g in out:
-        g.states = dict(sorted(g.states.items(), key=lambda kv: (-kv[1], kv[0])))
-        g.wait_minutes = dict(sorted(g.wait_minutes.items()))
-        g.labels = {
-            k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in sorted(g.labels.items())
-        }
+    for g in out:  # one state, one wait and no labels is the common case: already in order
+        if len(g.states) > 1:
+            g.states = dict(sorted(g.states.items(), key=lambda kv: (-kv[1], kv[0])))
+        if len(g.wait_minutes) > 1:
+            g.wait_minutes = dict(sorted(g.wait_minutes.items()))
+        if g.labels:
+            g.labels = {
+                k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
+                for k, v in sorted(g.labels.items())
+            }
     out.sort(key=lambda g: (-g.count, g.signature))
     return out
-
-
-def _first_argkey(table: GoroutineTable, keys: list[int], k: int, similarity: Similarity) -> int:
-    if similarity != "exact":
-        return 0
-    return table.argkey[keys.index(k)]
 
 
 # -- stack tree ----------------------------------------------------------------------------
@@ -196,12 +229,22 @@ class StackNode:
 
 def stack_tree(groups: Sequence[Group]) -> StackNode:
     """Merge groups into a prefix tree of frames, outermost first."""
+    with gc_paused(len(groups)):
+        return _stack_tree(groups)
+
+
+def _stack_tree(groups: Sequence[Group]) -> StackNode:
     root = StackNode("all")
     for g in groups:
-        root.count += g.count
+        n = g.count
+        root.count += n
         node = root
-        for f in reversed(g.frames):
-            node = node.child(f)
-            node.count += g.count
-        node.self_count += g.count
+        for f in reversed(g.frames):  # StackNode.child, inlined: this runs once per frame
+            children = node.children
+            nxt = children.get(f.function)
+            if nxt is None:
+                nxt = children[f.function] = StackNode(f.function, 0, 0, f, {})
+            nxt.count += n
+            node = nxt
+        node.self_count += n
     return root

@@ -12,18 +12,43 @@ from rich.live import Live
 from rich.text import Text
 
 from grprof.cli import EXIT_BAD_INPUT, detection_options, fail_status
+from grprof.collect.policy import CaptureSettings
 from grprof.errors import GrprofError
 from grprof.report import jsonout, text
 from grprof.report.model import build_report
-from grprof.watch import Watcher, event_line, sleep_until
+from grprof.watch import Watcher, event_line, sleep_until, url_format
 
 
 def _status(w: Watcher, interval: float) -> Text:
     leak = {True: "yes", False: "no", None: "?"}[w.leak_profile]
-    line = f"{w.base} · {w.polls} polls every {interval:g}s · goroutineleak profile: {leak}"
+    line = (
+        f"{w.base} · {w.polls} polls every {interval:g}s ({_capture_note(w)}) · goroutineleak profile: {leak}"
+    )
     if w.errors:
         line += f" · {w.errors} failed polls (last: {w.last_error})"
     return Text(line, style="dim")
+
+
+def _capture_note(w: Watcher) -> str:
+    c = w.capture
+    if c.format == "debug=2":
+        return "debug=2"
+    every = f"every {c.debug2_every} polls and " if c.debug2_every else ""
+    return f"{c.format}, debug=2 {every}on findings: {w.debug2_taken} taken"
+
+
+def capture_settings(args: argparse.Namespace) -> CaptureSettings:
+    """The capture policy of `grprof watch`: `--format` when the parser has it, else the format a
+    `/debug/pprof/goroutine?debug=N` URL names, else debug=1; the debug=2 keys likewise."""
+    fmt = getattr(args, "format", None) or url_format(args.url) or "debug=1"
+    every = getattr(args, "debug2_every", None)
+    limit = getattr(args, "debug2_max_goroutines", None)
+    default = CaptureSettings()
+    return CaptureSettings(
+        format=fmt,
+        debug2_every=default.debug2_every if every is None else every,
+        debug2_max_goroutines=default.debug2_max_goroutines if limit is None else limit,
+    )
 
 
 def _live_view(w: Watcher, interval: float) -> Group:
@@ -40,7 +65,13 @@ def _live_view(w: Watcher, interval: float) -> Group:
 def watch(args: argparse.Namespace) -> int:
     opts = detection_options(args, interval=False)
     interval: float = args.interval
-    w = Watcher(args.url, opts, timeout=args.timeout, leak_every=max(1, args.leak_every))
+    w = Watcher(
+        args.url,
+        opts,
+        timeout=args.timeout,
+        leak_every=max(1, args.leak_every),
+        capture=capture_settings(args),
+    )
     err = Console(stderr=True, highlight=False)
     try:
         first = w.poll()  # the first poll must work: a wrong URL is a usage error, not a transient one
@@ -51,8 +82,8 @@ def watch(args: argparse.Namespace) -> int:
     if not tty:
         note = f" ({w.leak_profile_note})" if w.leak_profile_note else ""
         err.print(
-            f"watching {w.base} every {interval:g}s; goroutineleak profile: "
-            f"{'yes' if w.leak_profile else 'no'}{note}"
+            f"watching {w.base} every {interval:g}s ({_capture_note(w).split(':')[0]}); goroutineleak "
+            f"profile: {'yes' if w.leak_profile else 'no'}{note}"
         )
         if not args.json:
             for ev in first:

@@ -114,9 +114,13 @@ class ScrapeConfig(_Model):
     concurrency: int = Field(32, ge=1, le=4096)
     jitter: float = Field(0.1, ge=0, le=0.5)
     max_response: Size = 64 << 20
-    format: Literal["debug=1", "debug=0"] = "debug=1"
+    format: Literal["debug=1", "debug=0", "debug=2"] = "debug=1"
     leak_profile_every: int = Field(4, ge=0)
+    debug2_every: int = Field(4, ge=0)
+    """Every N-th scrape of a target is a debug=2 (grprof.collect.policy); 0: never."""
     debug2_max_goroutines: int = Field(10_000, ge=0)
+    debug2_extra_gap: Duration = 30.0
+    """An extra debug=2 asked for by findings comes at least this long after the target's last."""
     backoff_max: Duration = 300.0
 
     @model_validator(mode="after")

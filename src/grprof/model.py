@@ -157,6 +157,8 @@ class Group:
     partial: int
     creators: dict[int, int] = field(default_factory=dict)
     """Creator goroutine id -> members it started (per-goroutine formats, Go 1.21+ headers)."""
+    state_inferred: bool = False
+    """The states were inferred from the stack (debug=0, debug=1), not printed by the runtime."""
 
     @property
     def site(self) -> Frame | None:

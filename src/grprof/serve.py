@@ -41,8 +41,10 @@ log = logging.getLogger("grprof.serve")
 
 KEPT_LEAK_PROFILES = 3
 SLA_TTL = 60.0
-CAPTURE_EVERY = 600.0
-"""Seconds between automatic debug=2 captures of one target (to read wait ages)."""
+RAW_KEPT_FOR = frozenset({"demand", "suspect"})
+"""debug=2 captures whose raw bytes are stored (with leak profiles): asked for by a person, or
+taken when a suspect appeared. The routine ones (`every`, `format`, `growth`) are stored as
+groups only: at one per minute per target, their bytes would flood `retention.raw_budget`."""
 RETENTION_EVERY = 300.0
 RELOAD_POLL = 2.0
 TOP_GROUPS = 10
@@ -66,7 +68,6 @@ class Window:
     leak_profiles: collections.deque[Snapshot] = field(
         default_factory=lambda: collections.deque(maxlen=KEPT_LEAK_PROFILES)
     )
-    last_capture: float = 0.0
     sla: SLAState | None = None
     sla_at: float = 0.0
 
@@ -314,9 +315,11 @@ class Daemon:
             if self.scraper is not None:
                 self.scraper.note_goroutines(result.target, snap.total)
                 rt.scrape_lag = self.scraper.lag(result.target)
-        # Raw bytes for the rarer, richer profiles (debug=2 captures, leak profiles): what a person
-        # wants to download later; retention keeps them within `retention.raw_budget`.
-        raw = result.body if result.kind in ("debug=2", "goroutineleak") else None
+        # Raw bytes for the rarer, richer profiles (leak profiles, debug=2 captures asked for or
+        # taken for a new suspect): what a person wants to download later; retention keeps them
+        # within `retention.raw_budget`.
+        keep = result.kind == "goroutineleak" or (result.kind == "debug=2" and result.reason in RAW_KEPT_FOR)
+        raw = result.body if keep else None
         window = self.windows.setdefault(
             result.target, Window(collections.deque(maxlen=default_settings().window))
         )
@@ -327,7 +330,7 @@ class Daemon:
         await self.detect(result.target, rt, window)
 
     async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
-        opts = Options(rules=self.rules, sla_state=await self._sla(name, window))
+        opts = Options(rules=self.rules, sla_state=await self._sla(name, window), inconclusive=False)
         latest = window.snapshots[-1] if window.snapshots else None
         j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
         d = j.detection
@@ -338,8 +341,10 @@ class Daemon:
         if latest is not None:
             rt.top_groups, rt.blocked = j.top_groups, j.blocked
         rt.growth_per_minute = j.growth_per_minute
-        if any(f.verdict == "suspect" for f in d.findings):
-            self._maybe_capture(name, window)
+        if self.scraper is not None:
+            # A new suspect, or a verdict resting on growth, makes a coming scrape a debug=2
+            # (grprof.collect.policy): ids tell a load ramp from a leak.
+            self.scraper.note_findings(name, d.findings)
 
     async def _sla(self, name: str, window: Window) -> SLAState:
         loop = asyncio.get_running_loop()
@@ -348,20 +353,8 @@ class Daemon:
             window.sla_at = loop.time()
         return window.sla
 
-    def _maybe_capture(self, name: str, window: Window) -> None:
-        """Suspects may become leaks (or not) once wait ages are known: take a debug=2 now and then."""
-        loop = asyncio.get_running_loop()
-        if loop.time() - window.last_capture < CAPTURE_EVERY:
-            return
-        window.last_capture = loop.time()
-        self._spawn(self._capture_quietly(name))
-
-    async def _capture_quietly(self, name: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.capture(name)
-
     async def capture(self, name: str) -> dict[str, Any]:
-        """On-demand debug=2 capture (from the API or a finding): scrape, store, detect."""
+        """On-demand debug=2 capture (from the API): scrape, store, detect."""
         if self.scraper is None or name not in self.runtime.targets:
             raise KeyError(name)
         result = await self.scraper.capture(name)
@@ -439,7 +432,9 @@ class Daemon:
             max_response=s.max_response,
             format=s.format,
             leak_every=s.leak_profile_every,
+            debug2_every=s.debug2_every,
             debug2_max_goroutines=s.debug2_max_goroutines,
+            debug2_extra_gap=s.debug2_extra_gap,
             backoff_max=s.backoff_max,
         )
 

@@ -1,9 +1,12 @@
 """`grprof watch`: poll a live service's goroutine profile and report findings as they appear.
 
 Each poll fetches `/debug/pprof/goroutine?debug=1` (cheap: aggregated, no stop-the-world
-traceback); every few polls it also fetches `/debug/pprof/goroutineleak?debug=1` when the
-service has it (Go 1.26 with the experiment, 1.27), which forces a GC on the target, hence the
-lower rate. A failed poll is reported and skipped; the data gathered so far is kept.
+traceback), or a per-goroutine debug=2 dump when the capture policy says so
+(`grprof.collect.policy`, the same as `grprof serve`: every 4th poll, and an extra one for a new
+suspect or a growth-based verdict); every few polls it also fetches
+`/debug/pprof/goroutineleak?debug=1` when the service has it (Go 1.26 with the experiment,
+1.27), which forces a GC on the target, hence the lower rate. A failed poll is reported and
+skipped; the data gathered so far is kept.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from grprof.collect.policy import CapturePolicy, CaptureSettings, CaptureState, ScrapeFormat
 from grprof.detect.detector import Detection, Options, detect
 from grprof.detect.model import Finding
 from grprof.detect.signals import default_settings
@@ -34,6 +38,16 @@ def base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+def url_format(url: str) -> ScrapeFormat | None:
+    """The format a `/debug/pprof/goroutine?debug=N` URL names (N = 0, 1 or 2), else None."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith("/debug/pprof/goroutine"):
+        return None
+    level = parse_qs(parts.query).get("debug", [""])[-1]
+    formats: dict[str, ScrapeFormat] = {"0": "debug=0", "1": "debug=1", "2": "debug=2"}
+    return formats.get(level)
+
+
 @dataclass
 class Event:
     """A finding that appeared, changed verdict, or went away."""
@@ -50,6 +64,9 @@ class Watcher:
     options: Options
     timeout: float = 10.0
     leak_every: int = LEAK_PROFILE_EVERY
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    """Which polls fetch debug=2 (grprof.collect.policy)."""
+    capture_state: CaptureState = field(default_factory=CaptureState)
     snapshots: list[Snapshot] = field(default_factory=list)
     leak_profiles: list[Snapshot] = field(default_factory=list)
     leak_profile: bool | None = None
@@ -61,6 +78,7 @@ class Watcher:
     detection: Detection | None = None
     _known: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    monotonic: Callable[[], float] = time.monotonic
 
     @property
     def base(self) -> str:
@@ -81,10 +99,23 @@ class Watcher:
             self.leak_profile = False
             self.leak_profile_note = str(e)
 
+    @property
+    def debug2_taken(self) -> int:
+        return sum(self.capture_state.taken.values())
+
     def poll(self) -> list[Event]:
         """One poll: fetch, detect, and return what changed. Raises GrprofError on a failed fetch."""
         self.polls += 1
-        snaps = self._fetch("/debug/pprof/goroutine?debug=1")
+        policy = CapturePolicy(self.capture)
+        decided = self.monotonic()
+        decision = policy.next_scrape(self.capture_state, decided)
+        level = decision.kind.removeprefix("debug=")
+        try:
+            snaps = self._fetch(f"/debug/pprof/goroutine?debug={level}")
+        except GrprofError:
+            policy.observed(self.capture_state, decision, False, decided)
+            raise
+        policy.observed(self.capture_state, decision, True, decided, snaps[0].total)
         self.snapshots.extend(snaps[:1])
         window = (self.options.settings or default_settings()).window
         del self.snapshots[:-window]
@@ -96,7 +127,10 @@ class Watcher:
             except GrprofError as e:
                 self.last_error = str(e)
         del self.leak_profiles[:-KEPT_LEAK_PROFILES]
-        self.detection = detect([*self.snapshots, *self.leak_profiles], self.options)
+        # A watcher's series is thin only while it starts: no `inconclusive` findings.
+        opts = replace(self.options, inconclusive=False)
+        self.detection = detect([*self.snapshots, *self.leak_profiles], opts)
+        policy.findings(self.capture_state, self.detection.findings)
         return self._events(self.detection.findings)
 
     def _events(self, findings: list[Finding]) -> list[Event]:

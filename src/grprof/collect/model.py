@@ -58,3 +58,6 @@ class ScrapeResult:
     http_status: int | None = None
     error: str = ""
     """One line for people, empty when ok."""
+    reason: str = ""
+    """Why a debug=2 was fetched (grprof.collect.policy.CaptureReason: `format`, `every`,
+    `suspect`, `growth`, `demand`); empty for the other profiles."""

@@ -2,10 +2,11 @@
 
 Low intrusion is the point (docs/collection.md): `debug=1` on a schedule that is
 spread over the interval, `goroutineleak` (it forces a GC on the target) only every
-`leak_every` scrapes and never again after a 404, `debug=2` (stop-the-world) only
-on demand and never above a goroutine limit; never two requests to one target at
-once; a failing target backs off exponentially. A slow, dead or hostile target can
-only waste its own time: every request has a total deadline, a size cap enforced
+`leak_every` scrapes and never again after a 404, `debug=2` (stop-the-world) in place
+of every `debug2_every`-th scheduled scrape, when findings ask for one (rate-limited)
+and on demand, never above a goroutine limit (`grprof.collect.policy`); never two
+requests to one target at once; a failing target backs off exponentially. A slow,
+dead or hostile target can only waste its own time: every request has a total deadline, a size cap enforced
 while streaming (decompressed bytes included), and redirects may not leave it.
 """
 
@@ -27,12 +28,22 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import aiohttp
 from yarl import URL
 
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, ScrapeStatus, Target
+from grprof.collect.policy import (
+    FORMATS,
+    CapturePolicy,
+    CaptureReason,
+    CaptureSettings,
+    CaptureState,
+    Decision,
+    FindingLike,
+    ScrapeFormat,
+    offset_for,
+)
 
 log = logging.getLogger("grprof.collect")
 
@@ -41,6 +52,8 @@ _CHUNK = 64 * 1024
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _GZIP_MAGIC = b"\x1f\x8b"
 _TOTAL_RE = re.compile(rb"\A\s*goroutine profile: total (\d+)")
+_DEBUG2_START = re.compile(rb"\A\s*goroutine \d+ \[")
+_DEBUG2_HEADER = b"\n\ngoroutine "
 
 OnResult = Callable[[ScrapeResult], Awaitable[None]]
 
@@ -57,10 +70,15 @@ class ScrapeSettings:
     """Random delay added to each scheduled scrape, as a fraction of the interval."""
     max_response: int = 64 << 20
     """Bytes; applies to what is received and to what it decompresses to."""
-    format: Literal["debug=1", "debug=0"] = "debug=1"
+    format: ScrapeFormat = "debug=1"
+    """The profile of a scheduled scrape (debug=2: every scheduled scrape is one)."""
     leak_every: int = 4
     """Fetch goroutineleak on every N-th successful scrape of a target (the 1st, N+1-th, ...); 0: never."""
+    debug2_every: int = 4
+    """Every N-th scheduled scrape of a target is a debug=2 (grprof.collect.policy); 0: never."""
     debug2_max_goroutines: int = 10_000
+    debug2_extra_gap: float = 30.0
+    """Seconds: an extra debug=2 asked for by findings comes at least this long after the last."""
     backoff_max: float = 300.0
     """Seconds: the longest wait after failures."""
 
@@ -71,14 +89,21 @@ class ScrapeSettings:
             (self.concurrency >= 1, "concurrency must be at least 1"),
             (0 <= self.jitter < 1, "jitter must be a fraction of the interval in [0, 1)"),
             (self.max_response >= 1, "max_response must be positive"),
-            (self.format in ("debug=1", "debug=0"), "format must be debug=1 or debug=0"),
+            (self.format in FORMATS, "format must be debug=1, debug=0 or debug=2"),
             (self.leak_every >= 0, "leak_every must be 0 (never) or positive"),
+            (self.debug2_every >= 0, "debug2_every must be 0 (never) or positive"),
             (self.debug2_max_goroutines >= 0, "debug2_max_goroutines must not be negative"),
+            (self.debug2_extra_gap >= 0, "debug2_extra_gap must not be negative"),
             (self.backoff_max >= self.interval, "backoff_max must be at least the interval"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"scrape settings: {message}")
+
+    def capture(self) -> CaptureSettings:
+        return CaptureSettings(
+            self.format, self.debug2_every, self.debug2_max_goroutines, self.debug2_extra_gap
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +125,8 @@ class TargetStatus:
     """False once goroutineleak answered 404; None until asked."""
     lag: float
     scrapes: int
+    debug2: Mapping[CaptureReason, int] = field(default_factory=dict)
+    """Successful debug=2 requests by reason (grprof.collect.policy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +155,7 @@ class _State:
     up: bool | None = None
     last: ScrapeResult | None = None
     last_success: dt.datetime | None = None
+    capture: CaptureState = field(default_factory=CaptureState)
 
 
 @dataclass(slots=True)
@@ -151,6 +179,7 @@ class Scraper:
     def __init__(self, settings: ScrapeSettings, on_result: OnResult) -> None:
         self.settings = settings
         self._on_result = on_result
+        self.policy = CapturePolicy(settings.capture())
         self._states: dict[str, _State] = {}
         self._dying: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -207,7 +236,7 @@ class Scraper:
                 continue
             if old is not None:
                 self._retire(old)
-            state = _State(target)
+            state = _State(target, capture=CaptureState(offset=offset_for(name)))
             self._states[name] = state
             if self._session is not None:
                 self._launch(state)
@@ -219,7 +248,14 @@ class Scraper:
         """The consumer's goroutine count for `name` (gates debug=2 captures)."""
         state = self._states.get(name)
         if state is not None:
-            state.goroutines = count
+            state.goroutines = state.capture.goroutines = count
+
+    def note_findings(self, name: str, findings: Iterable[FindingLike]) -> CaptureReason:
+        """The findings of the consumer's latest detection pass over `name`: a new suspect or a
+        growth-based verdict makes a later scheduled scrape an extra debug=2 (rate-limited).
+        Returns the extra asked for, if any."""
+        state = self._states.get(name)
+        return "" if state is None else self.policy.findings(state.capture, findings)
 
     # -- on demand -------------------------------------------------------------------------
 
@@ -229,17 +265,13 @@ class Scraper:
         Refused (status "refused", nothing sent) while the target's goroutine count is
         unknown or above `debug2_max_goroutines`. The result is returned, not handed to
         `on_result`: the caller decides what to do with it (serve stores it through its
-        own on_result). It is counted in `stats()` like every request."""
+        own on_result). It is counted in `stats()` like every request, and as the target's
+        latest debug=2 by the policy's rate limit."""
         state = self._states.get(name)
         if state is None:
             raise ValueError(f"unknown target {name!r}")
-        limit = self.settings.debug2_max_goroutines
-        if state.goroutines is None or state.goroutines > limit:
-            why = (
-                "its goroutine count is not known yet (wait for a first scrape)"
-                if state.goroutines is None
-                else f"it has {state.goroutines} goroutines, above the debug=2 limit of {limit}"
-            )
+        why = self.policy.refusal(state.capture)
+        if why is not None:
             return ScrapeResult(
                 target=name,
                 kind="debug=2",
@@ -247,8 +279,13 @@ class Scraper:
                 duration=0.0,
                 status="refused",
                 error=f"{name}: debug=2 capture refused: {why}",
+                reason="demand",
             )
-        return await self._request(state, "debug=2", due=None)
+        decision = Decision("debug=2", "demand")
+        asked = asyncio.get_running_loop().time()
+        result = await self._request(state, decision, due=None)
+        self.policy.observed(state.capture, decision, result.status == "ok", asked, scheduled=False)
+        return result
 
     # -- monitoring ------------------------------------------------------------------------
 
@@ -273,6 +310,7 @@ class Scraper:
             leak_profile=False if s.leak_missing else (True if s.leak_seen else None),
             lag=s.lag,
             scrapes=s.scrapes,
+            debug2=dict(s.capture.taken),
         )
 
     def stats(self) -> ScraperStats:
@@ -316,8 +354,11 @@ class Scraper:
         due = slot + random.uniform(0, s.jitter * s.interval)
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
-            result = await self._request(state, s.format, due=due)
+            decided = loop.time()
+            decision = self.policy.next_scrape(state.capture, decided)
+            result = await self._request(state, decision, due=due)
             ok = self._account(state, result)
+            self.policy.observed(state.capture, decision, ok, decided, state.goroutines)
             await self._deliver(result)
             if ok and self._leak_due(state):
                 await self._scrape_leak(state)
@@ -336,7 +377,7 @@ class Scraper:
         return every > 0 and not state.leak_missing and (state.ok_scrapes - 1) % every == 0
 
     async def _scrape_leak(self, state: _State) -> None:
-        result = await self._request(state, "goroutineleak", due=None)
+        result = await self._request(state, Decision("goroutineleak", ""), due=None)
         if result.status == "not_found":
             state.leak_missing = True  # for this target's lifetime in this process
             log.info("%s: no goroutineleak profile (404); not asking again", state.target.name)
@@ -356,9 +397,9 @@ class Scraper:
             state.ok_scrapes += 1
             state.failures = 0
             state.last_success = result.started
-            total = _TOTAL_RE.match(result.body[:64]) if result.kind == "debug=1" else None
-            if total is not None:
-                state.goroutines = int(total.group(1))
+            count = goroutine_count(result)
+            if count is not None:
+                state.goroutines = count
         else:
             if state.failures == 0:
                 log.warning("%s", result.error)
@@ -374,9 +415,10 @@ class Scraper:
 
     # -- one request -----------------------------------------------------------------------
 
-    async def _request(self, state: _State, kind: ScrapeKind, due: float | None) -> ScrapeResult:
+    async def _request(self, state: _State, decision: Decision, due: float | None) -> ScrapeResult:
         """One request under the target's lock (never two at once per target) and the
         global concurrency limit; `due` (loop time) is recorded as the lag when given."""
+        kind = decision.kind
         async with state.lock, self._sem:
             if due is not None:
                 state.lag = max(0.0, asyncio.get_running_loop().time() - due)
@@ -386,6 +428,7 @@ class Scraper:
             finally:
                 self._in_flight -= 1
         self._results[kind, result.status] += 1
+        result.reason = decision.reason
         return result
 
     async def fetch(self, target: Target, kind: ScrapeKind) -> ScrapeResult:
@@ -478,6 +521,20 @@ def profile_url(base: str, kind: ScrapeKind, fmt: str = "debug=1") -> str:
         "goroutineleak": ("goroutineleak", 0 if fmt == "debug=0" else 1),
     }[kind]
     return f"{base.rstrip('/')}/debug/pprof/{profile}?debug={level}"
+
+
+def goroutine_count(result: ScrapeResult) -> int | None:
+    """The goroutine count a text profile states (debug=1) or shows (debug=2), cheaply; None
+    for a failed request and for debug=0 (protobuf: the consumer parses it)."""
+    if result.status != "ok":
+        return None
+    body = result.body
+    if result.kind == "debug=1":
+        total = _TOTAL_RE.match(body[:64])
+        return int(total.group(1)) if total is not None else None
+    if result.kind == "debug=2" and _DEBUG2_START.match(body[:64]):
+        return body.count(_DEBUG2_HEADER) + 1
+    return None
 
 
 def phase(name: str, interval: float) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict
 from grprof.detect.rules import RuleSet, load_rules
@@ -24,6 +25,7 @@ from grprof.detect.signals import (
     Settings,
     WaitKind,
     age,
+    blocked_ids,
     default_settings,
     growth,
     not_proven,
@@ -37,6 +39,9 @@ from grprof.detect.signals import (
 )
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.detect.units import Judged, merge_units
+
+if TYPE_CHECKING:
+    from grprof.detect.source import SourceWait
 from grprof.model import Group, Snapshot
 
 
@@ -50,6 +55,8 @@ class Options:
     source_dir: Path | None = None
     sla_state: SLAState | None = None
     """An already evaluated SLA (a daemon caches it rather than query Prometheus every run)."""
+    inconclusive: bool = True
+    """Report `inconclusive` findings. A daemon doesn't: its window is thin only while it starts."""
 
 
 @dataclass
@@ -71,17 +78,26 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     series = build_series(snapshots, opts.interval)
     judged: list[Judged] = []
     ignored: dict[str, int] = {}
+    reps: list[tuple[Track, Group, SourceWait | None]] = []
     for track in series.tracks:
         rep = track.representative(series.detailed)
         why = rules.ignored(rep)
         if why is not None:
             ignored[why] = ignored.get(why, 0) + 1
             continue
-        f = judge(track, rep, series, st, sla_state)
+        reps.append((track, rep, _read_wait(opts.source_dir, rep)))
+    kinds = {t.id: wait_kind(rep, st, w.kind if w else None) for t, rep, w in reps}
+    blocked = frozenset[int]()
+    if len(series.detailed) >= st.persistence_snapshots:
+        blocked = blocked_ids(series, st, kinds)
+    for track, rep, wait in reps:
+        f = judge(track, rep, series, st, sla_state, blocked, kinds[track.id])
         if f is None:
             continue
-        explain(f, rep, rules, opts.source_dir, st.scoring)
+        explain(f, rep, rules, opts.source_dir, st.scoring, wait)
         judged.append(Judged(f, track, rep))
+    if not opts.inconclusive:
+        judged = [j for j in judged if j.finding.verdict != "inconclusive"]
     findings = merge_units(judged)
     findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
     return Detection(findings, series, sla_state, ignored, thin_series(series, st))
@@ -133,10 +149,20 @@ def _weighted(e: Evidence | None, weight: float) -> Evidence | None:
     return None if e is None else replace(e, weight=weight)
 
 
-def weigh(track: Track, rep: Group, series: Series, st: Settings) -> tuple[list[Evidence], Growth, WaitKind]:
-    """Every piece of evidence about a track, for and against, each with its weight."""
+def weigh(
+    track: Track,
+    rep: Group,
+    series: Series,
+    st: Settings,
+    blocked: frozenset[int] = frozenset(),
+    kind: WaitKind | None = None,
+) -> tuple[list[Evidence], Growth, WaitKind]:
+    """Every piece of evidence about a track, for and against, each with its weight.
+
+    `blocked`: goroutines stuck in a blocking wait across the series (`blocked_ids`); `kind`:
+    the wait kind when already known (from the source)."""
     w = st.scoring.weight
-    kind = wait_kind(rep, st)
+    kind = kind or wait_kind(rep, st)
     proof = runtime_proof(track)
     grow = growth(track, series.times, st) if series.snapshots else Growth(None, None, None)
     detail, earlier, minutes = _details(track, series)
@@ -145,14 +171,14 @@ def weigh(track: Track, rep: Group, series: Series, st: Settings) -> tuple[list[
         snap, g = detail
         old = age(g, request_scoped(snap, g, st), st)
         orph = orphans(g, st, earlier, minutes)
-    stuck = persistence(track, series, st, kind)
+    stuck = persistence(track, series, st, kind, blocked)
     # Goroutines that stay put are stuck whatever else comes and goes at the same site.
     churn = turnover(track, series, st) if stuck is None else None
-    flat = steady(track, series, st, kind, rep)
+    flat = steady(track, series, st, rep)
     unproven = not_proven(track, series, st, kind, rep) if proof is None else None
     grow_w = 0.0
     if grow.verdict in ("leak", "suspect"):
-        grow_w = w(f"growth_{grow.verdict}") * (w("growth_idle_factor") if kind == "idle" else 1.0)
+        grow_w = w(f"growth_{grow.verdict}{'_idle' if kind == 'idle' else ''}")
     orph_w = 0.0
     if orph is not None and stuck is not None:
         orph = None  # the same goroutines persistence already counts
@@ -174,8 +200,16 @@ def weigh(track: Track, rep: Group, series: Series, st: Settings) -> tuple[list[
     return [e for e in evidence if e is not None], grow, kind
 
 
-def judge(track: Track, rep: Group, series: Series, st: Settings, sla: SLAState) -> Finding | None:
-    evidence, grow, kind = weigh(track, rep, series, st)
+def judge(
+    track: Track,
+    rep: Group,
+    series: Series,
+    st: Settings,
+    sla: SLAState,
+    blocked: frozenset[int] = frozenset(),
+    kind: WaitKind | None = None,
+) -> Finding | None:
+    evidence, grow, kind = weigh(track, rep, series, st, blocked, kind)
     sc = st.scoring
     score = sum(e.weight for e in evidence)
     verdict: Verdict | None = None
@@ -229,11 +263,28 @@ _UNKNOWN = Explanation(
 )
 
 
+def _read_wait(source_dir: Path | None, rep: Group) -> SourceWait | None:
+    if source_dir is None:
+        return None
+    from grprof.detect.source import wait_at
+
+    return wait_at(source_dir, rep)
+
+
 def explain(
-    f: Finding, rep: Group, rules: RuleSet, source_dir: Path | None, scoring: Scoring | None = None
+    f: Finding,
+    rep: Group,
+    rules: RuleSet,
+    source_dir: Path | None,
+    scoring: Scoring | None = None,
+    wait: SourceWait | None = None,
 ) -> None:
     """Fill in the cause and fix from the rules, and check the source when given."""
-    ex = rules.classify(rep) or _fill(_UNKNOWN, rep)
+    # With the source, the blocking statement decides the category where the stack can't
+    # (`<-ctx.Done()` and `<-results` park in the same runtime frames).
+    if wait is None and source_dir is not None:
+        wait = _read_wait(source_dir, rep)
+    ex = rules.classify(rep, wait=wait) or _fill(_UNKNOWN, rep)
     f.category, f.title, f.explanation, f.fix, f.rule = ex.category, ex.title, ex.explanation, ex.fix, ex.rule
     if ex.max_verdict == "suspect" and f.verdict == "leak" and not f.runtime_confirmed:
         f.verdict, f.confidence = "suspect", min(f.confidence, 0.6)

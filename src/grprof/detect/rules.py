@@ -7,6 +7,14 @@ through the `grprof.rules` entry point group, and users add files with `--rules 
     rules = load_rules(["team-rules.yaml"])
     rules.ignored(group)    # id of the ignore rule for goroutines that are long-lived by design
     rules.classify(group)   # Explanation(category, title, explanation, fix, rule=id) or None
+    rules.classify(group, source_dir=Path("svc"))   # the same, with the blocking statement read
+    rules.stack_class(group)   # StackClass(category, what, frame): what the frames alone say
+
+Categories come from what the goroutines are parked in, never from what their functions are
+called: the rules' states and frame patterns, the stack table (`stack:` in the YAML: frame
+patterns that mean context, timer, channel, sync, io or a library) and, with `--source`, the
+blocking statement (grprof.detect.source.wait_at), which decides where the stack cannot tell
+`<-ctx.Done()` from `<-results`. The explanation ends with a sentence saying which one decided.
 
 Function-name patterns are "exact or regex": a pattern matches a name equal to it, or a name
 the pattern (a Python regular expression) matches in full. Names such as
@@ -30,6 +38,7 @@ from typing import Any, TypeVar
 import yaml
 
 from grprof.detect.model import CATEGORIES, Explanation, Verdict
+from grprof.detect.source import WAIT_CATEGORIES, SourceWait
 from grprof.errors import GrprofError
 from grprof.model import Frame, Group
 
@@ -37,7 +46,7 @@ ENTRY_POINT_GROUP = "grprof.rules"
 SHIPPED = "grprof/data/rules.yaml"
 VERSION = 1
 
-_TOP_KEYS = ("version", "rules", "ignore")
+_TOP_KEYS = ("version", "rules", "ignore", "stack")
 _RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "max_verdict", "enabled")
 _RULE_REQUIRED = ("id", "category", "when", "title", "explanation", "fix")
 _WHEN_KEYS = (
@@ -52,16 +61,38 @@ _WHEN_KEYS = (
     "not_created_by",
     "labels",
     "site_is_innermost",
+    "stack",
+    "source",
 )
 _IGNORE_KEYS = ("id", "top_function", "any_function", "created_by", "state", "reason", "enabled")
 _IGNORE_MATCHERS = ("top_function", "any_function", "created_by")
+_STACK_LAYERS = ("calls", "creators", "runtime", "states")
+_STACK_KEYS = ("category", "what", "frames", "created_by", "state")
+# The key each layer of the stack table matches on.
+_STACK_MATCH = {"calls": "frames", "creators": "created_by", "runtime": "frames", "states": "state"}
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 # Characters that only a regex has: a pattern with one of these that does not compile is a
 # broken regex (an error), not a function name.
 _REGEX_ONLY = re.compile(r"\\|\||\^|\$|\.\*|\.\+|\+\)|\(\?")
 # Closures and go-statement wrappers: `main.handler.func1`, `main.f.func1.2`, `main.g.gowrap3`.
 _CLOSURE = re.compile(r"^(?P<outer>.+?)\.(?:func\d+|gowrap\d+)(?:\.\d+)*$")
-_PLACEHOLDER = re.compile(r"\{(site|site_function|created_by|state|count)\}")
+_PLACEHOLDER = re.compile(
+    r"\{(site|site_function|created_by|state|count|basis|senders|senders_seen|buffer|channel|channel_at"
+    r"|chan_type|ctx|ctx_origin|cancel|cancel_at|ticker|ticker_at)\}"
+)
+_SENDERS = ("{senders}", "{senders_seen}", "{buffer}")
+# What a placeholder says when neither the stack nor the source shows its value.
+_DEFAULTS = {
+    "channel": "ch",
+    "channel_at": "where the channel is made",
+    "chan_type": "chan T",
+    "ctx": "ctx",
+    "ctx_origin": "a context that is never cancelled",
+    "cancel": "cancel",
+    "cancel_at": "where the context is derived",
+    "ticker": "t",
+    "ticker_at": "where the ticker is made",
+}
 _MAX_CACHE = 200_000
 _T = TypeVar("_T")
 
@@ -100,9 +131,20 @@ class _Names:
 class _View:
     """What rules read from a group, computed once per group."""
 
-    __slots__ = ("blocked", "creator", "labels", "names", "site", "site_is_innermost", "states", "top")
+    __slots__ = (
+        "blocked",
+        "creator",
+        "labels",
+        "names",
+        "site",
+        "site_is_innermost",
+        "stack",
+        "states",
+        "top",
+        "wait",
+    )
 
-    def __init__(self, group: Group) -> None:
+    def __init__(self, group: Group, table: StackTable | None = None, wait: SourceWait | None = None) -> None:
         frames = group.frames
         self.states = group.states
         self.labels = group.labels
@@ -118,6 +160,8 @@ class _View:
             idx = next(i for i, f in enumerate(frames) if f is site)
             self.blocked = tuple(dict.fromkeys(f.function for f in frames[: idx + 1]))
         self.creator = _creator(group)
+        self.stack = None if table is None else table.classify(self.blocked, self.creator, group.state)
+        self.wait = wait
 
 
 def _first_outside_runtime(frames: Sequence[Frame]) -> int:
@@ -144,6 +188,71 @@ def _creator(group: Group) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class StackClass:
+    """What a stack's frames alone say a group waits on (the stack table's verdict)."""
+
+    category: str
+    what: str
+    """`a channel receive`, `time.Sleep`, `an io.Pipe read or write`."""
+    frame: str
+    """The function that says so, or `created by time.goFunc`."""
+
+
+@dataclass(frozen=True, slots=True)
+class StackEntry:
+    """A row of the stack table: frames (a creator, a wait state) that mean a category."""
+
+    category: str
+    what: str
+    names: _Names | None = None
+    states: frozenset[str] = frozenset()
+    source: str = ""
+
+    def __call__(self, name: str) -> bool:
+        return self.names(name) if self.names is not None else name in self.states
+
+
+@dataclass(frozen=True, slots=True)
+class StackTable:
+    """Frame patterns that say what a goroutine is parked in (`stack:` in the rules YAML).
+
+    The frames read are those from the innermost one out to the group's site (the call the
+    goroutine is parked in, not the code that called it). `calls` (library and standard
+    library calls: context, time, sync, io, net/http, database/sql, grpc, ...) are matched
+    outermost first, so `io.(*pipe).read` wins over the `runtime.selectgo` it parks in; then
+    `creators` (the goroutine's creator: `time.goFunc` runs AfterFunc callbacks); then
+    `runtime` (the runtime's channel and select primitives), innermost first; then `states`,
+    the wait state the runtime printed (debug=2 dumps leave the runtime's frames out).
+    """
+
+    calls: tuple[StackEntry, ...] = ()
+    creators: tuple[StackEntry, ...] = ()
+    runtime: tuple[StackEntry, ...] = ()
+    states: tuple[StackEntry, ...] = ()
+
+    def classify(self, blocked: Sequence[str], creator: str | None, state: str = "") -> StackClass | None:
+        for name in reversed(blocked):
+            for e in self.calls:
+                if e(name):
+                    return StackClass(e.category, e.what, name)
+        if creator is not None:
+            for e in self.creators:
+                if e(creator):
+                    return StackClass(e.category, e.what, f"created by {creator}")
+        for name in blocked:
+            for e in self.runtime:
+                if e(name):
+                    return StackClass(e.category, e.what, name)
+        for e in self.states:
+            if e(state):
+                return StackClass(e.category, e.what, f"state {state}")
+        return None
+
+    def __len__(self) -> int:
+        return len(self.calls) + len(self.creators) + len(self.runtime) + len(self.states)
+
+
+@dataclass(frozen=True, slots=True)
 class Condition:
     """One `when` mapping: every key given must hold."""
 
@@ -158,10 +267,19 @@ class Condition:
     not_created_by: _Names | None = None
     labels: tuple[tuple[str, re.Pattern[str]], ...] = ()
     site_is_innermost: bool | None = None
+    stack: frozenset[str] | None = None
+    """Categories of the stack table (`StackTable.classify`)."""
+    source: frozenset[str] | None = None
+    """Wait kinds read from the source (`grprof.detect.source.WAIT_CATEGORIES`): never true
+    without `--source`."""
 
     def matches(self, v: _View) -> bool:
+        if self.source is not None and (v.wait is None or v.wait.kind not in self.source):
+            return False
         # Cheapest tests first: most rules fail on the state.
         if self.states is not None and not any(s in self.states for s in v.states):
+            return False
+        if self.stack is not None and (v.stack is None or v.stack.category not in self.stack):
             return False
         if self.not_states is not None and any(s in self.not_states for s in v.states):
             return False
@@ -199,20 +317,33 @@ class Rule:
     def matches(self, view: _View) -> bool:
         return any(c.matches(view) for c in self.when)
 
-    def explain(self, group: Group) -> Explanation:
-        values = _placeholders(group)
+    def explain(self, group: Group, values: Mapping[str, str] | None = None) -> Explanation:
+        """The texts with the placeholders filled in (from the group, or `values`); the
+        explanation ends with `{basis}` (which evidence decided the category) unless it uses it."""
+        values = values or _placeholders(group)
 
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
+        explanation = fill(self.explanation)
+        if "{basis}" not in self.explanation and values.get("basis"):
+            explanation += "\n" + values["basis"]
         return Explanation(
             category=self.category,
             title=fill(self.title),
-            explanation=fill(self.explanation),
+            explanation=explanation,
             fix=fill(self.fix),
             rule=self.id,
             max_verdict=self.max_verdict,
         )
+
+    @property
+    def uses_source(self) -> bool:
+        return any(c.source is not None for c in self.when)
+
+    @property
+    def uses_senders(self) -> bool:
+        return any(p in text for text in (self.title, self.explanation, self.fix) for p in _SENDERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,24 +366,94 @@ class IgnoreRule:
         return self.any_function is None or self.any_function.any(v.names)
 
 
-def _placeholders(group: Group) -> dict[str, str]:
+def _placeholders(
+    group: Group, wait: SourceWait | None = None, basis: str = "", *, senders_needed: bool = True
+) -> dict[str, str]:
+    """Placeholder values: the group's, the numbers seen in it, and what the source shows."""
     site = group.site
     creator = str(group.created_by) if group.created_by else _creator(group)
-    return {
+    facts = dict(wait.facts) if wait is not None else {}
+    # Sorting a big group's ids costs: only for texts that say how many goroutines per call.
+    senders, seen = _senders_seen(group) if senders_needed else (1, "")
+    if "senders" in facts:
+        senders, seen = int(facts["senders"]), f"{facts.get('senders_seen', 'read')} in the source"
+    values = {
         "site": str(site) if site else "(no frames)",
         "site_function": site.function if site else "(no frames)",
         "created_by": creator or "(unknown: the profile does not record it)",
         "state": group.state or "unknown",
         "count": str(group.count),
+        "basis": basis,
+        "senders": str(senders),
+        "senders_seen": seen,
+        "buffer": str(max(senders, 1)),
     }
+    for key, default in _DEFAULTS.items():
+        values[key] = facts.get(key) or default
+    if values["cancel"] == "_":
+        values["cancel"] = "cancel"  # discarded: the fix names the variable to keep
+    return values
+
+
+def _senders_seen(group: Group) -> tuple[int, str]:
+    """Goroutines of the group that one call started: `(3, how that was seen)`.
+
+    `Group.creators` (creator goroutine id -> members; debug=2 dumps of Go 1.21+, whose
+    headers say `created by F in goroutine N`) bounds it: a call's goroutines share their
+    creator. A creator that runs many calls one after another (a server's keep-alive
+    connection serves request after request) shares it too, so the member ids refine it:
+    goroutines one call starts in a loop get consecutive ids (the runtime hands each P ids in
+    aligned batches of 16), and the run length that covers most members is the count per
+    call (runs cut at a batch edge are left out when whole runs exist).
+    """
+    creators: Mapping[int, int] = getattr(group, "creators", None) or {}
+    if not creators:
+        return 1, "not recorded by this profile (debug=2 dumps of Go 1.21+ have it); 1 assumed"
+    most = max(creators.values())
+    calls = len(creators)
+    total = sum(creators.values())
+    seen = f"{total} goroutines from {calls} creator goroutine{'s' if calls != 1 else ''}"
+    runs = _id_runs(sorted(set(group.ids)))
+    if not runs:
+        return most, f"{most} per creator goroutine: {seen}"
+    whole = [b - a + 1 for a, b in runs if a % _GOID_BATCH != 1 and b % _GOID_BATCH != 0]
+    lengths = whole or [b - a + 1 for a, b in runs]
+    run = max(set(lengths), key=lambda n: (n * lengths.count(n), n))
+    if run >= most:
+        return most, f"{most} per creator goroutine: {seen}"
+    return (
+        run,
+        f"{run} per call: {seen} (up to {most} from one), started {run} at a time (ids in runs of {run})",
+    )
+
+
+_GOID_BATCH = 16
+"""Goroutine ids come to each P in batches of this many, aligned (runtime._GoidCacheBatch)."""
+
+
+def _id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive ids: [1, 2, 3, 7, 8] -> [(1, 3), (7, 8)]."""
+    runs: list[tuple[int, int]] = []
+    for i in ids:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
 
 
 class RuleSet:
     """Rules in matching order (first match wins) and ignore rules."""
 
-    def __init__(self, rules: Sequence[Rule], ignores: Sequence[IgnoreRule]) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], ignores: Sequence[IgnoreRule], stack: StackTable | None = None
+    ) -> None:
         self.rules = tuple(rules)
         self.ignores = tuple(ignores)
+        self.stack = stack or StackTable()
+        self._source_rules = tuple(r for r in self.rules if r.uses_source)
+        self._uses_stack = any(c.stack is not None for r in self.rules for c in r.when)
+        self._stack_classes: dict[object, tuple[object, StackClass | None]] = {}
         self._by_id = {r.id: r for r in self.rules}
         # A daemon asks about the same stacks at every scrape: remember the answers per stack.
         self._uses_labels = any(c.labels for r in self.rules for c in r.when)
@@ -275,19 +476,73 @@ class RuleSet:
         cache[key] = (group.frames, value)
         return value
 
-    def classify(self, group: Group) -> Explanation | None:
-        """The first matching rule's explanation, None when no rule matches."""
-        rule = self.match(group)
-        return rule.explain(group) if rule else None
+    def classify(
+        self, group: Group, *, source_dir: str | Path | None = None, wait: SourceWait | None = None
+    ) -> Explanation | None:
+        """The first matching rule's explanation, None when no rule matches.
 
-    def match(self, group: Group) -> Rule | None:
+        With `source_dir` (or a `wait` already read with grprof.detect.source.wait_at), rules
+        that read the blocking statement (`when: {source: [...]}`) take part, so the source
+        decides where the stack cannot: `<-ctx.Done()` and `<-results` park in the same
+        runtime frames. The explanation's last sentence says what decided the category.
+        """
+        if wait is None and source_dir is not None:
+            from grprof.detect.source import wait_at
+
+            wait = wait_at(Path(source_dir), group)
+        stack_rule = self.match(group)
+        rule = self.match(group, wait) if wait is not None else stack_rule
+        if rule is None:
+            return None
+        basis = self._basis(group, rule, stack_rule, wait)
+        return rule.explain(group, _placeholders(group, wait, basis, senders_needed=rule.uses_senders))
+
+    def match(self, group: Group, wait: SourceWait | None = None) -> Rule | None:
+        """The first rule that matches (reading the source's `wait` when given)."""
         key = self._key(group)
+        if wait is not None:
+            if not self._source_rules:
+                return self.match(group)
+            key = (key, wait.kind)
         hit = self._matched.get(key)
         if hit is not None:
             return hit[1]
-        view = _View(group)
+        view = _View(group, self.stack if self._uses_stack else None, wait)
         rule = next((r for r in self.rules if r.matches(view)), None)
         return self._remember(self._matched, key, group, rule)
+
+    def stack_class(self, group: Group) -> StackClass | None:
+        """What the frames alone say the group waits on (the stack table), or None."""
+        key = self._key(group)
+        hit = self._stack_classes.get(key)
+        if hit is not None:
+            return hit[1]
+        view = _View(group)
+        cls = self.stack.classify(view.blocked, view.creator, group.state)
+        return self._remember(self._stack_classes, key, group, cls)
+
+    def _basis(self, group: Group, rule: Rule, stack_rule: Rule | None, wait: SourceWait | None) -> str:
+        """One sentence: which evidence decided the category (the stack or the source)."""
+        cls = self.stack_class(group)
+        frames = f"{cls.what} ({cls.frame})" if cls is not None else ""
+        if stack_rule is None:
+            alone = "no rule matches the stack alone" + (f", whose frames show {frames}" if frames else "")
+        elif cls is not None and cls.category == stack_rule.category:
+            alone = f"the stack alone says {stack_rule.category}: {frames}"
+        else:
+            alone = f"the stack alone says {stack_rule.category} (rule {stack_rule.id}, state {group.state})"
+        if wait is not None and rule is not stack_rule:
+            return f"Category {rule.category} from the source: {wait.basis}. Without it, {alone}."
+        if cls is not None and cls.category == rule.category:
+            said = f"Category {rule.category} from the stack: {frames}."
+        else:
+            said = f"Category {rule.category} from the stack: rule {rule.id} (state {group.state})" + (
+                f"; the frames alone show {frames}." if frames else "."
+            )
+        if wait is not None:
+            agree = "agrees" if wait.category == rule.category else f"shows a {wait.category} wait"
+            said += f" The source {agree}: {wait.basis}."
+        return said
 
     def ignored(self, group: Group) -> str | None:
         """The id of the ignore rule that matches the group, else None."""
@@ -306,7 +561,10 @@ class RuleSet:
         return len(self.rules)
 
     def __repr__(self) -> str:
-        return f"RuleSet({len(self.rules)} rules, {len(self.ignores)} ignore rules)"
+        return (
+            f"RuleSet({len(self.rules)} rules, {len(self.ignores)} ignore rules, "
+            f"{len(self.stack)} stack table rows)"
+        )
 
 
 # ---------------------------------------------------------------------------- loading
@@ -321,6 +579,7 @@ class RuleSource:
     ignores: tuple[IgnoreRule, ...] = ()
     disabled_rules: frozenset[str] = frozenset()
     disabled_ignores: frozenset[str] = frozenset()
+    stack: StackTable = StackTable()
 
 
 def load_rules(extra: Sequence[str | Path] = (), *, entry_points: bool = True) -> RuleSet:
@@ -343,12 +602,15 @@ def combine(sources: Sequence[RuleSource]) -> RuleSet:
     ignores: list[IgnoreRule] = []
     seen_rules: set[str] = set()
     seen_ignores: set[str] = set()
+    layers: dict[str, list[StackEntry]] = {k: [] for k in _STACK_LAYERS}
     for src in reversed(sources):
         rules.extend(r for r in src.rules if r.id not in seen_rules)
         ignores.extend(i for i in src.ignores if i.id not in seen_ignores)
         seen_rules |= {r.id for r in src.rules} | src.disabled_rules
         seen_ignores |= {i.id for i in src.ignores} | src.disabled_ignores
-    return RuleSet(rules, ignores)
+        for k in _STACK_LAYERS:
+            layers[k].extend(getattr(src.stack, k))
+    return RuleSet(rules, ignores, StackTable(**{k: tuple(v) for k, v in layers.items()}))
 
 
 @functools.cache
@@ -419,8 +681,66 @@ def parse_data(data: object, name: str) -> RuleSource:
     rules, disabled_rules = _parse_list(data.get("rules"), "rules", "rule", name, _parse_rule)
     ignores, disabled_ignores = _parse_list(data.get("ignore"), "ignore", "ignore", name, _parse_ignore)
     return RuleSource(
-        name, tuple(rules), tuple(ignores), frozenset(disabled_rules), frozenset(disabled_ignores)
+        name,
+        tuple(rules),
+        tuple(ignores),
+        frozenset(disabled_rules),
+        frozenset(disabled_ignores),
+        _parse_stack(data.get("stack"), name),
     )
+
+
+def _parse_stack(value: object, name: str) -> StackTable:
+    """`stack:`: a mapping of layer (calls, creators, runtime, states) to rows of the stack table."""
+    if value is None:
+        return StackTable()
+    if not isinstance(value, Mapping):
+        raise RulesError(
+            f"{name}: stack: want a mapping of calls, creators, runtime and states, got {_kind(value)}"
+        )
+    _check_keys(value, _STACK_LAYERS, f"{name}: stack")
+    layers: dict[str, tuple[StackEntry, ...]] = {}
+    for layer in _STACK_LAYERS:
+        rows = value.get(layer)
+        if rows is None:
+            continue
+        if not isinstance(rows, list):
+            raise RulesError(f"{name}: stack: {layer}: want a list, got {_kind(rows)}")
+        layers[layer] = tuple(
+            _parse_stack_row(r, layer, f"{name}: stack: {layer} {n}") for n, r in enumerate(rows, 1)
+        )
+    return StackTable(**layers)
+
+
+def _parse_stack_row(item: object, layer: str, where: str) -> StackEntry:
+    if not isinstance(item, Mapping):
+        raise RulesError(f"{where}: want a mapping, got {_kind(item)}")
+    _check_keys(item, _STACK_KEYS, where)
+    key = _STACK_MATCH[layer]
+    if key not in item:
+        raise RulesError(f'{where}: missing key "{key}"')
+    for other in sorted(set(_STACK_MATCH.values()) - {key}):
+        if other in item:
+            owners = " or ".join(k for k, v in _STACK_MATCH.items() if v == other)
+            raise RulesError(f'{where}: "{other}" belongs in stack: {owners}, not {layer}')
+    category = _category(item.get("category"), where)
+    what = item.get("what")
+    if not isinstance(what, str) or not what.strip():
+        raise RulesError(f"{where}: what: say what these frames wait on (non-empty text)")
+    if key == "state":
+        states = _states(item["state"], f"{where}: state")
+        assert states is not None
+        return StackEntry(category, what.strip(), states=states, source=where)
+    return StackEntry(category, what.strip(), _names(item[key], f"{where}: {key}"), source=where)
+
+
+def _category(category: object, where: str) -> str:
+    if not isinstance(category, str) or not category.strip():
+        raise RulesError(f"{where}: category: want non-empty text, got {_kind(category)}")
+    if category not in CATEGORIES and not re.fullmatch(r"sdk/[\w./-]+", category):
+        hint = _hint(category, CATEGORIES)
+        raise RulesError(f'{where}: category: unknown category "{category}"{hint} (or "sdk/<library>")')
+    return category
 
 
 def _parse_list(
@@ -462,10 +782,7 @@ def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
     for key in ("title", "explanation", "fix", "category"):
         if not isinstance(item[key], str) or not item[key].strip():
             raise RulesError(f"{where}: {key}: want non-empty text, got {_kind(item[key])}")
-    category = item["category"]
-    if category not in CATEGORIES and not re.fullmatch(r"sdk/[\w./-]+", category):
-        hint = _hint(category, CATEGORIES)
-        raise RulesError(f'{where}: category: unknown category "{category}"{hint} (or "sdk/<library>")')
+    category = _category(item["category"], where)
     max_verdict = item.get("max_verdict")
     if max_verdict is not None and max_verdict not in ("leak", "suspect"):
         raise RulesError(f'{where}: max_verdict: want "leak" or "suspect", got {_kind(max_verdict)}')
@@ -513,8 +830,25 @@ def _parse_condition(when: object, where: str) -> Condition:
         frames_all=frames_all,
         labels=_labels(when.get("labels"), f"{where}: labels"),
         site_is_innermost=site,
+        stack=_choices(when.get("stack"), f"{where}: stack", CATEGORIES, "category", sdk=True),
+        source=_choices(when.get("source"), f"{where}: source", tuple(WAIT_CATEGORIES), "wait kind"),
         **names,
     )
+
+
+def _choices(
+    value: object, where: str, allowed: Sequence[str], noun: str, *, sdk: bool = False
+) -> frozenset[str] | None:
+    """A list of names from a fixed set (categories, or wait kinds), or None when absent."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(s, str) and s for s in items):
+        raise RulesError(f"{where}: want a {noun} or a non-empty list of them, got {_kind(value)}")
+    for item in items:
+        if item not in allowed and not (sdk and re.fullmatch(r"sdk/[\w./-]+", item)):
+            raise RulesError(f'{where}: unknown {noun} "{item}"{_hint(item, allowed)}')
+    return frozenset(items)
 
 
 def _parse_ignore(item: Mapping[str, Any], where: str) -> IgnoreRule:

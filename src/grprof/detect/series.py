@@ -45,6 +45,8 @@ class Point:
     max_wait: int
     orphans: int
     groups: list[Group]
+    id_set: frozenset[int] | None = None
+    """Member ids, computed once (`point_ids`): a daemon compares them at every scrape."""
 
     @property
     def group(self) -> Group:
@@ -194,8 +196,8 @@ def present_ids(s: Snapshot) -> frozenset[int]:
     return s.memo("ids", lambda: frozenset(gid for g in s.groups() for gid in g.ids))
 
 
-def point_ids(p: Point) -> set[int]:
+def point_ids(p: Point) -> frozenset[int]:
     """The ids of a track's goroutines in one snapshot."""
-    if len(p.groups) == 1:
-        return set(p.groups[0].ids)
-    return {gid for g in p.groups for gid in g.ids}
+    if p.id_set is None:
+        p.id_set = frozenset(gid for g in p.groups for gid in g.ids)
+    return p.id_set

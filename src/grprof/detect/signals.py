@@ -61,11 +61,11 @@ class Settings:
     busy_states: frozenset[str]
     wait_frames: Mapping[str, WaitKind]
     wait_states: Mapping[str, WaitKind]
+    wait_source: Mapping[str, WaitKind]
     persistence_snapshots: int
     persistence_span: float
-    steady_snapshots: int
-    steady_span: float
-    steady_states: frozenset[str]
+    steady: Mapping[str, tuple[int, float]]
+    """State -> (snapshots, minutes) a count must hold without ids to be `steady`."""
     oneshot_creators: frozenset[str]
     churn: float
     churn_min_count: int
@@ -104,13 +104,16 @@ def default_settings() -> Settings:
         request_frames=tuple(re.compile(p) for p in d["request_frames"]),
         busy_states=frozenset(d["busy_states"]),
         wait_frames=dict(d["wait_kinds"]["frames"]),
+        wait_source=dict(d["wait_kinds"]["source"]),
         wait_states={st: kind for kind, sts in d["wait_kinds"]["states"].items() for st in sts},
         persistence_snapshots=int(d["persistence"]["min_snapshots"]),
         persistence_span=float(d["persistence"]["min_span_minutes"]),
-        steady_snapshots=int(d["steady"]["min_snapshots"]),
-        steady_span=float(d["steady"]["min_span_minutes"]),
-        steady_states=frozenset(d["steady"]["states"]),
-        oneshot_creators=frozenset(d["persistence"]["oneshot_creators"]),
+        steady={
+            state: (int(tier["min_snapshots"]), float(tier["min_span_minutes"]))
+            for tier in d["steady"].values()
+            for state in tier["states"]
+        },
+        oneshot_creators=frozenset(d["persistence"]["on_behalf_creators"]),
         churn=float(d["turnover"]["churn"]),
         churn_min_count=int(d["turnover"]["min_count"]),
         scoring=Scoring(
@@ -183,6 +186,8 @@ def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
     if start == 0:
         return whole
     tail = _judge(counts[start:], ts[start:], st)
+    if tail.verdict == "inconclusive":
+        return whole  # a young rise in a long series: judged again at the next snapshot
     return tail if _RANK[tail.verdict] > _RANK[whole.verdict] else whole
 
 
@@ -358,8 +363,12 @@ def base_state(state: str) -> str:
     return state.removesuffix(" (durable)")
 
 
-def wait_kind(group: Group, st: Settings) -> WaitKind:
-    """blocking, waiting or idle (detect.yaml `wait_kinds`): how long such a wait may be healthy."""
+def wait_kind(group: Group, st: Settings, source: str | None = None) -> WaitKind:
+    """blocking, waiting or idle (detect.yaml `wait_kinds`): how long such a wait may be healthy.
+
+    `source`: what the blocking statement waits on, when the source was read (`SourceWait.kind`)."""
+    if source is not None and source in st.wait_source:
+        return st.wait_source[source]
     for f in group.frames[:4]:
         kind = st.wait_frames.get(f.function)
         if kind is not None:
@@ -383,13 +392,55 @@ def _minutes(series: Series, i: int, j: int) -> float:
     return (series.times[j] - series.times[i]) / 60
 
 
-def persistence(track: Track, series: Series, st: Settings, kind: WaitKind) -> Evidence | None:
+def persisting(track: Track, series: Series) -> tuple[frozenset[int], int, int]:
+    """The track's goroutines present in every debug=2 snapshot from the latest back (without a
+    gap): (their ids, the first of those snapshots, how many snapshots)."""
+    if not series.detailed:
+        return frozenset(), 0, 0
+    last = series.detailed[-1]
+    p = track.points[last]
+    if p is None:
+        return frozenset(), last, 0  # drained since
+    stuck = point_ids(p)
+    start, n = last, 1
+    for i in reversed(series.detailed[:-1]):
+        q = track.points[i]
+        if q is None:
+            break
+        both = stuck & point_ids(q)
+        if not both:
+            break
+        stuck, start, n = both, i, n + 1
+    return stuck, start, n
+
+
+def blocked_ids(series: Series, st: Settings, kinds: Mapping[str, WaitKind]) -> frozenset[int]:
+    """Goroutines that stayed in one blocking wait across `persistence.min_snapshots` debug=2
+    snapshots, whoever started them (`kinds`: track id -> wait kind). A goroutine they started
+    has lost its creator as surely as one whose creator returned: it waits for a goroutine that
+    is stuck itself (an errgroup's Wait on a worker that waits on it)."""
+    out: set[int] = set()
+    for track in series.tracks:
+        if kinds.get(track.id) != "blocking":
+            continue
+        ids, _, n = persisting(track, series)
+        if n >= st.persistence_snapshots:
+            out |= ids
+    return frozenset(out)
+
+
+def persistence(
+    track: Track, series: Series, st: Settings, kind: WaitKind, stuck_creators: frozenset[int] = frozenset()
+) -> Evidence | None:
     """The same goroutines, blocked, across `persistence.min_snapshots` debug=2 snapshots, their
-    creator gone, the count never falling: stuck, not waiting for work (a small exact leak).
+    creator gone (or stuck itself, `stuck_creators`), the count never falling: stuck, not
+    waiting for work (a small exact leak).
 
     Only goroutines started by the service's own code count (libraries start long-lived
-    goroutines from short-lived ones by design), and only from the latest debug=2 snapshot back
-    through the ones the track was in without a gap."""
+    goroutines from short-lived ones by design), or by the standard library on the caller's
+    behalf (`persistence.on_behalf_creators`: AfterFunc's callbacks, a context's or
+    NotifyContext's watcher), and only from the latest debug=2 snapshot back through the ones
+    the track was in without a gap."""
     if not series.detailed:
         return None
     last = series.detailed[-1]
@@ -399,27 +450,21 @@ def persistence(track: Track, series: Series, st: Settings, kind: WaitKind) -> E
     g = p.group
     if g.created_by is None or g.state in st.busy_states:
         return None
-    oneshot = g.created_by.function in st.oneshot_creators
-    if not (g.created_by.is_user or (oneshot and g.site is not None and g.site.is_user)):
+    on_behalf = g.created_by.function in st.oneshot_creators
+    if not (g.created_by.is_user or on_behalf):
         return None
-    stuck = point_ids(p)
-    start = last
-    n = 1
-    for i in reversed(series.detailed[:-1]):
-        q = track.points[i]
-        if q is None:
-            break
-        both = stuck & point_ids(q)
-        if not both:
-            break
-        stuck, start, n = both, i, n + 1
+    stuck, start, n = persisting(track, series)
     span = _minutes(series, start, last)
     if n < st.persistence_snapshots or span < st.persistence_span:
         return None
     counts = track.counts[start:]
     if any(b < a for a, b in itertools.pairwise(counts)):
         return None
-    orphans = stuck if oneshot else {gid for grp in p.groups for gid in grp.orphans}
+    creators = {c for grp in p.groups for c in grp.creators}
+    if on_behalf or creators & stuck_creators:
+        orphans = set(stuck)
+    else:
+        orphans = {gid for grp in p.groups for gid in grp.orphans}
     stuck_orphans = stuck & orphans
     if not stuck_orphans:
         return None
@@ -476,27 +521,31 @@ def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:
     )
 
 
-def steady(track: Track, series: Series, st: Settings, kind: WaitKind, group: Group) -> Evidence | None:
-    """Without ids (debug=0/1): a blocking wait whose count was there from the first snapshot and
-    never fell, over `steady.min_snapshots` snapshots."""
-    if base_state(group.state) not in st.steady_states or _with_ids(track, series):
+def steady(track: Track, series: Series, st: Settings, group: Group) -> Evidence | None:
+    """Without ids (debug=0/1): a wait that never ends by itself (detect.yaml `steady`) whose
+    count was there from the first snapshot and never fell, over enough snapshots."""
+    need = st.steady.get(base_state(group.state))
+    if need is None or _with_ids(track, series):
         return None
+    snapshots, minutes = need
     counts = track.counts[-st.window :]
     times = series.times[-st.window :]
-    if len(counts) < st.steady_snapshots or counts[0] <= 0:
+    if len(counts) < snapshots or counts[0] <= 0:
         return None
     if any(b < a for a, b in itertools.pairwise(counts)):
         return None
     span = (times[-1] - times[0]) / 60
-    if span < st.steady_span:
+    if span < minutes:
         return None
     grew = f" (from {counts[0]})" if counts[-1] != counts[0] else ""
     summary = (
         f"{counts[-1]} goroutine{'s' if counts[-1] != 1 else ''}{grew} blocked in {group.state} "
-        f"(a blocking wait) in all {len(counts)} snapshots over {span:.2g} min, the count never fell"
+        f"in all {len(counts)} snapshots over {span:.2g} min, the count never fell"
     )
     data = {"snapshots": len(counts), "span_minutes": round(span, 2)}
-    return Evidence("steady", summary, counts[-1], None, data, weight=st.scoring.weight("steady_blocking"))
+    return Evidence(
+        "steady", summary, counts[-1], snapshots, data, weight=st.scoring.weight("steady_blocking")
+    )
 
 
 _UNSEEN_BY_RUNTIME = {

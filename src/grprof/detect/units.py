@@ -54,9 +54,9 @@ def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
     return True
 
 
-def _ids(j: Judged) -> set[int]:
+def _ids(j: Judged) -> frozenset[int]:
     p = j.track.latest
-    return point_ids(p) if p is not None else set()
+    return point_ids(p) if p is not None else frozenset()
 
 
 def _creators(j: Judged) -> set[int]:

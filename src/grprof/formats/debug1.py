@@ -8,7 +8,8 @@
     (blank line)
 
 Columns are padded by a tabwriter (runs of tabs); pasted text may have spaces instead.
-Leading runtime frames are hidden, so wait states are inferred from what remains.
+Leading runtime frames are hidden, so wait states are inferred from what remains and, where
+that says nothing, from the hidden frames' PCs the count line still lists (`states.py`).
 Several profiles concatenated in one input give several snapshots.
 """
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 
 from grprof.errors import ParseError
 from grprof.formats.goquote import LabelSyntaxError, parse_labels
-from grprof.formats.states import infer_state
+from grprof.formats.goversion import infer_go_version, version_minor
+from grprof.formats.states import UNKNOWN, hidden_chains, infer_state
 from grprof.model import Frame, Profile, Snapshot
 from grprof.table import GoroutineTable, Header, Stack
 
@@ -45,8 +47,27 @@ _EXPECT_FIRST = 'a "# labels: {...}" line, a frame line or a blank line'
 @dataclass(slots=True)
 class _Block:
     count: int
+    pcs: bytes = b""
+    """The count line's PCs, as written (" 0x43b256 0x407e5b ...")."""
     labels: dict[str, str] = field(default_factory=dict)
     frames: list[Frame] = field(default_factory=list)
+    first_line: bytes = b""
+    """The first frame line, as written."""
+
+
+def _hidden(pcs_text: bytes, first_line: bytes) -> tuple[int, ...] | None:
+    """The PCs of the runtime frames hidden above the first frame shown, innermost first."""
+    parts = first_line.split(None, 2)
+    if len(parts) < 2 or parts[1][:2] not in (b"0x", b"0X"):
+        return None
+    pcs = [int(x, 16) for x in pcs_text.split()]
+    first = int(parts[1], 16)
+    # Frames show the return PC minus one (the call instruction); an inlined frame may
+    # show its PC as is.
+    for want in (first + 1, first):
+        if want in pcs:
+            return tuple(pcs[: pcs.index(want)])
+    return None
 
 
 @dataclass(slots=True)
@@ -66,17 +87,49 @@ def parse(data: bytes, source: str) -> list[Snapshot]:
 def _snapshot(p: _Profile, source: str) -> Snapshot:
     table = GoroutineTable(aggregated=True)
     leaked = p.profile == "goroutineleak"
-    states: dict[tuple[Frame, ...], str] = {}
-    for b in p.blocks:
-        frames = tuple(b.frames)
-        state = states.get(frames)
-        if state is None:
-            state = states[frames] = infer_state(frames)
-        table.add(Header.make(state, leaked=leaked, labels=b.labels), Stack(frames), count=b.count)
+    # Equal frame lines give one Frame object (the reader's cache): ids key the stacks.
+    blocks_of: dict[tuple[int, ...], list[int]] = {}
+    keys = []
+    for i, b in enumerate(p.blocks):
+        key = tuple(map(id, b.frames))
+        keys.append(key)
+        blocks_of.setdefault(key, []).append(i)
+    stacks = {key: Stack(tuple(p.blocks[rows[0]].frames)) for key, rows in blocks_of.items()}
+    version = infer_go_version(st.frames for st in stacks.values())
+    minor = version_minor(version)
+    states = {key: infer_state(st.frames, minor) for key, st in stacks.items()}
+    # Where the frames shown say nothing, the hidden runtime frames may: solved over the
+    # whole profile, whose stacks share the runtime's PCs.
+    hidden: dict[int, tuple[int, ...]] = {}
+    counts: dict[tuple[int, ...], int] = {}
+    seen: dict[tuple[bytes, bytes], tuple[int, ...] | None] = {}
+    for key, state in states.items():
+        if state != UNKNOWN or not key:
+            continue
+        for i in blocks_of[key]:
+            b = p.blocks[i]
+            k = (b.pcs, b.first_line)
+            h = seen[k] if k in seen else seen.setdefault(k, _hidden(*k))
+            if h:
+                hidden[i] = h
+                counts[h] = counts.get(h, 0) + b.count
+    solved = hidden_chains().solve(counts) if counts else {}
+    for i, b in enumerate(p.blocks):
+        key = keys[i]
+        h = hidden.get(i)
+        state = states[key] if h is None else solved.get(h, UNKNOWN)
+        table.add(Header.make(state, leaked=leaked, labels=b.labels), stacks[key], count=b.count)
     # The header's total is the runtime's own count: fewer goroutines in the blocks means
     # the text was cut short. More is kept as is (a hand-edited file); the data wins.
     truncated = p.cut or table.total() < p.total
-    return Snapshot(source=source, format="debug=1", profile=p.profile, table=table, truncated=truncated)
+    return Snapshot(
+        source=source,
+        format="debug=1",
+        profile=p.profile,
+        table=table,
+        truncated=truncated,
+        go_version=version,
+    )
 
 
 class _Reader:
@@ -122,6 +175,8 @@ class _Reader:
                     block.labels = self.labels(line, at, lm.end())
                     in_frames = True
                 else:
+                    if not block.frames:
+                        block.first_line = line
                     block.frames.append(self.frame(line, at, in_frames))
                     in_frames = True
             except ParseError:
@@ -141,7 +196,7 @@ class _Reader:
         count = int(m[1])
         if count > _MAX_COUNT:
             raise ParseError(self.source, f"{_PREFIX}count {count} out of range", at)
-        return _Block(count)
+        return _Block(count, m[2])
 
     def labels(self, line: bytes, at: int, start: int) -> dict[str, str]:
         # A service repeats the same label lines scrape after scrape (and block after block):

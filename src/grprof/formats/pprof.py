@@ -12,6 +12,7 @@ import datetime as _dt
 from typing import NamedTuple
 
 from grprof.errors import ParseError
+from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.states import infer_state
 from grprof.model import Frame, Profile, Snapshot
 from grprof.table import GoroutineTable, Header, Stack
@@ -193,9 +194,19 @@ class _Decoder:
             self._function(s)
         for s in self.spans[_P_LOCATION]:
             self._location(s)
+        # Every frame of the profile is in some location: enough to date the runtime, whose
+        # version decides a few state strings.
+        version = infer_go_version(self.locs.values())
         table = GoroutineTable(aggregated=True)
-        self._samples(table, profile, value_index)
-        return Snapshot(source=source, format="debug=0", profile=profile, table=table, time=self._time())
+        self._samples(table, profile, value_index, version_minor(version))
+        return Snapshot(
+            source=source,
+            format="debug=0",
+            profile=profile,
+            table=table,
+            time=self._time(),
+            go_version=version,
+        )
 
     def _scan_profile(self) -> None:
         spans = self.spans
@@ -269,7 +280,9 @@ class _Decoder:
             raise _Malformed(f"line refers to missing function id {f.get(_LINE_FUNCTION, 0)}", s.tag)
         return Frame(fn[0], fn[1], _signed(f.get(_LINE_LINE, 0)))
 
-    def _samples(self, table: GoroutineTable, profile: Profile, value_index: int) -> None:
+    def _samples(
+        self, table: GoroutineTable, profile: Profile, value_index: int, go_minor: int | None
+    ) -> None:
         leaked = profile == "goroutineleak"
         stacks: dict[bytes | tuple[int, ...], tuple[Stack, str]] = {}
         headers: dict[tuple[int, tuple[tuple[str, str], ...]], Header] = {}
@@ -280,7 +293,7 @@ class _Decoder:
                 ids = _packed(self.data, packed.start, packed.end) if packed else loc_key
                 assert not isinstance(ids, bytes)
                 stack = self._stack(ids, s.tag)
-                cached = stacks[loc_key] = (stack, infer_state(stack.frames))
+                cached = stacks[loc_key] = (stack, infer_state(stack.frames, go_minor))
             stack, state = cached
             hkey = (id(stack), tuple(labels.items()))
             header = headers.get(hkey)

@@ -1,13 +1,19 @@
 """Infer a goroutine's wait state from its stack, for formats that carry no status.
 
-The rules are data (`grprof/data/wait_states.yaml`, which explains them); this module
-only loads and applies them.
+The knowledge is data (`grprof/data/wait_states.yaml`, which explains it); this module
+only loads and applies it:
+
+- `infer_state`: rules on the frames a stack shows, innermost first (debug=0, debug=1);
+- `HiddenChains.solve`: for debug=1, whose stacks hide their leading runtime frames, which
+  runtime call chain each stack's hidden program counters stand for, from the way the PCs
+  of one dump relate to each other (one PC per call site, call sites in address order).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -18,7 +24,12 @@ from grprof.model import Frame
 
 UNKNOWN = "unknown"
 _MATCHERS = ("function", "prefix", "contains")
+_RULE_KEYS = {*_MATCHERS, "caller", "max_lines_below_caller", "go_before", "state"}
 _MAX_NAMES = 200_000
+_GO_MINOR = re.compile(r"1\.(\d+)")
+# Search effort for one dump's hidden chains: distinct PC tuples get a greedy answer past it.
+_MAX_TUPLES = 24
+_MAX_NODES = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +37,13 @@ class Rule:
     state: str
     callers: frozenset[str] = frozenset()
     max_lines_below_caller: int | None = None
+    go_before: int | None = None
+    """Applies only when the dump's Go version is known to be older than 1.<go_before>."""
 
-    def applies(self, frames: Sequence[Frame], i: int) -> bool:
+    def applies(self, frames: Sequence[Frame], i: int, go_minor: int | None = None) -> bool:
         """Whether the conditions hold for frames[i] (its name already matched)."""
+        if self.go_before is not None and (go_minor is None or go_minor >= self.go_before):
+            return False
         if not self.callers and self.max_lines_below_caller is None:
             return True
         if i + 1 >= len(frames):
@@ -43,10 +58,220 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Chain:
+    """A run of runtime frames debug=1 hides: call sites innermost first, and the state."""
+
+    sites: tuple[str, ...]
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class HiddenChains:
+    """The runtime call chains a debug=1 stack may hide, and how their call sites are laid out."""
+
+    chains: tuple[Chain, ...]
+    """Most common first: where a dump cannot tell chains apart, the earlier one is chosen."""
+    order: Mapping[str, tuple[int, int]]
+    """Call site -> (layout list, position): sites of one list have increasing addresses."""
+    anchors: tuple[tuple[int, str], ...] = ()
+    """(position, site) that every chain has (runtime.gopark first): one PC for every stack."""
+    families: tuple[tuple[int, ...], ...] = ()
+    """Chain lengths whose chains share no site but the anchors and no layout list with those
+    of other families: solved apart."""
+
+    @staticmethod
+    def build(chains: Sequence[Chain], order: Mapping[str, tuple[int, int]]) -> HiddenChains:
+        if not chains:
+            return HiddenChains((), order)
+        shared = set.intersection(*({(i, s) for i, s in enumerate(c.sites)} for c in chains))
+        anchors = tuple(sorted(shared))
+        anchor_sites = {s for _, s in anchors}
+        # Union the lengths whose chains share a site (other than an anchor) or a layout list.
+        parent = {len(c.sites): len(c.sites) for c in chains}
+
+        def root(n: int) -> int:
+            while parent[n] != n:
+                n = parent[n]
+            return n
+
+        owner: dict[object, int] = {}
+        for c in chains:
+            for s in c.sites:
+                if s in anchor_sites:
+                    continue
+                for mark in (s, ("layout", order[s][0]) if s in order else s):
+                    other = owner.setdefault(mark, len(c.sites))
+                    parent[root(other)] = root(len(c.sites))
+        groups: dict[int, list[int]] = {}
+        for n in parent:
+            groups.setdefault(root(n), []).append(n)
+        return HiddenChains(tuple(chains), order, anchors, tuple(tuple(sorted(g)) for g in groups.values()))
+
+    def solve(self, tuples: Mapping[tuple[int, ...], int]) -> dict[tuple[int, ...], str]:
+        """The state of each tuple of hidden PCs (innermost first) that a known chain explains.
+
+        `tuples` maps each distinct tuple of one dump to its goroutine count. A call site
+        returns to one PC, distinct call sites to distinct PCs, and sites of one layout list
+        lie in address order. Among the assignments of chains to tuples that respect this,
+        the one explaining the most goroutines wins, then the one using earlier chains for
+        the larger counts. Tuples no chain explains are left out.
+        """
+        by_len: dict[int, list[int]] = {}
+        for ci, c in enumerate(self.chains):
+            by_len.setdefault(len(c.sites), []).append(ci)
+        items = [(t, n) for t, n in tuples.items() if len(t) in by_len]
+        # An anchor site returns to one PC in the whole dump: the one most goroutines show.
+        seed: dict[str, int] = {}
+        for pos, site in self.anchors:
+            weight: dict[int, int] = {}
+            for t, n in items:
+                weight[t[pos]] = weight.get(t[pos], 0) + n
+            if weight:
+                seed[site] = max(weight, key=lambda pc: (weight[pc], -pc))
+        items = [(t, n) for t, n in items if all(t[pos] == seed[site] for pos, site in self.anchors)]
+        out: dict[tuple[int, ...], str] = {}
+        for lengths in self.families or (tuple(by_len),):
+            part = sorted(((t, n) for t, n in items if len(t) in lengths), key=lambda tn: (-tn[1], tn[0]))
+            if part:
+                chosen = self._solve(part, by_len, seed)
+                out.update(
+                    (t, self.chains[ci].state) for (t, _), ci in zip(part, chosen, strict=True) if ci >= 0
+                )
+        return out
+
+    def _solve(
+        self, items: list[tuple[tuple[int, ...], int]], by_len: dict[int, list[int]], seed: dict[str, int]
+    ) -> list[int]:
+        greedy = self._greedy(items, by_len, seed)
+        if len(items) > _MAX_TUPLES:
+            return greedy
+        search = _Search(self, items, by_len, seed)
+        # The greedy answer bounds the search from the start: most branches end at once.
+        search.best = greedy
+        search.best_score = (
+            sum(n for (_, n), ci in zip(items, greedy, strict=True) if ci >= 0),
+            -sum(ci * n for (_, n), ci in zip(items, greedy, strict=True) if ci >= 0),
+        )
+        search.run(0, 0, 0)  # out of budget, it still holds the best answer found
+        return search.best
+
+    def _greedy(
+        self, items: list[tuple[tuple[int, ...], int]], by_len: dict[int, list[int]], seed: dict[str, int]
+    ) -> list[int]:
+        """Largest tuple first, each gets the first chain consistent with those before (-1: none)."""
+        b = _Bindings(self, seed)
+        out = []
+        for t, _ in items:
+            for ci in by_len[len(t)]:
+                if b.bind(self.chains[ci].sites, t) is not None:
+                    out.append(ci)
+                    break
+            else:
+                out.append(-1)
+        return out
+
+
+class _Bindings:
+    """Call site <-> PC bindings made so far, checked against the layout as they are made."""
+
+    def __init__(self, model: HiddenChains, seed: Mapping[str, int]) -> None:
+        self.order = model.order
+        self.site_pc: dict[str, int] = dict(seed)
+        self.pc_site: dict[int, str] = {pc: site for site, pc in seed.items()}
+
+    def bind(self, sites: Sequence[str], pcs: Sequence[int]) -> list[str] | None:
+        """Bind each site to its PC; the sites newly bound, or None (and nothing bound)."""
+        new: list[str] = []
+        for site, pc in zip(sites, pcs, strict=True):
+            have = self.site_pc.get(site)
+            if have is not None:
+                if have != pc:
+                    self.unbind(new)
+                    return None
+                continue
+            other = self.pc_site.get(pc)
+            if (other is not None and other != site) or not self._in_order(site, pc):
+                self.unbind(new)
+                return None
+            self.site_pc[site] = pc
+            self.pc_site[pc] = site
+            new.append(site)
+        return new
+
+    def unbind(self, sites: list[str]) -> None:
+        for s in sites:
+            del self.pc_site[self.site_pc.pop(s)]
+
+    def _in_order(self, site: str, pc: int) -> bool:
+        where = self.order.get(site)
+        if where is None:
+            return True
+        lst, pos = where
+        for other, opc in self.site_pc.items():
+            ow = self.order.get(other)
+            if ow is not None and ow[0] == lst and (ow[1] < pos) != (opc < pc):
+                return False
+        return True
+
+
+class _Search:
+    """Branch and bound over chain assignments (few tuples: a dump has few call sites)."""
+
+    def __init__(
+        self,
+        model: HiddenChains,
+        items: list[tuple[tuple[int, ...], int]],
+        by_len: dict[int, list[int]],
+        seed: Mapping[str, int],
+    ) -> None:
+        self.model = model
+        self.items = items
+        self.by_len = by_len
+        self.rest = [sum(n for _, n in items[i:]) for i in range(len(items) + 1)]
+        self.bindings = _Bindings(model, seed)
+        self.current: list[int] = []
+        self.best: list[int] = []
+        self.best_score = (-1, 0)
+        self.nodes = 0
+        self.exhausted = False
+
+    def run(self, i: int, explained: int, cost: int) -> None:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            self.exhausted = True
+            return
+        # What the rest could add at best: every goroutine explained, at no further cost.
+        if (explained + self.rest[i], -cost) <= self.best_score:
+            return
+        if i == len(self.items):
+            score = (explained, -cost)
+            if score > self.best_score:
+                self.best_score, self.best = score, list(self.current)
+            return
+        t, n = self.items[i]
+        for ci in self.by_len[len(t)]:
+            undo = self.bindings.bind(self.model.chains[ci].sites, t)
+            if undo is None:
+                continue
+            self.current.append(ci)
+            self.run(i + 1, explained + n, cost + ci * n)
+            self.current.pop()
+            self.bindings.unbind(undo)
+            if self.exhausted:
+                return
+        self.current.append(-1)
+        self.run(i + 1, explained, cost)
+        self.current.pop()
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     exact: dict[str, tuple[Rule, ...]]
     prefixes: tuple[tuple[str, Rule], ...]
     contains: tuple[tuple[str, Rule], ...]
+    empty_stack: str = UNKNOWN
+    """The state of a stack with no frame at all (a goroutine that has not started yet)."""
+    hidden: HiddenChains = field(default_factory=lambda: HiddenChains.build((), {}))
     by_name: dict[str, tuple[tuple[Rule, ...], bool]] = field(default_factory=dict)
     """Per function name: the rules its name matches, and whether it is standard library."""
 
@@ -65,17 +290,28 @@ class Rules:
         return hit
 
 
-def infer_state(frames: Sequence[Frame]) -> str:
-    """The wait reason the stack shows (`chan receive`, `sync.Mutex.Lock`, ...) or "unknown"."""
-    lookup = load_rules().lookup
+def infer_state(frames: Sequence[Frame], go_minor: int | None = None) -> str:
+    """The wait reason the stack shows (`chan receive`, `sync.Mutex.Lock`, ...) or "unknown".
+
+    `go_minor` is the minor Go version that wrote the profile when known exactly (19 for
+    Go 1.19.8): rules with `go_before` apply only then.
+    """
+    rules = load_rules()
+    if not frames:
+        return rules.empty_stack
+    lookup = rules.lookup
     for i, frame in enumerate(frames):
-        rules, std = lookup(frame)
-        for rule in rules:
-            if rule.applies(frames, i):
+        found, std = lookup(frame)
+        for rule in found:
+            if rule.applies(frames, i, go_minor):
                 return rule.state
         if not std:
             break
     return UNKNOWN
+
+
+def hidden_chains() -> HiddenChains:
+    return load_rules().hidden
 
 
 @functools.cache
@@ -88,13 +324,16 @@ def compile_rules(doc: Any) -> Rules:
     """Validate the YAML document and index its rules; ValueError if it is malformed."""
     if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
         raise ValueError("wait_states.yaml: expected a mapping with a 'rules' list")
+    unknown_top = set(doc) - {"rules", "empty_stack", "hidden"}
+    if unknown_top:
+        raise ValueError(f"wait_states.yaml: unknown top-level keys {sorted(unknown_top)}")
     exact: dict[str, list[Rule]] = {}
     prefixes: list[tuple[str, Rule]] = []
     contains: list[tuple[str, Rule]] = []
     for n, item in enumerate(doc["rules"]):
         if not isinstance(item, dict) or not isinstance(item.get("state"), str):
             raise ValueError(f"wait_states.yaml: rule {n} needs a 'state' string")
-        unknown = set(item) - {*_MATCHERS, "caller", "max_lines_below_caller", "state"}
+        unknown = set(item) - _RULE_KEYS
         if unknown or sum(k in item for k in _MATCHERS) != 1:
             raise ValueError(
                 f"wait_states.yaml: rule {n}: needs exactly one of {'/'.join(_MATCHERS)}"
@@ -103,16 +342,63 @@ def compile_rules(doc: Any) -> Rules:
         limit = item.get("max_lines_below_caller")
         if limit is not None and not isinstance(limit, int):
             raise ValueError(f"wait_states.yaml: rule {n}: max_lines_below_caller must be an int")
-        rule = Rule(item["state"], frozenset(_names(item.get("caller", []), n)), limit)
+        before = item.get("go_before")
+        m = _GO_MINOR.fullmatch(before) if isinstance(before, str) else None
+        if before is not None and m is None:
+            raise ValueError(f"wait_states.yaml: rule {n}: go_before must be a version such as '1.20'")
+        rule = Rule(
+            item["state"],
+            frozenset(_names(item.get("caller", []), n)),
+            limit,
+            int(m[1]) if m else None,
+        )
         for name in _names(item.get("function", []), n):
             exact.setdefault(name, []).append(rule)
         prefixes.extend((p, rule) for p in _names(item.get("prefix", []), n))
         contains.extend((p, rule) for p in _names(item.get("contains", []), n))
-    return Rules({k: tuple(v) for k, v in exact.items()}, tuple(prefixes), tuple(contains))
+    empty = doc.get("empty_stack", UNKNOWN)
+    if not isinstance(empty, str) or not empty:
+        raise ValueError("wait_states.yaml: empty_stack must be a state string")
+    return Rules(
+        {k: tuple(v) for k, v in exact.items()},
+        tuple(prefixes),
+        tuple(contains),
+        empty,
+        _hidden(doc.get("hidden")),
+    )
 
 
-def _names(value: Any, n: int) -> list[str]:
+def _hidden(doc: Any) -> HiddenChains:
+    if doc is None:
+        return HiddenChains.build((), {})
+    if (
+        not isinstance(doc, dict)
+        or set(doc) - {"chains", "layout"}
+        or not isinstance(doc.get("chains"), list)
+    ):
+        raise ValueError("wait_states.yaml: hidden needs a 'chains' list and an optional 'layout'")
+    chains = []
+    for n, c in enumerate(doc["chains"]):
+        if not isinstance(c, dict) or set(c) != {"sites", "state"} or not isinstance(c["state"], str):
+            raise ValueError(f"wait_states.yaml: hidden chain {n} needs 'sites' and a 'state' string")
+        chains.append(Chain(tuple(_names(c["sites"], n, "hidden chain")), c["state"]))
+    order: dict[str, tuple[int, int]] = {}
+    layout = doc.get("layout", [])
+    if not isinstance(layout, list):
+        raise ValueError("wait_states.yaml: hidden.layout must be a list of lists of call sites")
+    for li, sites in enumerate(layout):
+        for pos, site in enumerate(_names(sites, li, "hidden layout")):
+            if site in order:
+                raise ValueError(f"wait_states.yaml: hidden layout names {site!r} twice")
+            order[site] = (li, pos)
+    unknown_sites = set(order) - {s for c in chains for s in c.sites}
+    if unknown_sites:
+        raise ValueError(f"wait_states.yaml: hidden layout names sites no chain has: {sorted(unknown_sites)}")
+    return HiddenChains.build(chains, order)
+
+
+def _names(value: Any, n: int, what: str = "rule") -> list[str]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(s, str) and s for s in names):
-        raise ValueError(f"wait_states.yaml: rule {n}: expected a name or a list of names")
+        raise ValueError(f"wait_states.yaml: {what} {n}: expected a name or a list of names")
     return names

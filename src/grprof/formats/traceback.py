@@ -16,7 +16,7 @@ from grprof.formats import goquote
 from grprof.formats._scan import Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot
-from grprof.table import GoroutineTable, Header, RowExtra, Stack
+from grprof.table import GoroutineTable, Header, RowExtra, Stack, gc_paused
 
 # /debug/pprof/goroutine?debug=2 stops writing at this size (runtime/pprof writeGoroutineStacks).
 PPROF_DEBUG2_CAP = 64 << 20
@@ -79,10 +79,27 @@ def parse(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
 def build(r: ScanResult, source: str) -> list[Snapshot]:
     if not r.dumps:
         return []
+    with gc_paused(len(r.stack_texts)):
+        return _build(r, source)
+
+
+def _build(r: ScanResult, source: str) -> list[Snapshot]:
     table = GoroutineTable()
     hmap = [table.intern_header(parse_header(t)) for t in r.header_texts]
-    parsed = [parse_stack(t) for t in r.stack_texts]
-    smap = [table.intern_stack(s) for s, _ in parsed]
+    cache = FrameCache()
+    parsed = [parse_stack(t, cache) for t in r.stack_texts]
+    # Texts that differ only in what the stack leaves out (offsets, notes) give equal stacks.
+    # Equal frames are one object here, so frame ids tell equal stacks apart without hashing
+    # every frame of every stack.
+    index: dict[tuple[tuple[int, ...], bool, int], int] = {}
+    stacks: list[Stack] = []
+    smap = []
+    for st, _ in parsed:
+        i = index.setdefault((tuple(map(id, st.frames)), st.frames_elided, id(st.created_by)), len(stacks))
+        if i == len(stacks):
+            stacks.append(st)
+        smap.append(i)
+    table.set_stacks(stacks)
     table.ids = r.ids
     table.header = _remap(r.header, hmap)
     table.stack = _remap(r.stack, smap)
@@ -224,8 +241,82 @@ def parse_file_line(s: str) -> tuple[str, int]:
     return s, 0
 
 
-def parse_stack(text: bytes) -> tuple[Stack, bool]:
-    """A goroutine's stack lines -> (Stack, whether it ends in a frame missing its file line)."""
+class FrameCache:
+    """Frames parsed from one dump, by their text, so that each call site is parsed once."""
+
+    __slots__ = ("calls", "created", "equal")
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str], Frame] = {}
+        """(function line up to its arguments, file line) -> Frame."""
+        self.created: dict[tuple[str, str], Frame] = {}
+        """(`created by` function, file line) -> Frame."""
+        self.equal: dict[Frame, Frame] = {}
+        """Frame -> the first Frame equal to it: equal frames are one object."""
+
+
+def parse_stack(text: bytes, cache: FrameCache | None = None) -> tuple[Stack, bool]:
+    """A goroutine's stack lines -> (Stack, whether it ends in a frame missing its file line).
+
+    With `cache` (one per dump), a frame seen in an earlier stack is not parsed again (a
+    service's stacks are made of a few thousand call sites, however many stacks there are),
+    and equal frames are one object."""
+    if cache is None:
+        return _parse_stack(text)
+    fast = _parse_pairs(text, cache)
+    if fast is not None:
+        return fast, False
+    st, dangling = _parse_stack(text)
+    eq = cache.equal
+    frames = tuple([eq.setdefault(f, f) for f in st.frames])
+    created = None if st.created_by is None else eq.setdefault(st.created_by, st.created_by)
+    return Stack(frames, st.frames_elided, created), dangling
+
+
+def _parse_pairs(text: bytes, cache: FrameCache) -> Stack | None:
+    """The common shape, from the cache: function and file line pairs, then maybe `created by`
+    and its file line. None for anything else (elided or cgo frames, a missing file line, an
+    indented note), which `_parse_stack` takes, as it takes everything."""
+    lines = text.decode("utf-8", "replace").split("\n")
+    n = len(lines)
+    created = None
+    if n >= 2 and lines[-2].startswith("created by "):
+        name, loc = lines[-2][11:], lines[-1]
+        p = name.find(" in goroutine ")
+        ck = (name if p < 0 else name[:p], loc)
+        created = cache.created.get(ck)
+        if created is None:
+            if loc[:1] not in (" ", "\t"):
+                return None
+            cf = Frame(ck[0], *parse_file_line(loc))
+            created = cache.created[ck] = cache.equal.setdefault(cf, cf)
+        n -= 2
+    if n % 2:
+        return None
+    frames = []
+    calls = cache.calls
+    for i in range(0, n, 2):
+        fn = lines[i]
+        if fn[-1:] != ")":
+            return None
+        # The key holds all that decides the frame, and its name part starts as the line does:
+        # a key seen before comes from a line that passed the checks below.
+        key = (fn[: fn.rfind("(")], lines[i + 1])
+        f = calls.get(key)
+        if f is None:
+            loc = key[1]
+            if loc[:1] not in (" ", "\t") or fn[0] in " \t" or fn.startswith(_NOT_CALLS):
+                return None
+            f = Frame(key[0], *parse_file_line(loc))
+            f = calls[key] = cache.equal.setdefault(f, f)
+        frames.append(f)
+    return Stack(tuple(frames), False, created)
+
+
+_NOT_CALLS = ("created by ", "...", "non-Go function")
+
+
+def _parse_stack(text: bytes) -> tuple[Stack, bool]:
     frames: list[Frame] = []
     elided = False
     created: Frame | None = None
@@ -290,3 +381,26 @@ def parse_ancestors(text: bytes) -> tuple[Ancestor, ...]:
 
 
 __all__ = ["build", "header_id", "parse", "parse_header", "parse_stack", "scan"]
+
+
+# -- crashes --------------------------------------------------------------------------------
+
+# Prologue lines that say a goroutine crashed: a panic, a fatal error (deadlock, concurrent
+# map writes, stack overflow), a fatal signal. Not SIGQUIT: it dumps every goroutine and none
+# of them failed.
+_CRASH_STARTS = ("panic: ", "fatal error: ", "[signal ", "unexpected signal", "unexpected fault address")
+
+
+def crashed_goroutine(snap: Snapshot) -> int | None:
+    """The id of the goroutine that panicked or crashed, when the dump is a crash's traceback.
+
+    Go prints that goroutine first (`goroutine 1 [running]:` after `panic: ...` or
+    `fatal error: ...`), whatever GOTRACEBACK says; None for other dumps."""
+    t = snap.table
+    if snap.format != "debug=2" or t.counts is not None or not len(t):
+        return None
+    for line in snap.prologue.split("\n"):
+        signal = line.startswith("SIG") and ": " in line and not line.startswith("SIGQUIT")
+        if signal or line.startswith(_CRASH_STARTS):
+            return int(t.ids[0])
+    return None

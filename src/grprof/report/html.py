@@ -12,6 +12,7 @@ from html import escape
 
 import grprof
 from grprof.detect.model import Finding
+from grprof.formats.traceback import crashed_goroutine
 from grprof.model import Frame, Group
 from grprof.report.flame import render_svg
 from grprof.report.model import Report, SnapshotReport
@@ -153,6 +154,11 @@ def _summary(sr: SnapshotReport) -> str:
         ),
         ("Go version", escape(s.go_version) if s.go_version else "unknown"),
     ]
+    crashed = crashed_goroutine(s)
+    if crashed is not None:
+        rows.append(("Crashed", f'<b class="warn">goroutine {crashed}</b> (its group is listed first)'))
+    if s.format != "debug=2":
+        rows.append(("States", "inferred from the stacks: this format carries no goroutine states"))
     if sr.hidden_groups:
         rows.append(("Hidden by filter", f"{sr.hidden_groups} groups ({sr.hidden_goroutines} goroutines)"))
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -186,15 +192,19 @@ def _flame(i: int, sr: SnapshotReport, width: int) -> str:
 
 def _groups(i: int, sr: SnapshotReport, max_groups: int) -> str:
     aggregated = sr.snapshot.table.aggregated
-    shown = sr.groups[:max_groups]
+    # A crash's failing goroutine first, then largest first.
+    crashed_id = crashed_goroutine(sr.snapshot)
+    crashed = None if crashed_id is None else next((g for g in sr.groups if crashed_id in g.ids), None)
+    ordered = sr.groups if crashed is None else [crashed, *(g for g in sr.groups if g is not crashed)]
+    shown = ordered[:max_groups]
     head = (
         "<tr><th>#</th><th>Goroutines</th><th>State</th><th>Max wait</th><th>Leaked</th>"
         '<th>Orphans</th><th title="The innermost frame outside the Go runtime and standard library">'
         "Site and stack</th><th>Created by</th>"
         "<th>Labels</th></tr>"
     )
-    rows = "".join(_group_row(f"s{i}", n, g, aggregated) for n, g in enumerate(shown, 1))
-    rest = sr.groups[max_groups:]
+    rows = "".join(_group_row(f"s{i}", n, g, aggregated, g is crashed) for n, g in enumerate(shown, 1))
+    rest = ordered[max_groups:]
     note = (
         f'<p class="note">{len(rest)} smaller groups ({sum(g.count for g in rest)} goroutines) are not '
         "listed; they are in the flame graph. Narrow the report with --filter or --min-count.</p>"
@@ -206,8 +216,16 @@ def _groups(i: int, sr: SnapshotReport, max_groups: int) -> str:
     return f'<h3>Groups ({len(sr.groups)})</h3><table class="groups">{head}{rows}</table>{note}'
 
 
-def _group_row(snap: str, n: int, g: Group, aggregated: bool) -> str:
+_CRASHED = (
+    '<div class="tags"><b class="warn" title="The goroutine the crash dump says failed">crashed</b></div>'
+)
+_INFERRED_TIP = "Inferred from the stack: this format carries no goroutine states"
+
+
+def _group_row(snap: str, n: int, g: Group, aggregated: bool, crashed: bool = False) -> str:
     states = ", ".join(f"{escape(s)}" + (f" ({c})" if len(g.states) > 1 else "") for s, c in g.states.items())
+    if g.state_inferred:
+        states += f' <span class="tags" title="{_INFERRED_TIP}">(inferred)</span>'
     # Aggregated formats (debug=0/1) carry no wait times or goroutine ids: say unknown, not 0.
     wait = "–" if aggregated else (f"{g.max_wait_minutes} min" if g.max_wait_minutes else "&lt;1 min")
     orphans = "–" if aggregated else _num(len(g.orphans))
@@ -218,7 +236,7 @@ def _group_row(snap: str, n: int, g: Group, aggregated: bool) -> str:
         states += '<div class="tags">' + ", ".join(tags) + "</div>"
     return (
         # Ids carry the snapshot: the same stack in two snapshots has the same signature.
-        f'<tr id="{snap}-g-{escape(g.signature)}"><td class="num">{n}</td>'
+        f'<tr id="{snap}-g-{escape(g.signature)}"><td class="num">{n}{_CRASHED if crashed else ""}</td>'
         f'<td class="num"><b>{g.count}</b></td>'
         f'<td>{states}</td><td class="num">{wait}</td><td class="num">{_num(g.leaked)}</td>'
         f'<td class="num">{orphans}</td><td class="site">{_stack(g)}</td>'

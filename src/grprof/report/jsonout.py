@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from grprof import __version__
+from grprof.formats.traceback import crashed_goroutine
 from grprof.model import Frame, Group
 from grprof.report.model import Report, SnapshotReport
 
@@ -16,13 +17,16 @@ def _frame(f: Frame | None) -> dict[str, Any] | None:
     return f.to_json() if f is not None else None
 
 
-def group_json(g: Group, snapshot: int) -> dict[str, Any]:
+def group_json(g: Group, snapshot: int, crashed: int | None = None) -> dict[str, Any]:
+    """A group; `crashed` is the id of the goroutine a crash dump says failed, if any."""
     return {
         "snapshot": snapshot,
         "signature": g.signature,
         "count": g.count,
         "state": g.state,
         "states": g.states,
+        "state_inferred": g.state_inferred,
+        "crashed": crashed is not None and crashed in g.ids,
         "max_wait_minutes": g.max_wait_minutes,
         "wait_minutes": [{"minutes": m, "count": n} for m, n in g.wait_minutes.items()],
         "leaked": g.leaked,
@@ -51,11 +55,17 @@ def snapshot_json(i: int, sr: SnapshotReport) -> dict[str, Any]:
         "truncated": s.truncated,
         "go_version": s.go_version,
         "prologue": s.prologue or None,
+        "crashed_goroutine": crashed_goroutine(s),
         "states": sr.states,
         "groups": len(sr.groups),
         "hidden_groups": sr.hidden_groups,
         "hidden_goroutines": sr.hidden_goroutines,
     }
+
+
+def _groups_json(i: int, sr: SnapshotReport) -> list[dict[str, Any]]:
+    crashed = crashed_goroutine(sr.snapshot)
+    return [group_json(g, i, crashed) for g in sr.groups]
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -70,7 +80,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "min_count": flt.min_count,
         },
         "snapshots": [snapshot_json(i, sr) for i, sr in enumerate(report.snapshots)],
-        "groups": [group_json(g, i) for i, sr in enumerate(report.snapshots) for g in sr.groups],
+        "groups": [g for i, sr in enumerate(report.snapshots) for g in _groups_json(i, sr)],
         "detection": detection_json(report),
         "findings": [f.to_json() for f in report.findings],
     }

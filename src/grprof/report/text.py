@@ -12,8 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from grprof.detect.model import Finding
+from grprof.formats.traceback import crashed_goroutine
 from grprof.model import Frame, Group
 from grprof.report.model import Report, SnapshotReport
+
+INFERRED = " (inferred)"
+"""After a state that grprof inferred from the stack (debug=0, debug=1) rather than read."""
 
 
 def _short_path(path: str, keep: int = 2) -> str:
@@ -42,6 +46,20 @@ def _minutes(m: int) -> str:
     return f"{m} min" if m else "-"
 
 
+def state_text(g: Group) -> str:
+    """The group's state, marked when inferred: `chan receive (inferred)`."""
+    return g.state + (INFERRED if g.state_inferred else "")
+
+
+def crash_first(sr: SnapshotReport) -> tuple[list[Group], Group | None]:
+    """The groups in report order, the crashed goroutine's group (if shown) moved first."""
+    gid = crashed_goroutine(sr.snapshot)
+    crashed = None if gid is None else next((g for g in sr.groups if gid in g.ids), None)
+    if crashed is None:
+        return sr.groups, None
+    return [crashed, *(g for g in sr.groups if g is not crashed)], crashed
+
+
 def summary(sr: SnapshotReport) -> RenderableType:
     s = sr.snapshot
     kind = f"{s.format} {s.profile} {'profile' if s.format != 'debug=2' else 'dump'}"
@@ -63,7 +81,21 @@ def summary(sr: SnapshotReport) -> RenderableType:
         )
     if s.prologue:
         lines.append(Text(s.prologue if len(s.prologue) < 600 else s.prologue[:600] + " …", style="red"))
+    gid = crashed_goroutine(s)
+    if gid is not None:
+        t = s.table  # the crashed goroutine is the dump's first
+        st, state = t.stacks[t.stack[0]], t.headers[t.header[0]].state
+        where = next((f for f in st.frames if not f.is_runtime), st.frames[0] if st.frames else None)
+        lines.append(
+            Text.from_markup(
+                f"[bold red]crashed:[/] goroutine {gid} {escape('[' + state + ']')}"
+                + (f" at {escape(frame_text(where))}" if where else "")
+                + " [dim](its group is listed first)[/]"
+            )
+        )
     states = " · ".join(f"{escape(k)} [bold]{v:,}[/]" for k, v in sr.states.items())
+    if s.format != "debug=2":
+        states += " [dim](inferred from the stacks: this format carries no states)[/]"
     lines.append(Text.from_markup(f"[dim]states:[/] {states}"))
     if sr.hidden_groups:
         lines.append(
@@ -75,6 +107,7 @@ def summary(sr: SnapshotReport) -> RenderableType:
 
 
 def groups_table(sr: SnapshotReport, top: int) -> Table:
+    """The top groups, largest first; a crash's failing goroutine's group comes first."""
     t = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
     for col, kw in (
         ("#", {"justify": "right", "style": "dim"}),
@@ -88,8 +121,11 @@ def groups_table(sr: SnapshotReport, top: int) -> Table:
         ("labels", {"overflow": "fold"}),
     ):
         t.add_column(col, **kw)  # type: ignore[arg-type]
-    for i, g in enumerate(sr.groups[:top], 1):
-        state = g.state + (f" +{len(g.states) - 1}" if len(g.states) > 1 else "")
+    groups, crashed = crash_first(sr)
+    for i, g in enumerate(groups[:top], 1):
+        state = state_text(g) + (f" +{len(g.states) - 1}" if len(g.states) > 1 else "")
+        if g is crashed:
+            state += " (crashed)"
         t.add_row(
             str(i),
             f"{g.count:,}",
@@ -104,11 +140,13 @@ def groups_table(sr: SnapshotReport, top: int) -> Table:
     return t
 
 
-def stack_text(g: Group, index: int, max_frames: int) -> Text:
+def stack_text(g: Group, index: int, max_frames: int, crashed: bool = False) -> Text:
     t = Text()
     t.append(f"#{index} ", style="dim")
+    if crashed:
+        t.append("crashed: ", style="bold red")
     t.append(f"{g.count:,} goroutines", style="bold")
-    t.append(f" · {g.state}")
+    t.append(f" · {state_text(g)}")
     if g.max_wait_minutes:
         t.append(f" · up to {g.max_wait_minutes} min")
     t.append("\n")
@@ -249,8 +287,9 @@ def render(
         console.print(groups_table(sr, top))
         if len(sr.groups) > top:
             console.print(f"[dim]… {len(sr.groups) - top:,} more groups (--top to show more)[/]")
-        for i, g in enumerate(sr.groups[:stacks], 1):
-            console.print(stack_text(g, i, max_frames))
+        groups, crashed = crash_first(sr)
+        for i, g in enumerate(groups[:stacks], 1):
+            console.print(stack_text(g, i, max_frames, crashed=g is crashed))
 
 
 def make_console() -> Console:

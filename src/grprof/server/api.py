@@ -178,6 +178,12 @@ def meta_json(m: SnapshotMeta) -> dict[str, Any]:
     }
 
 
+def group_json(m: SnapshotMeta, g: StoredGroup) -> dict[str, Any]:
+    """A stored group; `state_inferred`: its snapshot's format (debug=0, debug=1) carries no
+    goroutine states, so grprof inferred them from the stacks."""
+    return {**g.to_json(), "state_inferred": m.format in ("debug=0", "debug=1")}
+
+
 def target_json(t: StoredTarget, rt: TargetRuntime | None) -> dict[str, Any]:
     return {
         "name": t.name,
@@ -372,7 +378,7 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
             {
                 "snapshot": meta_json(meta),
                 "blocked": blocked_by_class(groups),
-                "groups": [g.to_json() for g in ordered],
+                "groups": [group_json(meta, g) for g in ordered],
             }
         )
 
@@ -432,7 +438,7 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
                 "target": meta.target,
                 "snapshot": meta_json(meta),
                 "goroutines": g.labels.get(k, {}).get(v, 0),
-                "group": g.to_json(),
+                "group": group_json(meta, g),
             }
             for meta, g in hits
         ]

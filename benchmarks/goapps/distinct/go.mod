@@ -1,0 +1,3 @@
+module grprof.bench/distinct
+
+go 1.26

@@ -1,0 +1,3 @@
+module grprof.test/liars
+
+go 1.21
