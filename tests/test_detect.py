@@ -220,3 +220,13 @@ def test_max_verdict_caps_a_growing_group_without_proof(tmp_path: Path) -> None:
     assert [(f.site and f.site.function, f.verdict) for f in proven] == [
         ("main.leakyHandler.func1", "leak")
     ]
+
+
+def test_a_rule_says_how_long_its_goroutines_may_wait() -> None:
+    """A readLoop in `select` is idle by its state, but the rule that knows net/http says it holds
+    a response body nobody closed (`wait_kind: blocking`): its growth is a leak, not load."""
+    zoo = FIXTURES / "zoo"
+    counted = [grprof.load(p) for p in sorted(zoo.glob("*.goroutine.debug1.txt"))]
+    d = detect(counted, Options(interval=30.0))
+    [f] = [f for f in d.findings if f.rule == "http-client-body-not-closed"]
+    assert (f.wait_kind, f.state) == ("blocking", "select")

@@ -164,6 +164,10 @@ def test_unknown_key_names_file_rule_and_key(tmp_path: Path) -> None:
             RULE + "        max_verdict: maybe\n",
             'rule 1 (id "mine"): max_verdict: want "leak" or "suspect"',
         ),
+        (
+            RULE + "        wait_kind: sleepy\n",
+            'rule 1 (id "mine"): wait_kind: want one of blocking, waiting, idle',
+        ),
         (RULE.replace("id: mine", "id: Mine!"), 'rule 1 (id "Mine!"): id: want lowercase'),
         (RULE + RULE.split("rules:\n")[1], 'rule 2 (id "mine"): id "mine" is used twice'),
         (

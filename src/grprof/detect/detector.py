@@ -86,7 +86,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
             ignored[why] = ignored.get(why, 0) + 1
             continue
         reps.append((track, rep, _read_wait(opts.source_dir, rep)))
-    kinds = {t.id: wait_kind(rep, st, w.kind if w else None) for t, rep, w in reps}
+    kinds = {t.id: _kind(rules, rep, st, w) for t, rep, w in reps}
     blocked = frozenset[int]()
     if len(series.detailed) >= st.persistence_snapshots:
         blocked = blocked_ids(series, st, kinds)
@@ -261,6 +261,15 @@ _UNKNOWN = Explanation(
     "Make sure every goroutine started here has a way to finish: a channel that is closed or "
     "buffered, a context that is cancelled, a resource that is closed.",
 )
+
+
+def _kind(rules: RuleSet, rep: Group, st: Settings, wait: SourceWait | None) -> WaitKind:
+    """The wait kind: the matching rule's when it says (it knows the library), else the
+    source's, else the stack's (detect.yaml `wait_kinds`)."""
+    rule = rules.match(rep, wait)
+    if rule is not None and rule.wait_kind in ("blocking", "waiting", "idle"):
+        return rule.wait_kind  # type: ignore[return-value]
+    return wait_kind(rep, st, wait.kind if wait else None)
 
 
 def _read_wait(source_dir: Path | None, rep: Group) -> SourceWait | None:

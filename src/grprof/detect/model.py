@@ -83,6 +83,10 @@ class Explanation:
     max_verdict: Verdict | None = None
     """The strongest verdict the rule allows without runtime proof: "suspect" for patterns that
     are normal at any steady size and grow with load (idle keep-alive connections)."""
+    wait_kind: str | None = None
+    """How long the matched goroutines may healthily wait (`blocking`, `waiting`, `idle`), when
+    the rule knows better than the state: a client connection's readLoop in `select` holds a
+    response body nobody closed (blocking), though a `select` is idle elsewhere."""
 
 
 @dataclass(frozen=True, slots=True)

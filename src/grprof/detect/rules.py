@@ -47,7 +47,8 @@ SHIPPED = "grprof/data/rules.yaml"
 VERSION = 1
 
 _TOP_KEYS = ("version", "rules", "ignore", "stack")
-_RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "max_verdict", "enabled")
+_RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "max_verdict", "wait_kind", "enabled")
+_WAIT_KINDS = ("blocking", "waiting", "idle")
 _RULE_REQUIRED = ("id", "category", "when", "title", "explanation", "fix")
 _WHEN_KEYS = (
     "state",
@@ -313,6 +314,7 @@ class Rule:
     """Any of these."""
     source: str = ""
     max_verdict: Verdict | None = None
+    wait_kind: str | None = None
 
     def matches(self, view: _View) -> bool:
         return any(c.matches(view) for c in self.when)
@@ -335,6 +337,7 @@ class Rule:
             fix=fill(self.fix),
             rule=self.id,
             max_verdict=self.max_verdict,
+            wait_kind=self.wait_kind,
         )
 
     @property
@@ -786,6 +789,9 @@ def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
     max_verdict = item.get("max_verdict")
     if max_verdict is not None and max_verdict not in ("leak", "suspect"):
         raise RulesError(f'{where}: max_verdict: want "leak" or "suspect", got {_kind(max_verdict)}')
+    wait_kind = item.get("wait_kind")
+    if wait_kind is not None and wait_kind not in _WAIT_KINDS:
+        raise RulesError(f"{where}: wait_kind: want one of {', '.join(_WAIT_KINDS)}, got {_kind(wait_kind)}")
     when = item["when"]
     conditions = when if isinstance(when, list) else [when]
     if not conditions:
@@ -803,6 +809,7 @@ def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
         when=parsed,
         source=where,
         max_verdict=max_verdict,
+        wait_kind=wait_kind,
     )
 
 
