@@ -12,7 +12,7 @@ import pytest
 from gobuild import fetch, run_goapp
 
 import grprof
-from grprof.detect.detector import Options, detect
+from grprof.detect.detector import Detection, Options, detect
 from grprof.detect.rules import load_rules
 from grprof.detect.series import Point, Track, build_series
 from grprof.detect.signals import default_settings, growth, kendall_tau, theil_sen
@@ -230,3 +230,23 @@ def test_a_rule_says_how_long_its_goroutines_may_wait() -> None:
     d = detect(counted, Options(interval=30.0))
     [f] = [f for f in d.findings if f.rule == "http-client-body-not-closed"]
     assert (f.wait_kind, f.state) == ("blocking", "select")
+
+
+def test_units_form_when_the_latest_snapshot_has_no_ids() -> None:
+    """A daemon scrapes debug=1 between debug=2 captures: the creators seen in the latest debug=2
+    snapshot still tie a unit together when the newest snapshot is a debug=1."""
+    zoo = FIXTURES / "zoo"
+    d2 = sorted(zoo.glob("*.goroutine.debug2.txt"))
+    d1 = sorted(zoo.glob("*.goroutine.debug1.txt"))
+    ending_in_ids = detect([grprof.load(p) for p in d2], Options(interval=30.0))
+    mixed = detect([*(grprof.load(p) for p in d2[:-1]), grprof.load(d1[-1])], Options(interval=30.0))
+
+    def started(d: Detection) -> set[str]:
+        return {
+            f.id
+            for f in d.findings
+            if f.members and any("started" in e.summary for e in f.evidence if e.signal == "unit")
+        }
+
+    assert started(ending_in_ids)
+    assert started(mixed) == started(ending_in_ids)

@@ -95,7 +95,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
         if f is None:
             continue
         explain(f, rep, rules, opts.source_dir, st.scoring, wait)
-        judged.append(Judged(f, track, rep))
+        judged.append(Judged(f, track, rep, track.points[series.detailed[-1]] if series.detailed else None))
     if not opts.inconclusive:
         judged = [j for j in judged if j.finding.verdict != "inconclusive"]
     findings = merge_units(judged)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from grprof.detect.model import VERDICTS, Evidence, Finding, Member
-from grprof.detect.series import Track, point_ids
+from grprof.detect.series import Point, Track, point_ids
 from grprof.model import Group
 
 MAX_FINDINGS = 2_000
@@ -33,6 +33,9 @@ class Judged:
     finding: Finding
     track: Track
     group: Group
+    detail: Point | None = None
+    """The track in the latest per-goroutine snapshot (ids and creators), which need not be
+    the latest snapshot: a daemon scrapes debug=1 between its debug=2 captures."""
 
 
 def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
@@ -55,12 +58,11 @@ def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
 
 
 def _ids(j: Judged) -> frozenset[int]:
-    p = j.track.latest
-    return point_ids(p) if p is not None else frozenset()
+    return point_ids(j.detail) if j.detail is not None else frozenset()
 
 
 def _creators(j: Judged) -> set[int]:
-    p = j.track.latest
+    p = j.detail
     return {c for g in p.groups for c in g.creators} if p is not None else set()
 
 
