@@ -248,11 +248,12 @@ def test_postgres_shards_match_sqlite(tmp_path: Path, postgres: PgServer) -> Non
 def test_serve_collects_the_young_generation_less_often() -> None:
     import gc
 
-    from grprof.cli_serve import GC_THRESHOLDS, tune_gc
+    from grprof._gc import THRESHOLDS as GC_THRESHOLDS
+    from grprof._gc import tune
 
     before = gc.get_threshold()
     try:
-        tune_gc()
+        tune(freeze=True)
         assert gc.get_threshold() == GC_THRESHOLDS
         assert GC_THRESHOLDS[0] > before[0]
         assert gc.get_freeze_count() > 0  # start-up objects are out of every collection

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from grprof import __version__
+from grprof import __version__, _gc
 from grprof.aggregate import SIMILARITIES, Similarity
 from grprof.errors import GrprofError
 from grprof.loader import read_input
@@ -293,6 +293,7 @@ def analyze(args: argparse.Namespace) -> int:
     from grprof.detect.detector import detect
     from grprof.report.model import GroupFilter, build_report
 
+    _gc.tune()  # a short-lived process holding many parsed stacks: see grprof/_gc.py
     opts = detection_options(args)
     snaps = load_inputs(args.inputs, args.max_size, args.timeout)
     detection = detect(snaps, opts)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
 from pathlib import Path
 
+from grprof import _gc
 from grprof.cli import EXIT_BAD_INPUT, UsageError
 from grprof.collect.shard import parse_shard
 from grprof.config import Config, load_config
@@ -47,18 +47,6 @@ def read_token(path: str | None) -> str | None:
     return token
 
 
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_gc() -> None:
-    """A daemon keeps a large heap of long-lived snapshots: with CPython's default thresholds
-    (700, 10, 10) the cyclic collector rescans it so often that it took a fifth of the CPU at
-    1,000 targets (docs/performance.md). Collect the young generation less often, and leave
-    what exists at start-up (modules, rules, config) out of every collection."""
-    gc.set_threshold(*GC_THRESHOLDS)
-    gc.freeze()
-
-
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -81,7 +69,7 @@ def serve(args: argparse.Namespace) -> int:
         shard=shard,
         api_token=read_token(args.api_token_file),
     )
-    tune_gc()
+    _gc.tune(freeze=True)
     try:
         asyncio.run(daemon.run())
     except OSError as e:  # the listen address is taken, the db path is not writable...

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict
 from grprof.detect.rules import RuleSet, load_rules
@@ -86,7 +86,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
             ignored[why] = ignored.get(why, 0) + 1
             continue
         reps.append((track, rep, _read_wait(opts.source_dir, rep)))
-    kinds = {t.id: _kind(rules, rep, st, w) for t, rep, w in reps}
+    kinds = {t.id: _kind(rules, t, rep, st, w) for t, rep, w in reps}
     blocked = frozenset[int]()
     if len(series.detailed) >= st.persistence_snapshots:
         blocked = blocked_ids(series, st, kinds)
@@ -263,12 +263,18 @@ _UNKNOWN = Explanation(
 )
 
 
-def _kind(rules: RuleSet, rep: Group, st: Settings, wait: SourceWait | None) -> WaitKind:
+def _kind(rules: RuleSet, track: Track, rep: Group, st: Settings, wait: SourceWait | None) -> WaitKind:
     """The wait kind: the matching rule's when it says (it knows the library), else the
-    source's, else the stack's (detect.yaml `wait_kinds`)."""
-    rule = rules.match(rep, wait)
-    if rule is not None and rule.wait_kind in ("blocking", "waiting", "idle"):
-        return rule.wait_kind  # type: ignore[return-value]
+    source's, else the stack's (detect.yaml `wait_kinds`).
+
+    Rules are asked only about groups whose count moved: the kind weighs growth, and a flat
+    group of library goroutines has no persistence to weigh (matching every rule against
+    every group of a dump with 20,000 distinct stacks would cost seconds)."""
+    counts = track.counts
+    if counts and min(counts) != max(counts):
+        rule = rules.match(rep, wait)
+        if rule is not None and rule.wait_kind in ("blocking", "waiting", "idle"):
+            return cast(WaitKind, rule.wait_kind)
     return wait_kind(rep, st, wait.kind if wait else None)
 
 
