@@ -507,17 +507,27 @@ def _ticker_channels(stmt: Node) -> list[Node]:
 
 def _is_ticker(ch: Node) -> bool:
     """`t.C` of a `time.NewTicker`, or `time.Tick(...)` (directly or through a variable)."""
-    if _call_name(ch) == "time.Tick":
+    return is_timer_channel(ch, "time.Tick", "time.NewTicker")
+
+
+def is_timer_channel(ch: Node, channel_call: str, constructor: str) -> bool:
+    """`ch` is a timer's channel: a call of `channel_call` (`time.After`, `time.Tick`) or a
+    variable holding one, or the `C` of what `constructor` (`time.NewTimer`, `time.NewTicker`)
+    returned, called in place or held in a variable."""
+    if _call_name(ch) == channel_call:
         return True
     name = _ident(ch)
     if name is not None:
         b = _last_binding(ch, name)
-        return b is not None and _call_name(_unparen(b.value)) == "time.Tick"
+        return b is not None and _call_name(_unparen(b.value)) == channel_call
     if ch.type != "selector_expression" or _text(ch.child_by_field_name("field")) != "C":
         return False
-    operand = ch.child_by_field_name("operand")
-    b = _last_binding(ch, _text(operand)) if _ident(operand) else None
-    return b is not None and _call_name(_unparen(b.value)) == "time.NewTicker"
+    operand = _unparen(ch.child_by_field_name("operand"))
+    if _call_name(operand) == constructor:
+        return True
+    oname = _ident(operand)
+    b = None if operand is None or oname is None else _last_binding(operand, oname)
+    return b is not None and _call_name(_unparen(b.value)) == constructor
 
 
 def _ticker_use_ok(ident: Node) -> bool:

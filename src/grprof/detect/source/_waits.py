@@ -51,6 +51,7 @@ from grprof.detect.source._syntax import (
     _unparen,
     _uses,
     _walk,
+    is_timer_channel,
 )
 from grprof.model import Frame, Group
 
@@ -515,20 +516,7 @@ def _go_call_of(go: Node) -> Node | None:
 
 def _is_one_shot_timer(ch: Node) -> bool:
     """`time.After(d)`, a Timer's `C` (`time.NewTimer(d).C`, `t.C`), or a variable holding one."""
-    if _call_name(ch) == "time.After":
-        return True
-    name = _ident(ch)
-    if name is not None:
-        b = _last_binding(ch, name)
-        return b is not None and _call_name(_unparen(b.value)) == "time.After"
-    if ch.type != "selector_expression" or _text(ch.child_by_field_name("field")) != "C":
-        return False
-    operand = _unparen(ch.child_by_field_name("operand"))
-    if _call_name(operand) == "time.NewTimer":
-        return True
-    oname = _ident(operand)
-    b = None if operand is None or oname is None else _last_binding(operand, oname)
-    return b is not None and _call_name(_unparen(b.value)) == "time.NewTimer"
+    return is_timer_channel(ch, "time.After", "time.NewTimer")
 
 
 def _ticker_wait(ctx: _Ctx, tick: Node, stmt: Node, func: Node, made: _Made) -> SourceWait:
