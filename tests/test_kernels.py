@@ -24,7 +24,6 @@ from kernels import (
     check_recording,
     evaluate,
     false_leaks,
-    leak_misses,
     leak_share,
     load_recording,
     record_live,
@@ -35,18 +34,6 @@ STRICT = ("debug=2", "debug=2+source")
 checked with the source: without it, a `<-ctx.Done()` or a ticker loop parks in the same channel
 frames as any receive, and the stack can honestly say only "channel" (docs/rules.md)."""
 WITH_CATEGORY = ("debug=2+source",)
-KNOWN_MISSES = {
-    "errgroup-no-context/wait": (
-        "the request-like goroutine stuck in Wait was started by main, which is alive and not "
-        "stuck: nothing in the ids tells it from a supervisor waiting on long-lived workers"
-    ),
-    "errgroup-no-context/consumer": (
-        "one call's consumer in a range loop over a channel nobody closes (an idle wait), started "
-        "by the stuck Wait: a suspect, as a pool's worker started by one call would be"
-    ),
-}
-"""Leaks the debug=2 series does not call a leak, and why (docs/detection.md); the goroutineleak
-profile proves both."""
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +86,8 @@ def test_kernels_series(recording: Recording, name: str) -> None:
         missed = [
             o
             for o in results
-            if o.kind == "leak"
-            and o.name not in KNOWN_MISSES
-            and not (o.found if v.name in WITH_CATEGORY else o.verdict == "leak")
+            if o.kind == "leak" and not (o.found if v.name in WITH_CATEGORY else o.verdict == "leak")
         ]
         if missed:
             failures.append(_report(f"{name}: leaks not found as a leak (in their category)", missed))
-        known = [o for o in leak_misses(results) if o.name in KNOWN_MISSES]
-        print(f"{name}: known misses: {[o.name for o in known]}")
     assert not failures, "\n".join(failures)

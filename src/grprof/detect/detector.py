@@ -11,7 +11,7 @@ of request-started goroutines alone, make a suspect. A count alone says nothing:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -36,6 +36,7 @@ from grprof.detect.signals import (
     steady,
     turnover,
     wait_kind,
+    waits_on_leaked,
 )
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.detect.units import Judged, merge_units
@@ -90,17 +91,47 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     blocked = frozenset[int]()
     if len(series.detailed) >= st.persistence_snapshots:
         blocked = blocked_ids(series, st, kinds)
-    for track, rep, wait in reps:
+    detail = (lambda t: t.points[series.detailed[-1]]) if series.detailed else (lambda t: None)
+    found: dict[str, Judged] = {}
+    for track, rep, _ in reps:
         f = judge(track, rep, series, st, sla_state, blocked, kinds[track.id])
-        if f is None:
-            continue
-        explain(f, rep, rules, opts.source_dir, st.scoring, wait)
-        judged.append(Judged(f, track, rep, track.points[series.detailed[-1]] if series.detailed else None))
+        if f is not None:
+            found[track.id] = Judged(f, track, rep, detail(track))
+    # Goroutines blocked on leaks they started leak with them: a second look at the blocked
+    # ones, once the first pass knows which groups leak.
+    parents = _leak_creators(found.values())
+    if parents and len(series.detailed) >= st.persistence_snapshots:
+        for track, rep, _ in reps:
+            j = found.get(track.id)
+            if j is not None and j.finding.verdict == "leak":
+                continue
+            extra = waits_on_leaked(track, series, st, kinds[track.id], parents)
+            if extra is not None:
+                f = judge(track, rep, series, st, sla_state, blocked, kinds[track.id], extra)
+                if f is not None:
+                    found[track.id] = Judged(f, track, rep, detail(track))
+    waits = {t.id: w for t, _, w in reps}
+    for j in found.values():
+        explain(j.finding, j.group, rules, opts.source_dir, st.scoring, waits[j.track.id])
+    judged = list(found.values())
     if not opts.inconclusive:
         judged = [j for j in judged if j.finding.verdict != "inconclusive"]
     findings = merge_units(judged)
     findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
     return Detection(findings, series, sla_state, ignored, thin_series(series, st))
+
+
+def _leak_creators(judged: Iterable[Judged]) -> dict[int, str]:
+    """Creator goroutine id -> site function, for the leaks' creators (latest debug=2)."""
+    out: dict[int, str] = {}
+    for j in judged:
+        if j.finding.verdict != "leak" or j.detail is None:
+            continue
+        site = j.finding.site.function if j.finding.site else j.finding.id
+        for g in j.detail.groups:
+            for c in g.creators:
+                out.setdefault(c, site)
+    return out
 
 
 def thin_series(series: Series, st: Settings) -> str | None:
@@ -156,6 +187,7 @@ def weigh(
     st: Settings,
     blocked: frozenset[int] = frozenset(),
     kind: WaitKind | None = None,
+    extra: Evidence | None = None,
 ) -> tuple[list[Evidence], Growth, WaitKind]:
     """Every piece of evidence about a track, for and against, each with its weight.
 
@@ -196,6 +228,7 @@ def weigh(
         _weighted(orph, orph_w),
         churn,
         unproven,
+        extra,
     ]
     return [e for e in evidence if e is not None], grow, kind
 
@@ -208,8 +241,9 @@ def judge(
     sla: SLAState,
     blocked: frozenset[int] = frozenset(),
     kind: WaitKind | None = None,
+    extra: Evidence | None = None,
 ) -> Finding | None:
-    evidence, grow, kind = weigh(track, rep, series, st, blocked, kind)
+    evidence, grow, kind = weigh(track, rep, series, st, blocked, kind, extra)
     sc = st.scoring
     score = sum(e.weight for e in evidence)
     verdict: Verdict | None = None

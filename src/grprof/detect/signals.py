@@ -469,7 +469,7 @@ def persistence(
     if not stuck_orphans:
         return None
     present = present_ids(series.snapshots[last])
-    calls = len({c for grp in p.groups for c in grp.creators if c not in present})
+    calls = len({c for grp in p.groups for c in grp.creators if c not in present or c in stuck_creators})
     w = st.scoring.weight(f"persistence_{kind}")
     if calls >= 2:
         w += st.scoring.weight("persistence_calls")
@@ -478,7 +478,9 @@ def persistence(
     if first is not None and p.max_wait > first.max_wait:
         waited = f", waiting {first.max_wait} → {p.max_wait} min"
     shown = ", ".join(str(i) for i in sorted(stuck_orphans)[:5]) + ("…" if len(stuck_orphans) > 5 else "")
-    from_calls = f", started by {calls} calls that have all returned" if calls >= 2 else ", creator gone"
+    from_calls = (
+        f", started by {calls} calls that have all returned or are stuck" if calls >= 2 else ", creator gone"
+    )
     summary = (
         f"the same {len(stuck_orphans)} goroutine{'s' if len(stuck_orphans) != 1 else ''} (id {shown}) "
         f"stayed blocked in {g.state or 'an unknown wait'} ({kind} wait) across {n} debug=2 snapshots "
@@ -588,4 +590,36 @@ def not_proven(track: Track, series: Series, st: Settings, kind: WaitKind, group
     summary = f"{profiles}: not provable by the runtime because {why}"
     return Evidence(
         "not_proven", summary, 0, None, {"provable": True}, weight=st.scoring.weight("not_proven")
+    )
+
+
+def waits_on_leaked(
+    track: Track, series: Series, st: Settings, kind: WaitKind, leaked_creators: Mapping[int, str]
+) -> Evidence | None:
+    """A goroutine stuck in a blocking wait (a WaitGroup's Wait, a receive) for goroutines it
+    started that are leaks themselves: it can only return once they do, so it leaks with them
+    (an errgroup whose task blocks forever, and the request goroutine waiting in Wait).
+
+    `leaked_creators`: creator goroutine id -> the site of the leak it started."""
+    if kind != "blocking" or not leaked_creators:
+        return None
+    ids, start, n = persisting(track, series)
+    if n < st.persistence_snapshots or _minutes(series, start, series.detailed[-1]) < st.persistence_span:
+        return None
+    parents = sorted(i for i in ids if i in leaked_creators)
+    if not parents:
+        return None
+    sites = sorted({leaked_creators[i] for i in parents})
+    summary = (
+        f"{len(parents)} of these goroutines (id {', '.join(map(str, parents[:5]))}) stayed blocked "
+        f"across {n} debug=2 snapshots waiting on goroutines they started that leak "
+        f"({', '.join(sites[:3])}): they return only when those do"
+    )
+    return Evidence(
+        "persistence",
+        summary,
+        len(parents),
+        None,
+        {"ids": parents[:20], "waits_on": sites[:5]},
+        weight=st.scoring.weight("waits_on_leaked"),
     )
