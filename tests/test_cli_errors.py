@@ -5,15 +5,19 @@ from __future__ import annotations
 import gzip
 import http.server
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serveproc import run_serve
 
 GRPROF = [sys.executable, "-m", "grprof.cli"]
 
@@ -143,3 +147,137 @@ def test_http_timeout(server: str) -> None:
     t0 = time.monotonic()
     line = assert_bad_input(run("analyze", "--timeout", "0.5", url), url, "timed out after 0.5s")
     assert time.monotonic() - t0 < 4.5, line
+
+
+# -- serve: the error comes before the "serve on" line, as one line, exit 2 ------------------
+
+
+def serve_fails(tmp_path: Path, *args: str) -> str:
+    p = run("serve", "--db", str(tmp_path / "g.db"), *args, timeout=60)
+    line = assert_bad_input(p, *(a for a in args if not a.startswith("-")))
+    assert "serve on" not in p.stderr + p.stdout
+    return line
+
+
+@pytest.mark.parametrize(
+    ("listen", "needle"),
+    [("nonsense", "must be HOST:PORT"), ("127.0.0.1:99999", "must be HOST:PORT")],
+)
+def test_serve_bad_listen(tmp_path: Path, listen: str, needle: str) -> None:
+    line = serve_fails(tmp_path, "--listen", listen)
+    assert f"--listen {listen}:" in line and needle in line
+
+
+def test_serve_unresolvable_listen_host(tmp_path: Path) -> None:
+    line = serve_fails(tmp_path, "--listen", "no-such-host.invalid:8080")
+    assert "cannot resolve" in line
+
+
+def test_serve_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        line = serve_fails(tmp_path, "--listen", listen)
+    assert "address already in use" in line
+    assert not (tmp_path / "g.db").exists()  # failed before opening (creating) the database
+
+
+def test_serve_bad_config_value(tmp_path: Path) -> None:
+    cfg = tmp_path / "grprof.yaml"
+    cfg.write_text("listen: 127.0.0.1:8080\nscrape: {interval: soon}\n")
+    line = serve_fails(tmp_path, "--config", str(cfg))
+    assert f"{cfg}:2: scrape.interval" in line
+
+
+def test_serve_missing_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "nope.yaml"
+    line = serve_fails(tmp_path, "--config", str(cfg))
+    assert "cannot read the configuration: No such file" in line
+
+
+def test_serve_config_is_a_directory(tmp_path: Path) -> None:
+    line = serve_fails(tmp_path, "--config", str(tmp_path))
+    assert "cannot read the configuration" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_serve_unreadable_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "grprof.yaml"
+    cfg.write_text("listen: 127.0.0.1:8080\n")
+    cfg.chmod(0)
+    line = serve_fails(tmp_path, "--config", str(cfg))
+    assert "Permission denied" in line
+
+
+def test_usage_error_is_one_line() -> None:
+    p = run("analyze", "--top", "many", "x.txt")
+    assert_bad_input(p, "--top", "not a number", "grprof analyze --help")
+
+
+# -- broken pipe -------------------------------------------------------------------------------
+
+
+def many_groups(path: Path, n: int = 5000) -> Path:
+    """A dump of `n` distinct goroutine groups: megabytes of report, far over a pipe's buffer."""
+    with path.open("w") as f:
+        for i in range(1, n + 1):
+            f.write(
+                f"goroutine {i} [chan receive, {i % 60} minutes]:\nmain.worker{i}(0xc000{i:06x})\n"
+                f"\t/src/app/main.go:{i} +0x{i:x}\ncreated by main.main in goroutine 1\n"
+                "\t/src/app/main.go:3 +0x1d\n\n"
+            )
+    return path
+
+
+@pytest.mark.parametrize("fmt", [["--json"], ["--top", "5000", "--stacks", "5000"]])
+def test_broken_pipe_is_quiet(tmp_path: Path, fmt: list[str]) -> None:
+    """`grprof analyze big.txt | head -c 10`: status 0, nothing on stderr."""
+    dump = many_groups(tmp_path / "many.txt")
+    grprof = subprocess.Popen(
+        [*GRPROF, "analyze", *fmt, str(dump)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert grprof.stdout is not None
+    head = subprocess.run(["head", "-c", "10"], stdin=grprof.stdout, capture_output=True, timeout=60)
+    grprof.stdout.close()  # only `head` held the read end, and it exited: the pipe is broken
+    _, err = grprof.communicate(timeout=60)
+    assert len(head.stdout) == 10
+    assert grprof.returncode == 0, err
+    assert err == b""
+
+
+# -- /docs offline ------------------------------------------------------------------------------
+
+
+def test_docs_use_packaged_assets(tmp_path: Path) -> None:
+    with run_serve(["--db", str(tmp_path / "g.db")]) as srv:
+        html = srv.get("/docs")
+        urls = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]|url:\s*['"]([^'"]+)['"]""", html)
+        assets = [a or b for a, b in urls]
+        assert any(a.endswith("swagger-ui-bundle.js") for a in assets), html
+        assert any(a.endswith("swagger-ui.css") for a in assets), html
+        for asset in assets:
+            assert asset.startswith("/"), asset  # local: no CDN, no other host
+            with urllib.request.urlopen(srv.base + asset, timeout=30) as r:
+                assert r.status == 200, asset
+                assert r.read(), asset
+        assert "//" not in "".join(a for a in assets)
+        assert "cdn" not in html.lower()
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(srv.base + "/redoc", timeout=30)
+        assert e.value.code == 404
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--version"], ["--help"]])
+def test_reader_gone_before_output(tmp_path: Path, fmt: list[str]) -> None:
+    """Small outputs too (a buffered write fails only at the final flush): quiet, status 0."""
+    dump = many_groups(tmp_path / "few.txt", n=3)
+    r, w = os.pipe()
+    os.close(r)  # the reader left before grprof wrote anything
+    try:
+        args = fmt if fmt in (["--version"], ["--help"]) else ["analyze", *fmt, str(dump)]
+        p = subprocess.run([*GRPROF, *args], stdout=w, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(w)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == b""

@@ -1,6 +1,8 @@
 """Command line: a thin layer over `grprof.load_all` and the reports.
 
-Exit status: 0 success, 1 reserved for `--fail-on` (findings), 2 bad input or usage.
+Exit status (docs/cli.md): 0 success, also when the reader of stdout leaves early (broken pipe);
+1 reserved for `--fail-on` (findings); 2 bad input or usage, as one `grprof: ...` line on stderr;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,11 +25,20 @@ from grprof.model import Snapshot
 if TYPE_CHECKING:
     from grprof.detect.detector import Options
     from grprof.detect.model import Finding
-from grprof.sources import DEFAULT_MAX_SIZE, DEFAULT_TIMEOUT, Input, open_source
+from grprof.collect.policy import FORMATS
+from grprof.sources import (
+    DEFAULT_MAX_SIZE,
+    DEFAULT_TIMEOUT,
+    Input,
+    looks_like_target,
+    open_source,
+    resolve_target,
+)
 from grprof.units import human_size, parse_duration, parse_size
 
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(GrprofError):
@@ -36,8 +47,8 @@ class UsageError(GrprofError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"grprof: {message}\n")
+        # One line, like every other error; the usage is one `--help` away.
+        self.exit(EXIT_BAD_INPUT, f"grprof: {message} (see '{self.prog} --help')\n")
 
 
 def _regex(text: str) -> re.Pattern[str]:
@@ -83,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read goroutine dumps (debug=2 text, panics, SIGQUIT tracebacks, logs), debug=1 "
         "text or debug=0 pprof profiles, from files, '-' (stdin) or http(s) URLs, and report the groups.",
     )
-    a.add_argument("inputs", nargs="+", metavar="INPUT", help="file, '-' for stdin, or http(s) URL")
+    a.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="file, '-' for stdin, or a live service: host:port, http(s)://host:port or any of its "
+        "/debug/pprof/ URLs (its goroutine profile is fetched)",
+    )
     out = a.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the JSON report (grprof.report/v1)")
     out.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with a flame graph")
@@ -124,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="for URLs (default 30)"
     )
+    _format_arg(
+        src,
+        "for services: the goroutine profile format to fetch; wins over a URL's ?debug=N "
+        "(default: the URL's, else debug=2)",
+    )
 
     w = sub.add_parser(
         "watch",
@@ -131,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Poll URL's /debug/pprof/goroutine?debug=1 (and goroutineleak?debug=1 when it exists, "
         "less often: it forces a GC) and print findings as they appear, until --duration or Ctrl-C.",
     )
-    w.add_argument("url", metavar="URL", help="the service's base URL or any of its /debug/pprof/ URLs")
+    w.add_argument(
+        "url",
+        metavar="URL",
+        help="the service: host:port, its base URL, or any of its /debug/pprof/ goroutine URLs",
+    )
     w.add_argument(
         "--duration", type=_duration, metavar="DURATION", help="stop after this long (default: Ctrl-C)"
     )
@@ -144,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--json", action="store_true", help="at the end, print the JSON report instead of text")
     w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    _format_arg(
+        w,
+        "the profile of a poll; debug=2 makes every poll a per-goroutine dump (default: the URL's "
+        "?debug=N, else debug=1, with a debug=2 every 4th poll and on findings)",
+    )
     _detection_args(w, interval_help="time between polls (default 15s)", interval_default=15.0)
 
     s = sub.add_parser(
@@ -165,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-token-file", metavar="FILE", help="require this bearer token on the API")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
+
+
+def _format_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    """`--format`, the same for `analyze` and `watch` (grprof.sources.resolve_target)."""
+    p.add_argument("--format", choices=FORMATS, metavar="debug=0|debug=1|debug=2", help=help)
 
 
 def _detection_args(
@@ -198,29 +234,61 @@ def _detection_args(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        if args.command == "analyze":
-            return analyze(args)
-        if args.command == "watch":
-            from grprof.cli_watch import watch
-
-            return watch(args)
-        if args.command == "serve":
-            from grprof.cli_serve import serve
-
-            return serve(args)
+        with _broken_pipe_raises():
+            status = _run(argv)
+            sys.stdout.flush()  # inside the try: a reader that left shows up here, not at exit
+        return status
     except GrprofError as e:
         print(f"grprof: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("grprof: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # `grprof analyze x | head`: the reader left; not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # `grprof analyze x | head`: the reader took what it wanted and left. That is not an
+        # error (status 0, like `seq 1000000 | head` under a shell that ignores SIGPIPE),
+        # and stdout goes to /dev/null so the interpreter's final flush stays quiet.
+        _stdout_to_devnull()
         return 0
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "analyze":
+        return analyze(args)
+    if args.command == "watch":
+        from grprof.cli_watch import watch
+
+        return watch(args)
+    if args.command == "serve":
+        from grprof.cli_serve import serve
+
+        return serve(args)
     return EXIT_BAD_INPUT
+
+
+def _stdout_to_devnull() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+@contextmanager
+def _broken_pipe_raises() -> Iterator[None]:
+    """Make rich raise BrokenPipeError (handled in `main`) instead of its own `SystemExit(1)`."""
+    from rich.console import Console
+
+    def on_broken_pipe(self: Console) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+    saved = Console.on_broken_pipe
+    Console.on_broken_pipe = on_broken_pipe  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Console.on_broken_pipe = saved  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -250,13 +318,29 @@ def _progress(inp: Input, size: int | None) -> Iterator[Iterator[bytes]]:
         yield chunks()
 
 
-def load_inputs(inputs: Sequence[str], max_size: int, timeout: float) -> list[Snapshot]:
+def input_source(text: str, fmt: str | None = None) -> str:
+    """What `analyze` reads for an INPUT: `-`, an existing file, else a service or URL resolved
+    to its goroutine profile (grprof.sources.resolve_target; debug=2 unless `fmt` or the URL
+    says), else the path (which then fails as a missing file)."""
+    if text == "-" or os.path.exists(text) or not looks_like_target(text):
+        return text
+    return resolve_target(text, fmt, default="debug=2").url
+
+
+def load_inputs(
+    inputs: Sequence[str], max_size: int, timeout: float, fmt: str | None = None
+) -> list[Snapshot]:
     snaps: list[Snapshot] = []
-    for src in inputs:
+    for text in inputs:
+        src = input_source(text, fmt)
         inp = open_source(src, max_size=max_size, timeout=timeout)
         size = os.path.getsize(src) if src != "-" and os.path.isfile(src) else None
         with _progress(inp, size) as chunks:
-            snaps.extend(read_input(inp, chunks))
+            read = read_input(inp, chunks)
+        for snap in read:  # what reading a pasted or logged dump took: splits, prefixes stripped
+            for note in snap.notes:
+                print(f"grprof: warning: {note}", file=sys.stderr)
+        snaps.extend(read)
     return snaps
 
 
@@ -295,7 +379,7 @@ def analyze(args: argparse.Namespace) -> int:
 
     _gc.tune()  # a short-lived process holding many parsed stacks: see grprof/_gc.py
     opts = detection_options(args)
-    snaps = load_inputs(args.inputs, args.max_size, args.timeout)
+    snaps = load_inputs(args.inputs, args.max_size, args.timeout, args.format)
     detection = detect(snaps, opts)
     similarity: Similarity = args.similarity
     flt = GroupFilter(args.filter, args.exclude, max(args.min_count, 1))

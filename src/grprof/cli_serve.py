@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from grprof import _gc
 from grprof.cli import EXIT_BAD_INPUT, UsageError
 from grprof.collect.shard import parse_shard
@@ -28,7 +30,23 @@ def effective_config(args: argparse.Namespace) -> Config:
         )
         update["scrape"] = scrape
     # Re-validate: flags go through the same checks as the file.
-    return Config.model_validate({**config.model_dump(), **{k: _dump(v) for k, v in update.items()}})
+    try:
+        return Config.model_validate({**config.model_dump(), **{k: _dump(v) for k, v in update.items()}})
+    except ValidationError as e:
+        raise UsageError(_flag_error(e, args)) from None
+
+
+_FLAGS = {"listen": "--listen", "db": "--db", "scrape": "--interval"}
+
+
+def _flag_error(err: ValidationError, args: argparse.Namespace) -> str:
+    """`--listen nonsense: must be HOST:PORT, ...`: the flag and value, then pydantic's reason."""
+    e = err.errors()[0]
+    key = str(e["loc"][0]) if e["loc"] else ""
+    flag = _FLAGS.get(key, key)
+    value = getattr(args, flag.removeprefix("--"), None) if flag.startswith("--") else None
+    where = f"{flag} {value}" if value is not None else flag or "configuration"
+    return f"{where}: {str(e['msg']).removeprefix('Value error, ')}"
 
 
 def _dump(v: object) -> object:
@@ -58,9 +76,6 @@ def serve(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard) if args.shard else None
     except ValueError as e:
         raise UsageError(f"--shard: {e}") from None
-    for url in args.target:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--target {url}: must start with http:// or https://")
     config = effective_config(args)
     daemon = Daemon(
         config,

@@ -16,13 +16,15 @@ from grprof.collect.policy import CaptureSettings
 from grprof.errors import GrprofError
 from grprof.report import jsonout, text
 from grprof.report.model import build_report
-from grprof.watch import Watcher, event_line, sleep_until, url_format
+from grprof.sources import redact
+from grprof.watch import Watcher, event_line, sleep_until, watch_target
 
 
 def _status(w: Watcher, interval: float) -> Text:
     leak = {True: "yes", False: "no", None: "?"}[w.leak_profile]
+    base = redact(w.base)
     line = (
-        f"{w.base} · {w.polls} polls every {interval:g}s ({_capture_note(w)}) · goroutineleak profile: {leak}"
+        f"{base} · {w.polls} polls every {interval:g}s ({_capture_note(w)}) · goroutineleak profile: {leak}"
     )
     if w.errors:
         line += f" · {w.errors} failed polls (last: {w.last_error})"
@@ -38,9 +40,13 @@ def _capture_note(w: Watcher) -> str:
 
 
 def capture_settings(args: argparse.Namespace) -> CaptureSettings:
-    """The capture policy of `grprof watch`: `--format` when the parser has it, else the format a
-    `/debug/pprof/goroutine?debug=N` URL names, else debug=1; the debug=2 keys likewise."""
-    fmt = getattr(args, "format", None) or url_format(args.url) or "debug=1"
+    """The capture policy of `grprof watch`: `--format`, else the format a
+    `/debug/pprof/goroutine?debug=N` URL names, else debug=1 (`watch_target`); the debug=2
+    keys when the parser has them. Raises TargetError for a URL that names no service."""
+    option = getattr(args, "format", None)
+    target = watch_target(args.url, option)
+    # A goroutineleak URL's ?debug=N is about that profile, not about the goroutine polls.
+    fmt = (target.format if target.profile == "goroutine" else option) or "debug=1"
     every = getattr(args, "debug2_every", None)
     limit = getattr(args, "debug2_max_goroutines", None)
     default = CaptureSettings()
@@ -81,8 +87,9 @@ def watch(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty() and not args.json
     if not tty:
         note = f" ({w.leak_profile_note})" if w.leak_profile_note else ""
+        base = redact(w.base)
         err.print(
-            f"watching {w.base} every {interval:g}s ({_capture_note(w).split(':')[0]}); goroutineleak "
+            f"watching {base} every {interval:g}s ({_capture_note(w).split(':')[0]}); goroutineleak "
             f"profile: {'yes' if w.leak_profile else 'no'}{note}"
         )
         if not args.json:

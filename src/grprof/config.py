@@ -28,6 +28,7 @@ from pydantic import (
 from grprof.collect.model import Auth, Target
 from grprof.detect.sla import SLA, parse_sla
 from grprof.errors import GrprofError
+from grprof.sources import TargetError, resolve_target
 from grprof.units import parse_duration, parse_size
 
 
@@ -99,9 +100,16 @@ class TargetConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
+        """Any form `grprof analyze` takes (`host:port`, a base URL, a `/debug/pprof/` URL),
+        normalized to the base URL the scraper appends `/debug/pprof/...` to
+        (grprof.sources.resolve_target). A `?debug=N` is dropped: `scrape.format` decides."""
+        try:
+            target = resolve_target(v, default="debug=1")
+        except TargetError as e:
+            raise ValueError(e.message) from None
+        if target.query:
+            raise ValueError(f"query parameters other than debug cannot be kept: {target.query}")
+        return target.base
 
     def to_target(self) -> Target:
         auth = self.auth.to_auth() if self.auth else Auth()

@@ -186,6 +186,7 @@ class Snapshot:
         "go_version",
         "prologue",
         "mtime",
+        "notes",
         "table",
         "_goroutines",
         "_memo",
@@ -214,6 +215,10 @@ class Snapshot:
         """Text before the first goroutine: `panic: ...`, `fatal error: ...`, `SIGQUIT: quit`."""
         self.mtime: _dt.datetime | None = None
         """Modification time of the file the snapshot came from, when it came from a file."""
+        self.notes: tuple[str, ...] = ()
+        """Warnings for the user about how the input was read, one line each, naming the input:
+        a log prefix stripped, spaces fixed, where a file was split into dumps (on the first
+        snapshot of an input; `grprof.formats._paste`, `grprof.formats.split_dumps`)."""
         self._goroutines: list[Goroutine] | None = None
         self._memo: dict[str, object] = {}
 

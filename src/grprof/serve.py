@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,45 @@ groups only: at one per minute per target, their bytes would flood `retention.ra
 RETENTION_EVERY = 300.0
 RELOAD_POLL = 2.0
 TOP_GROUPS = 10
+
+
+class ListenError(GrprofError):
+    """The API address cannot be used: bad host, port taken, no permission."""
+
+
+def bind_listen(listen: str) -> socket.socket:
+    """A listening socket on `listen` (HOST:PORT, `[::1]:PORT` for IPv6), or `ListenError`.
+
+    Bound before anything else starts, so a taken port is reported (one line, exit 2) before
+    the "serve on" line, and uvicorn serves on this socket instead of binding its own.
+    """
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except ValueError:
+        raise ListenError(f"listen {listen}: must be HOST:PORT, e.g. 127.0.0.1:8080") from None
+    except (OSError, OverflowError) as e:
+        raise ListenError(f"listen {listen}: cannot resolve {host!r}: {_reason(e)}") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise ListenError(f"listen {listen}: cannot listen: {_reason(e)}") from None
+    return sock
+
+
+def _reason(e: BaseException) -> str:
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    return text[:1].lower() + text[1:]
 
 
 _STACKS: dict[Stack, Stack] = {}
@@ -129,8 +169,11 @@ class Daemon:
         extra_targets: Sequence[Target] = (),
         shard: tuple[int, int] | None = None,
         api_token: str | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.config = config
+        self.sock = sock
+        """The API socket, when the caller bound it already (`bind_listen`)."""
         self.config_path = config_path
         self.extra_targets = list(extra_targets)
         self.shard = shard
@@ -149,7 +192,13 @@ class Daemon:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.store = await asyncio.to_thread(open_store, self.config.db)
+        if self.sock is None:
+            self.sock = bind_listen(self.config.listen)  # first: a taken port fails before any work
+        try:
+            self.store = await asyncio.to_thread(open_store, self.config.db)
+        except BaseException:
+            self.sock.close()
+            raise
         self.scraper = Scraper(self._scrape_settings(self.config), self.on_result)
         await self.scraper.start()
         await self.apply_targets()
@@ -159,7 +208,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
         server = self._api_server()
         self._tasks = [
-            asyncio.create_task(server.serve(), name="api"),
+            asyncio.create_task(server.serve(sockets=[self.sock]), name="api"),
             asyncio.create_task(self._watch_config(), name="config"),
             asyncio.create_task(self._retention(), name="retention"),
             *self._discovery_tasks(),
@@ -203,6 +252,7 @@ class Daemon:
 
         host, _, port = self.config.listen.rpartition(":")
         app = create_app(self.store_or_fail(), self.runtime, capture=self.capture, api_token=self.api_token)
+        # Serves on `self.sock` (bound in `run`); host and port only name it in uvicorn's logs.
         cfg = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="off")
         server = uvicorn.Server(cfg)
         # The daemon owns SIGTERM/SIGINT/SIGHUP (on the loop); uvicorn must not take them over.

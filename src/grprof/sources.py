@@ -6,16 +6,20 @@ multi-gigabyte traceback never sits in memory whole, and a gzip bomb stops at th
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, Union
+from typing import BinaryIO, Literal, Protocol, Union
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from grprof.errors import ParseError, SourceError
+from grprof.collect.policy import FORMATS, ScrapeFormat
+from grprof.errors import GrprofError, ParseError, SourceError
 from grprof.units import human_size
 
 CHUNK = 4 << 20
@@ -116,6 +120,157 @@ def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
 
+# -- targets: what a person types for a live service -> the profile URL to fetch --------------
+
+Profile = Literal["goroutine", "goroutineleak"]
+PROFILES: tuple[Profile, ...] = ("goroutine", "goroutineleak")
+PPROF = "/debug/pprof"
+_PPROF_RE = re.compile(r"/debug/pprof(?=/|$)")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME_LESS = re.compile(
+    r"^(?:[^/@\s]+@)?"  # user[:password]@
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"  # name, IPv4, [IPv6]
+    r":[0-9]{1,5}(?:[/?#].*)?$"  # :port, then path or query
+)
+
+
+class TargetError(GrprofError, ValueError):
+    """A target that names no goroutine profile grprof can fetch (a ValueError too, for
+    validators such as the config's)."""
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(f"{target}: {message}")
+        self.target = target
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    """Where a target's goroutine profile is, as `resolve_target` worked it out."""
+
+    url: str
+    """What to fetch: the profile URL, or the URL as given when it is no pprof URL."""
+    base: str
+    """Where the service mounts `/debug/pprof`: `scheme://[userinfo@]host[:port][/prefix]`,
+    without a trailing slash, query or fragment; `grprof watch` and `serve` append the
+    profile paths to it."""
+    profile: Profile | None
+    """`goroutine` or `goroutineleak`; None for a URL fetched as given."""
+    format: ScrapeFormat | None
+    """The format asked for (`debug=0`, `debug=1`, `debug=2`); None for a URL fetched as
+    given (its content tells)."""
+    query: str = ""
+    """The URL's query parameters other than `debug`, as given (`a=1&b=2`): kept on every
+    profile URL of the target (`profile_url`)."""
+
+    def profile_url(self, profile: Profile = "goroutine", fmt: ScrapeFormat = "debug=1") -> str:
+        """Another profile or format of the same service, keeping the other query parameters."""
+        return _profile_url(self.base, profile, fmt, self.query)
+
+
+def looks_like_target(text: str) -> bool:
+    """An `http(s)://` URL, or `host:port` with an optional path (`127.0.0.1:6060`,
+    `[::1]:6060/debug/pprof/`); callers that also take file paths check for a file first."""
+    return text[:8].lower().startswith(("http://", "https://")) or bool(_SCHEME_LESS.match(text))
+
+
+def resolve_target(text: str, fmt: str | None = None, *, default: ScrapeFormat = "debug=2") -> ResolvedTarget:
+    """The goroutine profile URL (and its format) that a target as people type it means.
+
+    Why: people copy what they have at hand: the `host:port` the service listens on, its
+    base URL, the `/debug/pprof/` index page they opened in a browser, or a profile URL with
+    or without `?debug=N`. Fetched literally, all but the last answer with an HTML page or
+    a 404, while the person plainly means "the goroutines of this service". `analyze`,
+    `watch` and `serve` resolve every target with this one function, so the three agree.
+
+    | given                                     | profile       | format                |
+    |-------------------------------------------|---------------|-----------------------|
+    | `host:port` (`http://` is added)          | goroutine     | `fmt`, else `default` |
+    | `http://host:port`, `…/`                  | goroutine     | `fmt`, else `default` |
+    | `…/debug/pprof`, `…/debug/pprof/`         | goroutine     | `fmt`, else `default` |
+    | `…/debug/pprof/goroutine`                 | goroutine     | `fmt`, else `default` |
+    | `…/debug/pprof/goroutine?debug=N`         | goroutine     | `fmt`, else `debug=N` |
+    | `…/debug/pprof/goroutineleak[?debug=N]`   | goroutineleak | `fmt`, else N, else 1 |
+    | `https://h/path/dump.txt` (no pprof path) | None (as is)  | None: from content    |
+
+    - `fmt` (a `--format` option) wins over the URL's `?debug=N`, which wins over `default`
+      (`analyze` wants debug=2, the full per-goroutine dump: ids, wait times, arguments;
+      `watch` and `serve` poll the cheap debug=1 and let the capture policy choose).
+    - goroutineleak defaults to debug=1 whatever `default` says: its debug=1 lists the
+      leaked goroutines only, which is what that URL means (debug=2 prints every goroutine).
+    - Whatever precedes `/debug/pprof` is kept: services that mount pprof under a prefix
+      (`https://h/admin/debug/pprof/`) work; so do `https`, `user:password@` (sent as basic
+      auth) and query parameters other than `debug` (tokens, proxies' keys).
+    - A URL whose path is neither empty nor a pprof path is fetched as given, not rewritten:
+      a dump served as a file (a CI artifact, a pastebin) stays readable; for `watch` and
+      `serve`, which need a service, its path is the prefix `base` (pprof mounted there).
+
+    Pure (no I/O). Raises TargetError (a ValueError) for a non-http(s) URL, one without a
+    host or with a bad port, a `?debug=` or `fmt` other than 0, 1 or 2, or a pprof profile
+    other than goroutine and goroutineleak (heap, mutex, ...: not goroutines).
+    """
+    raw = text.strip()
+    if not _SCHEME.match(raw):
+        if not _SCHEME_LESS.match(raw):
+            raise TargetError(text, "not a URL: give http://host:port, https://... or host:port")
+        raw = "http://" + raw
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise TargetError(text, "must start with http:// or https://")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise TargetError(text, "bad port") from None
+    if not parts.hostname:
+        raise TargetError(text, "no host in the URL")
+    if fmt is not None and fmt not in FORMATS:
+        raise TargetError(text, f"format {fmt}: use debug=0, debug=1 or debug=2")
+    origin = f"{scheme}://{parts.netloc}"
+    params = [p for p in parts.query.split("&") if p]
+    query = "&".join(p for p in params if p.partition("=")[0] != "debug")
+    m = _PPROF_RE.search(parts.path)
+    if m is None and parts.path.strip("/"):
+        as_given = urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
+        return ResolvedTarget(as_given, origin + parts.path.rstrip("/"), None, None, query)
+    prefix = parts.path[: m.start()].rstrip("/") if m else ""
+    name = parts.path[m.end() :].strip("/") if m else ""
+    if name and name not in PROFILES:
+        raise TargetError(
+            text, f"{PPROF}/{name} is not a goroutine profile (use {PPROF}/goroutine or goroutineleak)"
+        )
+    profile: Profile = "goroutineleak" if name == "goroutineleak" else "goroutine"
+    levels = [p.partition("=")[2] for p in params if p.partition("=")[0] == "debug"]
+    if levels and levels[0] not in _FORMAT_OF:  # the first one, as Go's FormValue reads it
+        raise TargetError(text, f"debug={levels[0]}: use debug=0, debug=1 or debug=2")
+    chosen: ScrapeFormat
+    if fmt is not None:
+        chosen = _FORMAT_OF[fmt.removeprefix("debug=")]
+    elif levels:
+        chosen = _FORMAT_OF[levels[0]]
+    else:
+        chosen = default if profile == "goroutine" else "debug=1"
+    base = origin + prefix
+    return ResolvedTarget(_profile_url(base, profile, chosen, query), base, profile, chosen, query)
+
+
+def _profile_url(base: str, profile: Profile, fmt: ScrapeFormat, query: str) -> str:
+    return f"{base}{PPROF}/{profile}?{fmt}&{query}" if query else f"{base}{PPROF}/{profile}?{fmt}"
+
+
+_FORMAT_OF: dict[str, ScrapeFormat] = {"0": "debug=0", "1": "debug=1", "2": "debug=2"}
+
+
+def redact(url: str) -> str:
+    """`url` with the password of its userinfo shown as `***`, for messages and reports."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, hostport = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}:***@{hostport}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def open_source(
     source: Source,
     *,
@@ -132,7 +287,7 @@ def open_source(
     if isinstance(source, str) and source == "-":
         return Input(name or "<stdin>", _read_stream(sys.stdin.buffer), max_size)
     if isinstance(source, str) and is_url(source):
-        return _open_url(source, name or source, max_size, timeout)
+        return _open_url(source, name or redact(source), max_size, timeout)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         label = name or path
@@ -158,7 +313,14 @@ def _closing(f: BinaryIO) -> Iterator[bytes]:
 
 
 def _open_url(url: str, label: str, max_size: int, timeout: float) -> Input:
-    req = urllib.request.Request(url, headers={"User-Agent": "grprof", "Accept-Encoding": "gzip"})
+    headers = {"User-Agent": "grprof", "Accept-Encoding": "gzip"}
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # urllib would take `user:password@host` for a host name: send it as basic auth.
+        user = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(user.encode("utf-8")).decode("ascii")
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    req = urllib.request.Request(url, headers=headers)
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:

@@ -15,7 +15,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from grprof.collect.policy import CapturePolicy, CaptureSettings, CaptureState, ScrapeFormat
 from grprof.detect.detector import Detection, Options, detect
@@ -24,28 +24,34 @@ from grprof.detect.signals import default_settings
 from grprof.errors import GrprofError
 from grprof.loader import load_all
 from grprof.model import Snapshot
+from grprof.sources import ResolvedTarget, TargetError, resolve_target
 
 LEAK_PROFILE_EVERY = 4
 KEPT_LEAK_PROFILES = 3
 
 
+def watch_target(url: str, fmt: str | None = None) -> ResolvedTarget:
+    """The service a `grprof watch URL` means (grprof.sources.resolve_target, as `analyze`
+    and `serve`): any form from `host:port` to a profile URL; `fmt` (`--format`), else the
+    URL's `?debug=N`, else debug=1 is the scheduled polls' format. Raises TargetError."""
+    return resolve_target(url, fmt, default="debug=1")
+
+
 def base_url(url: str) -> str:
-    """`http://h:6060/debug/pprof/goroutine?debug=2` or `http://h:6060` -> `http://h:6060`."""
-    parts = urlsplit(url)
-    path = parts.path
-    cut = path.find("/debug/pprof")
-    path = path[:cut] if cut >= 0 else path.rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    """`http://h:6060/debug/pprof/goroutine?debug=2`, `h:6060` or `http://h:6060/` ->
+    `http://h:6060` (see `watch_target`). Raises TargetError."""
+    return watch_target(url).base
 
 
 def url_format(url: str) -> ScrapeFormat | None:
     """The format a `/debug/pprof/goroutine?debug=N` URL names (N = 0, 1 or 2), else None."""
-    parts = urlsplit(url)
-    if not parts.path.rstrip("/").endswith("/debug/pprof/goroutine"):
+    try:
+        target = watch_target(url)
+    except TargetError:
         return None
-    level = parse_qs(parts.query).get("debug", [""])[-1]
-    formats: dict[str, ScrapeFormat] = {"0": "debug=0", "1": "debug=1", "2": "debug=2"}
-    return formats.get(level)
+    if target.profile != "goroutine" or "debug" not in parse_qs(urlsplit(url).query):
+        return None
+    return target.format
 
 
 @dataclass
@@ -85,7 +91,8 @@ class Watcher:
         return base_url(self.url)
 
     def _fetch(self, path: str) -> list[Snapshot]:
-        snaps = load_all(self.base + path, timeout=self.timeout)
+        query = watch_target(self.url).query  # the URL's parameters other than debug, kept
+        snaps = load_all(self.base + path + (f"&{query}" if query else ""), timeout=self.timeout)
         now = self.clock()
         for s in snaps:
             s.mtime = now

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from grprof.errors import ParseError
+from grprof.formats._scan import ScanResult
 from grprof.model import Snapshot
 
 SNIFF = 64 << 10
@@ -77,10 +78,20 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
         if len(head) >= SNIFF:
             break
     kind = sniff(head)
+    notes: list[str] = []
+    if kind != "debug=0" and head:
+        from grprof.formats import _paste
+
+        if _paste.needed(head) and _looks_text(head):
+            # Pasted or logged: undo the damage first (rare; the whole input is in memory then).
+            text, notes = _paste.normalize(b"".join(_chain(pending, it)))
+            notes = [f"{source}: {n}" for n in notes]
+            pending, it, head = [text], iter(()), text[:SNIFF]
+            kind = sniff(head)
     if kind == "debug=1":
         from grprof.formats import debug1
 
-        return debug1.parse(b"".join(_chain(pending, it)), source)
+        return _noted(debug1.parse(b"".join(_chain(pending, it)), source), notes)
     if kind == "debug=0":
         from grprof.formats import pprof
 
@@ -90,13 +101,87 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
     # Text: a dump may start anywhere in a log, so scan all of it.
     from grprof.formats import traceback
 
-    snaps = traceback.parse(_chain(pending, it), source)
+    scanned = traceback.scan(_chain(pending, it))
+    notes += split_dumps(scanned, source)
+    snaps = traceback.build(scanned, source)
     if not snaps:
         raise ParseError(
             source,
             'not a goroutine dump: no "goroutine N [" header or profile header found'
             + ("" if _looks_text(head) else " (binary data, and not a pprof profile)"),
         )
+    return _noted(snaps, notes)
+
+
+# Text before a goroutine header that is clear evidence of a new dump (besides a goroutine id
+# seen again): a crash message, a profile header, the time-gap marker of `_paste`.
+_NEW_DUMP = (b"panic: ", b"fatal error: ", b"SIG", b"unexpected signal", b"unexpected fault address")
+_NEW_DUMP_RE = re.compile(rb"(?:goroutine|goroutineleak) profile: total \d+|grprof: time gap")
+
+
+def split_dumps(r: ScanResult, source: str) -> list[str]:
+    """Keep the scanner's dump boundaries that clear evidence supports; merge the others.
+
+    The scanner starts a new dump at a goroutine header that follows other text, at a
+    goroutine id seen again, at a signal header that is not a crash section. A boundary is
+    kept only when the new dump repeats a goroutine id of the one before (`cat a.txt b.txt`),
+    or when the text before it holds a crash message (`panic: `, `fatal error: `, `SIGQUIT: `,
+    `unexpected signal`...), a `goroutine profile: total N` header or a time-gap marker
+    (`grprof.formats._paste`); text between goroutines without any of these (a log line
+    written in the middle of a dump) does not split it. Returns one note per boundary."""
+    if len(r.dumps) < 2:
+        return []
+    notes: list[str] = []
+    kept = [r.dumps[0]]
+    bounds = [start for start, _ in r.dumps] + [len(r.ids)]
+    prev_ids = set(r.ids[bounds[0] : bounds[1]])
+    for i in range(1, len(r.dumps)):
+        start, prologue = r.dumps[i]
+        if not prologue and start - 1 > bounds[i - 1] and _dumper(r, start - 1):
+            # `cat a.txt b.txt`: the scanner saw the repeated id one goroutine late, after the
+            # goroutine that wrote the second dump (printed first, with an id new to the first).
+            start = start - 1
+            r.dumps[i] = (start, prologue)
+            bounds[i] = start
+            prev_ids.discard(r.ids[start])
+        ids = set(r.ids[start : bounds[i + 1]])
+        why = _evidence(prologue, prev_ids & ids - {0})
+        if why is None:
+            prev_ids |= ids
+            notes.append(
+                f"{source}: text before goroutine {r.ids[start]} is not a new dump's start "
+                "(no crash message, profile header, time gap or repeated goroutine id): kept in one dump"
+            )
+            continue
+        prev_ids = ids
+        kept.append(r.dumps[i])
+        notes.append(f"{source}: split: dump #{len(kept)} starts at goroutine {r.ids[start]} ({why})")
+    r.dumps = kept
+    return notes
+
+
+_DUMPERS = (b"runtime/pprof.writeGoroutineStacks(", b"runtime.Stack(")
+
+
+def _dumper(r: ScanResult, row: int) -> bool:
+    """Whether the goroutine at `row` is the one printing a dump (Go prints it first)."""
+    return r.header_texts[r.header[row]].startswith(b"[running") and any(
+        d in r.stack_texts[r.stack[row]] for d in _DUMPERS
+    )
+
+
+def _evidence(prologue: bytes, repeated: set[int]) -> str | None:
+    for line in reversed(prologue.split(b"\n")):
+        if line.startswith(_NEW_DUMP) or _NEW_DUMP_RE.match(line):
+            return "after " + repr(line[:60].decode("utf-8", "replace"))
+    if repeated:
+        return f"goroutine {min(repeated)} appears again"
+    return None
+
+
+def _noted(snaps: list[Snapshot], notes: list[str]) -> list[Snapshot]:
+    if notes and snaps:
+        snaps[0].notes = tuple(notes)
     return snaps
 
 

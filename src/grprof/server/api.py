@@ -21,7 +21,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -277,7 +279,8 @@ def create_app(
     api_token: str | None = None,
     max_page: int = 1000,
 ) -> FastAPI:
-    app = FastAPI(title="grprof", version=__version__, description=DESCRIPTION)
+    # /docs comes from `_docs_routes` (packaged assets, no CDN); no ReDoc: nothing packages it.
+    app = FastAPI(title="grprof", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -285,10 +288,36 @@ def create_app(
     if api_token:
         app.add_middleware(BearerAuth, token=api_token)
         _document_bearer(app)
+    _docs_routes(app)
     app.include_router(_system_routes(runtime))
     app.include_router(_read_routes(store, runtime, max_page))
     app.include_router(_capture_routes(store, runtime, capture))
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _docs_routes(app: FastAPI) -> None:
+    """Swagger UI at `/docs`, its JavaScript and CSS served from the `swagger-ui-bundle` package.
+
+    Works without Internet access (an air-gapped cluster, a laptop on a plane), and the browser
+    fetches nothing from a third party. Behind `BearerAuth` like `/docs` itself.
+    """
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title="grprof API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def _document_bearer(app: FastAPI) -> None:

@@ -1,0 +1,275 @@
+"""Pasted and logged dumps: undo what logs, chats and web pages do to a dump's lines.
+
+`needed(head)` looks at the first bytes of a text input (cheap: a few regular expressions
+on a sample) and says whether anything needs undoing; only then does `normalize(text)` run,
+line by line:
+
+1. a per-line prefix carried by most lines of the sample is stripped, in one of the styles
+   `PREFIXES` lists (kubectl `--timestamps`, the CRI log format with `P` partial lines
+   joined, journald `short` / `short-iso`, docker `json-file` lines JSON-decoded, `> `
+   quoting); lines without it are kept as they are;
+2. non-breaking and other unicode spaces become plain spaces, zero-width spaces and byte
+   order marks go;
+3. indentation common to every non-blank line is removed;
+4. a file line that lost its indentation (`/path/x.go:12 +0x1d` at column 0 right after a
+   function line or a `created by` line) is indented again with a tab;
+5. where timestamps of consecutive lines are `GAP` seconds or more apart and the line after
+   the gap opens a dump (a goroutine header, a crash message, a profile header), a marker
+   line (`GAP_MARKER`) is put in between: evidence that a new dump starts there.
+
+`normalize` returns the text and notes naming what it did, for the user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+
+GAP = 5.0
+"""Seconds without output, between timestamped lines, that separate two dumps."""
+GAP_MARKER = b"grprof: time gap in the log"
+SAMPLE_LINES = 100
+SAMPLE_BYTES = 16 << 10
+
+_TS = rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+# Non-breaking (U+00A0, U+2007, U+202F), en/em and other widths (U+2000-U+200A), medium
+# mathematical (U+205F), ideographic (U+3000), and the invisible ones: zero width space
+# (U+200B), byte order mark (U+FEFF).
+_SPACES = re.compile(rb"\xc2\xa0|\xe2\x80[\x80-\x8a\xaf]|\xe2\x81\x9f|\xe3\x80\x80")
+_INVISIBLE = re.compile(rb"\xe2\x80\x8b|\xef\xbb\xbf")
+_ODD_SPACE = re.compile(rb"\xc2\xa0|\xe2\x80[\x80-\x8b\xaf]|\xe2\x81\x9f|\xe3\x80\x80|\xef\xbb\xbf")
+# A file line whose indentation was stripped, right after a function or `created by` line.
+_STRIPPED = re.compile(rb"\)\r?\n(?:[A-Za-z]:)?[^\s:][^\n]*:\d+(?: \+0x[0-9a-fA-F]+)?\r?\n")
+_FILE_LINE = re.compile(
+    rb"(?:[A-Za-z]:)?[^\s:].*?:\d+(?: \+0x[0-9a-fA-F]+)?"
+    rb"(?: fp=0x[0-9a-fA-F]+ sp=0x[0-9a-fA-F]+ pc=0x[0-9a-fA-F]+)?\r?"
+)
+_OPENS_DUMP = re.compile(
+    rb"goroutine \d+ (?:\[|gp=)|(?:goroutine|goroutineleak) profile: total |panic: |fatal error: |SIG[A-Z]+: "
+)
+_MONTHS = {m: i for i, m in enumerate(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+@dataclass(frozen=True)
+class Prefix:
+    name: str
+    """For the notes: what the prefix is."""
+    pattern: re.Pattern[bytes]
+    """Matches the prefix; group `ts` is its time when it has one, `rest` the line."""
+
+
+PREFIXES = (
+    # {"log":"goroutine 1 [running]:\n","stream":"stderr","time":"2026-12-03T07:00:00.1Z"}
+    Prefix("docker json-file", re.compile(rb'\{"log":"(?P<rest>.*)$')),
+    # 2026-12-03T07:00:00.123456789Z stderr F goroutine 1 [running]:
+    Prefix(
+        "CRI log",
+        re.compile(rb"(?P<ts>" + _TS + rb") (?:stdout|stderr) (?P<tag>[FP])(?:[:|][^ ]*)? ?(?P<rest>.*)$"),
+    ),
+    # Dec 03 07:00:00 host app[123]: goroutine 1 [running]:   (journalctl -o short / short-iso)
+    Prefix(
+        "journald",
+        re.compile(
+            rb"(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d{4})"
+            rb" \S+ [^\s:\[]+(?:\[\d+\])?: ?(?P<rest>.*)$"
+        ),
+    ),
+    # 2026-12-03T07:00:00.123456789Z goroutine 1 [running]:   (kubectl logs --timestamps)
+    Prefix(
+        "RFC 3339 timestamp (kubectl --timestamps)", re.compile(rb"(?P<ts>" + _TS + rb")(?: (?P<rest>.*))?$")
+    ),
+    # > goroutine 1 [running]:   (mail and Markdown quoting, nested too)
+    Prefix("'> ' quoting", re.compile(rb"(?:> ?)+(?P<rest>.*)$")),
+)
+
+
+def _lines(head: bytes) -> list[bytes]:
+    return [ln.rstrip(b"\r") for ln in head.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]]
+
+
+def _prefix_of(sample: list[bytes]) -> Prefix | None:
+    lines = [ln for ln in sample if ln.strip()]
+    if len(sample) == SAMPLE_LINES and len(lines) > 1:
+        lines.pop()  # the last line of the sample may be cut
+    if not lines:
+        return None
+    # A prefix on most lines is on some of the first ones: count only the styles seen there.
+    for p in [p for p in PREFIXES if any(p.pattern.match(ln) for ln in lines[:16])]:
+        if sum(1 for ln in lines if p.pattern.match(ln)) * 2 > len(lines):
+            return p
+    return None
+
+
+def needed(head: bytes) -> bool:
+    """Whether `head`, the first bytes of a text input, shows something `normalize` undoes."""
+    head = head[:SAMPLE_BYTES]
+    if _ODD_SPACE.search(head) or _STRIPPED.search(head):
+        return True
+    sample = _lines(head)
+    if _prefix_of(sample) is not None:
+        return True
+    lines = [ln for ln in sample if ln.strip()]
+    return bool(lines) and all(ln[:1] in (b" ", b"\t") for ln in lines)
+
+
+def normalize(text: bytes) -> tuple[bytes, list[str]]:
+    """Undo a pasted or logged dump's damage: (text the parsers read, notes on what changed)."""
+    notes: list[str] = []
+    lines = text.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    prefix = _prefix_of(_lines(text[:SAMPLE_BYTES]))
+    times: list[float | None] | None = None
+    if prefix is not None:
+        total = len(lines)
+        lines, times, n = _strip_prefix(lines, prefix)
+        notes.append(f"stripped the {prefix.name} prefix from {n} of {total} lines")
+    odd = sum(len(_ODD_SPACE.findall(ln)) for ln in lines)
+    if odd:
+        lines = [_INVISIBLE.sub(b"", _SPACES.sub(b" ", ln)) if _ODD_SPACE.search(ln) else ln for ln in lines]
+        notes.append(f"replaced {odd} non-breaking or other unicode spaces")
+    indent = _common_indent(lines)
+    if indent:
+        lines = [ln[len(indent) :] for ln in lines]
+        notes.append(f"removed the indentation of every line ({indent.decode()!r})")
+    lines, n = _reindent(lines)
+    if n:
+        notes.append(f"indented {n} file lines that had lost their indentation")
+    if times is not None:
+        lines, gaps = _mark_gaps(lines, times)
+        notes.extend(f"a new dump starts after {g:.0f} s without output in the log" for g in gaps)
+    return b"\n".join(lines) + b"\n", notes
+
+
+def _strip_prefix(lines: list[bytes], prefix: Prefix) -> tuple[list[bytes], list[float | None], int]:
+    out: list[bytes] = []
+    times: list[float | None] = []
+    n = 0
+    partial: bytes | None = None  # a CRI `P` line or a docker line without its newline, to join
+    docker = prefix.name == "docker json-file"
+    for raw in lines:
+        ln = raw.rstrip(b"\r")
+        m = prefix.pattern.match(ln)
+        ts: bytes | None = None
+        if m is None:
+            body, joined = ln, True
+        elif docker:
+            decoded, ts, joined = _docker(ln)
+            if decoded is None:
+                body, joined = ln, True
+            else:
+                body = decoded
+                n += 1
+        else:
+            n += 1
+            body, ts = m.group("rest") or b"", m.groupdict().get("ts")
+            joined = m.groupdict().get("tag") != b"P"
+        if partial is not None:
+            body = partial + body
+            partial = None
+        if not joined:
+            partial = body
+            continue
+        for part in body.split(b"\n") if docker else (body,):
+            out.append(part)
+            times.append(_seconds(ts))
+    if partial is not None:
+        out.append(partial)
+        times.append(None)
+    return out, times, n
+
+
+def _docker(line: bytes) -> tuple[bytes | None, bytes | None, bool]:
+    """A json-file line -> (its log text without the newline, its time, whether it is whole)."""
+    try:
+        d = json.loads(line)
+    except (ValueError, RecursionError):
+        return None, None, True
+    if not isinstance(d, dict) or not isinstance(d.get("log"), str):
+        return None, None, True
+    log: str = d["log"]
+    t = d.get("time")
+    ts = t.encode() if isinstance(t, str) else None
+    if log.endswith("\n"):
+        return log[:-1].encode("utf-8", "replace"), ts, True
+    return log.encode("utf-8", "replace"), ts, False  # docker splits lines over 16 KiB
+
+
+_DAYS: dict[bytes, float] = {}
+
+
+def _seconds(ts: bytes | None) -> float | None:
+    """Seconds since an arbitrary origin, enough to measure gaps between lines of one log."""
+    if not ts:
+        return None
+    try:
+        if ts[:1].isdigit():
+            day = _DAYS.get(ts[:10])
+            if day is None:
+                day = _DAYS[ts[:10]] = dt.date.fromisoformat(ts[:10].decode()).toordinal() * 86400.0
+            hms, frac = ts[11:19], ts[19:]
+        else:  # journald short: "Dec 03 07:00:00"
+            day = (_MONTHS.get(ts[:3], 0) * 31 + int(ts[4:6])) * 86400.0
+            hms, frac = ts[7:15], b""
+        secs = day + int(hms[:2]) * 3600 + int(hms[3:5]) * 60 + int(hms[6:8])
+        if frac[:1] in (b".", b","):
+            digits = re.match(rb"[.,](\d+)", frac)
+            if digits:
+                secs += float(b"0." + digits.group(1)[:9])
+        return secs
+    except ValueError:
+        return None
+
+
+def _common_indent(lines: list[bytes]) -> bytes:
+    indent: bytes | None = None
+    for ln in lines:
+        if not ln.strip():
+            continue
+        lead = ln[: len(ln) - len(ln.lstrip(b" \t"))]
+        if indent is None or not lead.startswith(indent):
+            i = 0
+            ref = indent if indent is not None else lead
+            while i < min(len(ref), len(lead)) and ref[i] == lead[i]:
+                i += 1
+            indent = ref[:i]
+        if not indent:
+            return b""
+    return indent or b""
+
+
+def _reindent(lines: list[bytes]) -> tuple[list[bytes], int]:
+    n = 0
+    prev = b""
+    for i, ln in enumerate(lines):
+        if (
+            ln[:1] not in (b" ", b"\t", b"")
+            and prev[:1] not in (b" ", b"\t", b"")
+            and (prev.rstrip(b"\r").endswith(b")") or prev.startswith(b"created by "))
+            and _FILE_LINE.fullmatch(ln)
+        ):
+            lines[i] = ln = b"\t" + ln
+            n += 1
+        prev = ln
+    return lines, n
+
+
+def _mark_gaps(lines: list[bytes], times: list[float | None]) -> tuple[list[bytes], list[float]]:
+    out: list[bytes] = []
+    gaps: list[float] = []
+    last: float | None = None
+    for ln, t in zip(lines, times, strict=True):
+        if t is not None:
+            if last is not None and t - last >= GAP and _OPENS_DUMP.match(ln):
+                if out and out[-1].strip():
+                    out.append(b"")
+                out.append(GAP_MARKER + f" ({t - last:.0f} s)".encode())
+                gaps.append(t - last)
+            last = t
+        out.append(ln)
+    return out, gaps
+
+
+__all__ = ["GAP", "GAP_MARKER", "PREFIXES", "needed", "normalize"]
