@@ -217,9 +217,7 @@ def test_max_verdict_caps_a_growing_group_without_proof(tmp_path: Path) -> None:
 
     with_proof = detect(counted + proofs, Options(interval=30.0, rules=rules))
     proven = [f for f in with_proof.findings if f.rule == "capped" and f.runtime_confirmed]
-    assert [(f.site and f.site.function, f.verdict) for f in proven] == [
-        ("main.leakyHandler.func1", "leak")
-    ]
+    assert [(f.site and f.site.function, f.verdict) for f in proven] == [("main.leakyHandler.func1", "leak")]
 
 
 def test_a_rule_says_how_long_its_goroutines_may_wait() -> None:
@@ -250,3 +248,33 @@ def test_units_form_when_the_latest_snapshot_has_no_ids() -> None:
 
     assert started(ending_in_ids)
     assert started(mixed) == started(ending_in_ids)
+
+
+def test_snapshots_of_different_processes_are_named() -> None:
+    """A growth series assumes one process: inputs from another Go version or another build of
+    main are named in a warning (stderr and JSON); one process's series gets none."""
+    states = FIXTURES / "states"
+    mixed = [
+        grprof.load(states / "go1.26.8" / "goroutine.debug2.txt"),
+        grprof.load(states / "go1.22.12" / "goroutine.debug2.txt"),
+        grprof.load(FIXTURES / "zoo" / "0-warm-up.goroutine.debug2.txt"),
+    ]
+    warnings = detect(mixed, Options(interval=30.0)).warnings
+    assert "(Go 1.26) and" in warnings[0] and "(Go 1.22) come from different builds" in warnings[0]
+    assert "(Go 1.22) and" in warnings[1] and "(Go 1.26) come from different builds" in warnings[1]
+    assert warnings[-1].startswith("a growth series needs snapshots of one process")
+    zoo = [grprof.load(p) for p in sorted((FIXTURES / "zoo").glob("*.goroutine.debug2.txt"))]
+    assert detect(zoo, Options(interval=30.0)).warnings == []
+    p = _grprof("analyze", *(s.source for s in mixed))
+    assert p.returncode == 0
+    assert p.stderr.count("grprof: warning: ") == len(warnings)
+
+
+def test_another_build_of_main_is_named() -> None:
+    same_go = [
+        grprof.load(FIXTURES / "states" / "go1.26.8" / "goroutine.debug2.txt"),
+        grprof.load(FIXTURES / "zoo" / "0-warm-up.goroutine.debug2.txt"),
+    ]
+    [different, advice] = detect(same_go, Options(interval=30.0)).warnings
+    assert "run different builds (main.main at /tmp/grprof-record/states/main.go:57 and" in different
+    assert "judge each process apart" in advice

@@ -381,6 +381,8 @@ def analyze(args: argparse.Namespace) -> int:
     opts = detection_options(args)
     snaps = load_inputs(args.inputs, args.max_size, args.timeout, args.format)
     detection = detect(snaps, opts)
+    for warning in detection.warnings:
+        print(f"grprof: warning: {warning}", file=sys.stderr)
     similarity: Similarity = args.similarity
     flt = GroupFilter(args.filter, args.exclude, max(args.min_count, 1))
     report = build_report(snaps, similarity, flt, detection)

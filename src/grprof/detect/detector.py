@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict
 from grprof.detect.rules import RuleSet, load_rules
-from grprof.detect.series import Series, Track, build_series
+from grprof.detect.series import Series, Track, build_series, series_warnings
 from grprof.detect.signals import (
     Growth,
     Scoring,
@@ -69,6 +69,8 @@ class Detection:
     """Ignore rule id -> groups it silenced."""
     thin: str | None = None
     """Why the series is too thin to clear the service, when it is (never an all-clear then)."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the snapshots may not be one process (`series_warnings`)."""
 
 
 def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Detection:
@@ -118,7 +120,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
         judged = [j for j in judged if j.finding.verdict != "inconclusive"]
     findings = merge_units(judged)
     findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
-    return Detection(findings, series, sla_state, ignored, thin_series(series, st))
+    return Detection(findings, series, sla_state, ignored, thin_series(series, st), series_warnings(series))
 
 
 def _leak_creators(judged: Iterable[Judged]) -> dict[int, str]:

@@ -201,3 +201,45 @@ def point_ids(p: Point) -> frozenset[int]:
     if p.id_set is None:
         p.id_set = frozenset(gid for g in p.groups for gid in g.ids)
     return p.id_set
+
+
+def _minor(version: str | None) -> str | None:
+    """`1.26` of `go1.26.8`, `1.26.8` or `1.26`; None for a range (`>=1.18`) or no version."""
+    if not version:
+        return None
+    v = version.removeprefix("go")
+    parts = v.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() else None
+
+
+def _main_site(s: Snapshot) -> tuple[str, int] | None:
+    """Where the program's main.main is parked: its file and line identify the build."""
+    for g in s.groups():
+        for f in g.frames:
+            if f.function == "main.main":
+                return f.file, f.line
+    return None
+
+
+def series_warnings(series: Series) -> list[str]:
+    """Why the snapshots may not be one process, which a growth series assumes: another Go
+    version, or another build of main (main.main parked at another file or line).
+
+    (Goroutine ids are no test: the newest goroutine of one snapshot may be gone by the next,
+    and a restarted program gives its long-lived goroutines the same small ids again.)"""
+    out: list[str] = []
+    snaps = series.snapshots
+    for a, b in itertools.pairwise(snaps):
+        va, vb = _minor(a.go_version), _minor(b.go_version)
+        if va and vb and va != vb:
+            out.append(f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds")
+            continue
+        ma, mb = _main_site(a), _main_site(b)
+        if ma and mb and ma != mb:
+            out.append(
+                f"{a.source} and {b.source} run different builds "
+                f"(main.main at {ma[0]}:{ma[1]} and {mb[0]}:{mb[1]})"
+            )
+    if out:
+        out.append("a growth series needs snapshots of one process: judge each process apart")
+    return out

@@ -106,6 +106,7 @@ def detection_json(report: Report) -> dict[str, Any] | None:
         },
         "ignored": d.ignored,
         "thin": d.thin,
+        "warnings": d.warnings,
     }
 
 
