@@ -11,7 +11,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -318,6 +318,12 @@ def _progress(inp: Input, size: int | None) -> Iterator[Iterator[bytes]]:
         yield chunks()
 
 
+def warn(messages: Iterable[str]) -> None:
+    """Each message as one `grprof: warning: ...` line on stderr: the run goes on."""
+    for m in messages:
+        print(f"grprof: warning: {m}", file=sys.stderr)
+
+
 def input_source(text: str, fmt: str | None = None) -> str:
     """What `analyze` reads for an INPUT: `-`, an existing file, else a service or URL resolved
     to its goroutine profile (grprof.sources.resolve_target; debug=2 unless `fmt` or the URL
@@ -338,8 +344,7 @@ def load_inputs(
         with _progress(inp, size) as chunks:
             read = read_input(inp, chunks)
         for snap in read:  # what reading a pasted or logged dump took: splits, prefixes stripped
-            for note in snap.notes:
-                print(f"grprof: warning: {note}", file=sys.stderr)
+            warn(snap.notes)
         snaps.extend(read)
     return snaps
 
@@ -381,8 +386,7 @@ def analyze(args: argparse.Namespace) -> int:
     opts = detection_options(args)
     snaps = load_inputs(args.inputs, args.max_size, args.timeout, args.format)
     detection = detect(snaps, opts)
-    for warning in detection.warnings:
-        print(f"grprof: warning: {warning}", file=sys.stderr)
+    warn(detection.warnings)
     similarity: Similarity = args.similarity
     flt = GroupFilter(args.filter, args.exclude, max(args.min_count, 1))
     report = build_report(snaps, similarity, flt, detection)

@@ -14,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict
+from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict, WaitKind
 from grprof.detect.rules import RuleSet, load_rules
 from grprof.detect.series import Series, Track, build_series, series_warnings
 from grprof.detect.signals import (
     Growth,
     Scoring,
     Settings,
-    WaitKind,
     age,
     blocked_ids,
     default_settings,
@@ -248,12 +247,8 @@ def judge(
     evidence, grow, kind = weigh(track, rep, series, st, blocked, kind, extra)
     sc = st.scoring
     score = sum(e.weight for e in evidence)
-    verdict: Verdict | None = None
-    if score >= sc.leak:
-        verdict = "leak"
-    elif score >= sc.suspect:
-        verdict = "suspect"
-    elif grow.verdict == "inconclusive" and not any(e.weight < 0 for e in evidence):
+    verdict: Verdict | None = sc.verdict(score)
+    if verdict is None and grow.verdict == "inconclusive" and not any(e.weight < 0 for e in evidence):
         verdict = "inconclusive"
     if verdict is None:
         return None
@@ -309,8 +304,8 @@ def _kind(rules: RuleSet, track: Track, rep: Group, st: Settings, wait: SourceWa
     counts = track.counts
     if counts and min(counts) != max(counts):
         rule = rules.match(rep, wait)
-        if rule is not None and rule.wait_kind in ("blocking", "waiting", "idle"):
-            return cast(WaitKind, rule.wait_kind)
+        if rule is not None and rule.wait_kind is not None:
+            return rule.wait_kind
     return wait_kind(rep, st, wait.kind if wait else None)
 
 
@@ -330,11 +325,11 @@ def explain(
     scoring: Scoring | None = None,
     wait: SourceWait | None = None,
 ) -> None:
-    """Fill in the cause and fix from the rules, and check the source when given."""
-    # With the source, the blocking statement decides the category where the stack can't
-    # (`<-ctx.Done()` and `<-results` park in the same runtime frames).
-    if wait is None and source_dir is not None:
-        wait = _read_wait(source_dir, rep)
+    """Fill in the cause and fix from the rules, and check the source when given.
+
+    `wait`: what the source showed at the blocking statement (`_read_wait`, read once per
+    track by `detect`); with it the statement decides the category where the stack can't
+    (`<-ctx.Done()` and `<-results` park in the same runtime frames)."""
     ex = rules.classify(rep, wait=wait) or _fill(_UNKNOWN, rep)
     f.category, f.title, f.explanation, f.fix, f.rule = ex.category, ex.title, ex.explanation, ex.fix, ex.rule
     if ex.max_verdict == "suspect" and f.verdict == "leak" and not f.runtime_confirmed:
@@ -359,9 +354,10 @@ def explain(
         f.evidence = [*f.evidence, ev]
         f.score += ev.weight
         capped = ex.max_verdict == "suspect" and not f.runtime_confirmed
-        if f.score >= sc.leak and not capped:
+        better = sc.verdict(f.score)
+        if better == "leak" and not capped:
             f.verdict = "leak"
-        elif f.score >= sc.suspect and f.verdict != "leak":
+        elif better is not None and f.verdict != "leak":
             f.verdict = "suspect"
         f.confidence = sc.confidence(f.score) if not capped else min(sc.confidence(f.score), 0.6)
 

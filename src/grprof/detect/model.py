@@ -13,6 +13,9 @@ Verdict = Literal["leak", "suspect", "inconclusive"]
 either way; the evidence says what would settle it."""
 VERDICTS: tuple[Verdict, ...] = ("leak", "suspect", "inconclusive")
 """Strongest first."""
+WaitKind = Literal["blocking", "waiting", "idle"]
+"""How long a wait may be healthy (data/detect.yaml `wait_kinds`)."""
+WAIT_KINDS: tuple[WaitKind, ...] = ("blocking", "waiting", "idle")
 Signal = Literal[
     "runtime_proof",
     "growth",
@@ -83,10 +86,6 @@ class Explanation:
     max_verdict: Verdict | None = None
     """The strongest verdict the rule allows without runtime proof: "suspect" for patterns that
     are normal at any steady size and grow with load (idle keep-alive connections)."""
-    wait_kind: str | None = None
-    """How long the matched goroutines may healthily wait (`blocking`, `waiting`, `idle`), when
-    the rule knows better than the state: a client connection's readLoop in `select` holds a
-    response body nobody closed (blocking), though a `select` is idle elsewhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +177,7 @@ class Finding:
     source: SourceReport | None = None
     score: float = 0.0
     """The sum of the evidence's weights the verdict was read from."""
-    wait_kind: str = ""
+    wait_kind: WaitKind | Literal[""] = ""
     """`blocking`, `waiting` or `idle` (detect.yaml `wait_kinds`): how much a long wait says."""
     members: Sequence[Member] = ()
     """The other groups of the same unit (they moved in lockstep with this one and share its

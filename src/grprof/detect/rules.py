@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from grprof.detect.model import CATEGORIES, Explanation, Verdict
+from grprof.detect.model import CATEGORIES, WAIT_KINDS, Explanation, Verdict, WaitKind
 from grprof.detect.source import WAIT_CATEGORIES, SourceWait
 from grprof.errors import GrprofError
 from grprof.model import Frame, Group
@@ -48,7 +48,6 @@ VERSION = 1
 
 _TOP_KEYS = ("version", "rules", "ignore", "stack")
 _RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "max_verdict", "wait_kind", "enabled")
-_WAIT_KINDS = ("blocking", "waiting", "idle")
 _RULE_REQUIRED = ("id", "category", "when", "title", "explanation", "fix")
 _WHEN_KEYS = (
     "state",
@@ -314,7 +313,10 @@ class Rule:
     """Any of these."""
     source: str = ""
     max_verdict: Verdict | None = None
-    wait_kind: str | None = None
+    wait_kind: WaitKind | None = None
+    """How long the matched goroutines may healthily wait, when the rule knows better than the
+    state: a client connection's readLoop in `select` holds a response body nobody closed
+    (blocking), though a `select` is idle elsewhere."""
 
     def matches(self, view: _View) -> bool:
         return any(c.matches(view) for c in self.when)
@@ -337,7 +339,6 @@ class Rule:
             fix=fill(self.fix),
             rule=self.id,
             max_verdict=self.max_verdict,
-            wait_kind=self.wait_kind,
         )
 
     @property
@@ -790,8 +791,8 @@ def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
     if max_verdict is not None and max_verdict not in ("leak", "suspect"):
         raise RulesError(f'{where}: max_verdict: want "leak" or "suspect", got {_kind(max_verdict)}')
     wait_kind = item.get("wait_kind")
-    if wait_kind is not None and wait_kind not in _WAIT_KINDS:
-        raise RulesError(f"{where}: wait_kind: want one of {', '.join(_WAIT_KINDS)}, got {_kind(wait_kind)}")
+    if wait_kind is not None and wait_kind not in WAIT_KINDS:
+        raise RulesError(f"{where}: wait_kind: want one of {', '.join(WAIT_KINDS)}, got {_kind(wait_kind)}")
     when = item["when"]
     conditions = when if isinstance(when, list) else [when]
     if not conditions:

@@ -9,11 +9,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from grprof.detect.model import Evidence
+from grprof.detect.model import Evidence, Verdict, WaitKind
 from grprof.detect.series import Series, Track, point_ids, present_ids
 from grprof.model import Group, Snapshot
 
@@ -23,9 +23,6 @@ class GrowthLevel:
     rate_per_minute: float
     above_baseline: float
     trend: float
-
-
-WaitKind = Literal["blocking", "waiting", "idle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +42,12 @@ class Scoring:
     def confidence(self, score: float) -> float:
         c = 1.0 / (1.0 + math.exp(-self.steepness * (score - self.midpoint)))
         return min(self.max_confidence, c)
+
+    def verdict(self, score: float) -> Verdict | None:
+        """`leak` or `suspect` by the cut-offs; None below them."""
+        if score >= self.leak:
+            return "leak"
+        return "suspect" if score >= self.suspect else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,7 @@ class Settings:
     persistence_span: float
     steady: Mapping[str, tuple[int, float]]
     """State -> (snapshots, minutes) a count must hold without ids to be `steady`."""
-    oneshot_creators: frozenset[str]
+    on_behalf_creators: frozenset[str]
     churn: float
     churn_min_count: int
     scoring: Scoring
@@ -113,7 +116,7 @@ def default_settings() -> Settings:
             for tier in d["steady"].values()
             for state in tier["states"]
         },
-        oneshot_creators=frozenset(d["persistence"]["on_behalf_creators"]),
+        on_behalf_creators=frozenset(d["persistence"]["on_behalf_creators"]),
         churn=float(d["turnover"]["churn"]),
         churn_min_count=int(d["turnover"]["min_count"]),
         scoring=Scoring(
@@ -450,7 +453,7 @@ def persistence(
     g = p.group
     if g.created_by is None or g.state in st.busy_states:
         return None
-    on_behalf = g.created_by.function in st.oneshot_creators
+    on_behalf = g.created_by.function in st.on_behalf_creators
     if not (g.created_by.is_user or on_behalf):
         return None
     stuck, start, n = persisting(track, series)
