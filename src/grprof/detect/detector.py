@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict, WaitKind
 from grprof.detect.rules import RuleSet, load_rules
-from grprof.detect.series import Series, Track, build_series, series_warnings
+from grprof.detect.series import Point, Series, Track, build_series, series_warnings
 from grprof.detect.signals import (
     Growth,
     Scoring,
@@ -78,7 +78,6 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     st = (opts.settings or default_settings()).scaled(sla_state.alpha)
     rules = opts.rules or load_rules()
     series = build_series(snapshots, opts.interval)
-    judged: list[Judged] = []
     ignored: dict[str, int] = {}
     reps: list[tuple[Track, Group, SourceWait | None]] = []
     for track in series.tracks:
@@ -93,28 +92,31 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     if len(series.detailed) >= st.persistence_snapshots:
         blocked = blocked_ids(series, st, kinds)
     detail = (lambda t: t.points[series.detailed[-1]]) if series.detailed else (lambda t: None)
-    found: dict[str, Judged] = {}
+    found: dict[str, Weighed] = {}
     for track, rep, _ in reps:
-        f = judge(track, rep, series, st, sla_state, blocked, kinds[track.id])
-        if f is not None:
-            found[track.id] = Judged(f, track, rep, detail(track))
+        w = judge(track, rep, series, st, sla_state, blocked, kinds[track.id])
+        if w is not None:
+            found[track.id] = w
     # Goroutines blocked on leaks they started leak with them: a second look at the blocked
     # ones, once the first pass knows which groups leak.
-    parents = _leak_creators(found.values())
+    by_id = {t.id: (t, rep) for t, rep, _ in reps}
+    parents = _leak_creators((by_id[k][1], w, detail(by_id[k][0])) for k, w in found.items())
     if parents and len(series.detailed) >= st.persistence_snapshots:
         for track, rep, _ in reps:
-            j = found.get(track.id)
-            if j is not None and j.finding.verdict == "leak":
+            w = found.get(track.id)
+            if w is not None and w.verdict == "leak":
                 continue
             extra = waits_on_leaked(track, series, st, kinds[track.id], parents)
             if extra is not None:
-                f = judge(track, rep, series, st, sla_state, blocked, kinds[track.id], extra)
-                if f is not None:
-                    found[track.id] = Judged(f, track, rep, detail(track))
+                w = judge(track, rep, series, st, sla_state, blocked, kinds[track.id], extra)
+                if w is not None:
+                    found[track.id] = w
     waits = {t.id: w for t, _, w in reps}
-    for j in found.values():
-        explain(j.finding, j.group, rules, opts.source_dir, st.scoring, waits[j.track.id])
-    judged = list(found.values())
+    judged = [
+        Judged(finding(t, rep, w, rules, opts.source_dir, st.scoring, waits[k]), t, rep, detail(t))
+        for k, w in found.items()
+        for t, rep in (by_id[k],)
+    ]
     if not opts.inconclusive:
         judged = [j for j in judged if j.finding.verdict != "inconclusive"]
     findings = merge_units(judged)
@@ -122,14 +124,14 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     return Detection(findings, series, sla_state, ignored, thin_series(series, st), series_warnings(series))
 
 
-def _leak_creators(judged: Iterable[Judged]) -> dict[int, str]:
+def _leak_creators(judged: Iterable[tuple[Group, Weighed, Point | None]]) -> dict[int, str]:
     """Creator goroutine id -> site function, for the leaks' creators (latest debug=2)."""
     out: dict[int, str] = {}
-    for j in judged:
-        if j.finding.verdict != "leak" or j.detail is None:
+    for rep, w, detail in judged:
+        if w.verdict != "leak" or detail is None:
             continue
-        site = j.finding.site.function if j.finding.site else j.finding.id
-        for g in j.detail.groups:
+        site = rep.site.function if rep.site else "?"
+        for g in detail.groups:
             for c in g.creators:
                 out.setdefault(c, site)
     return out
@@ -234,6 +236,17 @@ def weigh(
     return [e for e in evidence if e is not None], grow, kind
 
 
+@dataclass(frozen=True, slots=True)
+class Weighed:
+    """A track's evidence, weighed: the verdict before the rules and the source have spoken."""
+
+    verdict: Verdict
+    score: float
+    evidence: tuple[Evidence, ...]
+    growth: Growth
+    kind: WaitKind
+
+
 def judge(
     track: Track,
     rep: Group,
@@ -243,7 +256,7 @@ def judge(
     blocked: frozenset[int] = frozenset(),
     kind: WaitKind | None = None,
     extra: Evidence | None = None,
-) -> Finding | None:
+) -> Weighed | None:
     evidence, grow, kind = weigh(track, rep, series, st, blocked, kind, extra)
     sc = st.scoring
     score = sum(e.weight for e in evidence)
@@ -256,31 +269,82 @@ def judge(
         evidence.append(
             Evidence("sla", f"growth thresholds scaled by the SLA: {sla.summary()}", sla.alpha, None)
         )
+    return Weighed(verdict, score, tuple(evidence), grow, kind)
+
+
+def finding(
+    track: Track,
+    rep: Group,
+    w: Weighed,
+    rules: RuleSet,
+    source_dir: Path | None,
+    scoring: Scoring | None = None,
+    wait: SourceWait | None = None,
+) -> Finding:
+    """The finding for a weighed track: its cause and fix from the rules, checked against the
+    source when given, which may add evidence and change the verdict.
+
+    `wait`: what the source showed at the blocking statement (`_read_wait`, read once per
+    track by `detect`); with it the statement decides the category where the stack can't
+    (`<-ctx.Done()` and `<-results` park in the same runtime frames)."""
+    sc = scoring or default_settings().scoring
+    ex = rules.classify(rep, wait=wait) or _fill(_UNKNOWN, rep)
+    evidence = list(w.evidence)
+    verdict, score = w.verdict, w.score
+    confirmed = any(e.signal == "runtime_proof" for e in evidence)
+    capped = ex.max_verdict == "suspect" and not confirmed
+    confidence = sc.confidence(score)
+    limit = capped and verdict == "leak"
+    if limit:
+        verdict = "suspect"
+        evidence.append(
+            Evidence("rule", f"rule {ex.rule} reports this pattern as a suspect at most", None, None)
+        )
+    report: SourceReport | None = None
+    if source_dir is not None:
+        from grprof.detect.source import confirm
+
+        report = confirm(source_dir, rep)
+    if report is not None and report.confirmed:
+        ev = Evidence("source", f"the source shows the pattern {report.pattern}", sc.weight("source"), None)
+        evidence.append(ev)
+        score += ev.weight
+        confidence = sc.confidence(score)
+        limit = capped
+        better = sc.verdict(score)
+        if better == "leak" and not capped:
+            verdict = "leak"
+        elif better is not None and verdict != "leak":
+            verdict = "suspect"
+    if limit:
+        confidence = min(confidence, 0.6)
     latest = track.latest
     g = latest.group if latest else rep
     return Finding(
         id=track.id,
         verdict=verdict,
-        confidence=sc.confidence(score),
-        category="unknown",
-        title="",
-        explanation="",
-        fix="",
+        confidence=confidence,
+        category=ex.category,
+        title=ex.title,
+        explanation=ex.explanation,
+        fix=ex.fix,
+        rule=ex.rule,
         site=rep.site,
         created_by=rep.created_by,
         state=rep.state,
         count=latest.count if latest else max(track.proof, default=0),
         counts=track.counts,
-        growth_per_minute=grow.per_minute,
+        growth_per_minute=w.growth.per_minute,
         max_wait_minutes=max((p.max_wait for p in track.points if p), default=0),
         orphans=latest.orphans if latest else 0,
-        runtime_confirmed=any(e.signal == "runtime_proof" for e in evidence),
-        source_confirmed=False,
+        runtime_confirmed=confirmed,
+        source_confirmed=report is not None and report.confirmed,
         labels={k: dict(list(v.items())[:5]) for k, v in g.labels.items()},
-        evidence=evidence,
+        evidence=tuple(evidence),
         frames=rep.frames,
+        source=report,
         score=score,
-        wait_kind=kind,
+        wait_kind=w.kind,
     )
 
 
@@ -315,51 +379,6 @@ def _read_wait(source_dir: Path | None, rep: Group) -> SourceWait | None:
     from grprof.detect.source import wait_at
 
     return wait_at(source_dir, rep)
-
-
-def explain(
-    f: Finding,
-    rep: Group,
-    rules: RuleSet,
-    source_dir: Path | None,
-    scoring: Scoring | None = None,
-    wait: SourceWait | None = None,
-) -> None:
-    """Fill in the cause and fix from the rules, and check the source when given.
-
-    `wait`: what the source showed at the blocking statement (`_read_wait`, read once per
-    track by `detect`); with it the statement decides the category where the stack can't
-    (`<-ctx.Done()` and `<-results` park in the same runtime frames)."""
-    ex = rules.classify(rep, wait=wait) or _fill(_UNKNOWN, rep)
-    f.category, f.title, f.explanation, f.fix, f.rule = ex.category, ex.title, ex.explanation, ex.fix, ex.rule
-    if ex.max_verdict == "suspect" and f.verdict == "leak" and not f.runtime_confirmed:
-        f.verdict, f.confidence = "suspect", min(f.confidence, 0.6)
-        f.evidence = [
-            *f.evidence,
-            Evidence("rule", f"rule {ex.rule} reports this pattern as a suspect at most", None, None),
-        ]
-    if source_dir is None:
-        return
-    from grprof.detect.source import confirm
-
-    report: SourceReport | None = confirm(source_dir, rep)
-    if report is None:
-        return
-    f.source = report
-    f.source_confirmed = report.confirmed
-    if report.confirmed:
-        sc = scoring or default_settings().scoring
-        ev = Evidence("source", f"the source shows the pattern {report.pattern}", None, None)
-        ev = replace(ev, weight=sc.weight("source"))
-        f.evidence = [*f.evidence, ev]
-        f.score += ev.weight
-        capped = ex.max_verdict == "suspect" and not f.runtime_confirmed
-        better = sc.verdict(f.score)
-        if better == "leak" and not capped:
-            f.verdict = "leak"
-        elif better is not None and f.verdict != "leak":
-            f.verdict = "suspect"
-        f.confidence = sc.confidence(f.score) if not capped else min(sc.confidence(f.score), 0.6)
 
 
 def _fill(ex: Explanation, g: Group) -> Explanation:

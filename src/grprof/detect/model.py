@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from importlib import resources
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator
+
+from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.model import Frame
 
 Verdict = Literal["leak", "suspect", "inconclusive"]
@@ -147,8 +153,10 @@ class Member:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
+    """One verdict on one group (or unit of groups), built once by the detector."""
+
     id: str
     """Stable across runs for the same group: the series key's digest."""
     verdict: Verdict
@@ -211,3 +219,93 @@ class Finding:
             "wait_kind": self.wait_kind,
             "members": [m.to_json() for m in self.members],
         }
+
+
+# -- data/detect.yaml ------------------------------------------------------------------------
+
+
+def _regexes(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for i, p in enumerate(patterns):
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise Located((i,), f'bad regex "{p}": {e}') from None
+    return patterns
+
+
+class _Level(Strict):
+    rate_per_minute: float
+    above_baseline: float
+    trend: float
+
+
+class _Growth(Strict):
+    leak: _Level
+    suspect: _Level
+    min_snapshots: int
+    min_span_minutes: float
+    window: int
+    recovered: float
+
+
+class _WaitKinds(Strict):
+    frames: dict[str, WaitKind]
+    source: dict[str, WaitKind]
+    states: dict[WaitKind, tuple[str, ...]]
+
+
+class _Persistence(Strict):
+    min_snapshots: int
+    min_span_minutes: float
+    on_behalf_creators: tuple[str, ...]
+
+
+class _Tier(Strict):
+    states: tuple[str, ...]
+    min_snapshots: int
+    min_span_minutes: float
+
+
+class _Turnover(Strict):
+    churn: float
+    min_count: int
+
+
+class _Verdicts(Strict):
+    leak: float
+    suspect: float
+
+
+class _Confidence(Strict):
+    midpoint: float
+    steepness: float
+    max: float
+
+
+class _Scoring(Strict):
+    verdicts: _Verdicts
+    confidence: _Confidence
+    weights: dict[str, float]
+
+
+class DetectFile(Strict):
+    """`grprof/data/detect.yaml`: the detector's thresholds, wait kinds and weights."""
+
+    growth: _Growth
+    age_minutes: int
+    orphans: int
+    request_frames: Annotated[tuple[str, ...], AfterValidator(_regexes)]
+    busy_states: tuple[str, ...]
+    wait_kinds: _WaitKinds
+    persistence: _Persistence
+    steady: dict[str, _Tier]
+    turnover: _Turnover
+    scoring: _Scoring
+
+
+@functools.cache
+def load_detect() -> DetectFile:
+    """data/detect.yaml, validated (errors: `detect.yaml:LINE: key.path: message`)."""
+    text = resources.files("grprof").joinpath("data/detect.yaml").read_text(encoding="utf-8")
+    detect: DetectFile = validate(DetectFile, parse(text, "grprof/data/detect.yaml"))
+    return detect

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from grprof.detect.model import VERDICTS, Evidence, Finding, Member
 from grprof.detect.series import Point, Track, point_ids
@@ -125,16 +125,19 @@ def merge_units(judged: Sequence[Judged]) -> list[Finding]:
             None,
         )
         best = min((j.finding for j in js), key=lambda f: (VERDICTS.index(f.verdict), -f.score))
-        lf = lead.finding
-        lf.members = members
-        lf.evidence = [*lf.evidence, note]
+        lf = replace(lead.finding, members=members, evidence=(*lead.finding.evidence, note))
         if VERDICTS.index(best.verdict) < VERDICTS.index(lf.verdict):
             # The unit is as bad as its worst part; say which part and why.
-            lf.verdict, lf.confidence, lf.score = best.verdict, best.confidence, best.score
-            lf.runtime_confirmed = lf.runtime_confirmed or best.runtime_confirmed
             site = best.site.function if best.site else best.id
             because = "; ".join(e.summary for e in best.evidence if e.weight > 0)
-            lf.evidence = [*lf.evidence, Evidence("unit", f"{best.verdict} by its member {site}: {because}")]
+            lf = replace(
+                lf,
+                verdict=best.verdict,
+                confidence=best.confidence,
+                score=best.score,
+                runtime_confirmed=lf.runtime_confirmed or best.runtime_confirmed,
+                evidence=(*lf.evidence, Evidence("unit", f"{best.verdict} by its member {site}: {because}")),
+            )
         out.append(lf)
     return out
 
