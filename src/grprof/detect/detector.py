@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from grprof.detect.source import SourceWait
 from grprof.model import Group, Snapshot
 
+_PAIR = 2
+"""Two snapshots: a line between them, never a trend; two debug=2 dumps: ids to compare."""
+
 
 @dataclass
 class Options:
@@ -147,9 +150,11 @@ def thin_series(series: Series, st: Settings) -> str | None:
         return None
     seen = f"{n} snapshot{'s' if n != 1 else ''}"
     if n > 1:
-        seen += f" {series.span_minutes:.2g} min apart" if n == 2 else f" over {series.span_minutes:.2g} min"
+        seen += (
+            f" {series.span_minutes:.2g} min apart" if n == _PAIR else f" over {series.span_minutes:.2g} min"
+        )
     ids = len(series.detailed)
-    have = "" if ids >= 2 else " and no two debug=2 snapshots (goroutine ids)"
+    have = "" if ids >= _PAIR else " and no two debug=2 snapshots (goroutine ids)"
     proof = "" if series.leak_profiles else ", a goroutineleak profile (Go 1.26+) for proof"
     return (
         f"{seen}{have}: too few to tell a leak from a healthy service (a load ramp grows too). "

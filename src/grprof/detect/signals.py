@@ -171,6 +171,12 @@ class Growth:
 
 
 _RANK = {None: 0, "inconclusive": 1, "suspect": 2, "leak": 3}
+_LINE = 2
+"""A slope needs two points."""
+_CALLS = 2
+"""Goroutines started by this many calls (not one call's fan-out) were left behind by each call."""
+_SHOWN_IDS = 5
+"""Goroutine ids named in a summary."""
 
 
 def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
@@ -182,7 +188,7 @@ def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
     counts = track.counts[-st.window :]
     ts = [t / 60 for t in times[-st.window :]]
     whole = _judge(counts, ts, st)
-    if whole.verdict == "leak" or len(counts) < 2:
+    if whole.verdict == "leak" or len(counts) < _LINE:
         return whole
     low = min(counts)
     start = max(i for i, c in enumerate(counts) if c == low)
@@ -195,7 +201,7 @@ def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
 
 
 def _judge(counts: Sequence[int], ts: Sequence[float], st: Settings) -> Growth:
-    if len(counts) < 2:
+    if len(counts) < _LINE:
         return Growth(None, None, None)
     # Judge the lower envelope (the minimum from each snapshot on): leaked goroutines stay, so
     # a leak's floor rises; bursts of short-lived goroutines keep falling back to it.
@@ -474,15 +480,18 @@ def persistence(
     present = present_ids(series.snapshots[last])
     calls = len({c for grp in p.groups for c in grp.creators if c not in present or c in stuck_creators})
     w = st.scoring.weight(f"persistence_{kind}")
-    if calls >= 2:
+    if calls >= _CALLS:
         w += st.scoring.weight("persistence_calls")
     first = track.points[start]
     waited = ""
     if first is not None and p.max_wait > first.max_wait:
         waited = f", waiting {first.max_wait} → {p.max_wait} min"
-    shown = ", ".join(str(i) for i in sorted(stuck_orphans)[:5]) + ("…" if len(stuck_orphans) > 5 else "")
+    shown = ", ".join(str(i) for i in sorted(stuck_orphans)[:_SHOWN_IDS])
+    shown += "…" if len(stuck_orphans) > _SHOWN_IDS else ""
     from_calls = (
-        f", started by {calls} calls that have all returned or are stuck" if calls >= 2 else ", creator gone"
+        f", started by {calls} calls that have all returned or are stuck"
+        if calls >= _CALLS
+        else ", creator gone"
     )
     summary = (
         f"the same {len(stuck_orphans)} goroutine{'s' if len(stuck_orphans) != 1 else ''} (id {shown}) "
@@ -503,7 +512,7 @@ def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:
     """The share of a group's goroutines in one debug=2 snapshot that are gone by the next one:
     requests that come and go. High turnover is churn, whatever the count does."""
     rows = _with_ids(track, series)
-    if len(rows) < 2:
+    if len(rows) < _LINE:
         return None
     i, j = rows[-2], rows[-1]
     before_p, after_p = track.points[i], track.points[j]

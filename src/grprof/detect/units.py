@@ -25,6 +25,9 @@ MAX_FINDINGS = 2_000
 TOLERANCE = 0.15
 """A step may differ from the multiple by this share of itself (at least 1 goroutine)."""
 
+MIN_POINTS = 3
+"""Two points make any two lines proportional: lockstep needs a third."""
+
 
 @dataclass(frozen=True, slots=True)
 class Judged:
@@ -40,7 +43,7 @@ class Judged:
 
 def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
     """Every change of `a` is r times the matching change of `b`, for one r; both changed."""
-    if len(a) != len(b) or len(a) < 3:
+    if len(a) != len(b) or len(a) < MIN_POINTS:
         return False
     base_a, base_b = min(a), min(b)
     rise_a, rise_b = a[-1] - base_a, b[-1] - base_b

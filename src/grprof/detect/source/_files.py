@@ -26,6 +26,9 @@ _CLOSURE_PART = re.compile(r"(func\d+|gowrap\d+|\d+)")
 _GENERIC_ARGS = re.compile(r"\[[^\]]*\]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SKIP_DIRS = frozenset({"node_modules", "testdata"})
+_CLEAR_SUFFIX = 2
+"""Path components a candidate file must share with the frame's path (file and its directory)
+to be taken without other evidence: `handler.go` alone names too many files."""
 
 
 def resolve_file(source_dir: Path, frame: Frame) -> Path | None:
@@ -104,9 +107,9 @@ def _best(
             continue
         suffix = _common_suffix(rel, parts)
         declares = _declares(cand, name)
-        if declares is False and suffix < 2:
+        if declares is False and suffix < _CLEAR_SUFFIX:
             continue
-        if require_evidence and suffix < 2 and declares is not True:
+        if require_evidence and suffix < _CLEAR_SUFFIX and declares is not True:
             continue
         scored.append((1 if declares else 0, suffix, str(cand)))
     if not scored:

@@ -139,7 +139,7 @@ def _fan_out(site: _Site) -> tuple[str, str] | None:
     if ch.roles.keys() - {"send", "recv", "len"}:
         return None  # ranged over, closed, or handed on: someone else may still receive
     senders = _senders(site.src, ch)
-    if senders is None or senders[0] < 2:
+    if senders is None or senders[0] < _SENDERS:
         return None
     sends = ch.roles.get("send", [])
     for go_lit in {_func_of(s) for s in sends}:
@@ -231,6 +231,8 @@ def _ctx_background(site: _Site) -> tuple[str, str] | None:
 
 
 _WITH_CANCEL = frozenset({"context.WithCancel", "context.WithCancelCause"})
+_SENDERS = 2
+"""Senders per call that make a fan-out: the first answer wins and the rest find no buffer."""
 
 
 def _ticker(site: _Site) -> tuple[str, str] | None:

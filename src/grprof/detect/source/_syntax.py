@@ -168,6 +168,10 @@ def _statement_at(src: _GoFile, row: int) -> Node | None:
 
 
 _CLOSURE_FRAME = re.compile(r"\.(func\d+|gowrap\d+)(\.\d+)*$")
+_MAKE_SIZED = 2
+"""Arguments of `make(chan T, n)`; `make(chan T)` has one."""
+_MAX_DEPTH = 4
+"""Assignments followed back to find where a channel comes from."""
 
 
 def _frame_statement(src: _GoFile, frame: Frame) -> tuple[Node | None, Node | None]:
@@ -349,7 +353,7 @@ def _local_chan(use: Node, name: str) -> _Chan | None:
 def _buffer(make: Node) -> int | None:
     """The buffer size of `make(chan T, n)`: 0 when absent, None when not a literal."""
     args = _args(make)
-    if len(args) < 2:
+    if len(args) < _MAKE_SIZED:
         return 0
     try:
         return int(_text(args[1]).replace("_", ""), 0) if args[1].type == "int_literal" else None
@@ -394,7 +398,7 @@ def _gives_up(case: Node) -> bool:
 
 def _is_deadline(expr: Node | None, depth: int) -> bool:
     """A channel that fires on its own: time.After/Tick, X.Done(), a timer's or ticker's C."""
-    if expr is None or depth > 4:
+    if expr is None or depth > _MAX_DEPTH:
         return False
     fn = _call_name(expr)
     if fn is not None:

@@ -85,6 +85,8 @@ _CANCEL_FUNCS = frozenset(
 )
 _NEVER_ENDS = frozenset({"context.Background", "context.TODO", "context.WithoutCancel"})
 _VALUE_FUNCS = frozenset({"context.WithValue"})
+_AFTERFUNC_ARGS = 2
+"""`time.AfterFunc(d, f)`."""
 _MAX_HOPS = 8
 
 
@@ -161,19 +163,7 @@ def _wait(root: Path, group: Group, site: Frame) -> SourceWait | None:
     ops = _ops(stmt)
     if ops is None:
         return None
-    ctxs, tickers, timers, chans = [], [], [], []
-    for op, ch in ops:
-        if ch is None:
-            continue
-        done = _done_operand(ch) if op in ("recv", "range") else None
-        if done is not None:
-            ctxs.append(done)
-        elif op in ("recv", "range") and _is_ticker(ch):
-            tickers.append(ch)
-        elif op == "recv" and _is_one_shot_timer(ch):
-            timers.append(ch)
-        else:
-            chans.append((op, ch))
+    ctxs, tickers, timers, chans = _sort_ops(ops)
     if ctxs:
         return _ctx_wait(ctx, ctxs[0], made)
     if tickers:
@@ -192,6 +182,30 @@ def _wait(root: Path, group: Group, site: Frame) -> SourceWait | None:
         return None
     kind = {"send": "chan-send", "recv": "chan-receive", "range": "chan-range"}[chans[0][0]]
     return made(kind, detail, **facts)
+
+
+def _sort_ops(
+    ops: list[tuple[str, Node | None]],
+) -> tuple[list[Node], list[Node], list[Node], list[tuple[str, Node]]]:
+    """The operands waited on, by what wakes them: a context's Done, a ticker, a one-shot
+    timer, or a plain channel (with its operation)."""
+    ctxs: list[Node] = []
+    tickers: list[Node] = []
+    timers: list[Node] = []
+    chans: list[tuple[str, Node]] = []
+    for op, ch in ops:
+        if ch is None:
+            continue
+        done = _done_operand(ch) if op in ("recv", "range") else None
+        if done is not None:
+            ctxs.append(done)
+        elif op in ("recv", "range") and _is_ticker(ch):
+            tickers.append(ch)
+        elif op == "recv" and _is_one_shot_timer(ch):
+            timers.append(ch)
+        else:
+            chans.append((op, ch))
+    return ctxs, tickers, timers, chans
 
 
 def _ops(stmt: Node) -> list[tuple[str, Node | None]] | None:
@@ -587,7 +601,7 @@ def _afterfunc(ctx: _Ctx) -> str | None:
         for n in _walk(s.root)
         if n.type == "call_expression"
         and _call_name(n) == "time.AfterFunc"
-        and len(_args(n)) == 2
+        and len(_args(n)) == _AFTERFUNC_ARGS
         and _text(_args(n)[1]).rsplit(".", 1)[-1] == name
     ]
     started = bool(timers) and any(
