@@ -273,3 +273,47 @@ def test_versions_from_line_numbers_are_never_wrong(version: str) -> None:
                 exact += 1
     # The newest version the table knows reads as a lower bound (a later Go may share its lines).
     assert exact > 0 or minor == 27
+
+
+# -- the crash first, in the text and HTML reports ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "truth", _crash_truths(), ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('.truth.json')}"
+)
+def test_html_lists_the_crashed_goroutine_first_under_its_message(truth: Path) -> None:
+    from html import escape
+
+    from grprof.report import html
+
+    t = json.loads(truth.read_text())
+    (snap,) = grprof.load_all(dump_of(truth))
+    page = html.render(build_report([snap]))
+    # The message, at the top of the page, before the snapshot's sections.
+    banner = page.index('<section class="crash" id="crash0">')
+    assert banner < page.index('<section class="snapshot"')
+    first = snap.prologue.strip().split("\n", 1)[0]
+    assert escape(first) in page[banner : page.index("</section>", banner)]
+    assert f"Crashed here:</b> goroutine {t['current']}" in page
+    # The crashed goroutine's group is the first row, marked.
+    rows = re.findall(r'<tr id="s0-g-(\w+)"><td class="num">(\d+)(.*?)</td>', page, re.S)
+    (crashed,) = [g for g in build_report([snap]).snapshots[0].groups if t["current"] in g.ids]
+    assert rows[0][:2] == (crashed.signature, "1") and "crashed here" in rows[0][2]
+    assert not any("crashed here" in r[2] for r in rows[1:])
+    assert f'href="#s0-g-{crashed.signature}"' in page[banner:]
+
+
+def test_text_puts_the_panic_message_first() -> None:
+    snap = grprof.load(CRASH / "go1.22.12" / "panic.all.txt")
+    out = _text(snap, top=3, stacks=1)
+    panel = out.splitlines()
+    assert "panic: boom" in panel[1] and "crashed: goroutine 1 [running]" in panel[2], panel[:3]
+    # Above the findings, when there are any: the first line of each crash's message.
+    console = Console(file=io.StringIO(), width=200, highlight=False, color_system=None)
+    for line in text.crash_banner(build_report([snap])):
+        console.print(line)
+    assert console.file.getvalue().startswith("crashed: panic: boom  (goroutine 1")  # type: ignore[attr-defined]
+    # A SIGQUIT dump is no crash: its prologue stays under the facts, nothing is marked.
+    quit_ = grprof.load(CRASH / "go1.26.8" / "sigquit.all.txt")
+    assert text.crash_banner(build_report([quit_])) == []
+    assert "crashed" not in _text(quit_, top=3, stacks=1)

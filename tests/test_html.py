@@ -12,6 +12,7 @@ import base64
 import contextlib
 import fcntl
 import gzip
+import hashlib
 import importlib.util
 import json
 import os
@@ -33,8 +34,8 @@ import grprof
 from grprof.aggregate import StackNode
 from grprof.detect.detector import Options, detect
 from grprof.model import Frame, Snapshot
-from grprof.report.flame import MIN_FRACTION, label, layout, render_svg
-from grprof.report.html import render
+from grprof.report.flame import LEAK_FILL, MIN_FRACTION, SUSPECT_FILL, Flagged, label, layout, render_svg
+from grprof.report.html import content_security_policy, environment, render
 from grprof.report.model import Report, build_report
 from grprof.table import GoroutineTable, Header, RowExtra, Stack
 
@@ -164,7 +165,8 @@ def parse(page: str) -> Tags:
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "b", "code",
     "section", "nav", "ol", "ul", "li", "a", "table", "tr", "th", "td", "span", "pre", "div", "input",
-    "button", "details", "summary", "svg", "g", "rect", "text", "script", "dl", "dt", "dd",
+    "button", "details", "summary", "svg", "g", "rect", "text", "script", "dl", "dt", "dd", "thead",
+    "tbody",
 }  # fmt: skip
 
 
@@ -438,6 +440,94 @@ def saturation(hsl: str | None) -> int:
     return int(m.group(1))
 
 
+def test_frames_of_leak_and_suspect_groups_are_coloured(report: Report) -> None:
+    groups = report.snapshots[0].groups
+    sleep = next(g for g in groups if g.frames == SLEEP[0])
+    worker = next(g for g in groups if g.frames == WORKER[0])
+    recurse = next(g for g in groups if g.frames == RECURSE[0])
+    flagged = [
+        Flagged([f.function for f in sleep.frames], sleep.count, "leak", "Sleeps <forever>"),
+        Flagged([f.function for f in worker.frames], worker.count, "suspect", "Idle worker"),
+        # Only 3 of main.recurse's 6 goroutines: the frames stay in their package colour.
+        Flagged([f.function for f in recurse.frames], 3, "leak", "Half of it"),
+    ]
+    svg = render_svg(report.snapshots[0].tree, width=W, flagged=flagged)
+    nodes = {g.get("data-function"): g for g in svg_nodes(svg)}
+    ns = "{http://www.w3.org/2000/svg}"
+
+    def look(fn: str) -> tuple[str | None, str | None, str | None]:
+        g = nodes[fn]
+        r = g.find(f"{ns}rect")
+        assert r is not None
+        return g.get("data-verdict"), r.get("fill"), g.get("data-finding")
+
+    assert look("main.compute") == ("leak", LEAK_FILL, "leak finding: Sleeps <forever>")
+    assert look("time.Sleep")[:2] == ("leak", LEAK_FILL)  # every frame of the group
+    assert look("main.worker") == ("suspect", SUSPECT_FILL, "suspect finding: Idle worker")
+    assert "leak" in (nodes["main.compute"].get("class") or "").split()
+    verdict, colour, finding = look("main.recurse")
+    assert verdict is None and colour != LEAK_FILL
+    assert finding == "leak finding: Half of it (3 of 6 goroutines)"
+    tip = nodes["main.recurse"].findtext(f"{ns}title", "")
+    assert tip.endswith("\nleak finding: Half of it (3 of 6 goroutines)")
+    assert look("all")[0] is None  # the root is never coloured
+    assert look("net/http.Serve")[0::2] == (None, None)
+    tree = report.snapshots[0].tree
+    assert render_svg(tree, width=W) == render_svg(tree, width=W, flagged=[])
+
+
+def test_page_colours_the_findings_in_the_flame_graph() -> None:
+    leak = FIXTURES / "states" / "go1.26.8" / "goroutineleak.debug1.txt"
+    snaps = grprof.load_all(leak)
+    rep = build_report(snaps, detection=detect(snaps))
+    html = render(rep)
+    tags = parse(html).tags
+    coloured = [a for t, a in tags if t == "g" and a.get("data-verdict") == "leak"]
+    assert coloured and all(a.get("data-finding", "").startswith("leak finding: ") for a in coloured)
+    assert "main.leakUnreachable" in {a.get("data-function") for a in coloured}
+    text = " ".join(parse(html).text)
+    assert "leak finding" in text and "suspect finding" in text  # the legend
+    # The group's row links to its finding.
+    (f,) = [f for f in rep.findings if f.site and f.site.function == "main.leakUnreachable"]
+    assert f'<a class="verdict leak" href="#finding-{f.id}"' in html
+    # No detection, no verdict colours in the legend.
+    assert "leak finding" not in render(build_report(snaps))
+
+
+def test_templates_can_be_overridden(report: Report, tmp_path: Path) -> None:
+    (tmp_path / "report_header.html.j2").write_text("<header><h1>Ours {{ version }}</h1></header>\n")
+    (tmp_path / "report.css.j2").write_text("body{color:#123}")
+    html = render(report, templates=tmp_path)
+    assert f"<header><h1>Ours {grprof.__version__}</h1></header>" in html
+    assert "<style>body{color:#123}</style>" in html
+    # The CSP hashes what was rendered, overridden or not.
+    digest = base64.b64encode(hashlib.sha256(b"body{color:#123}").digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in html
+    assert "main.compute" in html  # the other templates are the package's
+
+
+def test_templates_autoescape_and_are_package_data() -> None:
+    env = environment()
+    assert env.autoescape is True
+    assert env.from_string("{{ x }}").render(x="<a href='x'>&\"") == "&lt;a href=&#x27;x&#x27;&gt;&amp;&quot;"
+    root = Path(grprof.__file__).parent / "data" / "templates"
+    for name in ("report.html.j2", "report.css.j2", "report.js.j2", "report_flame.svg.j2"):
+        assert (root / name).is_file(), name
+
+
+def test_no_inline_handlers_styles_or_javascript_urls(page: str) -> None:
+    for tag, attrs in parse(page).tags:
+        assert not [k for k in attrs if k.startswith("on") or k == "style"], (tag, attrs)
+        assert not any("javascript:" in (v or "") for v in attrs.values()), (tag, attrs)
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    assert csp and "unsafe-inline" not in csp.group(1)
+    style = re.search(r"<style>(.*?)</style>", page, re.S)
+    script = re.search(r"<script>(.*?)</script>", page, re.S)
+    assert style and script
+    assert csp.group(1) == content_security_policy(style.group(1), script.group(1))
+    assert csp.group(1).startswith("default-src 'none'; style-src 'sha256-")
+
+
 def test_labels_are_truncated_to_fit() -> None:
     assert label("main.leakyHandler.func1", 1000) == "main.leakyHandler.func1"
     cut = label("main.leakyHandler.func1", 80)
@@ -558,6 +648,19 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
+CSP_LISTENER = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__csp.push(e.violatedDirective + " " + e.blockedURI + " " + (e.sample || ""));
+}, true);
+// Dialogs are recorded, not shown: a headless page blocked on alert() would hang the test.
+window.__dialogs = [];
+["alert", "confirm", "prompt"].forEach(function (k) {
+  window[k] = function (m) { window.__dialogs.push(k + ": " + m); };
+});
+"""
+
+
 class Browser:
     """A headless Chromium driven over the DevTools protocol on fds 3/4 (NUL-separated JSON)."""
 
@@ -583,8 +686,11 @@ class Browser:
         self.events: list[dict[str, Any]] = []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Network"):
+        for domain in ("Page", "Runtime", "Network", "Log"):
             self.send(f"{domain}.enable")
+        # Every Content-Security-Policy violation of every page, recorded before the page's own
+        # script runs (DevTools' script is not subject to the page's CSP); see `csp_violations`.
+        self.send("Page.addScriptToEvaluateOnNewDocument", source=CSP_LISTENER)
         self.send(
             "Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False
         )
@@ -641,6 +747,30 @@ class Browser:
         if "exceptionDetails" in r:
             raise RuntimeError(f"{expr}: {r['exceptionDetails']}")
         return r["result"].get("value")
+
+    def csp_violations(self) -> list[str]:
+        """The page's CSP violations: the in-page listener's, and the console's `Refused to ...`."""
+        seen = list(self.js("window.__csp || []"))
+        for e in self.events:
+            if e.get("method") == "Log.entryAdded":
+                entry = e["params"]["entry"]
+                if "Content Security Policy" in entry.get("text", ""):
+                    seen.append(entry["text"])
+        return seen
+
+    def console_errors(self) -> list[dict[str, Any]]:
+        """Exceptions, console.error calls and error log entries of the page."""
+        out = []
+        for e in self.events:
+            m = e.get("method")
+            params = e.get("params", {})
+            if (
+                m == "Runtime.exceptionThrown"
+                or (m == "Runtime.consoleAPICalled" and params.get("type") == "error")
+                or (m == "Log.entryAdded" and params["entry"].get("level") == "error")
+            ):
+                out.append(e)
+        return out
 
     def mouse(self, kind: str, x: float, y: float) -> None:
         extra = {"button": "left", "clickCount": 1} if kind != "mouseMoved" else {}
@@ -839,6 +969,36 @@ def test_browser_fetches_nothing_and_runs_without_errors(browser: Browser, page_
     errors = [e for e in b.events if e.get("method") in ("Runtime.exceptionThrown",)]
     assert not errors, errors
     assert b.js("document.querySelectorAll('svg.flame').length") == 1
+
+
+@needs_chromium
+def test_browser_csp_allows_the_page_style_and_script_only(
+    browser: Browser, page: str, tmp_path: Path
+) -> None:
+    b = browser
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    b.open(path.as_uri())
+    b.js("new Promise(r=>setTimeout(r,100))")
+    # Under the page's strict CSP the hashed style applies and the hashed script runs...
+    assert b.js("getComputedStyle(document.querySelector('h1')).fontSize") == "22px"
+    assert b.js("document.querySelector('#flame0').dataset.zoom") == "0"  # set by the script
+    b.click('#flame0 g.f[data-function="main.worker"] rect')
+    assert geometry(b, "main.worker") == pytest.approx([0, W, False], abs=1e-3)
+    b.click('button.find[data-fn="main.compute"]')
+    assert b.js("document.querySelectorAll('#flame0 g.match').length") == 1
+    # ...with no violation and no error on the console.
+    assert b.csp_violations() == []
+    assert b.console_errors() == []
+    # The check sees violations: the same page with a wrong script hash runs no script.
+    csp = re.search(r"script-src '(sha256-[^']+)'", page)
+    assert csp
+    tampered = page.replace(csp.group(1), "sha256-" + "A" * 43 + "=")
+    path.write_text(tampered, encoding="utf-8")
+    b.open(path.as_uri())
+    b.js("new Promise(r=>setTimeout(r,100))")
+    assert b.js("document.querySelector('#flame0').dataset.zoom") is None
+    assert any("script-src" in v for v in b.csp_violations()), b.csp_violations()
 
 
 @needs_chromium

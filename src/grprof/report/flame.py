@@ -1,18 +1,24 @@
 """An SVG icicle of a stack tree: root on top, callees below, width proportional to goroutines.
 
 The SVG is static and complete on its own (native `<title>` tooltips, data attributes on every
-frame); the HTML report adds a small script that zooms and searches by rewriting the `x`/`width`
-of the rects this module lays out. Both sides truncate labels with the same rule
-(`label`, and `flameLabel` in html.py), reading the character width from `data-char-width`.
+frame), rendered by the `report_flame.svg.j2` template (autoescaped); the HTML report adds a
+small script that zooms and searches by rewriting the `x`/`width` of the rects this module
+lays out. Frames of groups a leak finding is about are coloured by its verdict (`Flagged`).
+Both sides truncate labels with the same rule (`label` here, `flameLabel` in the report's
+script, `data/templates/report.js.j2`), reading the character width from `data-char-width`.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from html import escape
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from grprof.aggregate import StackNode
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 ROW_HEIGHT = 18
 FONT_SIZE = 11
@@ -159,7 +165,110 @@ def _location(node: StackNode) -> str:
     return f"{node.frame.file}:{node.frame.line}" if node.frame else ""
 
 
-def _frame_svg(p: Placed, total: int, top: int, svg_id: str) -> str:
+# -- findings --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """A group a leak finding is about, to colour its frames: its path, size and verdict."""
+
+    functions: Sequence[str]
+    """The group's frames' functions, innermost first (as `Group.frames`)."""
+    count: int
+    verdict: str
+    """`leak` or `suspect` (other verdicts are not coloured)."""
+    finding: str
+    """What the tooltip says about it: the finding's title."""
+
+
+@dataclass(slots=True)
+class _Mark:
+    leak: int = 0
+    suspect: int = 0
+    findings: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+LEAK_FILL = "#d93a2b"
+SUSPECT_FILL = "#f0a020"
+VERDICT_FILLS = {"leak": LEAK_FILL, "suspect": SUSPECT_FILL}
+MAX_TIP_FINDINGS = 3
+
+
+def _marks(tree: StackNode, flagged: Sequence[Flagged]) -> dict[int, _Mark]:
+    """Goroutines of leak and suspect groups under each frame, keyed by `id(node)`."""
+    out: dict[int, _Mark] = {}
+    for fl in flagged:
+        if fl.verdict not in VERDICT_FILLS:
+            continue
+        node = tree
+        for fn in reversed(fl.functions):
+            nxt = node.children.get(fn)
+            if nxt is None:  # not in this tree (filtered out): colour what matched so far
+                break
+            node = nxt
+            m = out.setdefault(id(node), _Mark())
+            if fl.verdict == "leak":
+                m.leak += fl.count
+            else:
+                m.suspect += fl.count
+            key = (fl.verdict, fl.finding)
+            m.findings[key] = m.findings.get(key, 0) + fl.count
+    return out
+
+
+def verdict_of(node: StackNode, mark: _Mark | None) -> str:
+    """`leak` or `suspect` when every goroutine under the frame is in a flagged group (`leak`
+    as soon as one of them leaks), else "": a frame shared with healthy goroutines stays in its
+    package colour and its tooltip says how many of its goroutines a finding is about."""
+    if mark is None or mark.leak + mark.suspect < node.count or node.count == 0:
+        return ""
+    return "leak" if mark.leak else "suspect"
+
+
+def _finding_tip(node: StackNode, mark: _Mark | None) -> str:
+    if mark is None:
+        return ""
+    items = sorted(mark.findings.items(), key=lambda kv: (kv[0][0] != "leak", -kv[1], kv[0][1]))
+    lines = []
+    for (verdict, title), n in items[:MAX_TIP_FINDINGS]:
+        share = "" if n >= node.count else f" ({n} of {node.count} goroutines)"
+        lines.append(f"{verdict} finding: {title}{share}")
+    if len(items) > MAX_TIP_FINDINGS:
+        lines.append(f"+{len(items) - MAX_TIP_FINDINGS} more findings")
+    return "\n".join(lines)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SvgFrame:
+    """What the SVG template draws for one frame (strings are escaped by the template)."""
+
+    cls: str
+    id: str
+    pid: int
+    parent: int
+    depth: int
+    function: str
+    count: int
+    self_count: int
+    loc: str
+    label: str | None
+    """`data-label`, for the root and merged bars only."""
+    tip: str
+    x: str
+    y: int
+    width: str
+    fill: str
+    text_x: str
+    text_y: int
+    text: str
+    verdict: str
+    finding: str
+
+
+def _frame(p: Placed, total: int, top: int, svg_id: str, mark: _Mark | None) -> SvgFrame:
     n = p.node
     pct = n.count / total * 100 if total else 0.0
     loc = _location(n)
@@ -170,20 +279,38 @@ def _frame_svg(p: Placed, total: int, top: int, svg_id: str) -> str:
     # The root and merged bars say what they are; the script relabels from data-label when zooming.
     text = f"all goroutines: {n.count}" if root else n.name
     function, colour = n.name, fill(n, root)
+    verdict = finding = ""
     if p.merged:
         cls, function, colour = "f other", "", _MERGED_FILL
         tip = f"{n.name}, too narrow to draw one by one\n{n.count} goroutines ({pct:.1f}%)"
-    e = escape
-    return (
-        f'<g class="{cls}" id="{e(svg_id)}-n{p.id}" data-id="{p.id}" data-parent="{p.parent}" '
-        f'data-depth="{p.depth}" data-function="{e(function)}" data-count="{n.count}" '
-        f'data-self="{n.self_count}" data-loc="{e(loc)}"'
-        + (f' data-label="{e(text)}"' if root or p.merged else "")
-        + ">"
-        f"<title>{e(tip)}</title>"
-        f'<rect x="{_fmt(p.x)}" y="{y}" width="{_fmt(p.width)}" height="{ROW_HEIGHT - 1}" '
-        f'fill="{colour}"/>'
-        f'<text x="{_fmt(p.x + TEXT_PAD)}" y="{y + ROW_HEIGHT - 5}">{e(label(text, p.width))}</text></g>'
+    elif not root:
+        verdict, finding = verdict_of(n, mark), _finding_tip(n, mark)
+        if verdict:
+            cls += " " + verdict
+            colour = VERDICT_FILLS[verdict]
+        if finding:
+            tip += "\n" + finding
+    return SvgFrame(
+        cls=cls,
+        id=f"{svg_id}-n{p.id}",
+        pid=p.id,
+        parent=p.parent,
+        depth=p.depth,
+        function=function,
+        count=n.count,
+        self_count=n.self_count,
+        loc=loc,
+        label=text if root or p.merged else None,
+        tip=tip,
+        x=_fmt(p.x),
+        y=y,
+        width=_fmt(p.width),
+        fill=colour,
+        text_x=_fmt(p.x + TEXT_PAD),
+        text_y=y + ROW_HEIGHT - 5,
+        text=label(text, p.width),
+        verdict=verdict,
+        finding=finding,
     )
 
 
@@ -195,6 +322,8 @@ def render_svg(
     svg_id: str = "flame",
     min_fraction: float = MIN_FRACTION,
     max_nodes: int = MAX_NODES,
+    flagged: Sequence[Flagged] = (),
+    env: Environment | None = None,
 ) -> str:
     """The icicle of `tree` as one `<svg>` element (also valid as a standalone .svg file).
 
@@ -202,28 +331,40 @@ def render_svg(
     icicles can share one page. Frames narrower than `min_fraction` of the root are not drawn and a
     note at the bottom says how many were left out; under each drawn frame one light grey bar
     stands for its callees too narrow to draw, when together they are wide enough.
+
+    `flagged`: the groups leak findings are about; a frame all of whose goroutines are in them
+    is drawn in the verdict's colour (class `leak` / `suspect`, `data-verdict`), and every frame
+    they pass through names the findings in its tooltip (`data-finding`).
+
+    Rendered with the `report_flame.svg.j2` template of `env` (default: the package's).
     """
+    if env is None:
+        from grprof.report.html import environment
+
+        env = environment()
     lay = layout(tree, width, min_fraction, max_nodes)
+    marks = _marks(tree, flagged) if flagged else {}
     top = ROW_HEIGHT + 4 if title else 0
     note_y = top + lay.depth * ROW_HEIGHT + 14
     height = note_y + (6 if lay.hidden_nodes or not tree.count else -10)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="flame" id="{escape(svg_id)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT_FAMILY}" '
-        f'font-size="{FONT_SIZE}" data-char-width="{CHAR_WIDTH}" data-total="{tree.count}" '
-        f'data-hidden-nodes="{lay.hidden_nodes}">'
-    ]
-    if title:
-        parts.append(
-            f'<text class="title" x="{width / 2:g}" y="{ROW_HEIGHT - 4}" text-anchor="middle" '
-            f'font-size="{FONT_SIZE + 3}">{escape(title)}</text>'
-        )
-    parts.extend(_frame_svg(p, tree.count, top, svg_id) for p in lay.placed)
-    note = _note(tree, lay, min_fraction)
-    if note:
-        parts.append(f'<text class="note" x="0" y="{note_y}" fill="#555">{escape(note)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    frames = [_frame(p, tree.count, top, svg_id, marks.get(id(p.node))) for p in lay.placed]
+    return env.get_template("report_flame.svg.j2").render(
+        svg_id=svg_id,
+        width=width,
+        height=height,
+        font_family=FONT_FAMILY,
+        font_size=FONT_SIZE,
+        char_width=CHAR_WIDTH,
+        total=tree.count,
+        hidden_nodes=lay.hidden_nodes,
+        title=title,
+        title_x=f"{width / 2:g}",
+        title_y=ROW_HEIGHT - 4,
+        frames=frames,
+        rect_height=ROW_HEIGHT - 1,
+        note=_note(tree, lay, min_fraction),
+        note_y=note_y,
+    )
 
 
 def _note(tree: StackNode, lay: Layout, min_fraction: float) -> str:

@@ -71,7 +71,11 @@ def summary(sr: SnapshotReport) -> RenderableType:
         facts.append(f"Go {escape(s.go_version)}")
     if s.time:
         facts.append(s.time.isoformat(timespec="seconds"))
-    lines: list[RenderableType] = [Text.from_markup(" · ".join(facts))]
+    lines: list[RenderableType] = []
+    gid = crashed_goroutine(s)
+    if gid is not None:  # a crash: its message and the goroutine that failed come first
+        lines += _crash_lines(sr, gid)
+    lines.append(Text.from_markup(" · ".join(facts)))
     if s.truncated:
         lines.append(
             Text.from_markup(
@@ -79,20 +83,8 @@ def summary(sr: SnapshotReport) -> RenderableType:
                 "some goroutines are missing"
             )
         )
-    if s.prologue:
-        lines.append(Text(s.prologue if len(s.prologue) < 600 else s.prologue[:600] + " …", style="red"))
-    gid = crashed_goroutine(s)
-    if gid is not None:
-        t = s.table  # the crashed goroutine is the dump's first
-        st, state = t.stacks[t.stack[0]], t.headers[t.header[0]].state
-        where = next((f for f in st.frames if not f.is_runtime), st.frames[0] if st.frames else None)
-        lines.append(
-            Text.from_markup(
-                f"[bold red]crashed:[/] goroutine {gid} {escape('[' + state + ']')}"
-                + (f" at {escape(frame_text(where))}" if where else "")
-                + " [dim](its group is listed first)[/]"
-            )
-        )
+    if s.prologue and gid is None:  # SIGQUIT: what the runtime printed first
+        lines.append(Text(_message(s.prologue), style="red"))
     states = " · ".join(f"{escape(k)} [bold]{v:,}[/]" for k, v in sr.states.items())
     if s.format != "debug=2":
         states += " [dim](inferred from the stacks: this format carries no states)[/]"
@@ -104,6 +96,43 @@ def summary(sr: SnapshotReport) -> RenderableType:
             )
         )
     return Panel(RGroup(*lines), title=escape(s.source), title_align="left", expand=False)
+
+
+def _message(prologue: str, limit: int = 600) -> str:
+    return prologue if len(prologue) < limit else prologue[:limit] + " …"
+
+
+def _crash_lines(sr: SnapshotReport, gid: int) -> list[RenderableType]:
+    """A crash's message, then the goroutine that failed: where, and that it is listed first."""
+    s = sr.snapshot
+    t = s.table  # the crashed goroutine is the dump's first
+    st, state = t.stacks[t.stack[0]], t.headers[t.header[0]].state
+    where = next((f for f in st.frames if not f.is_runtime), st.frames[0] if st.frames else None)
+    shown = any(gid in g.ids for g in sr.groups)
+    return [
+        Text(_message(s.prologue.strip("\n")), style="bold red"),
+        Text.from_markup(
+            f"[bold red]crashed:[/] goroutine {gid} {escape('[' + state + ']')}"
+            + (f" at {escape(frame_text(where))}" if where else "")
+            + (" [dim](its group is listed first)[/]" if shown else " [dim](its group is filtered out)[/]")
+        ),
+    ]
+
+
+def crash_banner(report: Report) -> list[RenderableType]:
+    """The first line of each crash's message, to print above the findings."""
+    out: list[RenderableType] = []
+    for sr in report.snapshots:
+        gid = crashed_goroutine(sr.snapshot)
+        if gid is None:
+            continue
+        first = sr.snapshot.prologue.strip().split("\n", 1)[0]
+        source = f" [dim]in {escape(sr.snapshot.source)}[/]" if len(report.snapshots) > 1 else ""
+        head = Text.from_markup(f"[bold red]crashed{source}:[/] ")
+        head.append(_message(first, 200), style="bold red")
+        head.append(f"  (goroutine {gid}; its stack is listed first below)", style="dim")
+        out.append(head)
+    return out
 
 
 def groups_table(sr: SnapshotReport, top: int) -> Table:
@@ -278,6 +307,9 @@ def render_findings(report: Report, console: Console, details: int) -> None:
 def render(
     report: Report, console: Console, *, top: int = 10, stacks: int = 5, max_frames: int = 8, details: int = 5
 ) -> None:
+    if report.detection is not None:  # findings come first: the crash goes above them
+        for line in crash_banner(report):
+            console.print(line)
     render_findings(report, console, details)
     for sr in report.snapshots:
         console.print(summary(sr))
