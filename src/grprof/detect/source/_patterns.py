@@ -68,7 +68,7 @@ def _match(site: _Site) -> tuple[str, str] | None:
 
 
 def _unbuffered_send(site: _Site) -> tuple[str, str] | None:
-    """The design document's leakyHandler: the receiver's select gave up, the send waits forever."""
+    """A handler's worker (examples/leaky): the receiver's select gave up, the send waits forever."""
     stmt, lit = site.stmt, site.func
     parent = stmt.parent
     if stmt.type != "send_statement" or (parent is not None and parent.type == "communication_case"):
