@@ -76,40 +76,60 @@ def test_file_sd_names_without_job_or_instance_and_auth(tmp_path: pathlib.Path) 
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("a.json", '{"targets": []}', "a.json: expected a list of target groups, got an object"),
+        ("a.json", '{"targets": []}', "a.json:1: (top level): must be a list, got a mapping"),
         (
             "a.json",
             '[{"targets": "h:1"}]',
-            'a.json: entry 0: `targets` must be a list of "host:port" strings',
+            'a.json:1: 0.targets: must be a list, got "h:1"',
         ),
-        ("a.json", '[{"targets": ["h:1"]}, {"labels": {}}]', "a.json: entry 1: `targets` must be a list"),
-        ("a.json", '[{"targets": ["http://h:1"]}]', "entry 0: target 0: 'http://h:1' is not host:port (put"),
+        ("a.json", '[{"targets": ["h:1"]}, {"labels": {}}]', "a.json:1: 1.targets: missing"),
+        (
+            "a.json",
+            '[{"targets": ["http://h:1"]}]',
+            "a.json:1: 0.targets.0: 'http://h:1' is not host:port (put",
+        ),
         (
             "a.json",
             '[{"targets": ["h:1", "h:99999"]}]',
-            "a.json: entry 0: target 1: 'h:99999' is not host:port",
+            "a.json:1: 0.targets.1: 'h:99999' is not host:port",
         ),
-        ("a.json", '[{"targets": ["h:1", 7]}]', 'a.json: entry 0: target 1: expected a "host:port" string'),
-        ("a.json", '[{"targets": [], "lables": {}}]', "a.json: entry 0: unknown key 'lables'"),
-        ("a.json", '[{"targets": [], "labels": {"a-b": "x"}}]', "label name 'a-b' is not a valid Prometheus"),
-        ("a.json", '[{"targets": [], "labels": {"a": ["x"]}}]', "label 'a' must be a string, got a list"),
+        ("a.json", '[{"targets": ["h:1", 7]}]', "a.json:1: 0.targets.1: Input should be a valid string"),
+        (
+            "a.json",
+            '[{"targets": [], "lables": {}}]',
+            'a.json:1: 0.lables: unknown key (did you mean "labels"?)',
+        ),
+        (
+            "a.json",
+            '[{"targets": [], "labels": {"a-b": "x"}}]',
+            "a.json:1: 0.labels.a-b: label name 'a-b' is not a valid Prometheus",
+        ),
+        (
+            "a.json",
+            '[{"targets": [], "labels": {"a": ["x"]}}]',
+            "a.json:1: 0.labels.a: must be a string, got a list",
+        ),
         (
             "a.json",
             '[{"targets": ["h:1"], "labels": {"__scheme__": "ftp"}}]',
-            "__scheme__ must be http or https",
+            "a.json:1: 0.labels.__scheme__: must be http or https",
         ),
-        ("a.json", '[{"targets": ["h:1", "h:1"]}]', "entry 0: target name 'h:1' is already used by entry 0"),
+        (
+            "a.json",
+            '[{"targets": ["h:1", "h:1"]}]',
+            "a.json:1: 0.targets.1: target name 'h:1' is already used by 0.targets.0",
+        ),
         (
             "a.json",
             '[{"targets": ["h:1"]},\n {"targets": ["h:1"]}]',
-            "entry 1: target name 'h:1' is already used",
+            "a.json:2: 1.targets.0: target name 'h:1' is already used",
         ),
-        ("a.json", '[{"targets": ["h:1"]}', "a.json: invalid JSON: "),
-        ("a.yaml", "- targets: [h:1\n- x", "a.yaml: invalid YAML: "),
+        ("a.json", '[{"targets": ["h:1"]}', "a.json:1: not valid JSON: "),
+        ("a.yaml", "- targets: [h:1\n- x", "a.yaml:3: not valid YAML: "),
         (
             "a.yaml",
             "- targets: []\n  labels: {flag: yes}",
-            "label 'flag' must be a string, got bool (quote it)",
+            "a.yaml:2: 0.labels.flag: must be a string, got bool (quote it)",
         ),
     ],
 )
@@ -155,8 +175,8 @@ def test_file_sd_rereads_changes_keeps_the_last_good_list_and_follows_globs(
         assert not sd.poll()
         assert not sd.poll()
     assert names(sd.targets) == ["x/h1:1", "x/h2:2"]
-    assert len(sd.errors) == 1 and sd.errors[0].startswith(f"{a}: invalid JSON")
-    assert caplog.text.count("invalid JSON") == 1 and "keeping its previous targets" in caplog.text
+    assert len(sd.errors) == 1 and sd.errors[0].startswith(f"{a}:1: not valid JSON")
+    assert caplog.text.count("not valid JSON") == 1 and "keeping its previous targets" in caplog.text
     # A new file matching the glob joins; fixing the broken one clears the error.
     (tmp_path / "b.json").write_text(group("h3:3"))
     a.write_text(group("h1:1"))
@@ -250,7 +270,7 @@ def test_http_sd_keeps_the_previous_list_on_failure(
     assert steps[0] == (True, ["h:1"], [])
     assert steps[1] == (False, ["h:1"], [])
     assert steps[2] == (False, ["h:1"], [f"{url}: HTTP 500"])
-    assert steps[3] == (False, ["h:1"], [f"{url}: expected a list of target groups, got an object"])
+    assert steps[3] == (False, ["h:1"], [f"{url}: (top level): must be a list, got a mapping"])
     assert steps[4] == (True, ["h:2"], [])
     assert "keeping the previous targets" in caplog.text
 

@@ -141,73 +141,81 @@ def test_unknown_key_names_file_rule_and_key(tmp_path: Path) -> None:
         fix: f
     """,
     )
-    assert _error(p) == f'{p}: rule 2 (id "chan-send"): unknown key "stat" (did you mean "state"?)'
+    assert _error(p) == f'{p}:12: rules.1.when.stat: unknown key (did you mean "state"?)'
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("version: 2\nrules: []\n", "version: want 1, got 2"),
-        ("- a\n", "want a mapping with version, rules and ignore, got a list"),
-        ("version: 1\nrule: []\n", 'unknown key "rule" (did you mean "rules"?)'),
-        ("version: 1\nrules: [\n", "not valid YAML"),
+        ("version: 2\nrules: []\n", ":1: version: Input should be 1"),
+        ("- a\n", ":1: (top level): must be a mapping of keys (version, rules, ignore, ...), got a list"),
+        ("version: 1\nrule: []\n", ':2: rule: unknown key (did you mean "rules"?)'),
+        ("version: 1\nrules: [\n", ":3: not valid YAML"),
         (
             RULE.replace("category: channel", "category: chanel"),
-            'rule 1 (id "mine"): category: unknown category "chanel" (did you mean "channel"?)',
+            ':4: rules.0.category: unknown category "chanel", nor "sdk/<library>" (did you mean "channel"?)',
         ),
-        (RULE.replace("        fix: f\n", ""), 'rule 1 (id "mine"): missing key "fix"'),
+        (RULE.replace("        fix: f\n", ""), ":3: rules.0.fix: missing"),
         (
             RULE.replace("{state: [chan send]}", "{frames: 'main\\.(foo'}"),
-            'rule 1 (id "mine"): frames: bad regex "main\\.(foo"',
+            ':5: rules.0.when.frames: bad regex "main\\.(foo"',
         ),
         (
             RULE + "        max_verdict: maybe\n",
-            'rule 1 (id "mine"): max_verdict: want "leak" or "suspect"',
+            ":9: rules.0.max_verdict: Input should be 'leak' or 'suspect'",
         ),
         (
             RULE + "        wait_kind: sleepy\n",
-            'rule 1 (id "mine"): wait_kind: want one of blocking, waiting, idle',
+            ":9: rules.0.wait_kind: Input should be 'blocking', 'waiting' or 'idle'",
         ),
-        (RULE.replace("id: mine", "id: Mine!"), 'rule 1 (id "Mine!"): id: want lowercase'),
-        (RULE + RULE.split("rules:\n")[1], 'rule 2 (id "mine"): id "mine" is used twice'),
+        (RULE.replace("id: mine", "id: Mine!"), ":3: rules.0.id: want lowercase"),
+        (RULE + RULE.split("rules:\n")[1], ':9: rules.1.id: "mine" is used twice'),
         (
             RULE.replace("{state: [chan send]}", "{site_is_innermost: yes please}"),
-            "site_is_innermost: want true or false",
+            ":5: rules.0.when.site_is_innermost: Input should be a valid boolean",
         ),
-        ("version: 1\nignore:\n  - id: x\n    reason: r\n", 'ignore 1 (id "x"): needs at least one of'),
-        ("version: 1\nignore:\n  - id: x\n    any_function: f\n", 'ignore 1 (id "x"): reason:'),
+        (
+            "version: 1\nignore:\n  - id: x\n    reason: r\n",
+            ":3: ignore.0: needs at least one of top_function",
+        ),
+        ("version: 1\nignore:\n  - id: x\n    any_function: f\n", ":3: ignore.0.reason: missing"),
         (
             RULE.replace("{state: [chan send]}", "{source: [ctx-dne]}"),
-            'rule 1 (id "mine"): source: unknown wait kind "ctx-dne" (did you mean "ctx-done"?)',
+            ':5: rules.0.when.source.0: unknown wait kind "ctx-dne" (did you mean "ctx-done"?)',
         ),
         (
             RULE.replace("{state: [chan send]}", "{stack: [chanel]}"),
-            'rule 1 (id "mine"): stack: unknown category "chanel" (did you mean "channel"?)',
+            ':5: rules.0.when.stack.0: unknown category "chanel", nor "sdk/<library>" '
+            '(did you mean "channel"?)',
         ),
-        ("version: 1\nstack:\n  waits: []\n", 'stack: unknown key "waits"'),
-        ("version: 1\nstack: [a]\n", "stack: want a mapping of calls, creators, runtime and states"),
+        ("version: 1\nstack:\n  waits: []\n", ":3: stack.waits: unknown key"),
+        (
+            "version: 1\nstack: [a]\n",
+            ":2: stack: must be a mapping of keys (calls, creators, runtime, ...), got a list",
+        ),
         (
             "version: 1\nstack:\n  calls:\n    - {category: io, what: x}\n",
-            'stack: calls 1: missing key "frames"',
+            ":4: stack.calls.0.frames: missing",
         ),
         (
             "version: 1\nstack:\n  calls:\n    - {category: io, what: x, frames: f, created_by: g}\n",
-            'stack: calls 1: "created_by" belongs in stack: creators, not calls',
+            ":4: stack.calls.0.created_by: belongs in stack.creators, not calls",
         ),
         (
             "version: 1\nstack:\n  states:\n    - {category: io, state: [IO wait]}\n",
-            "stack: states 1: what: say what these frames wait on",
+            ":4: stack.states.0.what: missing",
         ),
         (
             "version: 1\nstack:\n  runtime:\n    - {category: chanel, what: w, frames: f}\n",
-            'stack: runtime 1: category: unknown category "chanel" (did you mean "channel"?)',
+            ':4: stack.runtime.0.category: unknown category "chanel", nor "sdk/<library>" '
+            '(did you mean "channel"?)',
         ),
     ],
 )
 def test_validation_errors_are_one_line(tmp_path: Path, body: str, message: str) -> None:
     p = _write(tmp_path, body)
     msg = _error(p)
-    assert msg.startswith(f"{p}: ") and message in msg, msg
+    assert msg.startswith(f"{p}:") and message in msg, msg
 
 
 def test_unreadable_rule_file(tmp_path: Path) -> None:
@@ -1569,8 +1577,7 @@ def test_broken_entry_point_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(RulesError) as e:
         load_rules()
     assert str(e.value) == (
-        'entry point "bad" (grprof_bad_rules:RULES): rule 1 (id "x"): '
-        'unknown key "categry" (did you mean "category"?)'
+        'entry point "bad" (grprof_bad_rules:RULES): rules.0.categry: unknown key (did you mean "category"?)'
     )
 
 

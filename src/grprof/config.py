@@ -11,22 +11,15 @@ targets:
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.collect.model import Auth, Target
-from grprof.detect.sla import SLA, parse_sla
+from grprof.detect.sla import SLA, SLAConfig
 from grprof.errors import GrprofError
 from grprof.sources import TargetError, resolve_target
 from grprof.units import parse_duration, parse_size
@@ -49,23 +42,19 @@ Size = Annotated[int, BeforeValidator(_size), Field(gt=0)]
 _NAME = re.compile(r"^[A-Za-z0-9_.:/@-]{1,200}$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BasicAuth(_Model):
+class BasicAuth(Strict):
     username: str
     password_file: str
 
 
-class TLS(_Model):
+class TLS(Strict):
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     insecure_skip_verify: bool = False
 
 
-class AuthConfig(_Model):
+class AuthConfig(Strict):
     bearer_token_file: str | None = None
     basic_auth: BasicAuth | None = None
     tls: TLS | None = None
@@ -84,10 +73,10 @@ class AuthConfig(_Model):
         )
 
 
-class TargetConfig(_Model):
+class TargetConfig(Strict):
     name: str
     url: str
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = Field(default_factory=dict)
     auth: AuthConfig | None = None
 
     @field_validator("name")
@@ -116,7 +105,7 @@ class TargetConfig(_Model):
         return Target(self.name, self.url, dict(self.labels), auth, "static")
 
 
-class ScrapeConfig(_Model):
+class ScrapeConfig(Strict):
     interval: Duration = 15.0
     timeout: Duration = 10.0
     concurrency: int = Field(32, ge=1, le=4096)
@@ -135,21 +124,26 @@ class ScrapeConfig(_Model):
     def _timeout_fits(self) -> ScrapeConfig:
         if self.timeout > self.interval:
             raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
+        if self.backoff_max < self.interval:  # the scraper's limit (collect.scraper.ScrapeSettings)
+            key = "backoff_max" if "backoff_max" in self.model_fields_set else "interval"
+            raise Located(
+                (key,), f"interval ({self.interval:g}s) must not exceed backoff_max ({self.backoff_max:g}s)"
+            )
         return self
 
 
-class FileSDConfig(_Model):
+class FileSDConfig(Strict):
     files: list[str] = Field(min_length=1)
     refresh: Duration = 30.0
 
 
-class HttpSDConfig(_Model):
+class HttpSDConfig(Strict):
     url: str
     refresh: Duration = 60.0
     auth: AuthConfig | None = None
 
 
-class RetentionConfig(_Model):
+class RetentionConfig(Strict):
     raw: Duration = 3600.0
     raw_budget: Size = 256 << 20
     full: Duration = 86400.0
@@ -157,19 +151,19 @@ class RetentionConfig(_Model):
     max_age: Duration = 14 * 86400.0
 
 
-class Config(_Model):
+class Config(Strict):
     version: int = Field(1, ge=1)
     listen: str = "127.0.0.1:8080"
     db: str = "./grprof.db"
     api_token_file: str | None = None
     scrape: ScrapeConfig = ScrapeConfig()
-    targets: list[TargetConfig] = []
-    file_sd: list[FileSDConfig] = []
-    http_sd: list[HttpSDConfig] = []
-    sla: dict[str, dict[str, Any]] = {}
+    targets: list[TargetConfig] = Field(default_factory=list)
+    file_sd: list[FileSDConfig] = Field(default_factory=list)
+    http_sd: list[HttpSDConfig] = Field(default_factory=list)
+    sla: dict[str, SLAConfig] = Field(default_factory=dict)
     """Per target name (or `default`): the latency SLA and where its p95 comes from
-    (`grprof.detect.sla.parse_sla`: latency, p95 or prometheus + query, timeout, points)."""
-    rules: list[str] = []
+    (`grprof.detect.sla.SLAConfig`: latency, p95 or prometheus + query, timeout, points)."""
+    rules: list[str] = Field(default_factory=list)
     retention: RetentionConfig = RetentionConfig()
 
     @field_validator("listen", mode="before")
@@ -181,20 +175,10 @@ class Config(_Model):
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
         return text
 
-    @field_validator("sla")
-    @classmethod
-    def _slas(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for name, entry in v.items():
-            try:
-                parse_sla(entry)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
-        return v
-
     def sla_for(self, target: str) -> SLA | None:
         """The target's SLA, else the `default` one, else None."""
         entry = self.sla.get(target, self.sla.get("default"))
-        return parse_sla(entry) if entry is not None else None
+        return entry.to_sla() if entry is not None else None
 
     @field_validator("targets")
     @classmethod
@@ -210,58 +194,22 @@ class Config(_Model):
         return [t.to_target() for t in self.targets]
 
 
-# -- loading with line numbers ---------------------------------------------------------------
-
-
-def _lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[(*path, key)] = k.start_mark.line + 1
-            _lines(v, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _lines(v, (*path, i), out)
-
-
-def _error_line(err: ValidationError, lines: dict[tuple[str | int, ...], int], name: str) -> str:
-    e = err.errors()[0]
-    loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
-    key = ".".join(str(x) for x in loc) or "(top level)"
-    msg = str(e["msg"]).removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        msg = "unknown key"
-    where = f"{name}:{line}" if line else name
-    return f"{where}: {key}: {msg}"
+# -- loading -------------------------------------------------------------------------------
 
 
 def parse_config(text: str, name: str = "<config>") -> Config:
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark else name
-        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{name}: the configuration must be a mapping of keys (version, targets, ...)")
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _lines(node, (), lines)
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_error_line(e, lines, name)) from None
+    doc = parse(text, name, ConfigError)
+    if doc.data is None:
+        doc = replace(doc, data={})
+    config: Config = validate(Config, doc, ConfigError)
+    return config
 
 
 def load_config(path: str | Path) -> Config:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read the configuration: {e.strerror or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise ConfigError(f"{p}: cannot read the configuration: {why}") from None
     return parse_config(text, str(p))

@@ -23,10 +23,12 @@ import os
 import re
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import aiohttp
-import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, model_validator
 
+from grprof._yamlvalid import Document, Located, Strict, at, lines, parse, validate
 from grprof.collect.model import Auth, Target
 from grprof.collect.scraper import FetchError, auth_headers, read_capped, ssl_options
 from grprof.errors import GrprofError
@@ -37,7 +39,6 @@ MAX_SD_RESPONSE = 16 << 20
 NO_AUTH = Auth()
 _LABEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ADDRESS_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)(?::(\d{1,5}))?")
-_GROUP_KEYS = frozenset({"targets", "labels"})
 
 
 class DiscoveryError(GrprofError):
@@ -47,82 +48,84 @@ class DiscoveryError(GrprofError):
 # -- parsing -----------------------------------------------------------------------------
 
 
-def parse_groups(data: object, where: str, source: str, target_auth: Auth = NO_AUTH) -> list[Target]:
-    """Targets from decoded file_sd / HTTP SD data. `where` names the input in errors."""
-    if data is None:
-        return []  # an empty file: no targets
-    if not isinstance(data, list):
-        raise DiscoveryError(f"{where}: expected a list of target groups, got {_kind(data)}")
-    targets: list[Target] = []
-    first_entry: dict[str, int] = {}
-    for i, group in enumerate(data):
-        for target in _parse_group(group, f"{where}: entry {i}", source, target_auth):
-            if target.name in first_entry:
-                raise DiscoveryError(
-                    f"{where}: entry {i}: target name {target.name!r} is already used by entry "
-                    f"{first_entry[target.name]}; give them distinct `instance` labels"
-                )
-            first_entry[target.name] = i
-            targets.append(target)
-    return targets
-
-
-def _parse_group(group: object, where: str, source: str, target_auth: Auth) -> list[Target]:
-    if not isinstance(group, dict):
-        raise DiscoveryError(f"{where}: expected an object with `targets` and `labels`, got {_kind(group)}")
-    unknown = sorted(str(k) for k in group if k not in _GROUP_KEYS)
-    if unknown:
-        raise DiscoveryError(f"{where}: unknown key {unknown[0]!r} (a group has `targets` and `labels`)")
-    addresses = group.get("targets")
-    if not isinstance(addresses, list):
-        raise DiscoveryError(f'{where}: `targets` must be a list of "host:port" strings')
-    labels = _parse_labels(group.get("labels"), where)
-    scheme = labels.get("__scheme__", "http")
-    if scheme not in ("http", "https"):
-        raise DiscoveryError(f"{where}: __scheme__ must be http or https, not {scheme!r}")
-    prefix = labels.get("__path_prefix__", "").rstrip("/")
-    if prefix and not prefix.startswith("/"):
-        raise DiscoveryError(f"{where}: __path_prefix__ must start with /, not {prefix!r}")
-    public = {k: v for k, v in labels.items() if not k.startswith("__")}
-    out = []
-    for j, address in enumerate(addresses):
-        address = _check_address(address, f"{where}: target {j}")
-        name = public.get("instance") or (f"{public['job']}/{address}" if public.get("job") else address)
-        url = f"{scheme}://{address}{prefix}"
-        out.append(Target(name=name, url=url, labels=dict(public), auth=target_auth, source=source))
-    return out
-
-
-def _parse_labels(raw: object, where: str) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise DiscoveryError(f"{where}: `labels` must be an object of name: value, got {_kind(raw)}")
-    labels = {}
-    for key, value in raw.items():
-        if not isinstance(key, str) or not _LABEL_RE.fullmatch(key):
-            raise DiscoveryError(f"{where}: label name {key!r} is not a valid Prometheus label name")
-        # YAML turns `port: 8080` into an int; Prometheus reads it as the string "8080".
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise DiscoveryError(f"{where}: label {key!r} must be a string, got {_kind(value)} (quote it)")
-        labels[key] = str(value)
-    return labels
-
-
-def _check_address(address: object, where: str) -> str:
-    if not isinstance(address, str):
-        raise DiscoveryError(f'{where}: expected a "host:port" string, got {_kind(address)}')
+def _address(address: str) -> str:
     m = _ADDRESS_RE.fullmatch(address)
     if m is None or (m.group(1) is not None and not 0 < int(m.group(1)) < 65536):
         hint = " (put the scheme in the __scheme__ label)" if "://" in address else ""
-        raise DiscoveryError(f"{where}: {address!r} is not host:port{hint}")
+        raise ValueError(f"{address!r} is not host:port{hint}")
     return address
+
+
+def _label_name(name: str) -> str:
+    if not _LABEL_RE.fullmatch(name):
+        raise ValueError(f"label name {name!r} is not a valid Prometheus label name")
+    return name
+
+
+def _label_value(value: object) -> str:
+    # YAML turns `port: 8080` into an int; Prometheus reads it as the string "8080".
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be a string, got {_kind(value)} (quote it)")
+    return str(value)
 
 
 def _kind(value: object) -> str:
     return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
         type(value), type(value).__name__
     )
+
+
+class TargetGroup(Strict):
+    """One group of a file_sd file or HTTP SD answer (Prometheus' format)."""
+
+    targets: list[Annotated[StrictStr, AfterValidator(_address)]]
+    labels: dict[
+        Annotated[StrictStr, AfterValidator(_label_name)], Annotated[str, BeforeValidator(_label_value)]
+    ] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _special_labels(self) -> TargetGroup:
+        if self.labels.get("__scheme__", "http") not in ("http", "https"):
+            raise Located(
+                ("labels", "__scheme__"), f"must be http or https, not {self.labels['__scheme__']!r}"
+            )
+        prefix = self.labels.get("__path_prefix__", "")
+        if prefix and not prefix.startswith("/"):
+            raise Located(("labels", "__path_prefix__"), f"must start with /, not {prefix!r}")
+        return self
+
+
+def parse_groups(data: object, where: str, source: str, target_auth: Auth = NO_AUTH) -> list[Target]:
+    """Targets from decoded file_sd / HTTP SD data. `where` names the input in errors."""
+    return _targets(Document(where, data), source, target_auth)
+
+
+def _targets(doc: Document, source: str, target_auth: Auth) -> list[Target]:
+    if doc.data is None:
+        return []  # an empty file: no targets
+    groups: list[TargetGroup] = validate(list[TargetGroup], doc, DiscoveryError)
+    targets: list[Target] = []
+    first: dict[str, tuple[int, int]] = {}
+    for i, group in enumerate(groups):
+        scheme = group.labels.get("__scheme__", "http")
+        prefix = group.labels.get("__path_prefix__", "").rstrip("/")
+        public = {k: v for k, v in group.labels.items() if not k.startswith("__")}
+        for j, address in enumerate(group.targets):
+            name = public.get("instance") or (f"{public['job']}/{address}" if public.get("job") else address)
+            if name in first:
+                fi, fj = first[name]
+                raise DiscoveryError(
+                    at(
+                        doc,
+                        (i, "targets", j),
+                        f"target name {name!r} is already used by {fi}.targets.{fj}; "
+                        "give them distinct `instance` labels",
+                    )
+                )
+            first[name] = (i, j)
+            url = f"{scheme}://{address}{prefix}"
+            targets.append(Target(name=name, url=url, labels=dict(public), auth=target_auth, source=source))
+    return targets
 
 
 # -- file_sd -----------------------------------------------------------------------------
@@ -135,22 +138,16 @@ def read_file_sd(path: str, *, target_auth: Auth = NO_AUTH) -> list[Target]:
             text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise DiscoveryError(f"{path}: cannot read: {exc}") from exc
-    return parse_groups(_decode(text, path), path, f"file_sd:{path}", target_auth)
+    return _targets(_decode(text, path), f"file_sd:{path}", target_auth)
 
 
-def _decode(text: str, path: str) -> object:
+def _decode(text: str, path: str) -> Document:
     if path.endswith(".json"):
         try:
-            return json.loads(text)
+            return Document(path, json.loads(text), lines(text))
         except json.JSONDecodeError as exc:
-            raise DiscoveryError(f"{path}: invalid JSON: {exc.msg} at line {exc.lineno}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DiscoveryError(f"{path}: invalid YAML: {' '.join(str(problem).split())}{at}") from exc
+            raise DiscoveryError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+    return parse(text, path, DiscoveryError)
 
 
 @dataclass(slots=True)

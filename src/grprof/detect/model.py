@@ -305,7 +305,12 @@ class DetectFile(Strict):
 
 @functools.cache
 def load_detect() -> DetectFile:
-    """data/detect.yaml, validated (errors: `detect.yaml:LINE: key.path: message`)."""
+    """data/detect.yaml, validated."""
     text = resources.files("grprof").joinpath("data/detect.yaml").read_text(encoding="utf-8")
-    detect: DetectFile = validate(DetectFile, parse(text, "grprof/data/detect.yaml"))
+    return parse_detect(text, "grprof/data/detect.yaml")
+
+
+def parse_detect(text: str, name: str) -> DetectFile:
+    """detect.yaml text, validated; YamlError `NAME:LINE: key.path: message` when it is wrong."""
+    detect: DetectFile = validate(DetectFile, parse(text, name))
     return detect

@@ -25,7 +25,7 @@ lookup per frame and rule once the names have been seen.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import functools
 import importlib.metadata
 import re
@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
-from grprof.detect.model import CATEGORIES, WAIT_KINDS, Explanation, Verdict, WaitKind
+from grprof._yamlvalid import Document, Located, Strict, hint, parse, read, validate
+from grprof.detect.model import CATEGORIES, Explanation, Verdict, WaitKind
 from grprof.detect.source import WAIT_CATEGORIES, SourceWait
 from grprof.errors import GrprofError
 from grprof.model import Frame, Group
@@ -46,30 +47,9 @@ ENTRY_POINT_GROUP = "grprof.rules"
 SHIPPED = "grprof/data/rules.yaml"
 VERSION = 1
 
-_TOP_KEYS = ("version", "rules", "ignore", "stack")
-_RULE_KEYS = ("id", "category", "when", "title", "explanation", "fix", "max_verdict", "wait_kind", "enabled")
-_RULE_REQUIRED = ("id", "category", "when", "title", "explanation", "fix")
-_WHEN_KEYS = (
-    "state",
-    "not_state",
-    "top",
-    "blocked_in",
-    "frames",
-    "frames_all",
-    "not_frames",
-    "created_by",
-    "not_created_by",
-    "labels",
-    "site_is_innermost",
-    "stack",
-    "source",
-)
-_IGNORE_KEYS = ("id", "top_function", "any_function", "created_by", "state", "reason", "enabled")
-_IGNORE_MATCHERS = ("top_function", "any_function", "created_by")
-_STACK_LAYERS = ("calls", "creators", "runtime", "states")
-_STACK_KEYS = ("category", "what", "frames", "created_by", "state")
 # The key each layer of the stack table matches on.
 _STACK_MATCH = {"calls": "frames", "creators": "created_by", "runtime": "frames", "states": "state"}
+_SDK = re.compile(r"sdk/[\w./-]+")
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 # Characters that only a regex has: a pattern with one of these that does not compile is a
 # broken regex (an error), not a function name.
@@ -606,13 +586,13 @@ def combine(sources: Sequence[RuleSource]) -> RuleSet:
     ignores: list[IgnoreRule] = []
     seen_rules: set[str] = set()
     seen_ignores: set[str] = set()
-    layers: dict[str, list[StackEntry]] = {k: [] for k in _STACK_LAYERS}
+    layers: dict[str, list[StackEntry]] = {k: [] for k in _STACK_MATCH}
     for src in reversed(sources):
         rules.extend(r for r in src.rules if r.id not in seen_rules)
         ignores.extend(i for i in src.ignores if i.id not in seen_ignores)
         seen_rules |= {r.id for r in src.rules} | src.disabled_rules
         seen_ignores |= {i.id for i in src.ignores} | src.disabled_ignores
-        for k in _STACK_LAYERS:
+        for k in _STACK_MATCH:
             layers[k].extend(getattr(src.stack, k))
     return RuleSet(rules, ignores, StackTable(**{k: tuple(v) for k, v in layers.items()}))
 
@@ -625,26 +605,12 @@ def _shipped() -> RuleSource:
 
 def load_file(path: str | Path) -> RuleSource:
     """A user rule file (`--rules FILE`)."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise RulesError(f"{name}: cannot read rule file: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise RulesError(f"{name}: not UTF-8 text (byte {e.start})") from None
-    return parse_yaml(text, name)
+    return _from_doc(read(path, RulesError, "rule file"))
 
 
 def parse_yaml(text: str, name: str) -> RuleSource:
     """Rules from YAML text; `name` says where they come from in error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise RulesError(f"{name}: not valid YAML: {problem}{where}") from None
-    return parse_data(data, name)
+    return _from_doc(parse(text, name, RulesError))
 
 
 def _entry_point_sources() -> Iterator[RuleSource]:
@@ -677,265 +643,286 @@ def _from_object(obj: object, name: str) -> RuleSource:
 
 def parse_data(data: object, name: str) -> RuleSource:
     """Rules from parsed YAML (or an equivalent mapping)."""
-    if not isinstance(data, Mapping):
-        raise RulesError(f"{name}: want a mapping with version, rules and ignore, got {_kind(data)}")
-    _check_keys(data, _TOP_KEYS, name)
-    if data.get("version") != VERSION:
-        raise RulesError(f"{name}: version: want {VERSION}, got {data.get('version')!r}")
-    rules, disabled_rules = _parse_list(data.get("rules"), "rules", "rule", name, _parse_rule)
-    ignores, disabled_ignores = _parse_list(data.get("ignore"), "ignore", "ignore", name, _parse_ignore)
+    return _from_doc(Document(name, data))
+
+
+def _from_doc(doc: Document) -> RuleSource:
+    f: RulesFile = validate(RulesFile, doc, RulesError)
+    name = doc.name
     return RuleSource(
         name,
-        tuple(rules),
-        tuple(ignores),
-        frozenset(disabled_rules),
-        frozenset(disabled_ignores),
-        _parse_stack(data.get("stack"), name),
+        tuple(_rule(r, f"{name}: rules.{i}") for i, r in enumerate(f.rules) if r.enabled),
+        tuple(_ignore(r, f"{name}: ignore.{i}") for i, r in enumerate(f.ignore) if r.enabled),
+        frozenset(r.id for r in f.rules if not r.enabled),
+        frozenset(r.id for r in f.ignore if not r.enabled),
+        StackTable(
+            **{
+                layer: tuple(
+                    _stack_entry(row, layer, f"{name}: stack.{layer}.{i}") for i, row in enumerate(rows)
+                )
+                for layer in _STACK_MATCH
+                if (rows := getattr(f.stack, layer))
+            }
+        ),
     )
 
 
-def _parse_stack(value: object, name: str) -> StackTable:
-    """`stack:`: a mapping of layer (calls, creators, runtime, states) to rows of the stack table."""
-    if value is None:
-        return StackTable()
-    if not isinstance(value, Mapping):
-        raise RulesError(
-            f"{name}: stack: want a mapping of calls, creators, runtime and states, got {_kind(value)}"
-        )
-    _check_keys(value, _STACK_LAYERS, f"{name}: stack")
-    layers: dict[str, tuple[StackEntry, ...]] = {}
-    for layer in _STACK_LAYERS:
-        rows = value.get(layer)
-        if rows is None:
-            continue
-        if not isinstance(rows, list):
-            raise RulesError(f"{name}: stack: {layer}: want a list, got {_kind(rows)}")
-        layers[layer] = tuple(
-            _parse_stack_row(r, layer, f"{name}: stack: {layer} {n}") for n, r in enumerate(rows, 1)
-        )
-    return StackTable(**layers)
+# ---------------------------------------------------------------------------- the schema
+# docs/rules.md describes it; _yamlvalid turns a mistake into `FILE:LINE: key.path: message`.
 
 
-def _parse_stack_row(item: object, layer: str, where: str) -> StackEntry:
-    if not isinstance(item, Mapping):
-        raise RulesError(f"{where}: want a mapping, got {_kind(item)}")
-    _check_keys(item, _STACK_KEYS, where)
-    key = _STACK_MATCH[layer]
-    if key not in item:
-        raise RulesError(f'{where}: missing key "{key}"')
-    for other in sorted(set(_STACK_MATCH.values()) - {key}):
-        if other in item:
-            owners = " or ".join(k for k, v in _STACK_MATCH.items() if v == other)
-            raise RulesError(f'{where}: "{other}" belongs in stack: {owners}, not {layer}')
-    category = _category(item.get("category"), where)
-    what = item.get("what")
-    if not isinstance(what, str) or not what.strip():
-        raise RulesError(f"{where}: what: say what these frames wait on (non-empty text)")
-    if key == "state":
-        states = _states(item["state"], f"{where}: state")
-        assert states is not None
-        return StackEntry(category, what.strip(), states=states, source=where)
-    return StackEntry(category, what.strip(), _names(item[key], f"{where}: {key}"), source=where)
+def _listify(value: object) -> object:
+    """A single pattern (or state, or category) is a list of one."""
+    return [value] if isinstance(value, str) else value
 
 
-def _category(category: object, where: str) -> str:
-    if not isinstance(category, str) or not category.strip():
-        raise RulesError(f"{where}: category: want non-empty text, got {_kind(category)}")
-    if category not in CATEGORIES and not re.fullmatch(r"sdk/[\w./-]+", category):
-        hint = _hint(category, CATEGORIES)
-        raise RulesError(f'{where}: category: unknown category "{category}"{hint} (or "sdk/<library>")')
-    return category
+def _mappings(value: object) -> object:
+    """`when:` is a mapping or a list of mappings."""
+    return [value] if isinstance(value, Mapping) else value
 
 
-def _parse_list(
-    items: object, key: str, noun: str, name: str, parse: Callable[[Mapping[str, Any], str], _T]
-) -> tuple[list[_T], list[str]]:
-    if items is None:
-        return [], []
-    if not isinstance(items, list):
-        raise RulesError(f"{name}: {key}: want a list, got {_kind(items)}")
-    out: list[_T] = []
-    disabled: list[str] = []
+def _pattern(p: str) -> str:
+    try:
+        re.compile(p)
+    except re.error as e:
+        if _REGEX_ONLY.search(p):
+            raise ValueError(f'bad regex "{p}": {e}') from None
+        # Not a regex: a function name such as `sync.(*Mutex).Lock`, matched exactly.
+    return p
+
+
+def _regex(rx: str) -> str:
+    try:
+        re.compile(rx)
+    except re.error as e:
+        raise ValueError(f'bad regex "{rx}": {e}') from None
+    return rx
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _known(allowed: Sequence[str], noun: str, *, sdk: bool = False) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in allowed and not (sdk and _SDK.fullmatch(value)):
+            nor = ', nor "sdk/<library>"' if sdk else ""
+            raise ValueError(f'unknown {noun} "{value}"{nor}{hint(value, allowed)}')
+        return value
+
+    return check
+
+
+def _id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(f"want lowercase letters, digits, '.', '_' or '-', got {value!r}")
+    return value
+
+
+def _unique_ids(items: tuple[_Entry, ...]) -> tuple[_Entry, ...]:
     seen: set[str] = set()
-    for n, item in enumerate(items, 1):
-        rid = item.get("id") if isinstance(item, Mapping) else None
-        where = f"{name}: {noun} {n}" + (f' (id "{rid}")' if isinstance(rid, str) else "")
-        if not isinstance(item, Mapping):
-            raise RulesError(f"{where}: want a mapping, got {_kind(item)}")
-        if not isinstance(rid, str) or not _ID.fullmatch(rid):
-            raise RulesError(f"{where}: id: want lowercase letters, digits, '.', '_' or '-', got {rid!r}")
-        if rid in seen:
-            raise RulesError(f'{where}: id "{rid}" is used twice in this file')
-        seen.add(rid)
-        enabled = item.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise RulesError(f"{where}: enabled: want true or false, got {enabled!r}")
-        if not enabled:
-            _check_keys(item, _RULE_KEYS if noun == "rule" else _IGNORE_KEYS, where)
-            disabled.append(rid)
-            continue
-        out.append(parse(item, where))
-    return out, disabled
+    for i, item in enumerate(items):
+        if item.id in seen:
+            raise Located((i, "id"), f'"{item.id}" is used twice in this file')
+        seen.add(item.id)
+    return items
 
 
-def _parse_rule(item: Mapping[str, Any], where: str) -> Rule:
-    _check_keys(item, _RULE_KEYS, where)
-    for key in _RULE_REQUIRED:
-        if key not in item:
-            raise RulesError(f'{where}: missing key "{key}"')
-    for key in ("title", "explanation", "fix", "category"):
-        if not isinstance(item[key], str) or not item[key].strip():
-            raise RulesError(f"{where}: {key}: want non-empty text, got {_kind(item[key])}")
-    category = _category(item["category"], where)
-    max_verdict = item.get("max_verdict")
-    if max_verdict is not None and max_verdict not in ("leak", "suspect"):
-        raise RulesError(f'{where}: max_verdict: want "leak" or "suspect", got {_kind(max_verdict)}')
-    wait_kind = item.get("wait_kind")
-    if wait_kind is not None and wait_kind not in WAIT_KINDS:
-        raise RulesError(f"{where}: wait_kind: want one of {', '.join(WAIT_KINDS)}, got {_kind(wait_kind)}")
-    when = item["when"]
-    conditions = when if isinstance(when, list) else [when]
-    if not conditions:
-        raise RulesError(f"{where}: when: want a mapping or a non-empty list of mappings")
-    parsed = tuple(
-        _parse_condition(c, where if len(conditions) == 1 else f"{where}: when {i}")
-        for i, c in enumerate(conditions, 1)
-    )
-    return Rule(
-        id=item["id"],
-        category=category,
-        title=item["title"].strip(),
-        explanation=item["explanation"].strip(),
-        fix=item["fix"].rstrip(),
-        when=parsed,
-        source=where,
-        max_verdict=max_verdict,
-        wait_kind=wait_kind,
-    )
+def _empty(value: object) -> object:
+    return () if value is None else value
 
 
-def _parse_condition(when: object, where: str) -> Condition:
-    if not isinstance(when, Mapping) or not when:
-        raise RulesError(f"{where}: when: want a non-empty mapping of conditions, got {_kind(when)}")
-    _check_keys(when, _WHEN_KEYS, where)
-    names = {
-        k: _names(when[k], f"{where}: {k}")
-        for k in ("top", "blocked_in", "frames", "not_frames", "created_by", "not_created_by")
-        if k in when
-    }
-    frames_all: tuple[_Names, ...] = ()
-    if "frames_all" in when:
-        value = when["frames_all"]
-        if not isinstance(value, list) or not value:
-            raise RulesError(f"{where}: frames_all: want a non-empty list of patterns, got {_kind(value)}")
-        frames_all = tuple(_names(p, f"{where}: frames_all") for p in value)
-    site = when.get("site_is_innermost")
-    if site is not None and not isinstance(site, bool):
-        raise RulesError(f"{where}: site_is_innermost: want true or false, got {site!r}")
-    return Condition(
-        states=_states(when.get("state"), f"{where}: state"),
-        not_states=_states(when.get("not_state"), f"{where}: not_state"),
-        frames_all=frames_all,
-        labels=_labels(when.get("labels"), f"{where}: labels"),
-        site_is_innermost=site,
-        stack=_choices(when.get("stack"), f"{where}: stack", CATEGORIES, "category", sdk=True),
-        source=_choices(when.get("source"), f"{where}: source", tuple(WAIT_CATEGORIES), "wait kind"),
-        **names,
-    )
+_Text = Annotated[StrictStr, AfterValidator(_text)]
+_Name = Annotated[StrictStr, Field(min_length=1)]
+_Category = Annotated[StrictStr, AfterValidator(_known(CATEGORIES, "category", sdk=True))]
+_WaitKindName = Annotated[StrictStr, AfterValidator(_known(tuple(WAIT_CATEGORIES), "wait kind"))]
+_Patterns = Annotated[
+    tuple[Annotated[_Name, AfterValidator(_pattern)], ...], BeforeValidator(_listify), Field(min_length=1)
+]
+_States = Annotated[tuple[_Name, ...], BeforeValidator(_listify), Field(min_length=1)]
+_Id = Annotated[StrictStr, AfterValidator(_id)]
 
 
-def _choices(
-    value: object, where: str, allowed: Sequence[str], noun: str, *, sdk: bool = False
-) -> frozenset[str] | None:
-    """A list of names from a fixed set (categories, or wait kinds), or None when absent."""
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(s, str) and s for s in items):
-        raise RulesError(f"{where}: want a {noun} or a non-empty list of them, got {_kind(value)}")
-    for item in items:
-        if item not in allowed and not (sdk and re.fullmatch(r"sdk/[\w./-]+", item)):
-            raise RulesError(f'{where}: unknown {noun} "{item}"{_hint(item, allowed)}')
-    return frozenset(items)
+class When(Strict):
+    """One `when` mapping: every key given must hold."""
+
+    state: _States | None = None
+    not_state: _States | None = None
+    top: _Patterns | None = None
+    blocked_in: _Patterns | None = None
+    frames: _Patterns | None = None
+    frames_all: Annotated[tuple[_Patterns, ...], Field(min_length=1)] | None = None
+    not_frames: _Patterns | None = None
+    created_by: _Patterns | None = None
+    not_created_by: _Patterns | None = None
+    labels: (
+        Annotated[dict[StrictStr, Annotated[StrictStr, AfterValidator(_regex)]], Field(min_length=1)] | None
+    ) = None
+    site_is_innermost: StrictBool | None = None
+    stack: Annotated[tuple[_Category, ...], BeforeValidator(_listify), Field(min_length=1)] | None = None
+    source: Annotated[tuple[_WaitKindName, ...], BeforeValidator(_listify), Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> When:
+        if not self.model_fields_set:
+            raise ValueError("want at least one condition")
+        return self
 
 
-def _parse_ignore(item: Mapping[str, Any], where: str) -> IgnoreRule:
-    _check_keys(item, _IGNORE_KEYS, where)
-    if not any(k in item for k in _IGNORE_MATCHERS):
-        raise RulesError(f"{where}: needs at least one of " + ", ".join(_IGNORE_MATCHERS))
-    reason = item.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise RulesError(f"{where}: reason: say why these goroutines are never a leak (non-empty text)")
-    return IgnoreRule(
-        id=item["id"],
-        reason=reason.strip(),
-        states=_states(item.get("state"), f"{where}: state"),
-        source=where,
-        **{k: _names(item[k], f"{where}: {k}") for k in _IGNORE_MATCHERS if k in item},
-    )
+class _Entry(Strict):
+    id: _Id
+    enabled: StrictBool = True
 
 
-def _names(value: object, where: str) -> _Names:
-    patterns = [value] if isinstance(value, str) else value
-    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) and p for p in patterns):
-        raise RulesError(f"{where}: want a pattern or a non-empty list of patterns, got {_kind(value)}")
-    exact: set[str] = set()
+class RuleEntry(_Entry):
+    category: _Category | None = None
+    when: Annotated[tuple[When, ...], BeforeValidator(_mappings), Field(min_length=1)] | None = None
+    title: _Text | None = None
+    explanation: _Text | None = None
+    fix: _Text | None = None
+    max_verdict: Literal["leak", "suspect"] | None = None
+    wait_kind: WaitKind | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> RuleEntry:
+        for key in ("category", "when", "title", "explanation", "fix"):
+            if self.enabled and getattr(self, key) is None:
+                raise Located((key,), "missing")
+        return self
+
+
+class IgnoreEntry(_Entry):
+    top_function: _Patterns | None = None
+    any_function: _Patterns | None = None
+    created_by: _Patterns | None = None
+    state: _States | None = None
+    reason: _Text | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> IgnoreEntry:
+        if self.enabled and not {"top_function", "any_function", "created_by"} & self.model_fields_set:
+            raise ValueError("needs at least one of top_function, any_function, created_by")
+        if self.enabled and self.reason is None:
+            raise Located(("reason",), "missing: say why these goroutines are never a leak")
+        return self
+
+
+class StackRow(Strict):
+    category: _Category
+    what: _Text
+    frames: _Patterns | None = None
+    created_by: _Patterns | None = None
+    state: _States | None = None
+
+
+def _layer(layer: str) -> Callable[[tuple[StackRow, ...]], tuple[StackRow, ...]]:
+    key = _STACK_MATCH[layer]
+
+    def check(rows: tuple[StackRow, ...]) -> tuple[StackRow, ...]:
+        for i, row in enumerate(rows):
+            if getattr(row, key) is None:
+                raise Located((i, key), "missing")
+            for other in sorted(set(_STACK_MATCH.values()) - {key}):
+                if getattr(row, other) is not None:
+                    owners = " or ".join(k for k, v in _STACK_MATCH.items() if v == other)
+                    raise Located((i, other), f"belongs in stack.{owners}, not {layer}")
+        return rows
+
+    return check
+
+
+class Stack(Strict):
+    """The stack table: rows per layer."""
+
+    calls: Annotated[tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("calls"))] = ()
+    creators: Annotated[
+        tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("creators"))
+    ] = ()
+    runtime: Annotated[tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("runtime"))] = ()
+    states: Annotated[tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("states"))] = ()
+
+
+class RulesFile(Strict):
+    """A rule file: `grprof/data/rules.yaml`, `--rules FILE`, an entry point's mapping."""
+
+    version: Literal[1]
+    rules: Annotated[tuple[RuleEntry, ...], BeforeValidator(_empty), AfterValidator(_unique_ids)] = ()
+    ignore: Annotated[tuple[IgnoreEntry, ...], BeforeValidator(_empty), AfterValidator(_unique_ids)] = ()
+    stack: Annotated[Stack, BeforeValidator(lambda v: {} if v is None else v)] = Stack()
+
+
+# ---------------------------------------------------------------------------- validated to compiled
+
+
+def _names(patterns: Sequence[str]) -> _Names:
     regexes: list[re.Pattern[str]] = []
     for p in patterns:
-        exact.add(p)
-        try:
+        with contextlib.suppress(re.error):  # else a function name such as `sync.(*Mutex).Lock`
             regexes.append(re.compile(p))
-        except re.error as e:
-            if _REGEX_ONLY.search(p):
-                raise RulesError(f'{where}: bad regex "{p}": {e}') from None
-            # Not a regex: a function name such as `sync.(*Mutex).Lock`, matched exactly.
-    return _Names(patterns, frozenset(exact), regexes)
+    return _Names(patterns, frozenset(patterns), regexes)
 
 
-def _states(value: object, where: str) -> frozenset[str] | None:
-    if value is None:
-        return None
-    states = [value] if isinstance(value, str) else value
-    if not isinstance(states, list) or not states or not all(isinstance(s, str) and s for s in states):
-        raise RulesError(f"{where}: want a state or a non-empty list of states, got {_kind(value)}")
-    return frozenset(states)
+def _maybe_names(patterns: Sequence[str] | None) -> _Names | None:
+    return None if patterns is None else _names(patterns)
 
 
-def _labels(value: object, where: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping) or not value:
-        raise RulesError(f"{where}: want a mapping of label key to value regex, got {_kind(value)}")
-    out = []
-    for key, rx in value.items():
-        if not isinstance(key, str) or not isinstance(rx, str):
-            raise RulesError(f"{where}: want text keys and regexes, got {key!r}: {rx!r}")
-        try:
-            out.append((key, re.compile(rx)))
-        except re.error as e:
-            raise RulesError(f'{where}: {key}: bad regex "{rx}": {e}') from None
-    return tuple(out)
+def _maybe_set(values: Sequence[str] | None) -> frozenset[str] | None:
+    return None if values is None else frozenset(values)
 
 
-def _check_keys(item: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
-    for key in item:
-        if key not in allowed:
-            raise RulesError(f'{where}: unknown key "{key}"{_hint(str(key), allowed)}')
-
-
-def _hint(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f'"{value}"' if len(value) < 40 else "text"
-    return {dict: "a mapping", list: "a list", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__
+def _rule(r: RuleEntry, where: str) -> Rule:
+    assert r.category and r.when and r.title and r.explanation and r.fix  # RuleEntry._complete
+    return Rule(
+        id=r.id,
+        category=r.category,
+        title=r.title.strip(),
+        explanation=r.explanation.strip(),
+        fix=r.fix.rstrip(),
+        when=tuple(_condition(c) for c in r.when),
+        source=where,
+        max_verdict=r.max_verdict,
+        wait_kind=r.wait_kind,
     )
+
+
+def _condition(c: When) -> Condition:
+    return Condition(
+        states=_maybe_set(c.state),
+        not_states=_maybe_set(c.not_state),
+        top=_maybe_names(c.top),
+        blocked_in=_maybe_names(c.blocked_in),
+        frames=_maybe_names(c.frames),
+        frames_all=tuple(_names(p) for p in c.frames_all or ()),
+        not_frames=_maybe_names(c.not_frames),
+        created_by=_maybe_names(c.created_by),
+        not_created_by=_maybe_names(c.not_created_by),
+        labels=tuple((k, re.compile(rx)) for k, rx in (c.labels or {}).items()),
+        site_is_innermost=c.site_is_innermost,
+        stack=_maybe_set(c.stack),
+        source=_maybe_set(c.source),
+    )
+
+
+def _ignore(i: IgnoreEntry, where: str) -> IgnoreRule:
+    assert i.reason is not None  # IgnoreEntry._complete
+    return IgnoreRule(
+        id=i.id,
+        reason=i.reason.strip(),
+        top_function=_maybe_names(i.top_function),
+        any_function=_maybe_names(i.any_function),
+        created_by=_maybe_names(i.created_by),
+        states=_maybe_set(i.state),
+        source=where,
+    )
+
+
+def _stack_entry(row: StackRow, layer: str, where: str) -> StackEntry:
+    what = row.what.strip()
+    if layer == "states":
+        return StackEntry(row.category, what, states=frozenset(row.state or ()), source=where)
+    return StackEntry(row.category, what, _maybe_names(getattr(row, _STACK_MATCH[layer])), source=where)
 
 
 __all__ = [

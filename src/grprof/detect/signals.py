@@ -8,12 +8,9 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any
 
-import yaml
-
-from grprof.detect.model import Evidence, Verdict, WaitKind
+from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
 from grprof.detect.series import Series, Track, point_ids, present_ids
 from grprof.model import Group, Snapshot
 
@@ -93,7 +90,7 @@ def _level(d: dict[str, Any]) -> GrowthLevel:
 
 @functools.cache
 def default_settings() -> Settings:
-    d = yaml.safe_load(resources.files("grprof").joinpath("data/detect.yaml").read_text())
+    d = load_detect().model_dump()  # data/detect.yaml, validated
     g = d["growth"]
     return Settings(
         leak=_level(g["leak"]),

@@ -7,24 +7,23 @@ follows the table: piecewise-linear through its points, extrapolated along the e
 clamped to [0.3, 1.5]. A service far inside its SLA (low ratio) gets lower thresholds: leaks
 are flagged sooner, while there is headroom to investigate them.
 
-p95 comes from config (static) or from one PromQL instant query. When Prometheus cannot
-answer, detection keeps going with α = 1 (the base thresholds) and says why.
+p95 comes from config (static) or from one PromQL instant query (grprof.collect.prometheus).
+When Prometheus cannot answer, detection keeps going with α = 1 (the base thresholds) and
+says why.
 """
 
 from __future__ import annotations
 
-import http.client
 import itertools
-import json
 import math
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator, ValidationError, model_validator
+
+from grprof._yamlvalid import Located, Strict, problem
 from grprof.units import parse_duration
 
 Point = tuple[float, float]
@@ -34,8 +33,6 @@ DEFAULT_POINTS: tuple[Point, ...] = ((0.83, 0.58), (1.0, 0.90), (1.25, 1.12))
 
 ALPHA_MIN = 0.3
 ALPHA_MAX = 1.5
-MAX_RESPONSE = 1 << 20
-"""A one-sample query answer is a few hundred bytes; anything far larger is not one."""
 
 
 def check_points(points: Sequence[Sequence[float]]) -> tuple[Point, ...]:
@@ -187,15 +184,25 @@ def _human(seconds: float) -> str:
     return f"{seconds * 1000:.3g}ms" if seconds < 1 else f"{seconds:.3g}s"
 
 
-def evaluate(sla: SLA | None) -> SLAState:
-    """The α for a service now. Never raises for Prometheus trouble: α falls back to 1.0 with a reason."""
+QueryFn = Callable[[str, str, float], float]
+"""(base URL, PromQL, timeout) -> the one value; raises PrometheusError."""
+
+
+def evaluate(sla: SLA | None, query: QueryFn | None = None) -> SLAState:
+    """The α for a service now. Never raises for Prometheus trouble: α falls back to 1.0 with a reason.
+
+    `query` runs the PromQL (`grprof.collect.prometheus.query_prometheus` unless given): the
+    network I/O lives in grprof.collect, the arithmetic here.
+    """
     if sla is None:
         return SLAState(alpha=1.0, ratio=None, p95=None, latency=0.0, source="none")
     if sla.p95 is not None:
         return _state(sla, sla.p95, "static")
     assert sla.prometheus is not None and sla.query is not None  # guaranteed by SLA validation
+    from grprof.collect.prometheus import PrometheusError, query_prometheus
+
     try:
-        p95 = query_prometheus(sla.prometheus, sla.query, sla.timeout)
+        p95 = (query or query_prometheus)(sla.prometheus, sla.query, sla.timeout)
     except PrometheusError as err:
         return SLAState(
             alpha=1.0, ratio=None, p95=None, latency=sla.latency, source=f"none: prometheus {err}"
@@ -208,145 +215,41 @@ def _state(sla: SLA, p95: float, source: str) -> SLAState:
     return SLAState(alpha(ratio, sla.points), ratio, p95, sla.latency, source)
 
 
-class PrometheusError(Exception):
-    """Prometheus gave no usable p95; `str(err)` is `<base url>: <what went wrong>`, one line."""
-
-    def __init__(self, url: str, message: str) -> None:
-        super().__init__(f"{url}: {message}")
-        self.url = url
-        self.message = message
+def _seconds(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"want a duration like 200ms, got {value!r}")
+    return parse_duration(str(value))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # Fetch only the configured URL: a redirect is reported, never followed.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+_Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class SLAConfig(Strict):
+    """An SLA as written in the configuration (`sla:` of `grprof serve`'s config)."""
 
+    latency: _Seconds
+    p95: _Seconds | None = None
+    prometheus: str | None = None
+    query: str | None = None
+    points: tuple[tuple[float, float], ...] = DEFAULT_POINTS
+    timeout: _Seconds = 10.0
 
-def query_prometheus(base_url: str, query: str, timeout: float = 10.0) -> float:
-    """Run one instant query (`GET {base_url}/api/v1/query`) and return its single finite value."""
-    url = base_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    deadline = time.monotonic() + timeout
-    try:
-        with _OPENER.open(url, timeout=timeout) as resp:
-            body = _read(resp, deadline, timeout)
-    except urllib.error.HTTPError as err:
-        raise PrometheusError(base_url, _http_error(err)) from None
-    except urllib.error.URLError as err:
-        raise PrometheusError(base_url, _os_reason(err.reason, timeout)) from None
-    except (TimeoutError, OSError) as err:
-        raise PrometheusError(base_url, _os_reason(err, timeout)) from None
-    except http.client.HTTPException as err:
-        # Not HTTP at all, or the connection dropped mid-answer.
-        raise PrometheusError(base_url, f"bad HTTP answer: {type(err).__name__} {err}".strip()) from None
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise PrometheusError(base_url, "answer is not JSON; is this a Prometheus server?") from None
-    try:
-        return _value(doc)
-    except ValueError as err:
-        raise PrometheusError(base_url, str(err)) from None
-    except (KeyError, TypeError, IndexError):
-        raise PrometheusError(base_url, "answer is not a Prometheus query result") from None
+    @model_validator(mode="after")
+    def _valid(self) -> SLAConfig:
+        try:
+            self.to_sla()
+        except ValueError as err:
+            key, sep, rest = str(err).partition(": ")
+            raise (Located((key,), rest) if sep and key in type(self).model_fields else err) from None
+        return self
 
-
-def _read(resp: Any, deadline: float, timeout: float) -> bytes:
-    # The socket timeout bounds each read; the deadline bounds the whole answer (a slow drip).
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := resp.read(65536):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_RESPONSE:
-            raise OSError(f"answer larger than {MAX_RESPONSE} bytes; not a one-sample query result")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no complete answer within {timeout:g}s")
-    return b"".join(chunks)
-
-
-def _http_error(err: urllib.error.HTTPError) -> str:
-    if 300 <= err.code < 400:
-        where = err.headers.get("Location", "?")
-        return f"HTTP {err.code} redirect to {where} not followed (configure the final URL)"
-    try:
-        doc = json.loads(err.read(MAX_RESPONSE))
-        detail = f"{doc['errorType']}: {doc['error']}"
-    except (ValueError, KeyError, TypeError, OSError):
-        detail = err.reason if isinstance(err.reason, str) else ""
-    return f"HTTP {err.code} {detail}".strip()
-
-
-def _os_reason(reason: object, timeout: float) -> str:
-    if isinstance(reason, TimeoutError):
-        return str(reason) if reason.args and "within" in str(reason) else f"no answer within {timeout:g}s"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason)
-
-
-def _value(doc: Any) -> float:
-    """The one finite, non-negative value of a Prometheus query answer, or ValueError saying why not."""
-    if not isinstance(doc, dict) or doc.get("status") != "success":
-        raise ValueError(f"query failed: {doc.get('error', doc) if isinstance(doc, dict) else doc!r}")
-    data = doc["data"]
-    kind, result = data["resultType"], data["result"]
-    if kind == "scalar":
-        raw = result[1]
-    elif kind == "vector":
-        if not result:
-            raise ValueError("query returned no series (no data for this selector or window)")
-        if len(result) > 1:
-            raise ValueError(
-                f"query returned {len(result)} series, want one (aggregate, e.g. sum by (le) (...))"
-            )
-        raw = result[0]["value"][1]
-    else:
-        raise ValueError(f"query returned a {kind}, want an instant vector with one sample or a scalar")
-    value = float(raw)
-    if math.isnan(value):
-        raise ValueError("query returned NaN (no requests in the window?)")
-    if math.isinf(value):
-        raise ValueError(f"query returned {raw}, want a finite latency")
-    if value < 0:
-        raise ValueError(f"query returned a negative latency: {raw}")
-    return value
-
-
-_KEYS = ("latency", "p95", "prometheus", "query", "points", "timeout")
+    def to_sla(self) -> SLA:
+        return SLA(self.latency, self.p95, self.prometheus, self.query, self.points, self.timeout)
 
 
 def parse_sla(mapping: Mapping[str, Any]) -> SLA:
     """An SLA from config: durations as `200ms`/`0.2`; ValueError names the offending key."""
-    if not isinstance(mapping, Mapping):
-        raise ValueError(f"sla: want a mapping with latency and p95 or prometheus/query, got {mapping!r}")
-    for key in mapping:
-        if key not in _KEYS:
-            raise ValueError(f"{key}: unknown SLA key (known: {', '.join(_KEYS)})")
-    if "latency" not in mapping:
-        raise ValueError("latency: missing (the SLA target latency, e.g. 200ms)")
-    kwargs: dict[str, Any] = {"latency": _duration(mapping, "latency")}
-    for key in ("p95", "timeout"):
-        if key in mapping:
-            kwargs[key] = _duration(mapping, key)
-    for key in ("prometheus", "query"):
-        if key in mapping:
-            if not isinstance(mapping[key], str):
-                raise ValueError(f"{key}: want a string, got {mapping[key]!r}")
-            kwargs[key] = mapping[key]
-    if "points" in mapping:
-        kwargs["points"] = mapping["points"]
-    return SLA(**kwargs)
-
-
-def _duration(mapping: Mapping[str, Any], key: str) -> float:
-    value = mapping[key]
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{key}: want a duration like 200ms, got {value!r}")
     try:
-        return parse_duration(str(value))
-    except ValueError as err:
-        raise ValueError(f"{key}: {err}") from None
+        return SLAConfig.model_validate(mapping).to_sla()
+    except ValidationError as err:
+        raise ValueError(problem(err, SLAConfig, mapping)) from None

@@ -16,15 +16,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import BeforeValidator, Field, StrictInt, StrictStr, model_validator
 
+from grprof._yamlvalid import Document, Located, Strict, hint, parse, validate
+from grprof.errors import GrprofError
 from grprof.model import Frame
 
 UNKNOWN = "unknown"
 _MATCHERS = ("function", "prefix", "contains")
-_RULE_KEYS = {*_MATCHERS, "caller", "max_lines_below_caller", "go_before", "state"}
 _MAX_NAMES = 200_000
 _GO_MINOR = re.compile(r"1\.(\d+)")
 # Search effort for one dump's hidden chains: distinct PC tuples get a greedy answer past it.
@@ -317,88 +318,131 @@ def hidden_chains() -> HiddenChains:
 @functools.cache
 def load_rules() -> Rules:
     text = (resources.files("grprof") / "data" / "wait_states.yaml").read_text("utf-8")
-    return compile_rules(yaml.safe_load(text))
+    return parse_wait_states(text, "grprof/data/wait_states.yaml")
+
+
+def parse_wait_states(text: str, name: str) -> Rules:
+    """wait_states.yaml text, validated and indexed; WaitStatesError (`NAME:LINE: key.path: ...`)."""
+    return _compile(validate(WaitStatesFile, parse(text, name, WaitStatesError), WaitStatesError))
+
+
+class WaitStatesError(GrprofError, ValueError):
+    """wait_states.yaml does not match its schema: `wait_states.yaml:LINE: key.path: message`."""
 
 
 def compile_rules(doc: Any) -> Rules:
-    """Validate the YAML document and index its rules; ValueError if it is malformed."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
-        raise ValueError("wait_states.yaml: expected a mapping with a 'rules' list")
-    unknown_top = set(doc) - {"rules", "empty_stack", "hidden"}
-    if unknown_top:
-        raise ValueError(f"wait_states.yaml: unknown top-level keys {sorted(unknown_top)}")
+    """Validate the YAML document and index its rules; WaitStatesError (a ValueError) if it is malformed."""
+    return _compile(validate(WaitStatesFile, Document(_NAME, doc), WaitStatesError))
+
+
+def _listify(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+_NAME = "wait_states.yaml"
+_Names = Annotated[tuple[Annotated[StrictStr, Field(min_length=1)], ...], BeforeValidator(_listify)]
+
+
+class StateRule(Strict):
+    function: _Names | None = None
+    prefix: _Names | None = None
+    contains: _Names | None = None
+    caller: _Names = ()
+    max_lines_below_caller: StrictInt | None = None
+    go_before: Annotated[StrictStr, Field(pattern=r"^1\.\d+$")] | None = None
+    state: StrictStr
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> StateRule:
+        if sum(getattr(self, k) is not None for k in _MATCHERS) != 1:
+            raise ValueError(f"needs exactly one of {'/'.join(_MATCHERS)}")
+        return self
+
+
+class HiddenChain(Strict):
+    sites: _Names
+    state: StrictStr
+
+
+class Hidden(Strict):
+    chains: tuple[HiddenChain, ...]
+    layout: tuple[_Names, ...] = ()
+
+    @model_validator(mode="after")
+    def _layout_sites(self) -> Hidden:
+        sites = {s for c in self.chains for s in c.sites}
+        seen: set[str] = set()
+        for li, names in enumerate(self.layout):
+            for pos, site in enumerate(names):
+                if site in seen:
+                    raise Located(("layout", li, pos), f"{site!r} is named twice")
+                if site not in sites:
+                    raise Located(("layout", li, pos), f"{site!r} is in no chain")
+                seen.add(site)
+        return self
+
+
+class WaitStatesFile(Strict):
+    rules: tuple[StateRule, ...]
+    empty_stack: Annotated[StrictStr, Field(min_length=1)] = UNKNOWN
+    hidden: Hidden | None = None
+
+
+def _compile(doc: WaitStatesFile) -> Rules:
     exact: dict[str, list[Rule]] = {}
     prefixes: list[tuple[str, Rule]] = []
     contains: list[tuple[str, Rule]] = []
-    for n, item in enumerate(doc["rules"]):
-        if not isinstance(item, dict) or not isinstance(item.get("state"), str):
-            raise ValueError(f"wait_states.yaml: rule {n} needs a 'state' string")
-        unknown = set(item) - _RULE_KEYS
-        if unknown or sum(k in item for k in _MATCHERS) != 1:
-            raise ValueError(
-                f"wait_states.yaml: rule {n}: needs exactly one of {'/'.join(_MATCHERS)}"
-                + (f", unknown keys {sorted(unknown)}" if unknown else "")
-            )
-        limit = item.get("max_lines_below_caller")
-        if limit is not None and not isinstance(limit, int):
-            raise ValueError(f"wait_states.yaml: rule {n}: max_lines_below_caller must be an int")
-        before = item.get("go_before")
-        m = _GO_MINOR.fullmatch(before) if isinstance(before, str) else None
-        if before is not None and m is None:
-            raise ValueError(f"wait_states.yaml: rule {n}: go_before must be a version such as '1.20'")
-        rule = Rule(
-            item["state"],
-            frozenset(_names(item.get("caller", []), n)),
-            limit,
-            int(m[1]) if m else None,
-        )
-        for name in _names(item.get("function", []), n):
+    for item in doc.rules:
+        m = _GO_MINOR.fullmatch(item.go_before) if item.go_before else None
+        rule = Rule(item.state, frozenset(item.caller), item.max_lines_below_caller, int(m[1]) if m else None)
+        for name in item.function or ():
             exact.setdefault(name, []).append(rule)
-        prefixes.extend((p, rule) for p in _names(item.get("prefix", []), n))
-        contains.extend((p, rule) for p in _names(item.get("contains", []), n))
-    empty = doc.get("empty_stack", UNKNOWN)
-    if not isinstance(empty, str) or not empty:
-        raise ValueError("wait_states.yaml: empty_stack must be a state string")
+        prefixes.extend((p, rule) for p in item.prefix or ())
+        contains.extend((p, rule) for p in item.contains or ())
+    hidden = doc.hidden or Hidden(chains=())
+    chains = [Chain(c.sites, c.state) for c in hidden.chains]
+    order = {site: (li, pos) for li, sites in enumerate(hidden.layout) for pos, site in enumerate(sites)}
     return Rules(
         {k: tuple(v) for k, v in exact.items()},
         tuple(prefixes),
         tuple(contains),
-        empty,
-        _hidden(doc.get("hidden")),
+        doc.empty_stack,
+        HiddenChains.build(chains, order),
     )
 
 
-def _hidden(doc: Any) -> HiddenChains:
-    if doc is None:
-        return HiddenChains.build((), {})
-    if (
-        not isinstance(doc, dict)
-        or set(doc) - {"chains", "layout"}
-        or not isinstance(doc.get("chains"), list)
-    ):
-        raise ValueError("wait_states.yaml: hidden needs a 'chains' list and an optional 'layout'")
-    chains = []
-    for n, c in enumerate(doc["chains"]):
-        if not isinstance(c, dict) or set(c) != {"sites", "state"} or not isinstance(c["state"], str):
-            raise ValueError(f"wait_states.yaml: hidden chain {n} needs 'sites' and a 'state' string")
-        chains.append(Chain(tuple(_names(c["sites"], n, "hidden chain")), c["state"]))
-    order: dict[str, tuple[int, int]] = {}
-    layout = doc.get("layout", [])
-    if not isinstance(layout, list):
-        raise ValueError("wait_states.yaml: hidden.layout must be a list of lists of call sites")
-    for li, sites in enumerate(layout):
-        for pos, site in enumerate(_names(sites, li, "hidden layout")):
-            if site in order:
-                raise ValueError(f"wait_states.yaml: hidden layout names {site!r} twice")
-            order[site] = (li, pos)
-    unknown_sites = set(order) - {s for c in chains for s in c.sites}
-    if unknown_sites:
-        raise ValueError(f"wait_states.yaml: hidden layout names sites no chain has: {sorted(unknown_sites)}")
-    return HiddenChains.build(chains, order)
+# -- data/wait_classes.yaml (grprof.server.runtime.classify_wait) ----------------------------
 
 
-def _names(value: Any, n: int, what: str = "rule") -> list[str]:
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(s, str) and s for s in names):
-        raise ValueError(f"wait_states.yaml: {what} {n}: expected a name or a list of names")
-    return names
+class WaitClass(Strict):
+    exact: tuple[str, ...] = ()
+    prefix: tuple[str, ...] = ()
+
+
+class WaitClassesFile(Strict):
+    """`grprof/data/wait_classes.yaml`: wait reasons grouped into classes for metrics."""
+
+    default: str
+    classes: dict[str, WaitClass]
+
+    @model_validator(mode="after")
+    def _default_is_a_class(self) -> WaitClassesFile:
+        if self.default not in self.classes:
+            raise Located(
+                ("default",),
+                f'"{self.default}" is not one of the classes{hint(self.default, list(self.classes))}',
+            )
+        return self
+
+
+@functools.cache
+def load_wait_classes() -> WaitClassesFile:
+    """data/wait_classes.yaml, validated."""
+    text = (resources.files("grprof") / "data" / "wait_classes.yaml").read_text("utf-8")
+    return parse_wait_classes(text, "grprof/data/wait_classes.yaml")
+
+
+def parse_wait_classes(text: str, name: str) -> WaitClassesFile:
+    """wait_classes.yaml text, validated; YamlError `NAME:LINE: key.path: message` when it is wrong."""
+    classes: WaitClassesFile = validate(WaitClassesFile, parse(text, name))
+    return classes
