@@ -8,21 +8,31 @@ Exit status (docs/cli.md): 0 success, also when the reader of stdout leaves earl
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import re
+import shlex
+import shutil
+import signal
+import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from grprof import __version__, _gc
 from grprof.aggregate import SIMILARITIES, Similarity
+from grprof.diff import Focus
 from grprof.errors import GrprofError
 from grprof.loader import read_input
 from grprof.model import Snapshot
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from grprof.detect.detector import Options
     from grprof.detect.model import Finding
 from grprof.collect.policy import FORMATS
@@ -121,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="exact: same frames and argument values; default: same call sites; "
         "loose: also ignore line numbers and closure numbering",
     )
-    grp.add_argument("--filter", type=_regex, metavar="REGEX", help="keep groups with a function matching")
-    grp.add_argument("--exclude", type=_regex, metavar="REGEX", help="drop groups with a function matching")
+    _focus_args(grp)
     grp.add_argument(
         "--min-count", type=_positive, default=1, metavar="N", help="drop groups under N goroutines"
     )
@@ -130,22 +139,31 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--all-snapshots", action="store_true", help="print every snapshot's groups, not only the latest"
     )
-    src = a.add_argument_group("input")
-    src.add_argument(
-        "--max-size",
-        type=_size,
-        default=DEFAULT_MAX_SIZE,
-        metavar="SIZE",
-        help=f"stop reading past this many (decompressed) bytes (default {human_size(DEFAULT_MAX_SIZE)})",
+    _pager_arg(out)
+    _input_args(a)
+
+    d = sub.add_parser(
+        "diff",
+        help="compare two snapshots group by group: new, vanished, grown, shrunk, with verdicts",
+        description="Compare two goroutine snapshots (any inputs 'analyze' takes, any formats): each "
+        "group's count before and after, its wait age, and the detector's verdict on the pair.",
     )
-    src.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="for URLs (default 30)"
+    target_help = "file, '-' for stdin, or a live service (as for 'analyze')"
+    d.add_argument("before", metavar="BEFORE", help=target_help)
+    d.add_argument("after", metavar="AFTER", help=target_help)
+    dout = d.add_argument_group("output")
+    dout.add_argument("--json", action="store_true", help="print the JSON diff (grprof.diff/v1)")
+    dout.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the diff")
+    dout.add_argument(
+        "--top", type=_positive, default=20, metavar="N", help="groups in the text table (default 20)"
     )
-    _format_arg(
-        src,
-        "for services: the goroutine profile format to fetch; wins over a URL's ?debug=N "
-        "(default: the URL's, else debug=2)",
-    )
+    _pager_arg(dout)
+    _focus_args(d.add_argument_group("grouping"))
+    _detection_args(d, interval_help="time between BEFORE and AFTER, e.g. 30s (default: file times)")
+    for action in d._actions:  # the diff explains no finding in full: accepted, not shown
+        if "--details" in action.option_strings:
+            action.help = argparse.SUPPRESS
+    _input_args(d)
 
     w = sub.add_parser(
         "watch",
@@ -170,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--json", action="store_true", help="at the end, print the JSON report instead of text")
     w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    _focus_args(w)
     _format_arg(
         w,
         "the profile of a poll; debug=2 makes every poll a per-goroutine dump (default: the URL's "
@@ -196,6 +215,54 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-token-file", metavar="FILE", help="require this bearer token on the API")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
+
+
+def _focus_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--focus`/`--ignore`, the same for `analyze`, `diff` and `watch`; `--filter`/`--exclude`
+    are their older names, kept working and hidden."""
+    p.add_argument(
+        "--focus",
+        type=_regex,
+        metavar="REGEX",
+        help="keep only groups (and findings) with a frame's function or the creator matching",
+    )
+    p.add_argument("--filter", dest="focus", type=_regex, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--ignore",
+        type=_regex,
+        metavar="REGEX",
+        help="drop groups (and findings) with a frame's function or the creator matching",
+    )
+    p.add_argument("--exclude", dest="ignore", type=_regex, help=argparse.SUPPRESS)
+
+
+def _pager_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--no-pager",
+        dest="pager",
+        action="store_false",
+        help="on a terminal, print a long text report directly instead of through "
+        "$GRPROF_PAGER, $PAGER or 'less -FRX'",
+    )
+
+
+def _input_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("input")
+    src.add_argument(
+        "--max-size",
+        type=_size,
+        default=DEFAULT_MAX_SIZE,
+        metavar="SIZE",
+        help=f"stop reading past this many (decompressed) bytes (default {human_size(DEFAULT_MAX_SIZE)})",
+    )
+    src.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="for URLs (default 30)"
+    )
+    _format_arg(
+        src,
+        "for services: the goroutine profile format to fetch; wins over a URL's ?debug=N "
+        "(default: the URL's, else debug=2)",
+    )
 
 
 def _format_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
@@ -257,6 +324,8 @@ def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
         return analyze(args)
+    if args.command == "diff":
+        return diff(args)
     if args.command == "watch":
         from grprof.cli_watch import watch
 
@@ -387,17 +456,16 @@ def analyze(args: argparse.Namespace) -> int:
     snaps = load_inputs(args.inputs, args.max_size, args.timeout, args.format)
     detection = detect(snaps, opts)
     warn(detection.warnings)
+    focus = Focus(args.focus, args.ignore)
+    if focus.active:  # the findings on the groups --focus/--ignore leave out go too (and --fail-on)
+        detection = replace(detection, findings=focus.findings(detection.findings))
     similarity: Similarity = args.similarity
-    flt = GroupFilter(args.filter, args.exclude, max(args.min_count, 1))
+    flt = GroupFilter(args.focus, args.ignore, max(args.min_count, 1))
     report = build_report(snaps, similarity, flt, detection)
     if args.html:
         from grprof.report import html
 
-        try:
-            with open(args.html, "w", encoding="utf-8") as f:
-                f.write(html.render(report))
-        except OSError as e:
-            print(f"grprof: {args.html}: cannot write the HTML report: {e.strerror or e}", file=sys.stderr)
+        if not _write_html(args.html, lambda: html.render(report), "HTML report"):
             return EXIT_BAD_INPUT
     if args.json:
         from grprof.report import jsonout
@@ -406,17 +474,145 @@ def analyze(args: argparse.Namespace) -> int:
     else:
         from grprof.report import text
 
-        console = text.make_console()
-        if not args.all_snapshots and len(report.snapshots) > 1:
-            hidden = len(report.snapshots) - 1
-            report.snapshots = report.snapshots[-1:]
-            console.print(f"[dim]{hidden} earlier snapshots not shown (--all-snapshots to print each)[/]")
-        text.render(
-            report, console, top=args.top, stacks=args.stacks, max_frames=args.frames, details=args.details
-        )
-        if args.html:
-            console.print(f"[dim]HTML report written to {args.html}[/]")
+        with output_console(args.pager) as console:
+            if not args.all_snapshots and len(report.snapshots) > 1:
+                hidden = len(report.snapshots) - 1
+                report.snapshots = report.snapshots[-1:]
+                console.print(f"[dim]{hidden} earlier snapshots not shown (--all-snapshots to print each)[/]")
+            text.render(
+                report,
+                console,
+                top=args.top,
+                stacks=args.stacks,
+                max_frames=args.frames,
+                details=args.details,
+            )
+            if args.html:
+                console.print(f"[dim]HTML report written to {args.html}[/]")
     return fail_status(report.findings, args.fail_on)
+
+
+def _write_html(path: str, render: Callable[[], str], what: str) -> bool:
+    try:
+        page = render()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as e:
+        print(f"grprof: {path}: cannot write the {what}: {e.strerror or e}", file=sys.stderr)
+        return False
+    return True
+
+
+def diff_side(text: str, args: argparse.Namespace) -> Snapshot:
+    """One side of `grprof diff`: what `analyze` reads for the input; of a file holding several
+    dumps (a log with two panics), the last."""
+    snaps = load_inputs([text], args.max_size, args.timeout, args.format)
+    if len(snaps) > 1:
+        warn([f"{text} holds {len(snaps)} dumps: comparing the last, {snaps[-1].source}"])
+    return snaps[-1]
+
+
+def diff(args: argparse.Namespace) -> int:
+    from grprof.detect.detector import detect
+    from grprof.diff import compute
+
+    if args.before == "-" and args.after == "-":
+        raise UsageError("BEFORE and AFTER cannot both be '-' (standard input)")
+    _gc.tune()
+    opts = detection_options(args)
+    before = diff_side(args.before, args)
+    after = diff_side(args.after, args)
+    # The verdicts: the detector on the pair as a series, as `grprof analyze BEFORE AFTER` runs it.
+    detection = detect([before, after], opts)
+    warn(detection.warnings)
+    d = compute(before, after, detection, Focus(args.focus, args.ignore), detection.warnings)
+    if args.html:
+        from grprof.report import diff_html
+
+        if not _write_html(args.html, lambda: diff_html.render(d), "HTML diff"):
+            return EXIT_BAD_INPUT
+    if args.json:
+        sys.stdout.write(json.dumps(d.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        from grprof.report import diff as diff_text
+
+        with output_console(args.pager) as console:
+            diff_text.render(d, console, top=args.top)
+            if args.html:
+                console.print(f"[dim]HTML diff written to {args.html}[/]")
+    return fail_status(d.findings, args.fail_on)
+
+
+# -- the pager -------------------------------------------------------------------------------
+
+DEFAULT_PAGER = "less -FRX"
+
+
+def pager_command() -> list[str] | None:
+    """The pager to run, as git picks it: `$GRPROF_PAGER`, else `$PAGER`, else `less -FRX`;
+    None when it is empty or `cat`, or its program is not installed (print directly then)."""
+    value = os.environ.get("GRPROF_PAGER")
+    if value is None:
+        value = os.environ.get("PAGER")
+    if value is None:
+        value = DEFAULT_PAGER
+    try:
+        argv = shlex.split(value)
+    except ValueError:
+        return None
+    if not argv or argv == ["cat"] or shutil.which(argv[0]) is None:
+        return None
+    return argv
+
+
+@contextmanager
+def output_console(page: bool = True) -> Iterator[Console]:
+    """The console a text report prints to. On a terminal (and unless `--no-pager`), the report
+    is rendered first and, when taller than the terminal, piped through the pager (as git does);
+    elsewhere (a pipe, a file, CI) it goes straight to standard output."""
+    from rich.console import Console
+
+    from grprof.report import text
+
+    if not page or not sys.stdout.isatty():
+        yield text.make_console()
+        return
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        size = os.terminal_size((80, 24))
+    buf = io.StringIO()
+    yield Console(file=buf, force_terminal=True, width=size.columns, highlight=False)
+    out = buf.getvalue()
+    cmd = pager_command() if out.count("\n") >= size.lines else None
+    if cmd is None:
+        sys.stdout.write(out)
+        return
+    _page(cmd, out)
+
+
+def _page(cmd: list[str], out: str) -> None:
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")  # as git: quit if one screen, keep colours, no screen clearing
+    env.setdefault("LV", "-c")
+    sys.stdout.flush()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        sys.stdout.write(out)
+        return
+    # Ctrl-C belongs to the pager while it runs (less uses it to stop a search), not to grprof.
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(out.encode(sys.stdout.encoding or "utf-8", "replace"))
+            proc.stdin.close()
+        except BrokenPipeError:  # the reader quit the pager before the end: fine
+            pass
+        proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, saved)
 
 
 def fail_status(findings: Sequence[Finding], fail_on: str | None) -> int:

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from grprof.cli import EXIT_BAD_INPUT, detection_options, fail_status
 from grprof.collect.policy import CaptureSettings
+from grprof.diff import Focus
 from grprof.errors import GrprofError
 from grprof.report import jsonout, text
 from grprof.report.model import build_report
@@ -77,6 +78,7 @@ def watch(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         leak_every=max(1, args.leak_every),
         capture=capture_settings(args),
+        focus=Focus(getattr(args, "focus", None), getattr(args, "ignore", None)),
     )
     err = Console(stderr=True, highlight=False)
     try:

@@ -21,6 +21,7 @@ from grprof.collect.policy import CapturePolicy, CaptureSettings, CaptureState, 
 from grprof.detect.detector import Detection, Options, detect
 from grprof.detect.model import Finding
 from grprof.detect.signals import default_settings
+from grprof.diff import Focus
 from grprof.errors import GrprofError
 from grprof.loader import load_all
 from grprof.model import Snapshot
@@ -82,6 +83,9 @@ class Watcher:
     errors: int = 0
     last_error: str = ""
     detection: Detection | None = None
+    """The latest detection, its findings after `focus`."""
+    focus: Focus = field(default_factory=Focus)
+    """`--focus`/`--ignore`: the findings on the groups it leaves out are not reported."""
     _known: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     monotonic: Callable[[], float] = time.monotonic
@@ -136,8 +140,11 @@ class Watcher:
         del self.leak_profiles[:-KEPT_LEAK_PROFILES]
         # A watcher's series is thin only while it starts: no `inconclusive` findings.
         opts = replace(self.options, inconclusive=False)
-        self.detection = detect([*self.snapshots, *self.leak_profiles], opts)
-        policy.findings(self.capture_state, self.detection.findings)
+        detection = detect([*self.snapshots, *self.leak_profiles], opts)
+        policy.findings(self.capture_state, detection.findings)  # capture for every finding
+        if self.focus.active:
+            detection = replace(detection, findings=self.focus.findings(detection.findings))
+        self.detection = detection
         return self._events(self.detection.findings)
 
     def _events(self, findings: list[Finding]) -> list[Event]:
