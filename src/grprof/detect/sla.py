@@ -1,7 +1,7 @@
 """SLA-adaptive thresholds: scale leak thresholds by how close a service runs to its latency SLA.
 
 Each base threshold of the detector (growth rate, count above baseline; for suspect and for
-leak) is multiplied by `α`, from `ratio = p95 latency / SLA latency` (design document §2.4).
+leak) is multiplied by `α`, from `ratio = p95 latency / SLA latency` (docs/sla.md).
 The document's formula `0.3 + 1.2·(1 - 1/ratio)` does not reproduce its own table, so α
 follows the table: piecewise-linear through its points, extrapolated along the end segments,
 clamped to [0.3, 1.5]. A service far inside its SLA (low ratio) gets lower thresholds: leaks
@@ -29,7 +29,7 @@ from grprof.units import parse_duration
 Point = tuple[float, float]
 
 DEFAULT_POINTS: tuple[Point, ...] = ((0.83, 0.58), (1.0, 0.90), (1.25, 1.12))
-"""(ratio, α) from the design document's table: SLA met at 120%, 100%, 80%."""
+"""(ratio, α) from the table in docs/sla.md: SLA met at 120%, 100%, 80%."""
 
 ALPHA_MIN = 0.3
 ALPHA_MAX = 1.5
