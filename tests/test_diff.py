@@ -87,7 +87,7 @@ def test_zoo_leaks_are_new_or_grown_with_the_right_counts() -> None:
         assert rows[fn] == (before[fn], after[fn]), fn
         statuses = {g["status"] for g in d["groups"] if g["site"] and g["site"]["function"] == fn}
         assert statuses <= {"new", "grown"}, (fn, statuses)
-    # The design document's leak: present only in AFTER, and the detector calls it a leak.
+    # The classic leakyHandler leak: present only in AFTER, and the detector calls it a leak.
     (row,) = [g for g in d["groups"] if g["site"]["function"] == "main.leakyHandler.func1"]
     assert before["main.leakyHandler.func1"] == 0
     assert row["status"] == "new" and row["before"] == 0 and row["after"] == after["main.leakyHandler.func1"]

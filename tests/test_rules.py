@@ -582,7 +582,7 @@ func must(err error) {
 
 // ---- HTTP handlers that leak the goroutines they start (called over real HTTP below)
 
-// timeoutHandler is the design document's leakyHandler: the worker's send blocks forever
+// timeoutHandler is the classic leakyHandler: the worker's send blocks forever
 // once the handler has given up waiting.
 func timeoutHandler(w http.ResponseWriter, r *http.Request) {
 	ch := make(chan string)

@@ -1,7 +1,7 @@
 """Source confirmation (`--source DIR`) against real Go.
 
 tests/goapps/srcpatterns parks goroutines in every leak pattern the source check knows and
-in near-misses that look alike; examples/leaky leaks the design document's leakyHandler under
+in near-misses that look alike; examples/leaky leaks the classic leakyHandler under
 its own traffic. Each program is built and run with the machine's Go, a real debug=2 dump is
 taken over HTTP, and each group is mapped back to the program's source and checked.
 """
@@ -263,7 +263,7 @@ def test_no_wait_where_the_statement_is_no_channel_operation(dump2: Snapshot) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# examples/leaky: the design document's leakyHandler under real traffic
+# examples/leaky: the classic leakyHandler under real traffic
 
 
 @pytest.fixture(scope="module")

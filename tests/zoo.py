@@ -139,8 +139,8 @@ def get_truth(base: str) -> Truth:
 def hit(base: str, endpoint: str, n: int, *, concurrency: int = 8) -> list[int]:
     """Send n GET requests to endpoint concurrently; return their statuses.
 
-    Leak endpoints answer 4xx/5xx on purpose sometimes (the design document's
-    handler times out with 504); only a failed connection raises.
+    Leak endpoints answer 4xx/5xx on purpose sometimes (a leakyHandler times out with
+    504); only a failed connection raises.
     """
     if n <= 0:
         return []

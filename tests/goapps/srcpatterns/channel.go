@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// fetchWithTimeout is the design document's leakyHandler: when the timeout wins, nobody
+// fetchWithTimeout is the classic leakyHandler: when the timeout wins, nobody
 // receives from ch and the worker blocks on its send forever.
 func fetchWithTimeout() string {
 	ch := make(chan string)

@@ -11,7 +11,7 @@ import (
 var channelLeaks = []*Leak{
 	{
 		Kind: "chan-send-timeout", Category: "channel", Endpoint: "/leak/chan-send-timeout",
-		Summary:    "the design document's leakyHandler: the worker sends on an unbuffered channel after the handler's select timed out",
+		Summary:    "the classic leakyHandler: the worker sends on an unbuffered channel after the handler's select timed out",
 		run:        leakyHandler,
 		Goroutines: []Accumulating{grows(1, Stack{Function: "main.leakyHandler.func1", CreatedBy: "main.leakyHandler", States: []string{"chan send"}, LeakProfile: true})},
 	},
@@ -41,7 +41,7 @@ var channelLeaks = []*Leak{
 	},
 }
 
-// leakyHandler is the design document's example, with short durations: the
+// leakyHandler is the classic leakyHandler example, with short durations: the
 // worker is slower than the handler's timeout, so nobody receives its send.
 func leakyHandler(_ *deps, w http.ResponseWriter, r *http.Request) {
 	ch := make(chan string)
