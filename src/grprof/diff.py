@@ -20,6 +20,7 @@ from grprof import __version__
 from grprof.detect.model import VERDICTS, Verdict
 from grprof.detect.series import Point, TrackKey, snapshot_points, track_id
 from grprof.model import Frame, Group, Snapshot, site_of
+from grprof.units import iso_utc
 
 if TYPE_CHECKING:
     from grprof.detect.detector import Detection
@@ -95,7 +96,7 @@ class Side:
             total=s.total,
             groups=len(snapshot_points(s)),
             go_version=s.go_version,
-            time=s.time.isoformat().replace("+00:00", "Z") if s.time else None,
+            time=iso_utc(s.time),
         )
 
 

@@ -1,7 +1,9 @@
-"""Sizes and durations as people write them: `512MiB`, `2G`, `15s`, `1m30s`, `200ms`."""
+"""Sizes and durations as people write them: `512MiB`, `2G`, `15s`, `1m30s`, `200ms`; times as
+every JSON output writes them (`iso_utc`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
@@ -56,3 +58,13 @@ def human_duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.3g}m"
     return f"{seconds / 3600:.3g}h"
+
+
+def iso_utc(t: dt.datetime | None, timespec: str = "auto") -> str | None:
+    """`2026-12-04T17:26:23.5Z`: UTC with a `Z`, the one form of time in grprof's JSON.
+    A naive datetime is taken as UTC (the parsers and the store make aware ones)."""
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -26,6 +26,7 @@ from grprof.errors import GrprofError
 from grprof.loader import load_all
 from grprof.model import Snapshot
 from grprof.sources import ResolvedTarget, TargetError, resolve_target
+from grprof.units import iso_utc
 
 LEAK_PROFILE_EVERY = 4
 KEPT_LEAK_PROFILES = 3
@@ -191,7 +192,7 @@ def _gone(fid: str, verdict: str) -> Finding:
 def event_line(e: Event) -> str:
     """One plain line per event, for logs and pipes."""
     f = e.finding
-    stamp = e.at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = iso_utc(e.at, "seconds")
     if e.kind == "gone":
         return f"{stamp}  GONE     {f.id}  (was {f.verdict})"
     site = f"{f.site.function} ({f.site.file.rsplit('/', 1)[-1]}:{f.site.line})" if f.site else "?"
