@@ -1,37 +1,54 @@
 #!/usr/bin/env bash
-# make demo: run the example leaky Go service and `grprof serve` on it (SQLite), show where to
-# look, then print the findings as they appear. DEMO_SECONDS (default 60) bounds the run.
+# make demo: run examples/leaky (a Go service that leaks a goroutine per /leaky request) under
+# `grprof serve` (embedded SQLite), print the leak grprof finds with its cause, the source line
+# and the fix, then restart the service with the fix (-fixed) and follow the goroutine count
+# until grprof marks the finding resolved. Needs only Python (.venv) and Go; no root.
+# DEMO_SECONDS (default 90) bounds each half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${DEMO_SECONDS:-60}"
+seconds="${DEMO_SECONDS:-90}"
+py=.venv/bin/python
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+leaky_pid="" serve_pid=""
+cleanup() {
+  for p in $leaky_pid $serve_pid; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-echo "==> building examples/leaky with $(go version | cut -d' ' -f3) (with the goroutineleak profile)"
-(cd examples/leaky && GOEXPERIMENT=goroutineleakprofile go build -o "$work/leaky" .)
-"$work/leaky" -addr 127.0.0.1:0 -rate 20 >"$work/leaky.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do grep -q '^READY' "$work/leaky.log" && break; sleep 0.1; done
-target=$(sed -n 's/^LISTEN //p' "$work/leaky.log")
-[ -n "$target" ] || { echo "demo: the example service did not start:"; cat "$work/leaky.log"; exit 1; }
+start_leaky() { # start_leaky [-fixed]: on the same port each time, so grprof sees one target
+  : >"$work/leaky.log"
+  "$work/leaky" -addr "127.0.0.1:$svc_port" -rate 20 "$@" >"$work/leaky.log" 2>&1 &
+  leaky_pid=$!
+  for _ in $(seq 100); do grep -q '^READY' "$work/leaky.log" && return 0; sleep 0.1; done
+  echo "demo: the example service did not start:"; cat "$work/leaky.log"; exit 1
+}
 
-port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "==> building examples/leaky with $(go version | cut -d' ' -f3) (GOEXPERIMENT=goroutineleakprofile)"
+(cd examples/leaky && GOEXPERIMENT=goroutineleakprofile go build -o "$work/leaky" .)
+free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+svc_port=$(free_port)
+port=$(free_port)
 api="http://127.0.0.1:$port"
+start_leaky
+target="127.0.0.1:$svc_port"
+
 .venv/bin/grprof serve --target "$target" --interval 5s --listen "127.0.0.1:$port" --db "$work/grprof.db" \
   >"$work/serve.log" 2>&1 &
-pids+=($!)
+serve_pid=$!
 for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "$api/healthz" >/dev/null || { echo "demo: grprof serve did not start:"; cat "$work/serve.log"; exit 1; }
 cat <<EOT
-==> example service (leaks a goroutine per /leaky request): $target
-==> grprof serve (SQLite at $work/grprof.db), scraping it every 5s:
-      API        $api/api/v1/targets   $api/api/v1/findings
-      API docs   $api/docs
-      metrics    $api/metrics
-==> findings as they appear (for ${seconds}s; Ctrl-C to stop):
+==> example service: http://$target (its own client sends 20 requests/s; /leaky leaks)
+==> grprof serve, scraping it every 5s into SQLite; while it runs:
+      $api/api/v1/findings   $api/docs   $api/metrics
+==> 1/2 waiting for grprof's verdict (at most ${seconds}s)
 EOT
-.venv/bin/python scripts/follow_findings.py "$api" "$seconds"
-echo
-echo "==> $api/metrics (grprof_leak* and grprof_target*):"
-curl -s "$api/metrics" | grep -E '^grprof_(leak|target)' | head -12
+$py scripts/follow_findings.py "$api" "$seconds" leak "$work"
+
+echo "==> 2/2 restarting the service with the fix (examples/leaky -fixed: a buffered channel and"
+echo "    the request's context), same address; following it until the finding is resolved"
+kill "$leaky_pid"; wait "$leaky_pid" 2>/dev/null || true
+start_leaky -fixed
+$py scripts/follow_findings.py "$api" "$seconds" resolved "$work"

@@ -1,6 +1,6 @@
-// leaky is a small HTTP service with the classic goroutine leak of grprof's design
-// document (a send on an unbuffered channel whose receiver timed out), a healthy worker
-// pool, and a built-in client that sends it traffic so it leaks on its own.
+// leaky is a small HTTP service with the classic goroutine leak (a send on an unbuffered
+// channel whose receiver timed out), a healthy worker pool, and a built-in client that sends
+// it traffic so it leaks on its own; -fixed serves /leaky with the fix (safeHandler).
 //
 //	go run . -addr 127.0.0.1:6060
 //	grprof analyze 'http://127.0.0.1:6060/debug/pprof/goroutine?debug=2'
@@ -93,9 +93,14 @@ func traffic(base string, rate int) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6060", "listen address (port 0 picks a free port)")
 	rate := flag.Int("rate", 40, "requests per second the built-in client sends (0: none)")
+	fixed := flag.Bool("fixed", false, "serve /leaky with the fix (a buffered channel and the request's context): no leak")
 	flag.Parse()
 
-	http.HandleFunc("/leaky", leakyHandler)
+	if *fixed {
+		http.HandleFunc("/leaky", safeHandler)
+	} else {
+		http.HandleFunc("/leaky", leakyHandler)
+	}
 	http.HandleFunc("/safe", safeHandler)
 	workerPool(8, jobs)
 
@@ -105,6 +110,9 @@ func main() {
 	}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(os.Stdout, "LISTEN %s\n", base)
+	if *fixed {
+		fmt.Fprintln(os.Stdout, "FIXED")
+	}
 	if *rate > 0 {
 		go traffic(base, *rate)
 	}
