@@ -150,7 +150,8 @@ def test_wheel_is_manylinux_abi3_with_the_scanner_and_the_data(wheel: Path) -> N
 
 def test_version_and_the_native_scanner_is_used(run: Run, venv: Path, tmp_path: Path) -> None:
     p = run("--version")
-    assert p.returncode == 0 and re.fullmatch(r"grprof \d+\.\d+\.\d+\S*\n?", p.stdout), p
+    # The wheel bundles the native scanner, and --version says which scanner runs.
+    assert p.returncode == 0 and re.fullmatch(r"grprof \d+\.\d+\.\d+\S* \(native scanner\)\n?", p.stdout), p
     probe = (
         "import grprof, grprof._native as n\n"
         "from grprof.formats.traceback import native_scanner\n"

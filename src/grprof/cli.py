@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from grprof.detect.detector import Options
     from grprof.detect.model import Finding
 from grprof.collect.policy import FORMATS
+from grprof.ops import dashboard as _ops_dashboard
+from grprof.ops import rules as _ops_rules
 from grprof.sources import (
     DEFAULT_MAX_SIZE,
     DEFAULT_TIMEOUT,
@@ -92,9 +94,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _version() -> str:
+    from grprof.formats.traceback import native_scanner
+
+    native = "native scanner" if native_scanner() is not None else "pure Python scanner (no native scanner)"
+    return f"grprof {__version__} ({native})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="grprof", description="Find, explain and watch goroutine leaks in Go services.")
-    p.add_argument("--version", action="version", version=f"grprof {__version__}")
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -214,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", metavar="I/N", help="scrape only the targets of shard I of N (hash of the URL)")
     s.add_argument("--api-token-file", metavar="FILE", help="require this bearer token on the API")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _ops_rules.add_parser(sub)
+    _ops_dashboard.add_parser(sub)
     return p
 
 
@@ -334,6 +345,10 @@ def _run(argv: Sequence[str] | None) -> int:
         from grprof.cli_serve import serve
 
         return serve(args)
+    if args.command == "rules":
+        return _ops_rules.run(args)
+    if args.command == "dashboard":
+        return _ops_dashboard.run(args)
     return EXIT_BAD_INPUT
 
 

@@ -392,7 +392,7 @@ def _senders_seen(group: Group) -> tuple[int, str]:
     """
     creators: Mapping[int, int] = getattr(group, "creators", None) or {}
     if not creators:
-        return 1, "not recorded by this profile (debug=2 dumps of Go 1.21+ have it); 1 assumed"
+        return 1, "1 assumed: this profile does not say which goroutine started which (Go 1.21+ debug=2 does)"
     most = max(creators.values())
     calls = len(creators)
     total = sum(creators.values())

@@ -1,0 +1,208 @@
+"""End to end (docs/alerts.md): a real Prometheus, loading the rule file `grprof rules` writes
+(every `for:` shortened to seconds), scrapes a real `grprof serve` that watches a real leaking
+Go service (examples/leaky, built with the goroutineleak profile) and a healthy one
+(tests/goapps/healthy). The GoroutineLeak alert reaches `firing` for the leaking target within
+a bounded time, and no leak alert is ever pending or firing for the healthy one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gobuild import build_goapp, run_goapp
+from promserver import PROMETHEUS, PROMTOOL, PromServerError, ensure_prometheus
+from serveproc import free_port, run_serve
+
+from grprof.cli import main
+
+pytestmark = pytest.mark.slow
+
+LEAKY = "../../examples/leaky"
+FIRING_WITHIN = 90.0  # seconds from grprof's start; typically ~20-30 s here
+LEAK_ALERTS = {"GoroutineLeak", "GoroutineLeakSuspect", "GoroutineGrowth", "GoroutinesBlocked"}
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+
+@contextlib.contextmanager
+def _prometheus(grprof_addr: str, rules: Path) -> Iterator[str]:
+    """Our own Prometheus: loopback, scrape and rule evaluation every second, `rules` loaded."""
+    binary = ensure_prometheus()
+    if binary is None:
+        pytest.skip(
+            "prometheus missing and cannot be installed (not root or no apt-get; scripts/system-deps.sh)"
+        )
+    with tempfile.TemporaryDirectory(prefix="grprof-e2e-prom-") as tmp:
+        config = Path(tmp) / "prometheus.yml"
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(rules)],
+                    "scrape_configs": [
+                        {"job_name": "grprof", "static_configs": [{"targets": [grprof_addr]}]}
+                    ],
+                }
+            )
+        )
+        check = subprocess.run([PROMTOOL, "check", "config", str(config)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        port = free_port()
+        with tempfile.TemporaryFile() as log:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={Path(tmp) / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=tmp,
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.monotonic() + 60
+                while True:
+                    if proc.poll() is not None:
+                        log.seek(0)
+                        raise PromServerError(f"prometheus exited {proc.returncode}: {log.read()[-2000:]!r}")
+                    with contextlib.suppress(OSError):
+                        if urllib.request.urlopen(url + "/-/ready", timeout=2).status == 200:
+                            break
+                    if time.monotonic() > deadline:
+                        raise PromServerError("prometheus not ready within 60s")
+                    time.sleep(0.2)
+                yield url
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _alerts(prom: str) -> list[dict[str, Any]]:
+    data = _get(prom + "/api/v1/alerts")
+    assert data["status"] == "success"
+    return list(data["data"]["alerts"])
+
+
+@pytest.mark.skipif(
+    shutil.which(PROMETHEUS) is None and shutil.which("apt-get") is None,
+    reason="prometheus missing (Debian package prometheus; scripts/system-deps.sh installs it as root)",
+)
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain to build the services")
+def test_leak_alert_fires_for_the_leaking_service_only(tmp_path: Path) -> None:
+    if ensure_prometheus() is None:
+        pytest.skip("prometheus missing and cannot be installed (not root or no apt-get)")
+    rules = tmp_path / "rules.yml"
+    assert main(["rules", "-o", str(rules), "--for", "5s", "--ui-url", "http://grprof.test:8080"]) == 0
+    leaky_bin = build_goapp(LEAKY, env={"GOEXPERIMENT": "goroutineleakprofile"})
+    cfg = tmp_path / "grprof.yaml"
+    with (
+        run_goapp(leaky_bin, "-addr", "127.0.0.1:0", "-rate", "100") as (_, leaky),
+        run_goapp("healthy") as (_, healthy),
+    ):
+        cfg.write_text(
+            "version: 1\n"
+            "scrape: {interval: 1s, timeout: 1s, leak_profile_every: 2}\n"
+            "targets:\n"
+            f"  - {{name: leaky, url: '{leaky}', labels: {{service: shop}}}}\n"
+            f"  - {{name: healthy, url: '{healthy}', labels: {{service: shop}}}}\n"
+        )
+        port = free_port()
+        with (
+            run_serve(["--config", str(cfg), "--db", str(tmp_path / "g.db")], port=port) as srv,
+            _prometheus(f"127.0.0.1:{port}", rules) as prom,
+        ):
+            start = time.monotonic()
+            firing: dict[str, Any] | None = None
+            seen_healthy: list[dict[str, Any]] = []
+            while time.monotonic() - start < FIRING_WITHIN:
+                alerts = _alerts(prom)
+                seen_healthy += [
+                    a
+                    for a in alerts
+                    if a["labels"].get("target") == "healthy" and a["labels"]["alertname"] in LEAK_ALERTS
+                ]
+                firing = next(
+                    (
+                        a
+                        for a in alerts
+                        if a["labels"]["alertname"] == "GoroutineLeak"
+                        and a["labels"].get("target") == "leaky"
+                        and a["state"] == "firing"
+                    ),
+                    None,
+                )
+                if firing:
+                    break
+                time.sleep(1)
+            elapsed = time.monotonic() - start
+            assert firing, (
+                f"GoroutineLeak not firing for leaky within {FIRING_WITHIN}s; alerts: {_alerts(prom)}\n"
+                f"--- serve log ---\n{srv.logs()[-3000:]}"
+            )
+            print(f"GoroutineLeak firing for leaky after {elapsed:.1f}s")
+            # The alert carries what routing and the receiver need.
+            labels, annotations = firing["labels"], firing["annotations"]
+            assert labels["severity"] == "warning" and labels["service"] == "shop"
+            assert labels["verdict"] == "leak" and labels["job"] == "grprof"
+            assert annotations["runbook_url"].startswith(
+                "http://grprof.test:8080/api/v1/findings?target=leaky&verdict=leak&category="
+            )
+            assert "leaky leaks goroutines" in annotations["summary"]
+            # grprof's API has the finding the alert points to.
+            category = labels["category"]
+            found = srv.get(f"/api/v1/findings?target=leaky&verdict=leak&category={category}")["findings"]
+            assert found, category
+            # Keep watching a little: the healthy service never gets a leak alert.
+            until = time.monotonic() + 10
+            while time.monotonic() < until:
+                seen_healthy += [
+                    a
+                    for a in _alerts(prom)
+                    if a["labels"].get("target") == "healthy" and a["labels"]["alertname"] in LEAK_ALERTS
+                ]
+                time.sleep(1)
+            assert not seen_healthy, seen_healthy
+            # Prometheus did evaluate the rules against the healthy target's series.
+            up = _get(prom + "/api/v1/query?query=grprof_target_up%7Btarget%3D%22healthy%22%7D")
+            assert [r["value"][1] for r in up["data"]["result"]] == ["1"]
+            _dashboard_queries_answer(prom)
+
+
+def _dashboard_queries_answer(prom: str) -> None:
+    """Every query of `grprof dashboard` runs on this Prometheus (Grafana's variables on
+    "All"), and the main panels show both targets and the leak."""
+    pytest.importorskip("grafana_foundation_sdk", reason="grafana-foundation-sdk not installed")
+    from grprof.ops.dashboard import dashboard_json, promql_for_check, queries
+
+    results: dict[str, list[Any]] = {}
+    for where, expr in queries(dashboard_json()):
+        url = f"{prom}/api/v1/query?{urllib.parse.urlencode({'query': promql_for_check(expr)})}"
+        data = _get(url)
+        assert data["status"] == "success", (where, expr, data)
+        results[where] = data["data"]["result"]
+    per_target = {r["metric"]["target"] for r in results["Goroutines per target"]}
+    assert per_target == {"leaky", "healthy"}
+    assert float(results["Leaked goroutines"][0]["value"][1]) > 0
+    assert float(results["Targets leaking"][0]["value"][1]) == 1
+    assert {r["metric"]["target"] for r in results["Findings by target"]} == {"leaky"}
+    assert {r["metric"]["class"] for r in results["Goroutines by wait class"]} >= {"channel", "running"}
