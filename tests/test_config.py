@@ -26,13 +26,13 @@ def test_defaults() -> None:
 
 
 def test_capture_policy_keys_reach_the_scraper() -> None:
-    from grprof.serve import Daemon
+    from grprof.serve import scrape_settings
 
     c = parse_config(
         "scrape:\n  format: debug=2\n  debug2_every: 0\n  debug2_max_goroutines: 500\n"
         "  debug2_extra_gap: 1m\n"
     )
-    s = Daemon._scrape_settings(c)
+    s = scrape_settings(c)
     assert (s.format, s.debug2_every, s.debug2_max_goroutines, s.debug2_extra_gap) == (
         "debug=2",
         0,
@@ -46,7 +46,7 @@ def test_capture_policy_keys_reach_the_scraper() -> None:
         500,
         60.0,
     )
-    assert Daemon._scrape_settings(Config()).capture().debug2_every == 4
+    assert scrape_settings(Config()).capture().debug2_every == 4
 
 
 def test_example_file_is_valid() -> None:
@@ -77,8 +77,11 @@ def test_example_file_is_valid() -> None:
         ),
         ("listen: 8080\n", "g.yaml:1: listen: must be HOST:PORT"),
         ("version: [\n", "g.yaml:2: not valid YAML"),
-        ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla: api: p95: missing"),
-        ("sla:\n  api: {latency: 200ms, p95: 1s, points: [[1, 2], [0.5, 3]]}\n", "sla: api: points:"),
+        ("sla:\n  api: {latency: 200ms}\n", "g.yaml:2: sla.api.p95: missing"),
+        (
+            "sla:\n  api: {latency: 200ms, p95: 1s, points: [[1, 2], [0.5, 3]]}\n",
+            "g.yaml:2: sla.api.points: ",
+        ),
         ("- 1\n- 2\n", "must be a mapping"),
         (
             "scrape:\n  format: debug=3\n",
@@ -89,6 +92,15 @@ def test_example_file_is_valid() -> None:
             "g.yaml:2: scrape.debug2_every: Input should be greater than or equal to 0",
         ),
         ("scrape:\n  debug2_extra_gap: soon\n", "g.yaml:2: scrape.debug2_extra_gap: not a duration: 'soon'"),
+        # The scraper's own limit (backoff_max >= interval), refused at load time.
+        (
+            "scrape:\n  interval: 10m\n",
+            "g.yaml:2: scrape.interval: interval (600s) must not exceed backoff_max (300s)",
+        ),
+        (
+            "scrape:\n  interval: 1m\n  backoff_max: 30s\n",
+            "g.yaml:3: scrape.backoff_max: interval (60s) must not exceed backoff_max (30s)",
+        ),
     ],
 )
 def test_errors_name_key_and_line(text: str, message: str) -> None:
@@ -96,6 +108,14 @@ def test_errors_name_key_and_line(text: str, message: str) -> None:
         parse_config(text, "g.yaml")
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_every_accepted_scrape_section_is_accepted_by_the_scraper() -> None:
+    """Config and the scraper agree: what Config takes, ScrapeSettings takes."""
+    from grprof.serve import scrape_settings
+
+    for text in ("scrape:\n  interval: 5m\n", "scrape:\n  interval: 10m\n  backoff_max: 10m\n"):
+        scrape_settings(parse_config(text))
 
 
 def test_serve_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:

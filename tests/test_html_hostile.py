@@ -24,7 +24,8 @@ import grprof
 from grprof.detect.detector import Options, detect
 from grprof.detect.model import Evidence, Finding, SourceReport
 from grprof.model import Snapshot
-from grprof.report.html import content_security_policy, environment, render
+from grprof.report._templates import content_security_policy, environment
+from grprof.report.html import render
 from grprof.report.model import GroupFilter, Report, build_report
 
 PAYLOADS = (

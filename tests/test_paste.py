@@ -13,7 +13,7 @@ import pytest
 
 import grprof
 from grprof.errors import ParseError
-from grprof.formats import _paste
+from grprof.formats import Origin, _paste
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PASTE = FIXTURES / "paste"
@@ -21,9 +21,12 @@ SOURCES = {
     "states-go1.26.8": FIXTURES / "states" / "go1.26.8" / "goroutine.debug2.txt",
     "crash-go1.26.8-panic.all": FIXTURES / "crash" / "go1.26.8" / "panic.all.txt",
 }
-STYLES = ("kubectl", "cri", "journald", "docker", "quoted", "stripped", "nbsp", "indented")
+STYLES = ("kubectl", "kubectl-prefix", "cri", "journald", "docker", "quoted", "stripped", "nbsp", "indented")
+# Real journalctl output (tests/fixtures/paste/journal.sh): `-o STYLE`, `short-all` is `-o short --all`.
+JOURNALCTL = ("short", "short-iso", "short-precise", "short-all")
 NOTE = {
     "kubectl": "stripped the RFC 3339 timestamp (kubectl --timestamps) prefix",
+    "kubectl-prefix": "stripped the kubectl --prefix prefix",
     "cri": "stripped the CRI log prefix",
     "journald": "stripped the journald prefix",
     "docker": "stripped the docker json-file prefix",
@@ -46,7 +49,9 @@ def summary(snaps: list[grprof.Snapshot]) -> list[tuple[str, int, tuple[str, ...
 
 def test_fixtures_are_up_to_date() -> None:
     names = {p.name for p in PASTE.glob("*.txt")}
-    assert names == {f"{src}.{style}.txt" for src in SOURCES for style in STYLES}
+    assert names == {f"{src}.{style}.txt" for src in SOURCES for style in STYLES} | {
+        f"{src}.journalctl-{style}.txt" for src in SOURCES for style in JOURNALCTL
+    }
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -61,6 +66,38 @@ def test_pasted_dump_reads_as_the_original(source: str, style: str, scanner: Non
     assert [g.id for g in pasted[0].goroutines] == [g.id for g in original[0].goroutines]
     assert any(NOTE[style] in n for n in pasted[0].notes), pasted[0].notes
     assert all(n.startswith(str(PASTE / f"{source}.{style}.txt")) for n in pasted[0].notes)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("style", JOURNALCTL)
+def test_real_journalctl_output_reads_as_the_original(source: str, style: str, scanner: None) -> None:
+    """journalctl printed these from a journal file (no journald runs here): without --all it
+    shows each tab as spaces; short-precise adds microseconds to the time."""
+    path = PASTE / f"{source}.journalctl-{style}.txt"
+    original = grprof.load_all(SOURCES[source])
+    pasted = grprof.load_all(path)
+    assert len(pasted) == 1
+    assert summary(pasted) == summary(original)
+    assert pasted[0].prologue == original[0].prologue
+    assert [g.id for g in pasted[0].goroutines] == [g.id for g in original[0].goroutines]
+    n = len(path.read_bytes().splitlines())
+    assert pasted[0].notes == (f"{path}: stripped the journald prefix from {n} of {n} lines",)
+    # The process journald recorded, kept from the prefixes it printed.
+    assert pasted[0].origin == Origin(pid=4242, host="node-1")
+
+
+def test_journald_times_with_microseconds_mark_gaps() -> None:
+    lines = [
+        b"Dec 03 07:00:00.000001 node-1 leaky[4242]: goroutine 1 [select]:",
+        b"Dec 03 07:00:00.000002 node-1 leaky[4242]: main.f()",
+        b"Dec 03 07:00:00.000003 node-1 leaky[4242]: \t/src/x.go:1 +0x1d",
+        b"Dec 03 07:00:09.500000 node-1 leaky[4242]: goroutine 1 [select]:",
+        b"Dec 03 07:00:09.500001 node-1 leaky[4242]: main.f()",
+        b"Dec 03 07:00:09.500002 node-1 leaky[4242]: \t/src/x.go:1 +0x1d",
+    ]
+    out, notes = _paste.normalize(b"\n".join(lines) + b"\n")
+    assert notes[-1] == "a new dump starts after 9 s without output in the log"
+    assert _paste.GAP_MARKER + b" (9 s)" in out
 
 
 @pytest.mark.parametrize("path", SOURCES.values(), ids=list(SOURCES))

@@ -1,4 +1,4 @@
-"""Grouping goroutines by stack, and the stack tree behind flame graphs.
+"""Grouping goroutines by stack (`Group`), and the stack tree behind flame graphs.
 
 Grouping hashes each row's key once (O(n) expected); it never compares stacks pairwise.
 """
@@ -13,11 +13,53 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from grprof.model import Frame, Group
+from grprof.frames import Frame, site_of
 from grprof.table import GoroutineTable, Stack, gc_paused
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
+
+
+@dataclass(slots=True)
+class Group:
+    """Goroutines (or profile samples) that share a stack under a similarity level."""
+
+    signature: str
+    """Stable hex digest of the group's stack; equal stacks give equal signatures across runs."""
+    count: int
+    frames: tuple[Frame, ...]
+    frames_elided: bool
+    created_by: Frame | None
+    states: dict[str, int]
+    wait_minutes: dict[int, int]
+    """Wait minutes -> goroutine count (0 = under a minute or not stamped)."""
+    labels: dict[str, dict[str, int]]
+    """Label key -> value -> goroutine count."""
+    ids: list[int]
+    """Member goroutine ids (empty for aggregated formats)."""
+    orphans: list[int]
+    """Members whose creator goroutine is no longer in the snapshot."""
+    leaked: int
+    locked_to_thread: int
+    partial: int
+    creators: dict[int, int] = field(default_factory=dict)
+    """Creator goroutine id -> members it started (per-goroutine formats, Go 1.21+ headers)."""
+    state_inferred: bool = False
+    """The states were inferred from the stack (debug=0, debug=1), not printed by the runtime."""
+
+    @property
+    def site(self) -> Frame | None:
+        return site_of(self.frames)
+
+    @property
+    def state(self) -> str:
+        """The most common state."""
+        return max(self.states.items(), key=lambda kv: (kv[1], kv[0]))[0] if self.states else ""
+
+    @property
+    def max_wait_minutes(self) -> int:
+        return max(self.wait_minutes, default=0)
+
 
 # Closure and wrapper numbering the compiler assigns in order of appearance
 # (main.main.func15.1, runtime.gcenable.gowrap1, main.seq.1): it shifts when code moves.

@@ -29,3 +29,20 @@ class ParseError(GrprofError):
         self.source = source
         self.message = message
         self.position = position
+
+
+class SettingError(GrprofError, ValueError):
+    """A part of grprof (the scraper) refuses a setting's value, though the configuration let it
+    through: raised where the setting is taken (`ScrapeSettings`, `check_target`), before
+    anything runs with it, so a caller can refuse the whole configuration and keep the old one.
+
+    `subject` is what the setting belongs to (`scrape settings`, `target 'api'`), `key` the
+    setting as that part names it (`interval`, `auth`), `message` what is wrong. A ValueError
+    too, for the callers that predate it.
+    """
+
+    def __init__(self, subject: str, key: str, message: str) -> None:
+        super().__init__(f"{subject}: {key}: {message}")
+        self.subject = subject
+        self.key = key
+        self.message = message

@@ -1,177 +1,62 @@
-"""The domain model: frames, goroutines, snapshots and groups.
+"""The domain model: a `Snapshot` (one goroutine dump or profile) and, re-exported from the
+layers below it, frames and goroutines (`grprof.frames`) and groups (`grprof.aggregate`).
 
 A `Snapshot` keeps its goroutines in a columnar `GoroutineTable` (one row per
 goroutine, or per sample for the aggregated formats) and materialises
 `Goroutine` objects only when asked: a 1,000,000-goroutine dump aggregates
 without building a million Python objects.
+
+The core is layered, each module importing only those before it: frames -> table ->
+aggregate -> model (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
 
-if TYPE_CHECKING:
-    from grprof.aggregate import Similarity, StackNode
-    from grprof.table import GoroutineTable
+from grprof.aggregate import Group, Similarity, StackNode, group, stack_tree
+from grprof.frames import Ancestor, Frame, Goroutine, site_of
+from grprof.table import GoroutineTable, Stack
 
-_T = TypeVar("_T")
 Format = Literal["debug=0", "debug=1", "debug=2"]
 Profile = Literal["goroutine", "goroutineleak"]
 
-# Package path prefixes of the Go runtime itself.
-_RUNTIME_PREFIXES = ("runtime.", "runtime/", "internal/", "sync.runtime_", "sync/atomic.")
-# Top-level directories of the standard library (GOROOT/src): a blocked goroutine's stack ends
-# in them (sync.(*Mutex).Lock, os.(*File).Read), but the line to read is the caller's.
-_STDLIB = frozenset(
-    (
-        "archive bufio builtin bytes cmp compress container context crypto database debug embed "
-        "encoding errors expvar flag fmt go hash html image index internal io iter log maps math "
-        "mime net os path plugin reflect regexp runtime slices sort strconv strings structs sync "
-        "syscall testing text time unicode unique unsafe vendor weak"
-    ).split()
-)
-
 
 @dataclass(frozen=True, slots=True)
-class Frame:
-    """One call site: `function` is fully qualified (`main.(*T).M`, `pkg.F[...]`)."""
+class Origin:
+    """Which build and process a snapshot came from, as far as its input says (`Snapshot.origin`).
 
-    function: str
-    file: str
-    line: int
+    A debug=0 profile names the program's binary and build id (its main `Mapping`); a
+    log's line prefix names the process (journald `app[PID]:`) or the pod and container
+    (`kubectl logs --prefix`: `[pod/NAME/CONTAINER]`). None where the input does not say."""
 
-    @property
-    def package(self) -> str:
-        """Import path of the function's package (`net/http`, `example.com/x/v2`)."""
-        name = self.function
-        slash = name.rfind("/")
-        dot = name.find(".", slash + 1)
-        return name if dot < 0 else name[:dot]
+    binary: str | None = None
+    """Path of the program's executable when the profile was written."""
+    build_id: str | None = None
+    """The executable's build id (the ELF GNU build id runtime/pprof reads)."""
+    pid: int | None = None
+    pod: str | None = None
+    container: str | None = None
+    host: str | None = None
+    """The journald host name."""
 
-    @property
-    def is_runtime(self) -> bool:
-        """True for frames of the Go runtime and its internal packages."""
-        return self.function.startswith(_RUNTIME_PREFIXES)
-
-    @property
-    def is_stdlib(self) -> bool:
-        """True for frames of the Go standard library, the runtime included."""
-        pkg = self.package
-        return pkg.split("/", 1)[0] in _STDLIB and "." not in pkg.split("/", 1)[0]
-
-    @property
-    def is_dependency(self) -> bool:
-        """True for code from another module: the module cache (`/pkg/mod/`, `x@v1.2.3/`) or `vendor/`."""
-        f = self.file
-        return "/pkg/mod/" in f or "/vendor/" in f or ("@v" in f and not self.is_stdlib)
-
-    @property
-    def is_user(self) -> bool:
-        """True for the service's own code: neither the standard library nor a dependency."""
-        return not self.is_stdlib and not self.is_dependency
-
-    def to_json(self) -> dict[str, object]:
-        return {"function": self.function, "file": self.file, "line": self.line}
-
-    def __str__(self) -> str:
-        return f"{self.function} {self.file}:{self.line}"
-
-
-def site_of(frames: Sequence[Frame]) -> Frame | None:
-    """A stack's "site": the innermost frame outside the Go runtime and standard library.
-
-    Stacks that never leave the standard library (net/http's connection goroutines) get their
-    innermost frame outside the runtime; a stack of runtime frames only, its innermost frame.
-    """
-    for f in frames:
-        if not f.is_stdlib:
-            return f
-    for f in frames:
-        if not f.is_runtime:
-            return f
-    return frames[0] if frames else None
-
-
-@dataclass(frozen=True, slots=True)
-class Ancestor:
-    """A `[originating from goroutine N]:` section (GODEBUG=tracebackancestors=N)."""
-
-    id: int
-    frames: tuple[Frame, ...]
-    frames_elided: bool = False
-    created_by: Frame | None = None
-    creator_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Goroutine:
-    """One goroutine of a debug=2 dump or traceback."""
-
-    id: int
-    state: str
-    """Status or wait reason without modifiers: `chan receive`, `running`, `select (no cases)`."""
-    wait_minutes: int = 0
-    locked_to_thread: bool = False
-    leaked: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
-    frames: tuple[Frame, ...] = ()
-    """Innermost first."""
-    frames_elided: bool = False
-    created_by: Frame | None = None
-    creator_id: int | None = None
-    ancestors: tuple[Ancestor, ...] = ()
-    partial: bool = False
-    """The dump was cut inside this goroutine's stack (only ever the last one)."""
-    flags: tuple[str, ...] = ()
-    """Other header modifiers, verbatim: `scan`, `durable`, `synctest bubble 1`."""
-
-    @property
-    def site(self) -> Frame | None:
-        return site_of(self.frames)
-
-
-@dataclass(slots=True)
-class Group:
-    """Goroutines (or profile samples) that share a stack under a similarity level."""
-
-    signature: str
-    """Stable hex digest of the group's stack; equal stacks give equal signatures across runs."""
-    count: int
-    frames: tuple[Frame, ...]
-    frames_elided: bool
-    created_by: Frame | None
-    states: dict[str, int]
-    wait_minutes: dict[int, int]
-    """Wait minutes -> goroutine count (0 = under a minute or not stamped)."""
-    labels: dict[str, dict[str, int]]
-    """Label key -> value -> goroutine count."""
-    ids: list[int]
-    """Member goroutine ids (empty for aggregated formats)."""
-    orphans: list[int]
-    """Members whose creator goroutine is no longer in the snapshot."""
-    leaked: int
-    locked_to_thread: int
-    partial: int
-    creators: dict[int, int] = field(default_factory=dict)
-    """Creator goroutine id -> members it started (per-goroutine formats, Go 1.21+ headers)."""
-    state_inferred: bool = False
-    """The states were inferred from the stack (debug=0, debug=1), not printed by the runtime."""
-
-    @property
-    def site(self) -> Frame | None:
-        return site_of(self.frames)
-
-    @property
-    def state(self) -> str:
-        """The most common state."""
-        return max(self.states.items(), key=lambda kv: (kv[1], kv[0]))[0] if self.states else ""
-
-    @property
-    def max_wait_minutes(self) -> int:
-        return max(self.wait_minutes, default=0)
+    def describe(self) -> str:
+        """`binary /x/app, build id 5ec5..., pid 42`: what is known, for messages."""
+        parts = []
+        if self.binary:
+            parts.append(f"binary {self.binary}")
+        if self.build_id:
+            parts.append(f"build id {self.build_id}")
+        if self.host:
+            parts.append(f"host {self.host}")
+        if self.pid is not None:
+            parts.append(f"pid {self.pid}")
+        if self.pod:
+            parts.append(f"pod {self.pod}" + (f" container {self.container}" if self.container else ""))
+        return ", ".join(parts)
 
 
 class Snapshot:
@@ -187,9 +72,11 @@ class Snapshot:
         "prologue",
         "mtime",
         "notes",
+        "origin",
         "table",
         "_goroutines",
-        "_memo",
+        "_groups",
+        "__weakref__",
     )
 
     def __init__(
@@ -219,21 +106,21 @@ class Snapshot:
         """Warnings for the user about how the input was read, one line each, naming the input:
         a log prefix stripped, spaces fixed, where a file was split into dumps (on the first
         snapshot of an input; `grprof.formats._paste`, `grprof.formats.split_dumps`)."""
+        self.origin: Origin | None = None
+        """Which process and build the input says it came from, when it says (a profile's main
+        mapping, a log prefix's pid or pod)."""
         self._goroutines: list[Goroutine] | None = None
-        self._memo: dict[str, object] = {}
+        self._groups: dict[Similarity, list[Group]] = {}
+        """Groups per similarity, computed once: a snapshot does not change once parsed (a
+        daemon judges the same 40 snapshots again at every scrape)."""
 
-    def memo(self, key: str, compute: Callable[[], _T]) -> _T:
-        """Data derived from the snapshot, computed once: a snapshot does not change once parsed
-        (a daemon judges the same 40 snapshots again at every scrape)."""
-        try:
-            return self._memo[key]  # type: ignore[return-value]
-        except KeyError:
-            value = self._memo[key] = compute()
-            return value
-
-    def clear_memo(self) -> None:
-        """Forget derived data (after the table's stacks were swapped for shared copies)."""
-        self._memo.clear()
+    def share_stacks(self, shared: Callable[[Stack], Stack]) -> None:
+        """Swap the table's stacks for the equal ones `shared` returns (a daemon keeps one copy
+        of each stack for every window of the process), drop the table's build-time indexes,
+        and forget the groups computed on the old stacks (they would keep them alive). Call it
+        before anything derives data from the snapshot (the store, detection)."""
+        self.table.share_stacks(shared)
+        self._groups.clear()
 
     @property
     def total(self) -> int:
@@ -252,14 +139,13 @@ class Snapshot:
 
     def groups(self, similarity: Similarity = "default") -> list[Group]:
         """Goroutines grouped by stack, largest group first (computed once per similarity)."""
-        from grprof.aggregate import group
-
-        return list(self.memo(f"groups:{similarity}", lambda: group(self.table, similarity)))
+        groups = self._groups.get(similarity)
+        if groups is None:
+            groups = self._groups[similarity] = group(self.table, similarity)
+        return list(groups)
 
     def stack_tree(self, similarity: Similarity = "default") -> StackNode:
         """Prefix tree of frames (outermost first) with goroutine counts, for flame graphs."""
-        from grprof.aggregate import stack_tree
-
         return stack_tree(self.groups(similarity))
 
     def __repr__(self) -> str:
@@ -267,3 +153,15 @@ class Snapshot:
             f"Snapshot(source={self.source!r}, format={self.format!r}, profile={self.profile!r}, "
             f"total={self.total}, truncated={self.truncated})"
         )
+
+
+__all__ = [
+    "Ancestor",
+    "Format",
+    "Frame",
+    "Goroutine",
+    "Group",
+    "Profile",
+    "Snapshot",
+    "site_of",
+]

@@ -23,14 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from grprof.collect.model import Auth, ScrapeResult, Target
-from grprof.collect.scraper import Scraper, ScrapeSettings
+from grprof.collect.scraper import Scraper, ScrapeSettings, check_target
 from grprof.collect.shard import owns
 from grprof.config import Config, ConfigError, load_config
 from grprof.detect.detector import Detection, Options, detect
 from grprof.detect.rules import RuleSet, load_rules
 from grprof.detect.signals import default_settings, theil_sen
 from grprof.detect.sla import SLAState, evaluate
-from grprof.errors import GrprofError
+from grprof.errors import GrprofError, SettingError
 from grprof.formats import parse_chunks
 from grprof.model import Group, Snapshot
 from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
@@ -49,6 +49,8 @@ groups only: at one per minute per target, their bytes would flood `retention.ra
 RETENTION_EVERY = 300.0
 RELOAD_POLL = 2.0
 TOP_GROUPS = 10
+SCRAPE_KEYS = {"leak_every": "leak_profile_every"}
+"""`ScrapeSettings` fields named otherwise under the configuration's `scrape:`."""
 
 
 class ListenError(GrprofError):
@@ -114,10 +116,7 @@ class Window:
     def add(self, snap: Snapshot) -> None:
         # A service shows the same stacks scrape after scrape, and its replicas show the same
         # stacks too: keep one copy of each, for every window of the process.
-        t = snap.table
-        t.stacks = [_shared_stack(s) for s in t.stacks]
-        t.forget_index()
-        snap.clear_memo()  # groups computed before the swap would keep the unshared stacks alive
+        snap.share_stacks(_shared_stack)
         (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
 
     def all(self) -> list[Snapshot]:
@@ -182,6 +181,8 @@ class Daemon:
         self.runtime = Runtime.create(shard)
         self.windows: dict[str, Window] = {}
         self.scraper: Scraper | None = None
+        self.settings = self.check(config)
+        """The running scraper's settings (checked: a scraper runs with them)."""
         self.rules: RuleSet = load_rules(config.rules)
         self.discovered: dict[str, list[Target]] = {}
         self._config_mtime = self._mtime()
@@ -199,7 +200,7 @@ class Daemon:
         except BaseException:
             self.sock.close()
             raise
-        self.scraper = Scraper(self._scrape_settings(self.config), self.on_result)
+        self.scraper = Scraper(self.settings, self.on_result)
         await self.scraper.start()
         await self.apply_targets()
         loop = asyncio.get_running_loop()
@@ -268,7 +269,7 @@ class Daemon:
 
     def wanted_targets(self) -> list[Target]:
         by_name: dict[str, Target] = {}
-        for t in [*self.config.static_targets(), *self.extra_targets]:
+        for t in self._own_targets(self.config):
             by_name[t.name] = t
         for found in self.discovered.values():
             for t in found:
@@ -295,6 +296,29 @@ class Daemon:
                 self.scraper.set_targets(targets)
             except ValueError as e:  # e.g. two discovered targets with one name: keep the current ones
                 log.error("targets not applied: %s", e)
+
+    def _own_targets(self, config: Config) -> list[Target]:
+        """The configuration's targets and the command line's (not the discovered ones)."""
+        return [*config.static_targets(), *self.extra_targets]
+
+    def check(self, config: Config) -> ScrapeSettings:
+        """The scraper's settings for `config`, once the scraper accepted them and every target
+        of the file and the command line; `ConfigError` (one line, naming the file and the key)
+        for the first it refuses. Nothing is started or changed: a reload calls this first."""
+        where = f"{self.config_path}: " if self.config_path else ""
+        try:
+            settings = scrape_settings(config)
+        except SettingError as e:
+            raise ConfigError(f"{where}scrape.{SCRAPE_KEYS.get(e.key, e.key)}: {e.message}") from None
+        index = {t.name: i for i, t in enumerate(config.targets)}
+        for t in self._own_targets(config):
+            try:
+                check_target(t)
+            except SettingError as e:
+                if t.source == "static":
+                    raise ConfigError(f"{where}targets.{index[t.name]}.{e.key}: {e.message}") from None
+                raise ConfigError(f"--target {t.url}: {e.message}") from None
+        return settings
 
     async def _restore_window(self, name: str) -> Window:
         w = Window(collections.deque(maxlen=default_settings().window))
@@ -451,15 +475,25 @@ class Daemon:
             return False
         restart = [k for k in ("listen", "db") if getattr(new, k) != getattr(self.config, k)]
         if restart:
-            log.warning("reload (%s): %s change only on restart", why, ", ".join(restart))
             new = new.model_copy(update={k: getattr(self.config, k) for k in restart})
-        old, self.config, self.rules = self.config, new, rules
+        # All or nothing: everything new is built and checked before anything old stops.
+        try:
+            settings = self.check(new)
+        except GrprofError as e:
+            log.error("reload (%s) refused, keeping version %d: %s", why, self.config.version, e)
+            return False
+        scraper = None
+        if self.scraper is not None and settings != self.settings:
+            scraper = Scraper(settings, self.on_result)
+        if restart:
+            log.warning("reload (%s): %s change only on restart", why, ", ".join(restart))
+        old, self.config, self.rules, self.settings = self.config, new, rules, settings
         for w in self.windows.values():
             w.sla = None
-        if self.scraper is not None and new.scrape != old.scrape:
+        if scraper is not None and self.scraper is not None:
             await self.scraper.stop()
-            self.scraper = Scraper(self._scrape_settings(new), self.on_result)
-            await self.scraper.start()
+            self.scraper = scraper
+            await scraper.start()
         await self.apply_targets()
         if new.file_sd != old.file_sd or new.http_sd != old.http_sd:
             log.warning("reload (%s): service discovery changes apply on restart", why)
@@ -471,28 +505,10 @@ class Daemon:
         )
         return True
 
-    @staticmethod
-    def _scrape_settings(c: Config) -> ScrapeSettings:
-        s = c.scrape
-        return ScrapeSettings(
-            interval=s.interval,
-            timeout=s.timeout,
-            concurrency=s.concurrency,
-            jitter=s.jitter,
-            max_response=s.max_response,
-            format=s.format,
-            leak_every=s.leak_profile_every,
-            debug2_every=s.debug2_every,
-            debug2_max_goroutines=s.debug2_max_goroutines,
-            debug2_extra_gap=s.debug2_extra_gap,
-            backoff_max=s.backoff_max,
-        )
-
     async def _retention(self) -> None:
-        r = self.config.retention
         while True:
             await asyncio.sleep(RETENTION_EVERY)
-            policy = RetentionPolicy(r.raw, r.raw_budget, r.full, r.downsample, r.max_age)
+            policy = retention_policy(self.config)  # the running configuration's, reloads included
             try:
                 stats = await asyncio.to_thread(
                     self.store_or_fail().apply_retention, policy, dt.datetime.now(dt.UTC)
@@ -500,6 +516,29 @@ class Daemon:
                 log.info("retention: %s", stats)
             except Exception as e:
                 log.error("retention failed: %s", e)
+
+
+def scrape_settings(c: Config) -> ScrapeSettings:
+    """The scraper's settings for a configuration; `SettingError` if the scraper refuses one."""
+    s = c.scrape
+    return ScrapeSettings(
+        interval=s.interval,
+        timeout=s.timeout,
+        concurrency=s.concurrency,
+        jitter=s.jitter,
+        max_response=s.max_response,
+        format=s.format,
+        leak_every=s.leak_profile_every,
+        debug2_every=s.debug2_every,
+        debug2_max_goroutines=s.debug2_max_goroutines,
+        debug2_extra_gap=s.debug2_extra_gap,
+        backoff_max=s.backoff_max,
+    )
+
+
+def retention_policy(c: Config) -> RetentionPolicy:
+    r = c.retention
+    return RetentionPolicy(r.raw, r.raw_budget, r.full, r.downsample, r.max_age)
 
 
 def load_or_default(path: str | None) -> Config:

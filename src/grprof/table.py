@@ -11,12 +11,12 @@ from __future__ import annotations
 import gc
 import threading
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from grprof.model import Ancestor, Frame, Goroutine
+from grprof.frames import Ancestor, Frame, Goroutine
 
 _EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
 
@@ -159,6 +159,12 @@ class GoroutineTable:
         when first called (a parser that deduplicates on its own need not hash them)."""
         self.stacks = stacks
         self._stack_index = {}
+
+    def share_stacks(self, shared: Callable[[Stack], Stack]) -> None:
+        """Replace every stack by the equal one `shared` returns (rows keep their indexes), and
+        `forget_index`: a table shares its stacks once it is finished."""
+        self.stacks = [shared(s) for s in self.stacks]
+        self.forget_index()
 
     def forget_index(self) -> None:
         """Drop the lookup dicts used while building: a finished table kept for a long time

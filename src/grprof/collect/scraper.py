@@ -44,6 +44,7 @@ from grprof.collect.policy import (
     ScrapeFormat,
     offset_for,
 )
+from grprof.errors import SettingError
 
 log = logging.getLogger("grprof.collect")
 
@@ -83,22 +84,27 @@ class ScrapeSettings:
     """Seconds: the longest wait after failures."""
 
     def __post_init__(self) -> None:
+        """`SettingError` for the first value the scraper cannot run with."""
         checks = [
-            (self.interval > 0, "interval must be positive"),
-            (self.timeout > 0, "timeout must be positive"),
-            (self.concurrency >= 1, "concurrency must be at least 1"),
-            (0 <= self.jitter < 1, "jitter must be a fraction of the interval in [0, 1)"),
-            (self.max_response >= 1, "max_response must be positive"),
-            (self.format in FORMATS, "format must be debug=1, debug=0 or debug=2"),
-            (self.leak_every >= 0, "leak_every must be 0 (never) or positive"),
-            (self.debug2_every >= 0, "debug2_every must be 0 (never) or positive"),
-            (self.debug2_max_goroutines >= 0, "debug2_max_goroutines must not be negative"),
-            (self.debug2_extra_gap >= 0, "debug2_extra_gap must not be negative"),
-            (self.backoff_max >= self.interval, "backoff_max must be at least the interval"),
+            ("interval", self.interval > 0, "must be positive"),
+            ("timeout", self.timeout > 0, "must be positive"),
+            ("concurrency", self.concurrency >= 1, "must be at least 1"),
+            ("jitter", 0 <= self.jitter < 1, "must be a fraction of the interval in [0, 1)"),
+            ("max_response", self.max_response >= 1, "must be positive"),
+            ("format", self.format in FORMATS, "must be debug=1, debug=0 or debug=2"),
+            ("leak_every", self.leak_every >= 0, "must be 0 (never) or positive"),
+            ("debug2_every", self.debug2_every >= 0, "must be 0 (never) or positive"),
+            ("debug2_max_goroutines", self.debug2_max_goroutines >= 0, "must not be negative"),
+            ("debug2_extra_gap", self.debug2_extra_gap >= 0, "must not be negative"),
+            (
+                "interval",
+                self.backoff_max >= self.interval,
+                f"interval ({self.interval:g}s) must not exceed backoff_max ({self.backoff_max:g}s)",
+            ),
         ]
-        for ok, message in checks:
+        for key, ok, message in checks:
             if not ok:
-                raise ValueError(f"scrape settings: {message}")
+                raise SettingError("scrape settings", key, message)
 
     def capture(self) -> CaptureSettings:
         return CaptureSettings(
@@ -225,7 +231,7 @@ class Scraper:
         for target in targets:
             check_target(target)
             if target.name in wanted:
-                raise ValueError(f"target name {target.name!r} appears twice")
+                raise SettingError(f"target {target.name!r}", "name", "appears twice")
             wanted[target.name] = target
         for name in [n for n in self._states if n not in wanted]:
             self._retire(self._states.pop(name))
@@ -497,19 +503,21 @@ class Scraper:
 
 
 def check_target(target: Target) -> None:
-    """ValueError unless the target can be scraped: http(s) base URL, one auth kind."""
+    """`SettingError` (a ValueError) unless the target can be scraped: http(s) base URL, one
+    auth kind."""
     url = URL(target.url)
+    subject = f"target {target.name!r}"
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"target {target.name!r}: url {target.url!r} is not an http:// or https:// URL")
+        raise SettingError(subject, "url", f"{target.url!r} is not an http:// or https:// URL")
     if url.query_string or url.fragment:
-        raise ValueError(f"target {target.name!r}: url {target.url!r} must not have a query or fragment")
+        raise SettingError(subject, "url", f"{target.url!r} must not have a query or fragment")
     auth = target.auth
     if auth.bearer_token_file and auth.basic_username:
-        raise ValueError(f"target {target.name!r}: use a bearer token or basic auth, not both")
+        raise SettingError(subject, "auth", "use a bearer token or basic auth, not both")
     if auth.basic_username and ":" in auth.basic_username:
-        raise ValueError(f"target {target.name!r}: a basic auth username cannot contain ':'")
+        raise SettingError(subject, "auth", "a basic auth username cannot contain ':'")
     if auth.key_file and not auth.cert_file:
-        raise ValueError(f"target {target.name!r}: a TLS key file needs a cert file")
+        raise SettingError(subject, "auth", "a TLS key file needs a cert file")
 
 
 def profile_url(base: str, kind: ScrapeKind, fmt: str = "debug=1") -> str:

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import itertools
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -141,9 +142,40 @@ def _interned(key: TrackKey) -> TrackKey:
     return _KEYS.setdefault(key, key)
 
 
+@dataclass(slots=True)
+class SnapshotData:
+    """What detection derives from one snapshot, computed once (a daemon judges the same 40
+    snapshots again at every scrape). Detection's, not the snapshot's: kept in `snapshot_data`,
+    keyed by the snapshot, and gone with it."""
+
+    keyed: list[tuple[Group, TrackKey]] | None = None
+    """The groups with their track keys (`keyed_groups`)."""
+    points: dict[TrackKey, Point] | None = None
+    """The groups merged per track key (`snapshot_points`)."""
+    ids: frozenset[int] | None = None
+    """Every goroutine id (`present_ids`)."""
+    serving: frozenset[int] | None = None
+    """The ids of goroutines serving a request (for `grprof.detect.signals.serving_ids`)."""
+
+
+_DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
+
+
+def snapshot_data(s: Snapshot) -> SnapshotData:
+    """Detection's data of a snapshot (empty at first). The snapshot must not change after:
+    `Snapshot.share_stacks` comes before detection (grprof.serve)."""
+    d = _DATA.get(s)
+    if d is None:
+        d = _DATA[s] = SnapshotData()
+    return d
+
+
 def keyed_groups(s: Snapshot) -> list[tuple[Group, TrackKey]]:
     """A snapshot's groups with their track keys (computed once per snapshot)."""
-    return s.memo("tracks", lambda: [(g, _interned(track_key(g))) for g in s.groups()])
+    d = snapshot_data(s)
+    if d.keyed is None:
+        d.keyed = [(g, _interned(track_key(g))) for g in s.groups()]
+    return d.keyed
 
 
 def snapshot_points(s: Snapshot) -> dict[TrackKey, Point]:
@@ -164,7 +196,10 @@ def snapshot_points(s: Snapshot) -> dict[TrackKey, Point]:
                 p.groups.append(g)
         return out
 
-    return s.memo("points", compute)
+    d = snapshot_data(s)
+    if d.points is None:
+        d.points = compute()
+    return d.points
 
 
 def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
@@ -193,7 +228,10 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
 
 def present_ids(s: Snapshot) -> frozenset[int]:
     """Every goroutine id in a per-goroutine snapshot (empty for the aggregated formats)."""
-    return s.memo("ids", lambda: frozenset(gid for g in s.groups() for gid in g.ids))
+    d = snapshot_data(s)
+    if d.ids is None:
+        d.ids = frozenset(gid for g in s.groups() for gid in g.ids)
+    return d.ids
 
 
 def point_ids(p: Point) -> frozenset[int]:
@@ -221,24 +259,65 @@ def _main_site(s: Snapshot) -> tuple[str, int] | None:
     return None
 
 
+def _origin_differences(a: Snapshot, b: Snapshot) -> tuple[str, list[str]] | None:
+    """What the inputs' origins (`Snapshot.origin`) say differs between two snapshots:
+    ("builds" or "processes", the differences), or None when nothing known differs."""
+    oa, ob = a.origin, b.origin
+    if oa is None or ob is None:
+        return None
+    builds: list[str] = []
+    procs: list[str] = []
+    for name, va, vb, out in (
+        ("build id", oa.build_id, ob.build_id, builds),
+        ("binary", oa.binary, ob.binary, builds),
+        ("host", oa.host, ob.host, procs),
+        ("pid", oa.pid, ob.pid, procs),
+        ("pod", oa.pod, ob.pod, procs),
+        ("container", oa.container, ob.container, procs),
+    ):
+        if va is not None and vb is not None and va != vb:
+            out.append(f"{name} {va} and {vb}")
+    if builds:
+        return "builds", builds + procs
+    if procs:
+        return "processes", procs
+    return None
+
+
 def series_warnings(series: Series) -> list[str]:
     """Why the snapshots may not be one process, which a growth series assumes: another Go
-    version, or another build of main (main.main parked at another file or line).
+    version, another build of main (main.main parked at another file or line), or what the
+    inputs say of their origin (`Snapshot.origin`): another build id or binary path (debug=0
+    profiles' main mapping), another pid, host or pod (the journald and `kubectl --prefix`
+    line prefixes of a logged dump).
 
     (Goroutine ids are no test: the newest goroutine of one snapshot may be gone by the next,
     and a restarted program gives its long-lived goroutines the same small ids again.)"""
     out: list[str] = []
     snaps = series.snapshots
-    for a, b in itertools.pairwise(snaps):
+    warned: set[tuple[int, int]] = set()
+    for i, (a, b) in enumerate(itertools.pairwise(snaps)):
         va, vb = _minor(a.go_version), _minor(b.go_version)
         if va and vb and va != vb:
             out.append(f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds")
+            warned.add((i, i + 1))
             continue
         ma, mb = _main_site(a), _main_site(b)
         if ma and mb and ma != mb:
             out.append(
                 f"{a.source} and {b.source} run different builds "
                 f"(main.main at {ma[0]}:{ma[1]} and {mb[0]}:{mb[1]})"
+            )
+            warned.add((i, i + 1))
+    # Origins: each snapshot that has one against the one before that has one (text dumps
+    # between two profiles carry none).
+    known = [i for i, s in enumerate(snaps) if s.origin is not None]
+    for i, j in itertools.pairwise(known):
+        diff = _origin_differences(snaps[i], snaps[j])
+        if diff is not None and (i, j) not in warned:
+            what, details = diff
+            out.append(
+                f"{snaps[i].source} and {snaps[j].source} come from different {what} ({'; '.join(details)})"
             )
     if out:
         out.append("a growth series needs snapshots of one process: judge each process apart")

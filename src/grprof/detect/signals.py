@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
-from grprof.detect.series import Series, Track, point_ids, present_ids
+from grprof.detect.series import Series, Track, point_ids, present_ids, snapshot_data
 from grprof.model import Group, Snapshot
 
 
@@ -264,9 +264,10 @@ def _thin(counts: Sequence[int], ts: Sequence[float], slope: float, st: Settings
 
 
 def serving_ids(snap: Snapshot, st: Settings) -> frozenset[int]:
-    """Ids of the goroutines that are serving a request (their stack runs a request frame)."""
-
-    def compute() -> frozenset[int]:
+    """Ids of the goroutines that are serving a request (their stack runs a request frame);
+    computed once per snapshot (detection's settings don't change under a running daemon)."""
+    d = snapshot_data(snap)
+    if d.serving is None:
         hits: dict[str, bool] = {}
 
         def serving(name: str) -> bool:
@@ -275,14 +276,13 @@ def serving_ids(snap: Snapshot, st: Settings) -> frozenset[int]:
                 hit = hits[name] = any(p.search(name) for p in st.request_frames)
             return hit
 
-        return frozenset(
+        d.serving = frozenset(
             gid
             for g in snap.groups()
             if g.ids and any(serving(f.function) for f in g.frames)
             for gid in g.ids
         )
-
-    return snap.memo("serving", compute)
+    return d.serving
 
 
 def request_scoped(snap: Snapshot, group: Group, st: Settings) -> int:

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Iterator
 
 from grprof.errors import ParseError
 from grprof.formats._scan import ScanResult
-from grprof.model import Snapshot
+from grprof.model import Origin, Snapshot
 
 SNIFF = 64 << 10
+
+
 _DEBUG1 = re.compile(rb"\A\s*(goroutine|goroutineleak) profile: total \d+")
 _HEADER = re.compile(rb"(?:^|\n)[ \t]*goroutine \d+ (?:\[|gp=)")
 
@@ -79,19 +81,34 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
             break
     kind = sniff(head)
     notes: list[str] = []
+    origin: Origin | None = None
     if kind != "debug=0" and head:
         from grprof.formats import _paste
 
         if _paste.needed(head) and _looks_text(head):
             # Pasted or logged: undo the damage first (rare; the whole input is in memory then).
-            text, notes = _paste.normalize(b"".join(_chain(pending, it)))
+            text, notes, origins = _paste.normalize_full(b"".join(_chain(pending, it)))
             notes = [f"{source}: {n}" for n in notes]
+            # The process the log's prefixes name, when they name one.
+            origin = origins[0] if len(origins) == 1 else None
             pending, it, head = [text], iter(()), text[:SNIFF]
             kind = sniff(head)
+    if kind is None and head and _looks_text(head):
+        from grprof.formats import goleak
+
+        if goleak.detect(head):
+            # `go test` output with go.uber.org/goleak's report: the goroutines it lists.
+            return _goleak(b"".join(_chain(pending, it)), source, notes, origin)
+        # A report further into a long `go test -v` log: keep the text from the first chunk
+        # that may hold it, in case the traceback scan below finds no dump.
+        watch = _Watch(_chain(pending, it), goleak.MARKER)
+        pending, it = [], iter(watch)
+    else:
+        watch = None
     if kind == "debug=1":
         from grprof.formats import debug1
 
-        return _noted(debug1.parse(b"".join(_chain(pending, it)), source), notes)
+        return _noted(debug1.parse(b"".join(_chain(pending, it)), source), notes, origin)
     if kind == "debug=0":
         from grprof.formats import pprof
 
@@ -104,13 +121,19 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
     scanned = traceback.scan(_chain(pending, it))
     notes += split_dumps(scanned, source)
     snaps = traceback.build(scanned, source)
+    if not snaps and watch is not None and watch.kept:
+        from grprof.formats import goleak
+
+        kept = b"".join(watch.kept)
+        if goleak.detect(kept):
+            return _goleak(kept, source, notes, origin)
     if not snaps:
         raise ParseError(
             source,
             'not a goroutine dump: no "goroutine N [" header or profile header found'
             + ("" if _looks_text(head) else " (binary data, and not a pprof profile)"),
         )
-    return _noted(snaps, notes)
+    return _noted(snaps, notes, origin)
 
 
 # Text before a goroutine header that is clear evidence of a new dump (besides a goroutine id
@@ -179,9 +202,48 @@ def _evidence(prologue: bytes, repeated: set[int]) -> str | None:
     return None
 
 
-def _noted(snaps: list[Snapshot], notes: list[str]) -> list[Snapshot]:
+class _Watch:
+    """Passes chunks through; keeps them from the first holding `marker` on (with up to 4 KiB
+    before it: the line naming the test), however the chunks cut the marker."""
+
+    def __init__(self, chunks: Iterator[bytes], marker: bytes) -> None:
+        self.chunks = chunks
+        self.marker = marker
+        self.kept: list[bytes] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        tail = b""
+        n = len(self.marker) - 1
+        for c in self.chunks:
+            if self.kept:
+                self.kept.append(c)
+            elif self.marker in c or self.marker in tail[-n:] + c[:n]:
+                self.kept = [tail, c]
+            else:
+                tail = c[-4096:] if len(c) >= 4096 else (tail + c)[-4096:]
+            yield c
+
+
+def _goleak(data: bytes, source: str, notes: list[str], origin: Origin | None) -> list[Snapshot]:
+    from grprof.formats import goleak, traceback
+
+    text, found = goleak.convert(data)
+    scanned = traceback.scan([text])
+    # Every report of the input is one snapshot of the leaked goroutines, even when the test
+    # binaries of `go test ./...` gave two of them the same id (the scanner's new dump there).
+    scanned.dumps = scanned.dumps[:1]
+    snaps = traceback.build(scanned, source)
+    if not snaps:
+        raise ParseError(source, "a goleak report without any goroutine it could read")
+    return _noted(snaps, notes + [f"{source}: {n}" for n in found], origin)
+
+
+def _noted(snaps: list[Snapshot], notes: list[str], origin: Origin | None = None) -> list[Snapshot]:
     if notes and snaps:
         snaps[0].notes = tuple(notes)
+    if origin is not None:
+        for s in snaps:
+            s.origin = origin
     return snaps
 
 

@@ -6,8 +6,10 @@ line by line:
 
 1. a per-line prefix carried by most lines of the sample is stripped, in one of the styles
    `PREFIXES` lists (kubectl `--timestamps`, the CRI log format with `P` partial lines
-   joined, journald `short` / `short-iso`, docker `json-file` lines JSON-decoded, `> `
-   quoting); lines without it are kept as they are;
+   joined, kubectl `--prefix`, journald `short` / `short-iso`, docker `json-file` lines
+   JSON-decoded, `> ` quoting); lines without it are kept as they are; the process the
+   prefixes name (journald's host and pid, kubectl's pod and container) is kept
+   (`normalize_full`, `Normalized.origins`: `Snapshot.origin`);
 2. non-breaking and other unicode spaces become plain spaces, zero-width spaces and byte
    order marks go;
 3. indentation common to every non-blank line is removed;
@@ -26,6 +28,9 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from grprof.model import Origin
 
 GAP = 5.0
 """Seconds without output, between timestamped lines, that separate two dumps."""
@@ -68,12 +73,21 @@ PREFIXES = (
         "CRI log",
         re.compile(rb"(?P<ts>" + _TS + rb") (?:stdout|stderr) (?P<tag>[FP])(?:[:|][^ ]*)? ?(?P<rest>.*)$"),
     ),
-    # Dec 03 07:00:00 host app[123]: goroutine 1 [running]:   (journalctl -o short / short-iso)
+    # [pod/api-7d9f/app] goroutine 1 [running]:   (kubectl logs --prefix, --timestamps too)
+    Prefix(
+        "kubectl --prefix",
+        re.compile(
+            rb"\[pod/(?P<pod>[^/\]\s]+)/(?P<container>[^\]\s]+)\] ?(?:(?P<ts>" + _TS + rb") )?(?P<rest>.*)$"
+        ),
+    ),
+    # Dec 03 07:00:00 host app[123]: goroutine 1 [running]:   (journalctl -o short, short-precise,
+    # short-iso, short-iso-precise)
     Prefix(
         "journald",
         re.compile(
-            rb"(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d{4})"
-            rb" \S+ [^\s:\[]+(?:\[\d+\])?: ?(?P<rest>.*)$"
+            rb"(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"
+            rb"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d{4})"
+            rb" (?P<host>\S+) [^\s:\[]+(?:\[(?P<pid>\d+)\])?: ?(?P<rest>.*)$"
         ),
     ),
     # 2026-12-03T07:00:00.123456789Z goroutine 1 [running]:   (kubectl logs --timestamps)
@@ -114,9 +128,24 @@ def needed(head: bytes) -> bool:
     return bool(lines) and all(ln[:1] in (b" ", b"\t") for ln in lines)
 
 
+class Normalized(NamedTuple):
+    text: bytes
+    notes: list[str]
+    origins: list[Origin]
+    """Every distinct process the stripped prefixes named (journald host and pid, kubectl
+    pod and container), in order of first appearance; [] when they name none."""
+
+
 def normalize(text: bytes) -> tuple[bytes, list[str]]:
     """Undo a pasted or logged dump's damage: (text the parsers read, notes on what changed)."""
+    n = normalize_full(text)
+    return n.text, n.notes
+
+
+def normalize_full(text: bytes) -> Normalized:
+    """`normalize`, and what the stripped line prefixes said about the process."""
     notes: list[str] = []
+    origins: dict[Origin, None] = {}
     lines = text.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
@@ -124,8 +153,14 @@ def normalize(text: bytes) -> tuple[bytes, list[str]]:
     times: list[float | None] | None = None
     if prefix is not None:
         total = len(lines)
-        lines, times, n = _strip_prefix(lines, prefix)
+        lines, times, n = _strip_prefix(lines, prefix, origins)
         notes.append(f"stripped the {prefix.name} prefix from {n} of {total} lines")
+        if len(origins) > 1:
+            notes.append(
+                f"its lines come from {len(origins)} processes: "
+                + "; ".join(o.describe() for o in list(origins)[:5])
+                + ("; ..." if len(origins) > 5 else "")
+            )
     odd = sum(len(_ODD_SPACE.findall(ln)) for ln in lines)
     if odd:
         lines = [_INVISIBLE.sub(b"", _SPACES.sub(b" ", ln)) if _ODD_SPACE.search(ln) else ln for ln in lines]
@@ -140,10 +175,26 @@ def normalize(text: bytes) -> tuple[bytes, list[str]]:
     if times is not None:
         lines, gaps = _mark_gaps(lines, times)
         notes.extend(f"a new dump starts after {g:.0f} s without output in the log" for g in gaps)
-    return b"\n".join(lines) + b"\n", notes
+    return Normalized(b"\n".join(lines) + b"\n", notes, list(origins))
 
 
-def _strip_prefix(lines: list[bytes], prefix: Prefix) -> tuple[list[bytes], list[float | None], int]:
+def _origin(m: re.Match[bytes]) -> Origin | None:
+    d = m.groupdict()
+    pid, pod, host = d.get("pid"), d.get("pod"), d.get("host")
+    if pid is None and pod is None:
+        return None
+    container = d.get("container")
+    return Origin(
+        pid=int(pid) if pid is not None else None,
+        pod=pod.decode("utf-8", "replace") if pod is not None else None,
+        container=container.decode("utf-8", "replace") if container is not None else None,
+        host=host.decode("utf-8", "replace") if host is not None else None,
+    )
+
+
+def _strip_prefix(
+    lines: list[bytes], prefix: Prefix, origins: dict[Origin, None]
+) -> tuple[list[bytes], list[float | None], int]:
     out: list[bytes] = []
     times: list[float | None] = []
     n = 0
@@ -165,6 +216,10 @@ def _strip_prefix(lines: list[bytes], prefix: Prefix) -> tuple[list[bytes], list
         else:
             n += 1
             body, ts = m.group("rest") or b"", m.groupdict().get("ts")
+            if "pid" in prefix.pattern.groupindex or "pod" in prefix.pattern.groupindex:
+                o = _origin(m)
+                if o is not None and o not in origins:
+                    origins[o] = None
             joined = m.groupdict().get("tag") != b"P"
         if partial is not None:
             body = partial + body
@@ -210,9 +265,9 @@ def _seconds(ts: bytes | None) -> float | None:
             if day is None:
                 day = _DAYS[ts[:10]] = dt.date.fromisoformat(ts[:10].decode()).toordinal() * 86400.0
             hms, frac = ts[11:19], ts[19:]
-        else:  # journald short: "Dec 03 07:00:00"
+        else:  # journald short: "Dec 03 07:00:00", short-precise: "Dec 03 07:00:00.123456"
             day = (_MONTHS.get(ts[:3], 0) * 31 + int(ts[4:6])) * 86400.0
-            hms, frac = ts[7:15], b""
+            hms, frac = ts[7:15], ts[15:]
         secs = day + int(hms[:2]) * 3600 + int(hms[3:5]) * 60 + int(hms[6:8])
         if frac[:1] in (b".", b","):
             digits = re.match(rb"[.,](\d+)", frac)
@@ -272,4 +327,4 @@ def _mark_gaps(lines: list[bytes], times: list[float | None]) -> tuple[list[byte
     return out, gaps
 
 
-__all__ = ["GAP", "GAP_MARKER", "PREFIXES", "needed", "normalize"]
+__all__ = ["GAP", "GAP_MARKER", "PREFIXES", "Normalized", "needed", "normalize", "normalize_full"]

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from grprof.errors import ParseError
 from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.states import infer_state
-from grprof.model import Frame, Profile, Snapshot
+from grprof.model import Frame, Origin, Profile, Snapshot
 from grprof.table import GoroutineTable, Header, Stack
 
 _PREFIX = "pprof protobuf: "
@@ -22,13 +22,14 @@ _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 # Profile, Sample, Location, Line, Function and ValueType field numbers (profile.proto).
-_P_SAMPLE_TYPE, _P_SAMPLE, _P_LOCATION, _P_FUNCTION, _P_STRINGS = 1, 2, 4, 5, 6
+_P_SAMPLE_TYPE, _P_SAMPLE, _P_MAPPING, _P_LOCATION, _P_FUNCTION, _P_STRINGS = 1, 2, 3, 4, 5, 6
 _P_TIME = 9
 _S_LOCATION, _S_VALUE, _S_LABEL = 1, 2, 3
 _L_KEY, _L_STR, _L_NUM = 1, 2, 3
 _LOC_ID, _LOC_ADDRESS, _LOC_LINE = 1, 3, 4
 _LINE_FUNCTION, _LINE_LINE = 1, 2
 _F_ID, _F_NAME, _F_FILE = 1, 2, 4
+_M_FILENAME, _M_BUILD_ID = 5, 6
 _VT_TYPE = 1
 
 # Sample types of the other runtime/pprof profiles, to name what was given instead.
@@ -171,7 +172,7 @@ class _Decoder:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.spans: dict[int, list[_Span]] = {
-            n: [] for n in (_P_SAMPLE_TYPE, _P_SAMPLE, _P_LOCATION, _P_FUNCTION, _P_STRINGS)
+            n: [] for n in (_P_SAMPLE_TYPE, _P_SAMPLE, _P_MAPPING, _P_LOCATION, _P_FUNCTION, _P_STRINGS)
         }
         self.time_nanos: tuple[int, int] | None = None
         self.strings: list[str] = []
@@ -199,7 +200,7 @@ class _Decoder:
         version = infer_go_version(self.locs.values())
         table = GoroutineTable(aggregated=True)
         self._samples(table, profile, value_index, version_minor(version))
-        return Snapshot(
+        snap = Snapshot(
             source=source,
             format="debug=0",
             profile=profile,
@@ -207,6 +208,21 @@ class _Decoder:
             time=self._time(),
             go_version=version,
         )
+        snap.origin = self._origin()
+        return snap
+
+    def _origin(self) -> Origin | None:
+        """The program's binary and build id: runtime/pprof writes the main executable's
+        mapping first (from /proc/self/maps), with the ELF GNU build id it reads from it."""
+        if not self.spans[_P_MAPPING]:
+            return None
+        s = self.spans[_P_MAPPING][0]
+        m = self._ints(s, "Mapping", (_M_FILENAME, _M_BUILD_ID))
+        binary = self._str(m.get(_M_FILENAME, 0), s.tag) or None
+        build_id = self._str(m.get(_M_BUILD_ID, 0), s.tag) or None
+        if binary is None and build_id is None:
+            return None
+        return Origin(binary=binary, build_id=build_id)
 
     def _scan_profile(self) -> None:
         spans = self.spans

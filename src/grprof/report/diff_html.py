@@ -3,17 +3,13 @@ nothing fetched), rendered by the `diff.html.j2` template with autoescape on."""
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-
-import jinja2
 from markupsafe import Markup
 
 from grprof import __version__
 from grprof.detect.model import VERDICTS
 from grprof.diff import Diff
 from grprof.model import Frame
+from grprof.report._templates import content_security_policy, environment
 
 TEMPLATE = "diff.html.j2"
 MAX_GROUPS = 2000
@@ -35,25 +31,6 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .v-inconclusive{color:#1f5fa8;font-weight:bold}.ok{color:#1e7e34}.warn{color:#b36b00}
 summary{cursor:pointer}
 """
-
-
-def _csp(css: str) -> str:
-    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
-    return f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
-
-
-@functools.lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("grprof", "data/templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    env.filters["thousands"] = lambda n: f"{n:,}"
-    return env
 
 
 def _frame(f: Frame | None) -> str:
@@ -79,7 +56,7 @@ def render(diff: Diff, *, max_groups: int = MAX_GROUPS) -> str:
             verdicts=[(v, sum(f.verdict == v for f in diff.findings)) for v in VERDICTS],
             version=__version__,
             css=Markup(CSS),
-            csp=Markup(_csp(CSS)),
+            csp=Markup(content_security_policy(CSS)),
             frame=_frame,
             minutes=_minutes,
         )

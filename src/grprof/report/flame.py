@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from grprof.aggregate import StackNode
+from grprof.report._templates import environment
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -339,8 +340,6 @@ def render_svg(
     Rendered with the `report_flame.svg.j2` template of `env` (default: the package's).
     """
     if env is None:
-        from grprof.report.html import environment
-
         env = environment()
     lay = layout(tree, width, min_fraction, max_nodes)
     marks = _marks(tree, flagged) if flagged else {}

@@ -16,14 +16,10 @@ by the sha256 hashes of their exact text, computed here at render time.
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -32,6 +28,7 @@ import grprof
 from grprof.detect.model import Finding
 from grprof.formats.traceback import crashed_goroutine
 from grprof.model import Group
+from grprof.report._templates import content_security_policy, environment
 from grprof.report.flame import Flagged, render_svg
 from grprof.report.model import Report, SnapshotReport
 
@@ -42,67 +39,7 @@ FLAME_WIDTH = 1200
 MAX_PANIC_CHARS = 4000
 """Of a crash's message shown in the banner at the top (the summary shows all of it)."""
 
-TEMPLATES = "data/templates"
-"""Where the templates live, inside the `grprof` package."""
 PAGE_TEMPLATE = "report.html.j2"
-
-
-def _escape(value: Any) -> Markup:
-    """Autoescape's output step, with the standard library's escaping.
-
-    `Environment(finalize=...)` sees every `{{ ... }}` value before autoescape: a value already
-    `Markup` (our CSS, script and CSP) passes; anything else is escaped here with
-    `html.escape(quote=True)`, which escapes the same five characters as MarkupSafe but
-    spells quotes `&quot;` / `&#x27;`, as the SVG of `grprof.report.flame` always did.
-    """
-    if isinstance(value, Markup):
-        return value
-    if hasattr(value, "__html__"):
-        return Markup(value.__html__())
-    return Markup(html.escape(str(value), quote=True))
-
-
-def _make_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=loader,
-        autoescape=True,
-        finalize=_escape,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    env.filters["thousands"] = lambda n: f"{n:,}"
-    return env
-
-
-@functools.lru_cache(maxsize=8)
-def environment(templates: str | None = None) -> jinja2.Environment:
-    """The Jinja2 environment of the report: the package's templates, autoescape on.
-
-    `templates`: a directory searched first, so a file there named like one of the package's
-    (`report.html.j2`, `report_snapshot.html.j2`, `report.css.j2`, ...) replaces it.
-    """
-    package = jinja2.PackageLoader("grprof", TEMPLATES)
-    loader: jinja2.BaseLoader = package
-    if templates is not None:
-        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(templates), package])
-    return _make_environment(loader)
-
-
-def csp_hash(text: str) -> str:
-    """The CSP source expression allowing an inline element whose text is exactly `text`."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
-def content_security_policy(css: str, script: str) -> str:
-    """Nothing may load; only the page's own style and script run, by hash (no inline handlers,
-    no `javascript:` URLs, no `style` attributes)."""
-    return (
-        f"default-src 'none'; style-src {csp_hash(css)}; script-src {csp_hash(script)}; "
-        "base-uri 'none'; form-action 'none'"
-    )
 
 
 def render(

@@ -9,6 +9,7 @@ from grprof import __version__
 from grprof.formats.traceback import crashed_goroutine
 from grprof.model import Frame, Group
 from grprof.report.model import Report, SnapshotReport
+from grprof.units import iso_utc
 
 SCHEMA = "grprof.report/v1"
 
@@ -50,7 +51,7 @@ def snapshot_json(i: int, sr: SnapshotReport) -> dict[str, Any]:
         "source": s.source,
         "format": s.format,
         "profile": s.profile,
-        "time": s.time.isoformat().replace("+00:00", "Z") if s.time else None,
+        "time": iso_utc(s.time),
         "total": s.total,
         "truncated": s.truncated,
         "go_version": s.go_version,

@@ -32,6 +32,7 @@ from grprof import __version__
 from grprof.server.metrics import exposition
 from grprof.server.runtime import CaptureError, Runtime, TargetRuntime, blocked_by_class
 from grprof.store.model import SnapshotMeta, Store, StoredGroup, StoredTarget
+from grprof.units import iso_utc
 
 log = logging.getLogger("grprof.server")
 
@@ -140,15 +141,6 @@ class BearerAuth:
 # -- JSON ----------------------------------------------------------------------------------
 
 
-def iso(d: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with `Z`; a naive time is taken to be UTC (what SQLite gives back)."""
-    if d is None:
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.UTC)
-    return d.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def _utc(d: dt.datetime) -> dt.datetime:
     return d if d.tzinfo is not None else d.replace(tzinfo=dt.UTC)
 
@@ -169,7 +161,7 @@ def meta_json(m: SnapshotMeta) -> dict[str, Any]:
     return {
         "id": m.id,
         "target": m.target,
-        "time": iso(m.time),
+        "time": iso_utc(m.time),
         "format": m.format,
         "profile": m.profile,
         "total": m.total,
@@ -193,8 +185,8 @@ def target_json(t: StoredTarget, rt: TargetRuntime | None) -> dict[str, Any]:
         "labels": dict(t.labels),
         "shard": t.shard,
         "up": t.up,
-        "last_scrape": iso(t.last_scrape),
-        "last_success": iso(t.last_success),
+        "last_scrape": iso_utc(t.last_scrape),
+        "last_success": iso_utc(t.last_success),
         "last_error": t.last_error,
         "goroutines": t.goroutines,
         "open_findings": t.open_findings,
@@ -348,7 +340,7 @@ def _system_routes(runtime: Runtime) -> APIRouter:
             {
                 "status": "ok",
                 "version": __version__,
-                "started": iso(runtime.started),
+                "started": iso_utc(runtime.started),
                 "uptime_seconds": round(time.monotonic() - started, 3),
                 "targets": len(runtime.targets),
                 "shard": runtime.shard_label,
@@ -396,7 +388,7 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
     async def snapshots(name: str, limit: Limit = 100, before: dt.datetime | None = None) -> JSONResponse:
         await known_target(name)
         metas = await run_in_threadpool(store.snapshots, name, limit=limit, before=before and _utc(before))
-        more = iso(metas[-1].time) if len(metas) == limit else None
+        more = iso_utc(metas[-1].time) if len(metas) == limit else None
         return JSONResponse({"target": name, "snapshots": [meta_json(m) for m in metas], "next_before": more})
 
     @r.get("/snapshots/{snapshot_id}", summary="A snapshot's metadata and groups, largest first")

@@ -1,25 +1,32 @@
 """`/metrics`: this replica's targets as Prometheus series (docs/metrics.md).
 
-`RuntimeCollector` reads `Runtime` at scrape time, so the exposition is always the latest
+`ServerMetrics` owns a replica's instruments (the scrape histogram and counter) and its
+registry; `RuntimeCollector` reads the replica's state (`grprof.server.runtime.Runtime`, seen
+through `RuntimeView`: this module does not import it) at scrape time, so the exposition is always the latest
 state and a removed target's series vanish with it. Every per-target series carries `target`
 plus the target's static labels (sanitised), the same set for every series of one target.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import platform
 import re
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from grprof import __version__
+from grprof.collect.model import ScrapeResult, Target
+from grprof.detect.model import Finding
+from grprof.model import Group
+from grprof.server.waits import wait_classes
 
-if TYPE_CHECKING:
-    from grprof.server.runtime import Runtime, TargetRuntime
+# Seconds: a loopback debug=1 scrape takes milliseconds, a 40,000-goroutine debug=2 seconds.
+SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # Label names the metrics themselves use: a static label of that name is exposed as
 # `exported_<name>` (Prometheus' own convention for clashes), so it never overrides them.
@@ -62,7 +69,39 @@ def static_labels(labels: Mapping[str, str]) -> Labels:
     return out
 
 
-def target_labels(tr: TargetRuntime) -> Labels:
+class TargetView(Protocol):
+    """What `/metrics` reads of a target (`grprof.server.runtime.TargetRuntime`)."""
+
+    @property
+    def target(self) -> Target: ...
+    @property
+    def up(self) -> bool: ...
+    @property
+    def goroutines(self) -> int | None: ...
+    @property
+    def growth_per_minute(self) -> float | None: ...
+    @property
+    def blocked(self) -> Mapping[str, int]: ...
+    @property
+    def top_groups(self) -> Sequence[Group]: ...
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+    @property
+    def last_success(self) -> dt.datetime | None: ...
+    @property
+    def leak_profile(self) -> bool | None: ...
+    @property
+    def scrape_lag(self) -> float | None: ...
+
+
+class RuntimeView(Protocol):
+    """What `/metrics` reads of a replica (`grprof.server.runtime.Runtime`)."""
+
+    @property
+    def targets(self) -> Mapping[str, TargetView]: ...
+
+
+def target_labels(tr: TargetView) -> Labels:
     return {"target": tr.target.name, **static_labels(tr.target.labels)}
 
 
@@ -76,9 +115,58 @@ class _Family:
         self.metric.add_sample(self.metric.name, {**labels, **extra}, float(value))
 
 
+def _histogram() -> Histogram:
+    # Not registered anywhere: `RuntimeCollector` re-exposes its samples with each target's
+    # static labels added, which a fixed-label Histogram cannot carry.
+    return Histogram(
+        "grprof_scrape_duration_seconds",
+        "Duration of scrapes of a target's pprof endpoint, request start to last byte.",
+        ["target", "kind"],
+        buckets=SCRAPE_BUCKETS,
+        registry=None,
+    )
+
+
+def _counter() -> Counter:
+    return Counter(
+        "grprof_scrapes",
+        "Scrapes of a target's pprof endpoint, by kind and result.",
+        ["target", "kind", "result"],
+        registry=None,
+    )
+
+
+class ServerMetrics:
+    """One replica's instruments and the registry `/metrics` exposes: the scrape histogram and
+    counter (owned here) and a `RuntimeCollector` over the replica's state."""
+
+    def __init__(self, runtime: RuntimeView, *, top_n: int = 10) -> None:
+        self.registry = CollectorRegistry()
+        self.scrape_duration = _histogram()
+        self.scrapes_total = _counter()
+        self._series: set[tuple[str, str, str]] = set()
+        """(target, kind, result) label values seen, to remove a target's series."""
+        self.registry.register(RuntimeCollector(runtime, self, top_n=top_n))
+
+    def observe_scrape(self, result: ScrapeResult) -> None:
+        self.scrape_duration.labels(result.target, result.kind).observe(max(result.duration, 0.0))
+        self.scrapes_total.labels(result.target, result.kind, result.status).inc()
+        self._series.add((result.target, result.kind, result.status))
+
+    def forget(self, name: str) -> None:
+        """Drop a removed target's scrape series."""
+        for series in [s for s in self._series if s[0] == name]:
+            self._series.discard(series)
+            target, kind, status = series
+            self.scrapes_total.remove(target, kind, status)
+            if not any(s[:2] == (target, kind) for s in self._series):
+                self.scrape_duration.remove(target, kind)
+
+
 class RuntimeCollector(Collector):
-    def __init__(self, runtime: Runtime, *, top_n: int = 10) -> None:
+    def __init__(self, runtime: RuntimeView, instruments: ServerMetrics, *, top_n: int = 10) -> None:
         self.runtime = runtime
+        self.instruments = instruments
         self.top_n = top_n
 
     def collect(self) -> Iterator[Metric]:
@@ -93,9 +181,7 @@ class RuntimeCollector(Collector):
         info.add({"version": __version__, "python": platform.python_version()}, 1)
         yield info.metric
 
-    def _targets(self, targets: list[TargetRuntime], labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
-        from grprof.server.runtime import wait_classes
-
+    def _targets(self, targets: list[TargetView], labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
         up = _Family("grprof_target_up", "1 when the latest goroutine scrape of the target succeeded.")
         total = _Family("grprof_target_goroutines", "Goroutines in the target's latest snapshot.")
         growth = _Family(
@@ -137,7 +223,7 @@ class RuntimeCollector(Collector):
                 lag.add(lab, t.scrape_lag)
         return iter([f.metric for f in (up, total, growth, blocked, last, leakp, lag)])
 
-    def _findings(self, targets: list[TargetRuntime], labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
+    def _findings(self, targets: list[TargetView], labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
         suspects = _Family(
             "grprof_leak_suspects", "Findings of the latest detection run, by verdict and category."
         )
@@ -157,7 +243,7 @@ class RuntimeCollector(Collector):
                 leaked.add(lab, goroutines, verdict=verdict, category=category)
         return iter([suspects.metric, leaked.metric])
 
-    def _groups(self, targets: list[TargetRuntime], labelsets: Mapping[str, Labels]) -> Metric:
+    def _groups(self, targets: list[TargetView], labelsets: Mapping[str, Labels]) -> Metric:
         fam = _Family(
             "grprof_group_goroutines",
             f"Goroutines in each of the target's {self.top_n} largest groups (latest snapshot).",
@@ -176,8 +262,8 @@ class RuntimeCollector(Collector):
         return fam.metric
 
     def _scrapes(self, labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
-        """The Runtime's histogram and counter, with each target's static labels added."""
-        for source in (self.runtime.scrape_duration, self.runtime.scrapes_total):
+        """The replica's histogram and counter, with each target's static labels added."""
+        for source in (self.instruments.scrape_duration, self.instruments.scrapes_total):
             for m in source.collect():
                 out = Metric(m.name, m.documentation, m.type)
                 for s in m.samples:
@@ -197,7 +283,11 @@ def exposition(registry: CollectorRegistry) -> bytes:
 
 __all__ = [
     "RESERVED_LABELS",
+    "SCRAPE_BUCKETS",
     "RuntimeCollector",
+    "RuntimeView",
+    "ServerMetrics",
+    "TargetView",
     "exposition",
     "label_name",
     "static_labels",

@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 
 from grprof.collect.model import ScrapeKind, ScrapeStatus, Target
 from grprof.detect.model import Finding
-from grprof.model import Frame, Snapshot
+from grprof.model import Frame, Snapshot, site_of
+from grprof.units import iso_utc
 
 FindingState = Literal["new", "ongoing", "resolved"]
 
@@ -76,8 +77,13 @@ class StoredGroup:
     frames: Sequence[Frame]
     created_by: Frame | None
 
+    @property
+    def site(self) -> Frame | None:
+        """The same site `Group.site` names for the same stack (`grprof.model.site_of`)."""
+        return site_of(self.frames)
+
     def to_json(self) -> dict[str, Any]:
-        site = next((f for f in self.frames if not f.is_stdlib), self.frames[0] if self.frames else None)
+        site = self.site
         return {
             "signature": self.signature,
             "track": self.track,
@@ -106,18 +112,15 @@ class StoredFinding:
     """`Finding.to_json()` as last seen (the same schema as `grprof analyze --json`)."""
 
     def to_json(self) -> dict[str, Any]:
-        def t(d: dt.datetime | None) -> str | None:
-            return d.isoformat().replace("+00:00", "Z") if d else None
-
         # `state` stays the finding's goroutine state (the `grprof analyze --json` schema);
         # the lifecycle goes by its own name.
         return {
             **self.finding,
             "target": self.target,
             "lifecycle": self.state,
-            "first_seen": t(self.first_seen),
-            "last_seen": t(self.last_seen),
-            "resolved_at": t(self.resolved_at),
+            "first_seen": iso_utc(self.first_seen),
+            "last_seen": iso_utc(self.last_seen),
+            "resolved_at": iso_utc(self.resolved_at),
         }
 
 

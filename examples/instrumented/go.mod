@@ -1,0 +1,3 @@
+module example.com/instrumented
+
+go 1.22
