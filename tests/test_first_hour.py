@@ -213,6 +213,58 @@ def test_a_dump_that_lost_its_indentation_is_one_snapshot(run: Run) -> None:
     assert snap["format"] == "debug=2" and snap["total"] > 50, snap
 
 
+# Each log style as the real tools print it (tests/fixtures/paste/README.md says which tool made
+# which file): read as the one dump it holds, the same goroutines as the clean dump.
+LOGGED = sorted(
+    p for p in (FIXTURES / "paste").glob("states-go1.26.8.*.txt") if not p.name.endswith(".stripped.txt")
+)
+
+
+def test_logged_and_pasted_dumps_read_as_the_dump_they_hold(run: Run) -> None:
+    clean = json.loads(
+        run("analyze", "--json", FIXTURES / "states" / "go1.26.8" / "goroutine.debug2.txt").stdout
+    )
+    (want,) = clean["snapshots"]
+    assert len(LOGGED) >= 8, LOGGED
+    for path in LOGGED:
+        p = run("analyze", "--json", path)
+        assert p.returncode == 0, (path.name, p.stderr)
+        (snap,) = json.loads(p.stdout)["snapshots"]
+        assert (snap["format"], snap["total"]) == (want["format"], want["total"]), path.name
+        # and a warning that names the input and what was repaired
+        assert str(path) in p.stderr, (path.name, p.stderr)
+
+
+def test_goleak_output_is_read(run: Run) -> None:
+    report = FIXTURES / "goleak" / "go1.26.8" / "verifynone.txt"
+    p = run("analyze", "--json", report)
+    assert p.returncode == 0, p.stderr
+    (snap,) = json.loads(p.stdout)["snapshots"]
+    states = {g["state"] for g in json.loads(p.stdout)["groups"]}
+    assert snap["total"] >= 5 and {"chan receive", "select", "IO wait"} <= states, (snap, states)
+    assert "goleak:" in p.stderr, p.stderr  # which test and package reported them
+
+
+def test_diff_of_a_real_before_and_after(run: Run) -> None:
+    before, after = ZOO[0], ZOO[-1]
+    p = run("diff", "--json", before, after)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    leaky = [g for g in doc["groups"] if g["site"] and g["site"]["function"] == "main.leakyHandler.func1"]
+    assert leaky and leaky[0]["status"] == "new" and leaky[0]["before"] == 0 < leaky[0]["after"], leaky
+    assert run("diff", "--fail-on", "leak", before, after).returncode == 1
+    text = run("diff", "--no-pager", before, after)
+    assert text.returncode == 0 and "main.leakyHandler.func1" in text.stdout, text.stdout[:2000]
+
+
+def test_snapshots_of_different_builds_are_warned_about(run: Run) -> None:
+    a = FIXTURES / "states" / "go1.22.12" / "goroutine.debug2.txt"
+    b = FIXTURES / "states" / "go1.26.8" / "goroutine.debug2.txt"
+    p = run("analyze", a, b, "--interval", "30s")
+    assert p.returncode == 0, p.stderr
+    assert "different builds" in p.stderr and str(a) in p.stderr and str(b) in p.stderr, p.stderr
+
+
 def test_errors_are_one_line_with_status_2(run: Run, tmp_path: Path) -> None:
     one_line_error(run("analyze", "no-such-dump.txt"), "no-such-dump.txt", "no such file")
     db = tmp_path / "g.db"

@@ -34,8 +34,8 @@ import grprof
 from grprof.aggregate import StackNode
 from grprof.detect.detector import Options, detect
 from grprof.model import Frame, Snapshot
-from grprof.report.flame import LEAK_FILL, MIN_FRACTION, SUSPECT_FILL, Flagged, label, layout, render_svg
 from grprof.report._templates import content_security_policy, environment
+from grprof.report.flame import LEAK_FILL, MIN_FRACTION, SUSPECT_FILL, Flagged, label, layout, render_svg
 from grprof.report.html import render
 from grprof.report.model import Report, build_report
 from grprof.table import GoroutineTable, Header, RowExtra, Stack
