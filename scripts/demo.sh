@@ -21,7 +21,7 @@ start_leaky() { # start_leaky [-fixed]: on the same port each time, so grprof se
   : >"$work/leaky.log"
   "$work/leaky" -addr "127.0.0.1:$svc_port" -rate 20 "$@" >"$work/leaky.log" 2>&1 &
   leaky_pid=$!
-  for _ in $(seq 100); do grep -q '^READY' "$work/leaky.log" && return 0; sleep 0.1; done
+  for _ in $(seq 600); do grep -q "^READY" "$work/leaky.log" && return 0; sleep 0.1; done
   echo "demo: the example service did not start:"; cat "$work/leaky.log"; exit 1
 }
 
@@ -37,7 +37,8 @@ target="127.0.0.1:$svc_port"
 .venv/bin/grprof serve --target "$target" --interval 5s --listen "127.0.0.1:$port" --db "$work/grprof.db" \
   >"$work/serve.log" 2>&1 &
 serve_pid=$!
-for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null && break; sleep 0.1; done
+# A first start compiles every module (no .pyc yet): give it up to a minute on a busy machine.
+for _ in $(seq 600); do curl -sf "$api/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "$api/healthz" >/dev/null || { echo "demo: grprof serve did not start:"; cat "$work/serve.log"; exit 1; }
 cat <<EOT
 ==> example service: http://$target (its own client sends 20 requests/s; /leaky leaks)
