@@ -17,11 +17,12 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -271,7 +272,7 @@ def create_app(
     api_token: str | None = None,
     max_page: int = 1000,
 ) -> FastAPI:
-    # /docs comes from `_docs_routes` (packaged assets, no CDN); no ReDoc: nothing packages it.
+    # /docs and /redoc come from `_docs_routes` (packaged assets, no CDN).
     app = FastAPI(title="grprof", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -288,10 +289,12 @@ def create_app(
 
 
 DOCS_ASSETS = "/docs/assets"
+REDOC_ASSETS = "/redoc/assets"
 
 
 def _docs_routes(app: FastAPI) -> None:
-    """Swagger UI at `/docs`, its JavaScript and CSS served from the `swagger-ui-bundle` package.
+    """Swagger UI at `/docs`, its JavaScript and CSS served from the `swagger-ui-bundle` package,
+    and ReDoc at `/redoc` from the copy vendored in `grprof/data/redoc` (scripts/vendor-redoc.sh).
 
     Works without Internet access (an air-gapped cluster, a laptop on a plane), and the browser
     fetches nothing from a third party. Behind `BearerAuth` like `/docs` itself.
@@ -299,7 +302,19 @@ def _docs_routes(app: FastAPI) -> None:
     from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    redoc = resources.files("grprof") / "data" / "redoc"
+    app.mount(REDOC_ASSETS, StaticFiles(directory=str(redoc)), name="redoc-assets")
     openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc_page() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title="grprof API",
+            redoc_js_url=f"{REDOC_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            with_google_fonts=False,
+        )
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
