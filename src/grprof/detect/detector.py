@@ -83,7 +83,11 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     series = build_series(snapshots, opts.interval)
     ignored: dict[str, int] = {}
     reps: list[tuple[Track, Group, SourceWait | None]] = []
+    last = series.snapshots[-1] if series.snapshots else None
+    whole = last is not None and not last.truncated
     for track in series.tracks:
+        if whole and gone(track):
+            continue
         rep = track.representative(series.detailed)
         why = rules.ignored(rep)
         if why is not None:
@@ -125,6 +129,15 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     findings = merge_units(judged)
     findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
     return Detection(findings, series, sla_state, ignored, thin_series(series, st), series_warnings(series))
+
+
+def gone(track: Track) -> bool:
+    """Every goroutine of the group has exited by the latest snapshot (it was seen before).
+
+    Leaked goroutines never exit: whatever the group was, it isn't leaking now (the fix was
+    deployed, the process restarted, the load went away), and an old proof or an old rise in
+    the window must not keep a finding open. A truncated latest dump may have missed it."""
+    return track.latest is None and any(p is not None for p in track.points)
 
 
 def _leak_creators(judged: Iterable[tuple[Group, Weighed, Point | None]]) -> dict[int, str]:
