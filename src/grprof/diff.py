@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from grprof import __version__
+from grprof import __version__, schema
 from grprof.detect.model import VERDICTS, Verdict
 from grprof.detect.series import Point, TrackKey, snapshot_points, track_id
 from grprof.model import Frame, Group, Snapshot, site_of
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from grprof.detect.detector import Detection
     from grprof.detect.model import Finding
 
-SCHEMA = "grprof.diff/v1"
+SCHEMA: Final = schema.DIFF_SCHEMA
 
 Status = Literal["new", "vanished", "grown", "shrunk", "same"]
 STATUSES: tuple[Status, ...] = ("new", "grown", "vanished", "shrunk", "same")
@@ -144,7 +144,7 @@ class GroupDiff:
         b, a = self.wait_before, self.wait_after
         return b is not None and a is not None and a > b
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.GroupDiff:
         v = self.verdict
         return {
             "id": self.id,
@@ -154,8 +154,8 @@ class GroupDiff:
             "delta": self.delta,
             "state": self.state,
             "state_inferred": self.state_inferred,
-            "site": self.site.to_json() if self.site else None,
-            "created_by": self.created_by.to_json() if self.created_by else None,
+            "site": schema.frame_or_none(self.site),
+            "created_by": schema.frame_or_none(self.created_by),
             "wait_minutes": {"before": self.wait_before, "after": self.wait_after, "grown": self.wait_grown},
             "leaked": {"before": self.leaked_before, "after": self.leaked_after},
             "verdict": v.verdict if v else None,
@@ -163,7 +163,7 @@ class GroupDiff:
             "finding": v.finding if v else None,
             "category": v.category if v else None,
             "title": v.title if v else None,
-            "frames": [f.to_json() for f in self.frames],
+            "frames": schema.frames(self.frames),
         }
 
 
@@ -187,8 +187,8 @@ class Diff:
             out[g.status] += 1
         return out
 
-    def to_json(self) -> dict[str, Any]:
-        """The `grprof.diff/v1` document (docs/diff.md)."""
+    def to_json(self) -> schema.DiffReport:
+        """The `grprof.diff/v1` document (docs/diff.md), as `grprof.schema.DiffReport` types it."""
         return {
             "schema": SCHEMA,
             "generator": {"name": "grprof", "version": __version__},
@@ -202,7 +202,7 @@ class Diff:
                     "delta": self.after.total - self.before.total,
                 },
                 "groups": len(self.groups),
-                "status": dict(self.counts()),
+                "status": {str(k): n for k, n in self.counts().items()},
                 "verdicts": {v: sum(f.verdict == v for f in self.findings) for v in VERDICTS},
             },
             "groups": [g.to_json() for g in self.groups],
@@ -210,8 +210,12 @@ class Diff:
             "warnings": list(self.warnings),
         }
 
+    def render_json(self, indent: int | None = 2) -> str:
+        """`grprof diff --json`: the document checked against `schema.DiffReport`, as text."""
+        return schema.dump_json(schema.DiffReport, self.to_json(), indent) + "\n"
 
-def _side_json(s: Side) -> dict[str, Any]:
+
+def _side_json(s: Side) -> schema.DiffSide:
     return {
         "source": s.source,
         "format": s.format,

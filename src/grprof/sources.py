@@ -2,30 +2,29 @@
 
 Everything is read as a stream of byte chunks with gzip undone on the fly, so a
 multi-gigabyte traceback never sits in memory whole, and a gzip bomb stops at the limit.
+The gunzip, the HTTP GET and their errors are grprof.collect.fetch's, shared with the scraper
+of `grprof serve` and the Prometheus query; here they become the CLI's `SourceError` and
+`ParseError`.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import sys
-import urllib.error
-import urllib.request
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol, Union
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
+from grprof.collect import fetch
+from grprof.collect.fetch import CHUNK, GZIP_MAGIC, FetchError, Gunzip, too_large
 from grprof.collect.policy import FORMATS, ScrapeFormat
 from grprof.errors import GrprofError, ParseError, SourceError
-from grprof.units import human_size
 
-CHUNK = 4 << 20
 DEFAULT_MAX_SIZE = 1 << 30
 DEFAULT_TIMEOUT = 30.0
-_GZIP_MAGIC = b"\x1f\x8b"
+MAX_SIZE_HINT = "raise it with --max-size"
 
 
 class _Readable(Protocol):
@@ -52,55 +51,44 @@ class Input:
                 break
         if not first:
             return
-        if first[:2] == _GZIP_MAGIC or (len(first) < 2 and first[:1] == _GZIP_MAGIC[:1]):
+        if first[:2] == GZIP_MAGIC or (len(first) < 2 and first[:1] == GZIP_MAGIC[:1]):
             yield from self._gunzip(first)
         else:
             total = 0
             for c in _chain(first, self.raw):
                 total += len(c)
                 if total > self.max_size:
-                    raise SourceError(self.name, self._too_big())
+                    raise self._error(too_large("input", self.max_size))
                 yield c
 
     def read(self) -> bytes:
         return b"".join(self.chunks())
 
-    def _too_big(self) -> str:
-        return f"input exceeds the size limit of {human_size(self.max_size)} (raise it with --max-size)"
-
     def _gunzip(self, first: bytes) -> Iterator[bytes]:
-        total = 0
-        offset = 0  # compressed bytes consumed, for error positions
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        in_member = False
-        for c in _chain(first, self.raw):
-            while c:
-                in_member = True
-                try:
-                    out = d.decompress(c, CHUNK)
-                    if not d.eof and not d.unconsumed_tail:
-                        out += d.decompress(b"", CHUNK)  # output zlib held back at the limit
-                except zlib.error as e:
-                    detail = str(e).removeprefix("Error -3 while decompressing data: ")
-                    raise ParseError(self.name, f"gzip: corrupt data ({detail})", offset) from None
-                rest = d.unused_data if d.eof else d.unconsumed_tail
-                offset += len(c) - len(rest)
-                total += len(out)
-                if total > self.max_size:
-                    raise SourceError(
-                        self.name, "gzip: " + self._too_big().replace("input", "decompressed data")
-                    )
-                if out:
-                    yield out
-                if d.eof:
-                    # Concatenated members (`cat a.gz b.gz`) are one stream, as for gzip(1);
-                    # anything else after a member is trailing garbage, ignored as gzip(1) does.
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    in_member = False
-                    rest = rest if rest[:2] == _GZIP_MAGIC else b""
-                c = rest
-        if in_member:
-            raise ParseError(self.name, "gzip: stream ends early (truncated file?)", offset)
+        g = Gunzip(self.max_size)
+        try:
+            for c in _chain(first, self.raw):
+                yield from g.feed(c)
+            g.close()
+        except FetchError as e:
+            raise self._error(e) from None
+
+    def _error(self, e: FetchError) -> GrprofError:
+        return source_error(self.name, e)
+
+
+def source_error(name: str, e: FetchError) -> GrprofError:
+    """The CLI's error for a shared one: bad gzip is a ParseError (the input is not readable as
+    a dump), anything else a SourceError; a cap says how to raise it."""
+    if e.reason == "too_large" and e.limit is not None:
+        return SourceError(name, too_large(e.what, e.limit, hint=MAX_SIZE_HINT).message)
+    if e.reason == "parse_error":
+        return ParseError(
+            name,
+            e.message.replace("stream ends early (truncated?)", "stream ends early (truncated file?)"),
+            e.offset,
+        )
+    return SourceError(name, e.message)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -313,36 +301,24 @@ def _closing(f: BinaryIO) -> Iterator[bytes]:
 
 
 def _open_url(url: str, label: str, max_size: int, timeout: float) -> Input:
-    headers = {"User-Agent": "grprof", "Accept-Encoding": "gzip"}
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        # urllib would take `user:password@host` for a host name: send it as basic auth.
-        user = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(user.encode("utf-8")).decode("ascii")
-        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    req = urllib.request.Request(url, headers=headers)
+    # The body as sent: gzip (a Content-Encoding, or a gzipped file) is undone by `Input`,
+    # with the same cap; the wire bytes are capped at `max_size` too.
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        raise SourceError(label, f"HTTP {e.code} {e.reason}") from None
-    except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            raise SourceError(label, f"timed out after {timeout:g}s (connecting)") from None
-        text = getattr(reason, "strerror", None) or str(reason)
-        raise SourceError(label, f"unreachable: {text}") from None
-    except TimeoutError:
-        raise SourceError(label, f"timed out after {timeout:g}s waiting for a response") from None
-    except OSError as e:
-        raise SourceError(label, f"unreachable: {e.strerror or e}") from None
+        resp = fetch.get(url, timeout=timeout, max_size=max_size)
+    except FetchError as e:
+        raise source_error(label, e) from None
 
     def body() -> Iterator[bytes]:
-        with resp:
-            try:
-                yield from _read_stream(resp)
-            except TimeoutError:
-                raise SourceError(label, f"timed out after {timeout:g}s reading the response") from None
-            except OSError as e:
-                raise SourceError(label, f"connection failed while reading: {e}") from None
+        try:
+            if resp.content_encoding in ("gzip", "x-gzip"):
+                # Undone here, so a gzipped body under it (debug=0) is still seen as gzip by `Input`.
+                g = Gunzip(max_size, members="one", what="decompressed response")
+                for c in resp.chunks():
+                    yield from g.feed(c)
+                g.close("Content-Encoding")
+            else:
+                yield from resp.chunks()
+        except FetchError as e:
+            raise source_error(label, e) from None
 
     return Input(label, body(), max_size)

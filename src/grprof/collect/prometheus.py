@@ -5,14 +5,14 @@ grprof.detect.sla turns the value into the SLA factor α; the network I/O is her
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
+
+from grprof.collect import fetch
+from grprof.collect.fetch import FetchError
 
 MAX_RESPONSE = 1 << 20
 """A one-sample query answer is a few hundred bytes; anything far larger is not one."""
@@ -27,31 +27,21 @@ class PrometheusError(Exception):
         self.message = message
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # Fetch only the configured URL: a redirect is reported, never followed.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def query_prometheus(base_url: str, query: str, timeout: float = 10.0) -> float:
-    """Run one instant query (`GET {base_url}/api/v1/query`) and return its single finite value."""
+    """Run one instant query (`GET {base_url}/api/v1/query`) and return its single finite value.
+
+    Through the shared fetch (grprof.collect.fetch): a redirect is reported, never followed
+    (fetch only the configured URL); the answer is capped at `MAX_RESPONSE`, gzip or not; the
+    timeout bounds each read and the whole answer (a slow drip)."""
     url = base_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
     deadline = time.monotonic() + timeout
     try:
-        with _OPENER.open(url, timeout=timeout) as resp:
-            body = _read(resp, deadline, timeout)
-    except urllib.error.HTTPError as err:
-        raise PrometheusError(base_url, _http_error(err)) from None
-    except urllib.error.URLError as err:
-        raise PrometheusError(base_url, _os_reason(err.reason, timeout)) from None
-    except (TimeoutError, OSError) as err:
-        raise PrometheusError(base_url, _os_reason(err, timeout)) from None
-    except http.client.HTTPException as err:
-        # Not HTTP at all, or the connection dropped mid-answer.
-        raise PrometheusError(base_url, f"bad HTTP answer: {type(err).__name__} {err}".strip()) from None
+        resp = fetch.get(
+            url, timeout=timeout, max_size=MAX_RESPONSE, follow_redirects=False, deadline=deadline
+        )
+        body = resp.read()
+    except FetchError as err:
+        raise PrometheusError(base_url, _reason(err, timeout)) from None
     try:
         doc = json.loads(body)
     except ValueError:
@@ -64,38 +54,21 @@ def query_prometheus(base_url: str, query: str, timeout: float = 10.0) -> float:
         raise PrometheusError(base_url, "answer is not a Prometheus query result") from None
 
 
-def _read(resp: Any, deadline: float, timeout: float) -> bytes:
-    # The socket timeout bounds each read; the deadline bounds the whole answer (a slow drip).
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := resp.read(65536):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_RESPONSE:
-            raise OSError(f"answer larger than {MAX_RESPONSE} bytes; not a one-sample query result")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no complete answer within {timeout:g}s")
-    return b"".join(chunks)
-
-
-def _http_error(err: urllib.error.HTTPError) -> str:
-    if 300 <= err.code < 400:
-        where = err.headers.get("Location", "?")
-        return f"HTTP {err.code} redirect to {where} not followed (configure the final URL)"
-    try:
-        doc = json.loads(err.read(MAX_RESPONSE))
-        detail = f"{doc['errorType']}: {doc['error']}"
-    except (ValueError, KeyError, TypeError, OSError):
-        detail = err.reason if isinstance(err.reason, str) else ""
-    return f"HTTP {err.code} {detail}".strip()
-
-
-def _os_reason(reason: object, timeout: float) -> str:
-    if isinstance(reason, TimeoutError):
-        return str(reason) if reason.args and "within" in str(reason) else f"no answer within {timeout:g}s"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason)
+def _reason(err: FetchError, timeout: float) -> str:
+    """One line for a failed query; Prometheus's own explanation of a 4xx/5xx when it sent one."""
+    if err.reason == "redirect":
+        return f"HTTP {err.http_status} redirect to {err.location} not followed (configure the final URL)"
+    if err.reason in ("http_error", "not_found") and err.body:
+        try:
+            doc = json.loads(err.body)
+            return f"HTTP {err.http_status} {doc['errorType']}: {doc['error']}"
+        except (ValueError, KeyError, TypeError):
+            pass
+    if err.reason == "timeout":
+        return err.message if "within" in err.message else f"no answer within {timeout:g}s"
+    if err.reason == "too_large":
+        return f"{err.message}; not a one-sample query result"
+    return err.message.removeprefix("unreachable: ")
 
 
 def _value(doc: Any) -> float:

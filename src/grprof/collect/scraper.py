@@ -24,7 +24,6 @@ import random
 import re
 import ssl
 import time
-import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
+from grprof.collect.fetch import GZIP_MAGIC, Gunzip, check_gzip_size, too_large
+from grprof.collect.fetch import FetchError as FetchError  # noqa: PLC0414 - re-exported for discovery
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, ScrapeStatus, Target
 from grprof.collect.policy import (
     FORMATS,
@@ -51,7 +52,6 @@ log = logging.getLogger("grprof.collect")
 MAX_REDIRECTS = 3
 _CHUNK = 64 * 1024
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_GZIP_MAGIC = b"\x1f\x8b"
 _TOTAL_RE = re.compile(rb"\A\s*goroutine profile: total (\d+)")
 _DEBUG2_START = re.compile(rb"\A\s*goroutine \d+ \[")
 _DEBUG2_HEADER = b"\n\ngoroutine "
@@ -167,15 +167,6 @@ class _State:
 @dataclass(slots=True)
 class _Progress:
     wire: int = 0
-
-
-class FetchError(Exception):
-    """A request ended early: `status` is the ScrapeStatus to record, str() says why."""
-
-    def __init__(self, status: ScrapeStatus, message: str, http_status: int | None = None) -> None:
-        super().__init__(message)
-        self.status: ScrapeStatus = status
-        self.http_status = http_status
 
 
 class Scraper:
@@ -450,8 +441,8 @@ class Scraper:
         try:
             async with asyncio.timeout(self.settings.timeout):
                 http_status, body = await self._get(self._session, target, url, progress)
-            if body.startswith(_GZIP_MAGIC):  # debug=0, or anything a parser would gunzip
-                await asyncio.to_thread(_check_gzip_payload, body, self.settings.max_response)
+            if body.startswith(GZIP_MAGIC):  # debug=0, or anything a parser would gunzip
+                await asyncio.to_thread(check_gzip_size, body, self.settings.max_response)
         except FetchError as stop:
             status, http_status, error = stop.status, stop.http_status or http_status, str(stop)
         except TimeoutError:
@@ -596,54 +587,36 @@ def _ssl_context(
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int, progress: _Progress | None = None) -> bytes:
-    """Read the body, gunzipping a gzip Content-Encoding, and stop with `too_large` as
-    soon as the received or the decompressed bytes pass `limit`."""
+    """Read the body, gunzipping a gzip Content-Encoding (grprof.collect.fetch.Gunzip), and
+    stop with `too_large` as soon as the received or the decompressed bytes pass `limit`."""
     progress = progress if progress is not None else _Progress()
     length = resp.content_length
     if length is not None and length > limit:
-        raise FetchError("too_large", f"Content-Length {length} passes the {limit}-byte cap", resp.status)
+        raise too_large(f"Content-Length {length}", limit, resp.status)
     encoding = resp.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise FetchError("http_error", f"unsupported Content-Encoding {encoding!r}", resp.status)
-    gunzip = zlib.decompressobj(wbits=31) if encoding in ("gzip", "x-gzip") else None
+    gunzip = (
+        Gunzip(limit, members="one", what="decompressed response") if encoding in ("gzip", "x-gzip") else None
+    )
     out = bytearray()
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        progress.wire += len(chunk)
-        if progress.wire > limit:
-            resp.close()
-            raise FetchError("too_large", f"response passed the {limit}-byte cap", resp.status)
-        out += _gunzip(gunzip, chunk, limit - len(out), resp) if gunzip else chunk
-        if len(out) > limit:
-            resp.close()
-            raise FetchError("too_large", f"decompressed response passed the {limit}-byte cap", resp.status)
-    if gunzip is not None and not gunzip.eof:
-        raise FetchError("parse_error", "gzip Content-Encoding ends early", resp.status)
+    try:
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            progress.wire += len(chunk)
+            if progress.wire > limit:
+                raise too_large("response", limit, resp.status)
+            if gunzip is None:
+                out += chunk
+            else:
+                for piece in gunzip.feed(chunk):
+                    out += piece
+        if gunzip is not None:
+            gunzip.close("Content-Encoding")
+    except FetchError as e:
+        resp.close()
+        e.http_status = e.http_status or resp.status
+        raise
     return bytes(out)
-
-
-def _gunzip(d: zlib._Decompress, chunk: bytes, room: int, resp: aiohttp.ClientResponse) -> bytes:
-    """Decompress at most room+1 bytes (one more than fits tells "too large")."""
-    if d.eof:
-        return b""  # trailing bytes after the gzip member: ignored, like Go's reader
-    try:
-        return d.decompress(chunk, room + 1)
-    except zlib.error as exc:
-        raise FetchError("parse_error", f"bad gzip Content-Encoding: {exc}", resp.status) from exc
-
-
-def _check_gzip_payload(body: bytes, limit: int) -> None:
-    """A debug=0 profile is itself gzip: refuse one that decompresses past the cap
-    (a gzip bomb would otherwise reach the parser). Corrupt gzip: the parser's business."""
-    d = zlib.decompressobj(wbits=31)
-    total, data = 0, body
-    try:
-        while data and not d.eof:
-            total += len(d.decompress(data, _CHUNK * 16))
-            if total > limit:
-                raise FetchError("too_large", f"the gzip profile decompresses past the {limit}-byte cap", 200)
-            data = d.unconsumed_tail
-    except zlib.error:
-        return
 
 
 def _redirect_target(resp: aiohttp.ClientResponse, current: URL, origin: tuple[str, str, int]) -> URL:

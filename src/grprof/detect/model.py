@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
+from grprof import schema
 from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.model import Frame
 
@@ -68,15 +69,17 @@ class Evidence:
     """What it adds to the finding's score (detect.yaml `scoring`): positive for a leak,
     negative against one, 0 for notes."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self) -> schema.Evidence:
+        out: schema.Evidence = {
             "signal": self.signal,
             "summary": self.summary,
             "value": self.value,
             "threshold": self.threshold,
             "weight": round(self.weight, 3),
-            **({"data": dict(self.data)} if self.data else {}),
         }
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,7 @@ class SourceReport:
     confirmed: bool = False
     suggestion: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.SourceReport:
         return {
             "file": self.file,
             "line": self.line,
@@ -139,17 +142,17 @@ class Member:
     category: str = "unknown"
     frames: Sequence[Frame] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.Member:
         return {
             "id": self.id,
             "verdict": self.verdict,
-            "site": self.site.to_json() if self.site else None,
+            "site": schema.frame_or_none(self.site),
             "state": self.state,
             "count": self.count,
             "counts": list(self.counts),
-            "created_by": self.created_by.to_json() if self.created_by else None,
+            "created_by": schema.frame_or_none(self.created_by),
             "category": self.category,
-            "frames": [f.to_json() for f in self.frames],
+            "frames": schema.frames(self.frames),
         }
 
 
@@ -191,7 +194,8 @@ class Finding:
     """The other groups of the same unit (they moved in lockstep with this one and share its
     creator chain or its labels): one bug, one finding."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.Finding:
+        """The finding in the `grprof.report/v1` shape (`grprof.schema.Finding`)."""
         return {
             "id": self.id,
             "verdict": self.verdict,
@@ -201,8 +205,8 @@ class Finding:
             "explanation": self.explanation,
             "fix": self.fix,
             "rule": self.rule,
-            "site": self.site.to_json() if self.site else None,
-            "created_by": self.created_by.to_json() if self.created_by else None,
+            "site": schema.frame_or_none(self.site),
+            "created_by": schema.frame_or_none(self.created_by),
             "state": self.state,
             "count": self.count,
             "counts": list(self.counts),
@@ -213,7 +217,7 @@ class Finding:
             "source_confirmed": self.source_confirmed,
             "labels": {k: dict(v) for k, v in self.labels.items()},
             "evidence": [e.to_json() for e in self.evidence],
-            "frames": [f.to_json() for f in self.frames],
+            "frames": schema.frames(self.frames),
             "source": self.source.to_json() if self.source else None,
             "score": round(self.score, 3),
             "wait_kind": self.wait_kind,

@@ -1,24 +1,24 @@
-"""The versioned JSON report (`grprof analyze --json`), documented in docs/report-schema.md."""
+"""The versioned JSON report (`grprof analyze --json`), documented in docs/report-schema.md.
+
+The document is gathered as plain dicts typed by the `grprof.schema.Report` model (mypy checks
+every key) and written through it (`schema.dump_json`: validated, then serialized, in Rust).
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Final
 
-from grprof import __version__
+from grprof import __version__, schema
 from grprof.formats.traceback import crashed_goroutine
-from grprof.model import Frame, Group
+from grprof.model import Group
 from grprof.report.model import Report, SnapshotReport
 from grprof.units import iso_utc
 
-SCHEMA = "grprof.report/v1"
+SCHEMA: Final = schema.REPORT_SCHEMA
+_frame = schema.frame_or_none
 
 
-def _frame(f: Frame | None) -> dict[str, Any] | None:
-    return f.to_json() if f is not None else None
-
-
-def group_json(g: Group, snapshot: int, crashed: int | None = None) -> dict[str, Any]:
+def group_json(g: Group, snapshot: int, crashed: int | None = None) -> schema.Group:
     """A group; `crashed` is the id of the goroutine a crash dump says failed, if any."""
     return {
         "snapshot": snapshot,
@@ -39,12 +39,12 @@ def group_json(g: Group, snapshot: int, crashed: int | None = None) -> dict[str,
         "labels": g.labels,
         "site": _frame(g.site),
         "created_by": _frame(g.created_by),
-        "frames": [f.to_json() for f in g.frames],
+        "frames": schema.frames(g.frames),
         "frames_elided": g.frames_elided,
     }
 
 
-def snapshot_json(i: int, sr: SnapshotReport) -> dict[str, Any]:
+def snapshot_json(i: int, sr: SnapshotReport) -> schema.SnapshotInfo:
     s = sr.snapshot
     return {
         "index": i,
@@ -64,12 +64,12 @@ def snapshot_json(i: int, sr: SnapshotReport) -> dict[str, Any]:
     }
 
 
-def _groups_json(i: int, sr: SnapshotReport) -> list[dict[str, Any]]:
+def _groups_json(i: int, sr: SnapshotReport) -> list[schema.Group]:
     crashed = crashed_goroutine(sr.snapshot)
     return [group_json(g, i, crashed) for g in sr.groups]
 
 
-def report_json(report: Report) -> dict[str, Any]:
+def report_json(report: Report) -> schema.Report:
     flt = report.filter
     return {
         "schema": SCHEMA,
@@ -87,7 +87,7 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def detection_json(report: Report) -> dict[str, Any] | None:
+def detection_json(report: Report) -> schema.Detection | None:
     d = report.detection
     if d is None:
         return None
@@ -112,4 +112,5 @@ def detection_json(report: Report) -> dict[str, Any] | None:
 
 
 def render(report: Report, indent: int | None = 2) -> str:
-    return json.dumps(report_json(report), indent=indent, ensure_ascii=False) + "\n"
+    """The `grprof.report/v1` document, checked against `schema.Report`."""
+    return schema.dump_json(schema.Report, report_json(report), indent) + "\n"

@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,16 +29,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from grprof import __version__
+from grprof import __version__, schema
+from grprof.canary.api import canary_routes
 from grprof.server.metrics import exposition
 from grprof.server.runtime import CaptureError, Runtime, TargetRuntime, blocked_by_class
+from grprof.server.ui import install_ui
 from grprof.store.model import SnapshotMeta, Store, StoredGroup, StoredTarget
 from grprof.units import iso_utc
 
 log = logging.getLogger("grprof.server")
 
 Capture = Callable[[str], Awaitable[dict[str, Any]]]
-FINDINGS_SCHEMA = "grprof.findings/v1"
+FINDINGS_SCHEMA: Final = schema.FINDINGS_SCHEMA
 # A database integer: a larger id would not reach the store as a 404 but fail inside it.
 SnapshotId = Annotated[int, Path(ge=0, le=2**63 - 1, description="A snapshot id")]
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
@@ -158,7 +160,7 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def meta_json(m: SnapshotMeta) -> dict[str, Any]:
+def meta_json(m: SnapshotMeta) -> schema.SnapshotMeta:
     return {
         "id": m.id,
         "target": m.target,
@@ -173,13 +175,13 @@ def meta_json(m: SnapshotMeta) -> dict[str, Any]:
     }
 
 
-def group_json(m: SnapshotMeta, g: StoredGroup) -> dict[str, Any]:
+def group_json(m: SnapshotMeta, g: StoredGroup) -> schema.StoredGroup:
     """A stored group; `state_inferred`: its snapshot's format (debug=0, debug=1) carries no
     goroutine states, so grprof inferred them from the stacks."""
-    return {**g.to_json(), "state_inferred": m.format in ("debug=0", "debug=1")}
+    return g.to_json(state_inferred=m.format in ("debug=0", "debug=1"))
 
 
-def target_json(t: StoredTarget, rt: TargetRuntime | None) -> dict[str, Any]:
+def target_json(t: StoredTarget, rt: TargetRuntime | None) -> schema.Target:
     return {
         "name": t.name,
         "url": redact_url(t.url),
@@ -218,11 +220,13 @@ class DiffRow:
     def delta(self) -> int:
         return _count(self.b) - _count(self.a)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.DiffRow:
         rep = max(self.b or self.a, key=lambda g: (g.count, g.signature))
-        site = rep.to_json()["site"]
+        site = schema.frame_or_none(rep.site)
         na, nb = _count(self.a), _count(self.b)
-        status = "new" if not self.a else "gone" if not self.b else "changed" if na != nb else "same"
+        status: Literal["new", "gone", "changed", "same"] = (
+            "new" if not self.a else "gone" if not self.b else "changed" if na != nb else "same"
+        )
         return {
             "track": self.track,
             "signature": rep.signature,
@@ -285,6 +289,8 @@ def create_app(
     app.include_router(_system_routes(runtime))
     app.include_router(_read_routes(store, runtime, max_page))
     app.include_router(_capture_routes(store, runtime, capture))
+    app.include_router(canary_routes(store, runtime))
+    install_ui(app, store, runtime, api_token)
     return app
 
 
@@ -349,18 +355,20 @@ def _system_routes(runtime: Runtime) -> APIRouter:
     r = APIRouter(tags=["system"])
     started = time.monotonic()
 
-    @r.get("/healthz", summary="Liveness: always 200 while the process serves")
-    async def healthz() -> JSONResponse:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "version": __version__,
-                "started": iso_utc(runtime.started),
-                "uptime_seconds": round(time.monotonic() - started, 3),
-                "targets": len(runtime.targets),
-                "shard": runtime.shard_label,
-            }
-        )
+    @r.get(
+        "/healthz",
+        summary="Liveness: always 200 while the process serves",
+        response_model=schema.HealthResponse,
+    )
+    async def healthz() -> schema.HealthResponse:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "started": iso_utc(runtime.started),
+            "uptime_seconds": round(time.monotonic() - started, 3),
+            "targets": len(runtime.targets),
+            "shard": runtime.shard_label,
+        }
 
     @r.get("/metrics", summary="Prometheus text exposition (docs/metrics.md)", response_class=Response)
     async def metrics() -> Response:
@@ -374,7 +382,7 @@ def _system_routes(runtime: Runtime) -> APIRouter:
 
 
 def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["history"])
+    r = APIRouter(prefix="/api/v1", tags=["history"], responses=schema.API_RESPONSES)
     Limit = Annotated[int, Query(ge=1, le=max_page, description=f"At most {max_page}.")]
 
     async def known_target(name: str) -> None:
@@ -390,70 +398,92 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
             raise ApiError(404, f"no snapshot {sid}")
         return got
 
-    @r.get("/targets", summary="Every target of every replica, with its state")
-    async def targets() -> JSONResponse:
+    @r.get(
+        "/targets",
+        summary="Every target of every replica, with its state",
+        response_model=schema.TargetsResponse,
+    )
+    async def targets() -> schema.TargetsResponse:
         stored = {t.name: t for t in await run_in_threadpool(store.targets)}
         local = dict(runtime.targets)
         for name, rt in local.items():
             stored.setdefault(name, runtime_target(rt, runtime.shard_label))
         items = [target_json(t, local.get(t.name)) for t in sorted(stored.values(), key=lambda t: t.name)]
-        return JSONResponse({"targets": items})
+        return {"targets": items}
 
-    @r.get("/targets/{name:path}/snapshots", summary="A target's snapshots, newest first")
-    async def snapshots(name: str, limit: Limit = 100, before: dt.datetime | None = None) -> JSONResponse:
+    @r.get(
+        "/targets/{name:path}/snapshots",
+        summary="A target's snapshots, newest first",
+        response_model=schema.SnapshotsResponse,
+    )
+    async def snapshots(
+        name: str, limit: Limit = 100, before: dt.datetime | None = None
+    ) -> schema.SnapshotsResponse:
         await known_target(name)
         metas = await run_in_threadpool(store.snapshots, name, limit=limit, before=before and _utc(before))
         more = iso_utc(metas[-1].time) if len(metas) == limit else None
-        return JSONResponse({"target": name, "snapshots": [meta_json(m) for m in metas], "next_before": more})
+        return {"target": name, "snapshots": [meta_json(m) for m in metas], "next_before": more}
 
-    @r.get("/snapshots/{snapshot_id}", summary="A snapshot's metadata and groups, largest first")
-    async def snapshot(snapshot_id: SnapshotId) -> JSONResponse:
+    @r.get(
+        "/snapshots/{snapshot_id}",
+        summary="A snapshot's metadata and groups, largest first",
+        response_model=schema.SnapshotResponse,
+    )
+    async def snapshot(snapshot_id: SnapshotId) -> schema.SnapshotResponse:
         meta, groups = await load_snapshot(snapshot_id)
         ordered = sorted(groups, key=lambda g: (-g.count, g.signature))
-        return JSONResponse(
-            {
-                "snapshot": meta_json(meta),
-                "blocked": blocked_by_class(groups),
-                "groups": [group_json(meta, g) for g in ordered],
-            }
-        )
+        return {
+            "snapshot": meta_json(meta),
+            "blocked": dict(blocked_by_class(groups)),
+            "groups": [group_json(meta, g) for g in ordered],
+        }
 
-    @r.get("/snapshots/{a}/diff/{b}", summary="Group counts from snapshot a to snapshot b")
-    async def diff(a: SnapshotId, b: SnapshotId) -> JSONResponse:
+    @r.get(
+        "/snapshots/{a}/diff/{b}",
+        summary="Group counts from snapshot a to snapshot b",
+        response_model=schema.SnapshotDiffResponse,
+    )
+    async def diff(a: SnapshotId, b: SnapshotId) -> schema.SnapshotDiffResponse:
         (ma, ga), (mb, gb) = await load_snapshot(a), await load_snapshot(b)
         rows = diff_groups(ga, gb)
         same = ma.target == mb.target
-        return JSONResponse(
-            {
-                "a": meta_json(ma),
-                "b": meta_json(mb),
-                "same_target": same,
-                "warning": None if same else f"snapshots of different targets ({ma.target!r}, {mb.target!r})",
-                "totals": {
-                    "a": ma.total,
-                    "b": mb.total,
-                    "delta": mb.total - ma.total,
-                    "minutes": round((_utc(mb.time) - _utc(ma.time)).total_seconds() / 60, 3),
-                    "new_groups": sum(1 for row in rows if not row.a),
-                    "gone_groups": sum(1 for row in rows if not row.b),
-                },
-                "groups": [row.to_json() for row in rows],
-            }
-        )
+        return {
+            "a": meta_json(ma),
+            "b": meta_json(mb),
+            "same_target": same,
+            "warning": None if same else f"snapshots of different targets ({ma.target!r}, {mb.target!r})",
+            "totals": {
+                "a": ma.total,
+                "b": mb.total,
+                "delta": mb.total - ma.total,
+                "minutes": round((_utc(mb.time) - _utc(ma.time)).total_seconds() / 60, 3),
+                "new_groups": sum(1 for row in rows if not row.a),
+                "gone_groups": sum(1 for row in rows if not row.b),
+            },
+            "groups": [row.to_json() for row in rows],
+        }
 
-    @r.get("/findings", summary="Leak findings with their lifecycle (the `grprof analyze --json` schema)")
+    @r.get(
+        "/findings",
+        summary="Leak findings with their lifecycle (the `grprof analyze --json` schema)",
+        response_model=schema.FindingsResponse,
+    )
     async def findings(
         target: str | None = None,
         verdict: Literal["leak", "suspect", "inconclusive"] | None = None,
         category: str | None = None,
         state: Literal["new", "ongoing", "resolved"] | None = None,
-    ) -> JSONResponse:
+    ) -> schema.FindingsResponse:
         found = await run_in_threadpool(
             store.findings, target=target, verdict=verdict, category=category, state=state
         )
-        return JSONResponse({"schema": FINDINGS_SCHEMA, "findings": [f.to_json() for f in found]})
+        return {"schema": FINDINGS_SCHEMA, "findings": [f.to_json() for f in found]}
 
-    @r.get("/search", summary="Groups whose goroutines carry a pprof label value, newest first")
+    @r.get(
+        "/search",
+        summary="Groups whose goroutines carry a pprof label value, newest first",
+        response_model=schema.SearchResponse,
+    )
     async def search(
         label: Annotated[
             str | None, Query(description="KEY:VALUE or KEY=VALUE, split at the first : or =")
@@ -461,7 +491,7 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
         key: Annotated[str | None, Query(description="The label key, verbatim (with value=)")] = None,
         value: Annotated[str | None, Query(description="The label value, verbatim (with key=)")] = None,
         limit: Limit = 100,
-    ) -> JSONResponse:
+    ) -> schema.SearchResponse:
         if key is not None and value is not None:
             k, v = key, value
         elif label is not None and key is None and value is None:
@@ -469,7 +499,7 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
         else:
             raise ApiError(422, "give label=KEY:VALUE, or both key= and value=")
         hits = await run_in_threadpool(store.search_labels, k, v, limit=limit)
-        results = [
+        results: list[schema.SearchResult] = [
             {
                 "target": meta.target,
                 "snapshot": meta_json(meta),
@@ -478,9 +508,22 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
             }
             for meta, g in hits
         ]
-        return JSONResponse({"key": k, "value": v, "results": results})
+        return {"key": k, "value": v, "results": results}
 
-    @r.get("/snapshots/{snapshot_id}/raw", summary="The raw profile bytes as fetched, when kept")
+    @r.get(
+        "/snapshots/{snapshot_id}/raw",
+        summary="The raw profile bytes as fetched, when kept",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "debug=1/2 text, or gzipped debug=0 bytes",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
+    )
     async def raw(snapshot_id: SnapshotId) -> Response:
         await load_snapshot(snapshot_id)  # 404 for an unknown id
         data = await run_in_threadpool(store.raw, snapshot_id)
@@ -495,16 +538,22 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
 
 
 def _capture_routes(store: Store, runtime: Runtime, capture: Capture | None) -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["capture"])
+    r = APIRouter(prefix="/api/v1", tags=["capture"], responses=schema.API_RESPONSES)
     locks: dict[str, asyncio.Lock] = {}
 
     @r.post(
         "/targets/{name:path}/capture",
         status_code=201,
         summary="Capture a debug=2 dump of a configured target now, and store it",
-        responses={404: {"description": "not a target of this replica"}, 409: {"description": "refused"}},
+        response_model=schema.CaptureResponse,
+        responses={
+            404: {"model": schema.ErrorResponse, "description": "not a target of this replica"},
+            409: {"model": schema.ErrorResponse, "description": "refused, or a capture already running"},
+            501: {"model": schema.ErrorResponse, "description": "capture not enabled"},
+            502: {"model": schema.ErrorResponse, "description": "the target failed"},
+        },
     )
-    async def capture_now(name: str) -> JSONResponse:
+    async def capture_now(name: str) -> dict[str, Any]:
         if capture is None:
             raise ApiError(501, "on-demand capture is not enabled on this server")
         if name not in runtime.targets:
@@ -526,7 +575,7 @@ def _capture_routes(store: Store, runtime: Runtime, capture: Capture | None) -> 
         if status != "ok":  # the daemon reports a failed scrape as a ScrapeStatus
             code = 409 if status == "refused" else 502
             raise ApiError(code, str(result.get("error") or status), {"target": name, **result})
-        return JSONResponse({"target": name, **result}, status_code=201)
+        return {"target": name, **result}
 
     return r
 

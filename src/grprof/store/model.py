@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from grprof import schema
 from grprof.collect.model import ScrapeKind, ScrapeStatus, Target
 from grprof.detect.model import Finding
 from grprof.model import Frame, Snapshot, site_of
@@ -82,8 +83,9 @@ class StoredGroup:
         """The same site `Group.site` names for the same stack (`grprof.model.site_of`)."""
         return site_of(self.frames)
 
-    def to_json(self) -> dict[str, Any]:
-        site = self.site
+    def to_json(self, state_inferred: bool) -> schema.StoredGroup:
+        """The API's group (`grprof.schema.StoredGroup`); `state_inferred`: its snapshot's format
+        (debug=0, debug=1) carries no goroutine states, so grprof inferred them from the stacks."""
         return {
             "signature": self.signature,
             "track": self.track,
@@ -94,9 +96,10 @@ class StoredGroup:
             "leaked": self.leaked,
             "orphans": self.orphans,
             "labels": {k: dict(v) for k, v in self.labels.items()},
-            "site": site.to_json() if site else None,
-            "created_by": self.created_by.to_json() if self.created_by else None,
-            "frames": [f.to_json() for f in self.frames],
+            "site": schema.frame_or_none(self.site),
+            "created_by": schema.frame_or_none(self.created_by),
+            "frames": schema.frames(self.frames),
+            "state_inferred": state_inferred,
         }
 
 
@@ -111,11 +114,11 @@ class StoredFinding:
     finding: Mapping[str, Any]
     """`Finding.to_json()` as last seen (the same schema as `grprof analyze --json`)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.StoredFinding:
         # `state` stays the finding's goroutine state (the `grprof analyze --json` schema);
         # the lifecycle goes by its own name.
         return {
-            **self.finding,
+            **self.finding,  # type: ignore[typeddict-item]  # a stored document, checked on the way out
             "target": self.target,
             "lifecycle": self.state,
             "first_seen": iso_utc(self.first_seen),

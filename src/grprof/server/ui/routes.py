@@ -1,0 +1,907 @@
+"""The web UI of `grprof serve`: server-rendered HTML pages (docs/ui.md).
+
+    install_ui(app, store, runtime, api_token)   # in create_app
+
+Pages are rendered from the auto-escaping templates of the HTML report
+(`grprof/data/templates/ui_*.j2`, the environment of `grprof.report._templates`); the little
+JavaScript they use is served as files (`/ui/static/...`), so the Content-Security-Policy is
+`script-src 'self'` with no inline script. Nothing is fetched from a CDN.
+
+The UI is its own small ASGI app. `UiDispatch`, the outermost middleware of the API app,
+hands it the UI's paths before the API's bearer check: the UI authenticates with a login
+form and a session cookie (HttpOnly, SameSite=Strict) signed with the API token, and
+answers with HTML pages (a redirect to `/login`) instead of JSON errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.parser
+import email.policy
+import hashlib
+import hmac
+import html
+import logging
+import os
+import re
+import secrets
+import urllib.parse
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from grprof import __version__
+from grprof.aggregate import StackNode
+from grprof.report._templates import environment
+from grprof.report.flame import Flagged, render_svg
+from grprof.server.runtime import Runtime, TargetRuntime
+from grprof.server.ui.charts import Chart, Point, line_chart, sparkline
+from grprof.store.model import SnapshotMeta, Store, StoredFinding, StoredGroup, StoredTarget
+
+log = logging.getLogger("grprof.server.ui")
+
+SESSION_COOKIE = "grprof_session"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+STATIC = "/ui/static"
+UI_PREFIXES = ("/targets/", "/findings/", "/snapshots/", "/ui/")
+UI_EXACT = frozenset({"/", "/login", "/logout", "/paste"})
+OPEN_UI = frozenset({"/login"})
+RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+SPARK_SECONDS = 6 * 3600
+SPARK_POINTS = 360
+RANGE_POINTS = 3000
+MAX_GROUPS = 500
+PICKER = 60
+MAX_PASTE = 64 << 20
+OPEN = ("new", "ongoing")
+WRONG_TOKEN = "wrong token"
+NO_TOKEN = "this server has no API token: no login needed"
+VERDICTS = ("leak", "suspect", "inconclusive")
+
+
+def is_ui_path(path: str) -> bool:
+    return path in UI_EXACT or path.startswith(UI_PREFIXES)
+
+
+# -- auth and CSRF ------------------------------------------------------------------------
+
+
+class Sessions:
+    """Stateless signed sessions: `nonce.mac`, the MAC keyed by the API token (or, without
+    one, by a per-process secret: the session then only carries the CSRF token).
+
+    A session cookie is valid while the token is the same; the CSRF token of a form is another
+    MAC of the same nonce, so it is per session and checked against the cookie on POST."""
+
+    def __init__(self, api_token: str | None) -> None:
+        self.required = bool(api_token)
+        self.token = (api_token or "").encode()
+        self.key = hashlib.sha256(b"grprof-ui:" + self.token).digest() if api_token else os.urandom(32)
+
+    def _mac(self, purpose: str, nonce: str) -> str:
+        return hmac.new(self.key, f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+    def new(self) -> str:
+        nonce = secrets.token_urlsafe(18)
+        return f"{nonce}.{self._mac('session', nonce)}"
+
+    def nonce(self, cookie: str | None) -> str | None:
+        """The session's nonce when `cookie` is a valid session, else None."""
+        if not cookie or "." not in cookie:
+            return None
+        nonce, _, mac = cookie.partition(".")
+        return nonce if hmac.compare_digest(mac, self._mac("session", nonce)) else None
+
+    def csrf(self, cookie: str | None) -> str:
+        nonce = self.nonce(cookie)
+        return "" if nonce is None else self._mac("csrf", nonce)
+
+    def check_csrf(self, cookie: str | None, sent: str) -> bool:
+        expected = self.csrf(cookie)
+        return bool(expected) and hmac.compare_digest(expected, sent)
+
+    def check_token(self, sent: str) -> bool:
+        return self.required and hmac.compare_digest(sent.strip().encode(), self.token)
+
+
+def set_session(response: Response, value: str, request: Request) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _cookie(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"cookie":
+            for part in bytes(value).decode("latin-1").split(";"):
+                k, _, v = part.strip().partition("=")
+                if k == SESSION_COOKIE:
+                    return v
+    return None
+
+
+class UiAuth:
+    """With an API token, every UI page but `/login` and the static files needs a valid
+    session cookie: a GET without one is redirected to the login form, anything else is 401."""
+
+    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+        self.app = app
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.sessions.required
+            or path in OPEN_UI
+            or path.startswith(STATIC + "/")
+            or self.sessions.nonce(_cookie(scope)) is not None
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") in ("GET", "HEAD"):
+            query = scope.get("query_string", b"").decode("latin-1")
+            raw = scope.get("raw_path")
+            here = raw.decode("latin-1") if isinstance(raw, bytes) else path
+            target = here + (f"?{query}" if query else "")
+            response: Response = RedirectResponse(
+                "/login?" + urllib.parse.urlencode({"next": target}), status_code=303
+            )
+        else:
+            response = HTMLResponse("<!doctype html><title>unauthorized</title><p>Log in first.</p>", 401)
+        response.headers["Content-Security-Policy"] = CSP
+        await response(scope, receive, send)
+
+
+class UiDispatch:
+    """Outermost middleware of the API app: the UI's paths go to the UI app (its own auth and
+    HTML errors), everything else to the API (bearer auth, JSON)."""
+
+    def __init__(self, app: ASGIApp, ui: ASGIApp) -> None:
+        self.app = app
+        self.ui = ui
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_ui_path(scope.get("path", "")):
+            await self.ui(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def install_ui(app: FastAPI, store: Store, runtime: Runtime, api_token: str | None = None) -> None:
+    """Serve the UI from `app` (call in `create_app`, after the API's own middleware)."""
+    app.add_middleware(UiDispatch, ui=ui_app(store, runtime, api_token))
+
+
+def ui_app(store: Store, runtime: Runtime, api_token: str | None = None) -> FastAPI:
+    sessions = Sessions(api_token)
+    ui = FastAPI(title="grprof UI", docs_url=None, redoc_url=None, openapi_url=None)
+    ui.mount(STATIC, StaticFiles(directory=str(resources.files("grprof") / "data" / "ui")), name="ui-static")
+    ui.include_router(ui_routes(store, runtime, api_token, sessions=sessions))
+    ui.add_exception_handler(StarletteHTTPException, _http_error)
+    ui.add_exception_handler(RequestValidationError, _validation_error)
+    ui.add_exception_handler(Exception, _internal_error)
+    ui.add_middleware(UiAuth, sessions=sessions)
+    return ui
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def _env() -> jinja2.Environment:
+    return environment()
+
+
+def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = _env().get_template(template).render(version=__version__, static=STATIC, **context)
+    resp = HTMLResponse(body, status_code=status)
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return page(
+        "ui_error.html.j2",
+        exc.status_code,
+        title=f"{exc.status_code}",
+        message=str(exc.detail),
+        auth=False,
+        csrf="",
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    where = "; ".join(
+        ".".join(str(x) for x in e.get("loc", ())) + ": " + str(e.get("msg")) for e in exc.errors()
+    )
+    return page("ui_error.html.j2", 422, title="422", message=f"bad request: {where}", auth=False, csrf="")
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("UI %s %s failed", request.method, request.url.path, exc_info=exc)
+    return page("ui_error.html.j2", 500, title="500", message="internal error", auth=False, csrf="")
+
+
+def _ago(t: dt.datetime | None, now: dt.datetime) -> str:
+    if t is None:
+        return "never"
+    s = (now - _utc(t)).total_seconds()
+    if s < 90:
+        return f"{max(0, s):.0f}s ago"
+    if s < 5400:
+        return f"{s / 60:.0f}m ago"
+    if s < 2 * 86400:
+        return f"{s / 3600:.0f}h ago"
+    return f"{s / 86400:.0f}d ago"
+
+
+def _utc(d: dt.datetime) -> dt.datetime:
+    return d if d.tzinfo is not None else d.replace(tzinfo=dt.UTC)
+
+
+def _iso(d: dt.datetime | None) -> str:
+    return "" if d is None else _utc(d).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def q(path: str) -> str:
+    """A path segment (a target name may hold `/`, `?`, `#`)."""
+    return urllib.parse.quote(path, safe="")
+
+
+# -- views --------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetRow:
+    name: str
+    href: str
+    url: str
+    labels: list[tuple[str, str]]
+    service: str
+    shard: str
+    up: bool
+    removed: bool
+    goroutines: int | None
+    spark: Chart
+    findings: dict[str, int]
+    categories: list[tuple[str, int]]
+    last_scrape: str
+    last_success: str
+    last_error: str
+    lag: float | None
+    open_findings: int = 0
+
+
+@dataclass
+class ServiceTotal:
+    service: str
+    targets: int = 0
+    up: int = 0
+    goroutines: int = 0
+    findings: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
+
+
+@dataclass
+class GroupRow:
+    count: int
+    state: str
+    states: list[tuple[str, int]]
+    wait: str
+    site: str
+    site_file: str
+    created_by: str
+    labels: list[tuple[str, str]]
+    finding: StoredFinding | None
+    search: str
+    frames: list[str]
+
+
+def _labels(labels: Mapping[str, Mapping[str, int]], top: int = 3) -> list[tuple[str, str]]:
+    out = []
+    for k, values in labels.items():
+        ordered = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+        text = ", ".join(f"{v} ({n})" for v, n in ordered[:top])
+        if len(ordered) > top:
+            text += f", +{len(ordered) - top} more"
+        out.append((k, text))
+    return out
+
+
+def _group_row(g: StoredGroup, findings: Mapping[str, StoredFinding]) -> GroupRow:
+    site = g.site
+    labels = _labels(g.labels)
+    site_text = site.function if site else (g.frames[0].function if g.frames else "?")
+    site_file = f"{site.file}:{site.line}" if site else ""
+    created = f"{g.created_by.function} {g.created_by.file}:{g.created_by.line}" if g.created_by else ""
+    search = " ".join([site_text, site_file, created, g.state, *(f"{k}={v}" for k, v in labels)]).lower()
+    return GroupRow(
+        g.count,
+        g.state,
+        sorted(g.states.items(), key=lambda kv: -kv[1]),
+        "<1 min" if not g.max_wait_minutes else f"{g.max_wait_minutes} min",
+        site_text,
+        site_file,
+        created,
+        labels,
+        findings.get(g.track),
+        search,
+        [f"{f.function} {f.file}:{f.line}" for f in g.frames],
+    )
+
+
+def _tree(groups: Sequence[StoredGroup]) -> StackNode:
+    """The flame graph's stack tree of stored groups (as `grprof.aggregate.stack_tree`)."""
+    root = StackNode("all")
+    for g in groups:
+        root.count += g.count
+        node = root
+        for f in reversed(g.frames):
+            nxt = node.children.get(f.function)
+            if nxt is None:
+                nxt = node.children[f.function] = StackNode(f.function, 0, 0, f, {})
+            nxt.count += g.count
+            node = nxt
+        node.self_count += g.count
+    return root
+
+
+def _finding_order(f: StoredFinding) -> tuple[int, str]:
+    verdict = str(f.finding.get("verdict"))
+    return (VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS), f.id)
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password (as the API shows it: `grprof.server.api.redact_url`)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _runtime_target(rt: TargetRuntime, shard: str | None) -> StoredTarget:
+    """A local target the store does not list yet (as `grprof.server.api.runtime_target`)."""
+    return StoredTarget(
+        rt.target.name, rt.target.url, rt.target.labels, shard, rt.up, rt.last_scrape,
+        rt.last_success, rt.last_error, rt.goroutines, len(rt.findings),
+    )  # fmt: skip
+
+
+def _fleet_sort(rows: list[TargetRow], key: str, desc: bool) -> list[TargetRow]:
+    keys: dict[str, Any] = {
+        "name": lambda r: r.name,
+        "goroutines": lambda r: r.goroutines or 0,
+        "findings": lambda r: (r.findings.get("leak", 0), r.findings.get("suspect", 0), r.open_findings),
+        "status": lambda r: (r.up, r.name),
+        "service": lambda r: (r.service, r.name),
+    }
+    return sorted(rows, key=keys.get(key, keys["name"]), reverse=desc)
+
+
+def _match_label(labels: Mapping[str, str], flt: str) -> bool:
+    cut = min((i for i in (flt.find(":"), flt.find("=")) if i >= 0), default=-1)
+    if cut <= 0:
+        needle = flt.lower()
+        return any(needle in k.lower() or needle in v.lower() for k, v in labels.items())
+    k, v = flt[:cut], flt[cut + 1 :]
+    return labels.get(k) == v
+
+
+def ui_routes(
+    store: Store, runtime: Runtime, api_token: str | None = None, *, sessions: Sessions | None = None
+) -> APIRouter:
+    sessions = sessions or Sessions(api_token)
+    r = APIRouter(include_in_schema=False)
+    env = _env()
+    flame_js = env.get_template("report.js.j2").render()
+    report_css = env.get_template("report.css.j2").render()
+
+    def ctx(request: Request) -> dict[str, Any]:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return {"auth": sessions.required, "csrf": sessions.csrf(cookie)}
+
+    def all_targets() -> dict[str, StoredTarget]:
+        stored = {t.name: t for t in store.targets()}
+        for name, rt in dict(runtime.targets).items():
+            stored.setdefault(name, _runtime_target(rt, runtime.shard_label))
+        return stored
+
+    # -- static assets rendered from the report's templates ---------------------------
+
+    @r.get("/ui/flame.js")
+    async def flame_script() -> Response:
+        return Response(
+            flame_js,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @r.get("/ui/report.css")
+    async def report_style() -> Response:
+        return Response(
+            report_css,
+            media_type="text/css; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    # -- fleet ------------------------------------------------------------------------
+
+    def fleet_data(name_q: str, label_q: str, sort: str, desc: bool) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        targets = all_targets()
+        open_findings = [f for f in store.findings() if f.state in OPEN]
+        by_target: dict[str, list[StoredFinding]] = defaultdict(list)
+        for f in open_findings:
+            by_target[f.target].append(f)
+        rows: list[TargetRow] = []
+        since = now - dt.timedelta(seconds=SPARK_SECONDS)
+        for t in targets.values():
+            if name_q and name_q.lower() not in t.name.lower():
+                continue
+            if label_q and not _match_label(t.labels, label_q):
+                continue
+            metas = [m for m in store.snapshots(t.name, limit=SPARK_POINTS) if _utc(m.time) >= since]
+            spark = sparkline([Point(_utc(m.time), m.total) for m in metas])
+            fs = by_target.get(t.name, [])
+            verdicts = Counter(str(f.finding.get("verdict", "")) for f in fs)
+            cats = Counter(str(f.finding.get("category", "")) for f in fs)
+            rt = runtime.targets.get(t.name)
+            rows.append(
+                TargetRow(
+                    t.name,
+                    "/targets/" + q(t.name),
+                    redact_url(t.url),
+                    sorted(t.labels.items()),
+                    t.labels.get("service", ""),
+                    t.shard or "",
+                    t.up,
+                    t.removed,
+                    t.goroutines,
+                    spark,
+                    {v: verdicts.get(v, 0) for v in VERDICTS},
+                    sorted(cats.items(), key=lambda kv: -kv[1]),
+                    _ago(t.last_scrape, now),
+                    _ago(t.last_success, now),
+                    t.last_error,
+                    None if rt is None else rt.scrape_lag,
+                    len(fs),
+                )
+            )
+        rows = _fleet_sort(rows, sort, desc)
+        services: dict[str, ServiceTotal] = {}
+        for row in rows:
+            if not row.service:
+                continue
+            s = services.setdefault(row.service, ServiceTotal(row.service))
+            s.targets += 1
+            s.up += row.up
+            s.goroutines += row.goroutines or 0
+            for v in VERDICTS:
+                s.findings[v] += row.findings.get(v, 0)
+        return {
+            "rows": rows,
+            "services": sorted(services.values(), key=lambda s: s.service),
+            "total": len(targets),
+        }
+
+    @r.get("/", response_class=HTMLResponse)
+    async def fleet(
+        request: Request, name: str = "", label: str = "", sort: str = "name", order: str = ""
+    ) -> Response:
+        desc = order == "desc" or (not order and sort in ("goroutines", "findings"))
+        data = await run_in_threadpool(fleet_data, name, label, sort, desc)
+        sort_links = {}
+        for key in ("name", "service", "status", "goroutines", "findings"):
+            flip = "asc" if (key == sort and desc) else "desc" if key == sort else ""
+            params = {
+                k: v for k, v in (("name", name), ("label", label), ("sort", key), ("order", flip)) if v
+            }
+            sort_links[key] = "/?" + urllib.parse.urlencode(params)
+        return page(
+            "ui_fleet.html.j2",
+            title="Fleet",
+            name=name,
+            label=label,
+            sort=sort,
+            desc=desc,
+            sort_links=sort_links,
+            **data,
+            **ctx(request),
+        )
+
+    # -- target -----------------------------------------------------------------------
+
+    def target_data(name: str, rng: str, snapshot_id: int | None, filt: str) -> dict[str, Any] | None:
+        targets = all_targets()
+        t = targets.get(name)
+        if t is None:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        start = now - dt.timedelta(seconds=RANGES[rng])
+        metas = store.snapshots(name, limit=RANGE_POINTS)
+        in_range = [m for m in metas if _utc(m.time) >= start]
+        capped = len(metas) == RANGE_POINTS and len(in_range) == len(metas)
+        findings = store.findings(target=name)
+        by_track = {f.id: f for f in findings}
+        marks = []
+        for f in findings:
+            verdict = str(f.finding.get("verdict", ""))
+            href = f"/findings/{q(f.id)}?target={q(name)}"
+            if _utc(f.first_seen) >= start:
+                marks.append(
+                    (
+                        _utc(f.first_seen),
+                        f"{verdict}: {f.finding.get('title', '')} (first seen)",
+                        verdict,
+                        href,
+                    )
+                )
+            if f.resolved_at is not None and _utc(f.resolved_at) >= start:
+                marks.append(
+                    (_utc(f.resolved_at), f"resolved: {f.finding.get('title', '')}", "resolved", href)
+                )
+        chart = line_chart(
+            [Point(_utc(m.time), m.total) for m in in_range], start=start, end=now, marks=marks
+        )
+        chosen: tuple[SnapshotMeta, list[StoredGroup]] | None = None
+        if snapshot_id is not None:
+            chosen = store.snapshot(snapshot_id)
+            if chosen is None or chosen[0].target != name:
+                chosen = None
+        elif metas:
+            chosen = store.snapshot(metas[0].id)
+        groups: list[GroupRow] = []
+        more = 0
+        meta = None
+        if chosen is not None:
+            meta, stored = chosen
+            ordered = sorted(stored, key=lambda g: (-g.count, g.signature))
+            rows = [_group_row(g, by_track) for g in ordered]
+            if filt:
+                needle = filt.lower()
+                rows = [g for g in rows if needle in g.search]
+            groups, more = rows[:MAX_GROUPS], max(0, len(rows) - MAX_GROUPS)
+        picker = metas[:PICKER]
+        if meta is not None and all(m.id != meta.id for m in picker):
+            picker = [meta, *picker]
+        open_fs = sorted((f for f in findings if f.state in OPEN), key=_finding_order)
+        resolved = [f for f in findings if f.state not in OPEN]
+        return {
+            "t": t,
+            "url": redact_url(t.url),
+            "labels": sorted(t.labels.items()),
+            "chart": chart,
+            "capped": capped,
+            "points": len(in_range),
+            "meta": meta,
+            "groups": groups,
+            "more": more,
+            "picker": [(m.id, f"{_iso(m.time)} · {m.total:,} goroutines · {m.format}") for m in picker],
+            "open_findings": open_fs,
+            "resolved": resolved[:20],
+            "now": now,
+            "last_scrape": _ago(t.last_scrape, now),
+            "snapshot_time": _iso(meta.time) if meta else "",
+        }
+
+    @r.get("/targets/{name:path}", response_class=HTMLResponse)
+    async def target(
+        request: Request, name: str, range: str = "1h", snapshot: int | None = None, filter: str = ""
+    ) -> Response:
+        rng = range if range in RANGES else "1h"
+        if snapshot is not None and not 0 <= snapshot < 2**63:
+            snapshot = None
+        data = await run_in_threadpool(target_data, name, rng, snapshot, filter)
+        if data is None:
+            raise StarletteHTTPException(404, f"unknown target {name!r}")
+        return page(
+            "ui_target.html.j2",
+            title=name,
+            name=name,
+            qname=q(name),
+            range=rng,
+            ranges=list(RANGES),
+            filter=filter,
+            finding_href=lambda f: f"/findings/{q(f.id)}?target={q(f.target)}",
+            **data,
+            **ctx(request),
+        )
+
+    # -- finding ----------------------------------------------------------------------
+
+    def finding_data(fid: str, target: str | None) -> StoredFinding | None:
+        found = [f for f in store.findings(target=target or None) if f.id == fid]
+        found.sort(key=lambda f: (f.state not in OPEN, -_utc(f.last_seen).timestamp()))
+        return found[0] if found else None
+
+    @r.get("/findings/{fid}", response_class=HTMLResponse)
+    async def finding(request: Request, fid: str, target: str = "") -> Response:
+        f = await run_in_threadpool(finding_data, fid, target)
+        if f is None:
+            raise StarletteHTTPException(404, f"no finding {fid!r}")
+        j = f.finding
+        counts = [int(c) for c in j.get("counts") or []]
+        base = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        chart = sparkline([Point(base + dt.timedelta(seconds=i), c) for i, c in enumerate(counts)], 600, 90)
+        labels = _labels(j.get("labels") or {}, top=5)
+        frames = [f"{fr.get('function')} {fr.get('file')}:{fr.get('line')}" for fr in j.get("frames") or []]
+        return page(
+            "ui_finding.html.j2",
+            title=str(j.get("title") or fid),
+            f=f,
+            j=j,
+            counts=counts,
+            chart=chart,
+            labels=labels,
+            frames=frames,
+            target_href="/targets/" + q(f.target),
+            first_seen=_iso(f.first_seen),
+            last_seen=_iso(f.last_seen),
+            resolved_at=_iso(f.resolved_at),
+            confidence=f"{float(j.get('confidence') or 0) * 100:.0f}%",
+            **ctx(request),
+        )
+
+    # -- snapshot: flame graph and raw ------------------------------------------------
+
+    def flame_data(sid: int) -> dict[str, Any] | None:
+        got = store.snapshot(sid)
+        if got is None:
+            return None
+        meta, groups = got
+        by_track = {f.id: f for f in store.findings(target=meta.target) if f.state in OPEN}
+        flagged = []
+        for g in groups:
+            sf = by_track.get(g.track)
+            verdict = None if sf is None else str(sf.finding.get("verdict"))
+            if sf is not None and verdict in ("leak", "suspect"):
+                flagged.append(
+                    Flagged(
+                        [fr.function for fr in g.frames], g.count, verdict, str(sf.finding.get("title", ""))
+                    )
+                )
+        svg = render_svg(_tree(groups), width=1200, svg_id="flame0", flagged=flagged, env=env)
+        return {"meta": meta, "svg": Markup(svg), "flagged": bool(flagged)}
+
+    @r.get("/snapshots/{sid}/flame", response_class=HTMLResponse)
+    async def flame(request: Request, sid: int) -> Response:
+        data = await run_in_threadpool(flame_data, sid) if 0 <= sid < 2**63 else None
+        if data is None:
+            raise StarletteHTTPException(404, f"no snapshot {sid}")
+        meta = data["meta"]
+        return page(
+            "ui_flame.html.j2",
+            title=f"Flame graph: {meta.target}",
+            target_href="/targets/" + q(meta.target),
+            time=_iso(meta.time),
+            s={"flame": data["svg"]},
+            detection=True if data["flagged"] else None,
+            **data,
+            **ctx(request),
+        )
+
+    @r.get("/snapshots/{sid}/raw")
+    async def raw(sid: int) -> Response:
+        data = await run_in_threadpool(store.raw, sid) if 0 <= sid < 2**63 else None
+        if data is None:
+            raise StarletteHTTPException(404, f"snapshot {sid} has no raw profile")
+        gz = data[:2] == b"\x1f\x8b"
+        ext = "pb.gz" if gz else "txt"
+        return Response(
+            data,
+            media_type="application/octet-stream" if gz else "text/plain; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="snapshot-{sid}.{ext}"',
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": CSP,
+            },
+        )
+
+    # -- paste a dump -----------------------------------------------------------------
+
+    def paste_form(request: Request, error: str = "", status: int = 200, text: str = "") -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        fresh = None if sessions.nonce(cookie) else sessions.new()
+        resp = page(
+            "ui_paste.html.j2",
+            status,
+            title="Paste a dump",
+            error=error,
+            text=text,
+            auth=sessions.required,
+            csrf=sessions.csrf(fresh or cookie),
+        )
+        if fresh:
+            set_session(resp, fresh, request)
+        return resp
+
+    @r.get("/paste", response_class=HTMLResponse)
+    async def paste_page(request: Request) -> Response:
+        return paste_form(request)
+
+    @r.post("/paste", response_class=HTMLResponse)
+    async def paste(request: Request) -> Response:
+        if not _same_origin(request):
+            raise StarletteHTTPException(403, "cross-origin form post refused")
+        body = await _read_body(request, MAX_PASTE)
+        if body is None:
+            return paste_form(request, f"the dump is larger than {MAX_PASTE >> 20} MiB", 413)
+        form = parse_form(request.headers.get("content-type", ""), body)
+        if not sessions.check_csrf(request.cookies.get(SESSION_COOKIE), _text(form.get("csrf", b""))):
+            return paste_form(request, "the form expired or came from another site: submit it again", 403)
+        dump = form.get("file") or b""
+        if not dump.strip():
+            dump = form.get("dump") or b""
+        if not dump.strip():
+            return paste_form(request, "paste a dump or choose a file", 400)
+        try:
+            out = await run_in_threadpool(analyze_dump, dump)
+        except Exception as e:  # a parser's error is for the person who pasted
+            return paste_form(
+                request, f"could not read the dump: {e}", 400, _text(form.get("dump", b""))[:100_000]
+            )
+        resp = HTMLResponse(out)
+        m = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', out)
+        policy = html.unescape(m.group(1)) if m else "default-src 'none'"
+        resp.headers["Content-Security-Policy"] = policy + "; frame-ancestors 'none'"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    # -- login ------------------------------------------------------------------------
+
+    @r.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request, next: str = "/") -> Response:
+        return page(
+            "ui_login.html.j2",
+            title="Log in",
+            next=_safe_next(next),
+            error="",
+            auth=sessions.required,
+            csrf="",
+            required=sessions.required,
+        )
+
+    @r.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        if not _same_origin(request):
+            raise StarletteHTTPException(403, "cross-origin form post refused")
+        form = parse_form(request.headers.get("content-type", ""), await _read_body(request, 1 << 16) or b"")
+        nxt = _safe_next(_text(form.get("next", b"/")))
+        if not sessions.check_token(_text(form.get("token", b""))):
+            return page(
+                "ui_login.html.j2",
+                401 if sessions.required else 400,
+                title="Log in",
+                next=nxt,
+                error=WRONG_TOKEN if sessions.required else NO_TOKEN,
+                auth=sessions.required,
+                csrf="",
+                required=sessions.required,
+            )
+        resp = RedirectResponse(nxt, status_code=303)
+        set_session(resp, sessions.new(), request)
+        return resp
+
+    @r.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = parse_form(request.headers.get("content-type", ""), await _read_body(request, 1 << 16) or b"")
+        if not sessions.check_csrf(request.cookies.get(SESSION_COOKIE), _text(form.get("csrf", b""))):
+            raise StarletteHTTPException(403, "bad CSRF token")
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return resp
+
+    return r
+
+
+def _safe_next(nxt: str) -> str:
+    """Only a local path: not `//host`, not `/\\host`, not a scheme."""
+    if not nxt.startswith("/") or nxt.startswith(("//", "/\\")) or any(c in nxt for c in "\r\n\t"):
+        return "/"
+    return nxt
+
+
+def _same_origin(request: Request) -> bool:
+    """A form POST's `Origin` (when the browser sends one) must be this server."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urllib.parse.urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", errors="replace")
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
+    """`application/x-www-form-urlencoded` or `multipart/form-data` fields (first of each name),
+    with the standard library (no python-multipart)."""
+    ctype = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if ctype == "application/x-www-form-urlencoded":
+        out: dict[str, bytes] = {}
+        pairs = urllib.parse.parse_qsl(
+            body.decode("ascii", "replace"), keep_blank_values=True, errors="replace"
+        )
+        for k, v in pairs:
+            out.setdefault(k, v.encode("utf-8"))
+        return out
+    if ctype == "multipart/form-data":
+        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        out = {}
+        if not msg.is_multipart():
+            return out
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str) or name in out:
+                continue
+            payload = part.get_payload(decode=True)
+            out[name] = payload if isinstance(payload, bytes) else b""
+        return out
+    return {}
+
+
+def analyze_dump(data: bytes) -> str:
+    """What `grprof analyze --html` writes for this dump."""
+    import grprof
+    from grprof.detect.detector import detect
+    from grprof.report.html import render
+    from grprof.report.model import build_report
+
+    snaps = grprof.load_all(data, name="pasted dump")
+    if not snaps:
+        raise ValueError("no goroutine dump found")
+    return render(build_report(snaps, detection=detect(snaps)))
+
+
+__all__ = [
+    "Sessions",
+    "UiAuth",
+    "UiDispatch",
+    "analyze_dump",
+    "install_ui",
+    "is_ui_path",
+    "parse_form",
+    "ui_app",
+    "ui_routes",
+]

@@ -1,0 +1,217 @@
+"""One JSON schema layer (`grprof.schema`): the documents grprof writes fit their models, the
+OpenAPI document shows a response schema for every route, and docs/report-schema.md documents
+every field of the report model (and nothing else)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from fastapi.testclient import TestClient
+
+import grprof
+from grprof import schema
+from grprof.detect.detector import detect
+from grprof.diff import compute
+from grprof.server.api import create_app
+from grprof.server.runtime import Runtime
+from grprof.store import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+ZOO = FIXTURES / "zoo"
+GRPROF = [sys.executable, "-c", "import sys; from grprof.cli import main; sys.exit(main())"]
+
+
+def keys(model: Any) -> list[str]:
+    """A model's fields, in order (a TypedDict's annotations hold its bases' too)."""
+    return list(model.__annotations__)
+
+
+def analyze_json(*args: str | Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [*GRPROF, "analyze", "--json", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: findings (--fail-on), not an error
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+# -- the report and the diff -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        sorted(ZOO.glob("*.goroutine.debug2.txt")),
+        sorted(ZOO.glob("*.goroutine.debug0.pb.gz")),
+        [FIXTURES / "states" / "go1.26.8" / "goroutine.debug1.txt"],
+        sorted((FIXTURES / "crash" / "go1.26.8").glob("panic*.txt"))[:1],
+    ],
+    ids=["zoo-debug2", "zoo-debug0", "states-debug1", "crash"],
+)
+def test_analyze_json_fits_the_exported_json_schema(inputs: list[Path]) -> None:
+    assert inputs, "fixtures missing"
+    doc = analyze_json(*inputs)
+    jsonschema.Draft202012Validator(schema.json_schema(schema.Report)).validate(doc)
+    schema.validate(schema.Report, doc)
+    assert doc["schema"] == schema.REPORT_SCHEMA
+
+
+def test_the_zoo_report_exercises_the_optional_parts() -> None:
+    doc = analyze_json(*sorted(ZOO.glob("*.goroutine.debug2.txt")))
+    assert doc["findings"] and doc["detection"] is not None
+    assert any("data" in e for f in doc["findings"] for e in f["evidence"])
+    assert any(f["members"] for f in doc["findings"])
+
+
+def test_a_report_with_an_unknown_or_missing_key_is_refused() -> None:
+    doc = analyze_json(ZOO / "0-warm-up.goroutine.debug2.txt")
+    bad = json.loads(json.dumps(doc))
+    bad["groups"][0]["extra"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema.json_schema(schema.Report))
+    bad = json.loads(json.dumps(doc))
+    del bad["groups"][0]["site"]
+    with pytest.raises(Exception, match="site"):
+        schema.validate(schema.Report, bad)
+
+
+def test_integers_stay_integers() -> None:
+    # `int | float`: a count-like number is not turned into 110.0 on the way out.
+    frame = {"function": "f", "file": "x.go", "line": 1}
+    ev = {"signal": "growth", "summary": "s", "value": 4, "threshold": 0.5, "weight": 1}
+    out = json.loads(schema.dump_json(schema.Evidence, ev))
+    assert out == ev and isinstance(out["value"], int) and isinstance(out["weight"], int)
+    assert schema.dump_json(schema.Frame, frame, None) == json.dumps(frame, separators=(",", ":"))
+
+
+def test_diff_json_fits_the_diff_model() -> None:
+    files = sorted(ZOO.glob("*.goroutine.debug2.txt"))
+    a, b = grprof.load(files[0]), grprof.load(files[-2])
+    d = compute(a, b, detect([a, b]))
+    text = d.render_json()
+    doc = json.loads(text)
+    jsonschema.Draft202012Validator(schema.json_schema(schema.DiffReport)).validate(doc)
+    assert text == json.dumps(d.to_json(), indent=2, ensure_ascii=False) + "\n"
+    assert doc["schema"] == schema.DIFF_SCHEMA
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openapi(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    store = open_store(str(tmp_path_factory.mktemp("schema") / "grprof.db"))
+    try:
+        with TestClient(create_app(store, Runtime.create(), capture=None)) as c:
+            got: dict[str, Any] = c.get("/openapi.json").json()
+    finally:
+        store.close()
+    return got
+
+
+def test_every_api_route_has_a_response_schema(openapi: dict[str, Any]) -> None:
+    paths = openapi["paths"]
+    api = [p for p in paths if p.startswith("/api/v1/")]
+    assert len(api) >= 7, sorted(paths)
+    for path in [*api, "/healthz"]:
+        for method, op in paths[path].items():
+            ok = next((op["responses"][c] for c in ("200", "201") if c in op["responses"]), None)
+            assert ok is not None, (method, path)
+            content = ok.get("content", {})
+            assert content, (method, path)
+            for media, body in content.items():
+                s = body.get("schema", {})
+                assert s.get("$ref") or s.get("type") == "string", (method, path, media, s)
+                if media == "application/json":
+                    assert s.get("$ref"), (method, path)
+            if path.startswith("/api/v1/"):
+                for code in ("404", "422"):
+                    err = op["responses"].get(code, {}).get("content", {}).get("application/json", {})
+                    assert err.get("schema", {}).get("$ref", "").endswith("/ErrorResponse"), (path, code)
+
+
+def test_the_response_schemas_name_their_fields(openapi: dict[str, Any]) -> None:
+    comps = openapi["components"]["schemas"]
+    assert set(comps["Target"]["properties"]) == set(keys(schema.Target))
+    assert set(comps["StoredFinding"]["properties"]) >= {"id", "verdict", "lifecycle", "first_seen"}
+    assert comps["SnapshotsResponse"]["properties"]["snapshots"]["items"]["$ref"].endswith("/SnapshotMeta")
+
+
+# -- docs/report-schema.md -------------------------------------------------------------------
+
+DOC = (ROOT / "docs" / "report-schema.md").read_text(encoding="utf-8")
+
+
+def doc_table(heading: str) -> list[str]:
+    """The field names (first column, back-quoted, `a`, `b` for several) of a section's table."""
+    body = DOC.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in body.splitlines():
+        if line.startswith("| `"):
+            names.extend(re.findall(r"`([a-z_0-9]+)`", line.split("|")[1]))
+    return names
+
+
+def doc_object(field: str) -> list[str]:
+    """The keys of an object a row describes inline: `{"a", "b", "c"?}`."""
+    row = next(x for x in DOC.splitlines() if x.startswith(f"| `{field}` |") and '`{"' in x)
+    inline = re.search(r'`\{("[^`]*)\}`', row)
+    assert inline, row
+    text = inline.group(1)
+    return re.findall(r'"([a-z_0-9]+)":' if ":" in text else r'"([a-z_0-9]+)"', text)
+
+
+@pytest.mark.parametrize(
+    ("heading", "model"),
+    [
+        ("Top level", schema.Report),
+        ("`snapshots[]`", schema.SnapshotInfo),
+        ("`groups[]`", schema.Group),
+        ("`detection`", schema.Detection),
+        ("`findings[]`", schema.Finding),
+    ],
+)
+def test_docs_document_every_field(heading: str, model: Any) -> None:
+    assert sorted(doc_table(heading)) == sorted(keys(model))
+
+
+@pytest.mark.parametrize(
+    ("field", "model"),
+    [
+        ("sla", schema.SLA),
+        ("evidence", schema.Evidence),
+        ("members", schema.Member),
+        ("source", schema.SourceReport),
+        ("filter", schema.Filter),
+        ("generator", schema.Generator),
+        ("wait_minutes", schema.WaitCount),
+    ],
+)
+def test_docs_document_every_nested_field(field: str, model: Any) -> None:
+    assert sorted(doc_object(field)) == sorted(keys(model))
+
+
+def test_docs_frame_is_the_frame_model() -> None:
+    m = re.search(r'A frame is `\{("[^`]*)\}`', DOC)
+    assert m and re.findall(r'"([a-z_0-9]+)":', m.group(1)) == keys(schema.Frame)
+
+
+def test_a_finding_stored_by_an_older_grprof_still_serves() -> None:
+    # Documents in the database were written by whichever grprof ran then: the fields added to
+    # findings since (`score`, `wait_kind`, `members`) may be missing, and unknown keys stay.
+    doc = analyze_json(*sorted(ZOO.glob("*.goroutine.debug2.txt")))["findings"][0]
+    for late in ("score", "wait_kind", "members"):
+        del doc[late]
+    stored = {**doc, "target": "zoo", "lifecycle": "new", "first_seen": None, "last_seen": None}
+    stored |= {"resolved_at": None, "from_the_future": 1}
+    assert schema.validate(schema.StoredFinding, stored) == stored
+    with pytest.raises(Exception, match="lifecycle"):
+        schema.validate(schema.StoredFinding, {**stored, "lifecycle": "maybe"})
