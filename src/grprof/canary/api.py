@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from grprof import schema
 from grprof.canary.config import CanaryError, load_config
 from grprof.server.runtime import Runtime
 from grprof.store.model import Store
@@ -155,7 +156,7 @@ def evaluate(store: Store, runtime: Runtime, req: CanaryRequest) -> dict[str, An
 
 
 def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["canary"])
+    r = APIRouter(prefix="/api/v1", tags=["canary"], responses=schema.API_RESPONSES)
 
     async def run(req: CanaryRequest) -> JSONResponse | dict[str, Any]:
         try:
@@ -166,8 +167,8 @@ def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
             return _error(422, str(e))
 
     responses: dict[int | str, dict[str, Any]] = {
-        404: {"description": "an unknown target or label"},
-        422: {"description": "bad input, or too few snapshots in the window"},
+        404: {"model": schema.ErrorResponse, "description": "an unknown target or label"},
+        422: {"model": schema.ErrorResponse, "description": "bad input, or too few snapshots in the window"},
     }
 
     @r.post(
@@ -197,7 +198,10 @@ def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
         "/canary/flagger",
         response_model=CanaryResponse,
         responses={
-            412: {"description": "the canary failed (or was marginal and marginal counts as a fail)"},
+            412: {
+                "model": CanaryResponse,
+                "description": "the canary failed (or was marginal and it counts as a fail)",
+            },
             **responses,
         },
         summary="Flagger webhook: 200 when the canary passes, 412 when it fails",
