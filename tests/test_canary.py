@@ -47,7 +47,7 @@ LEAKY = "../../examples/leaky"
 
 def _canary(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "grprof.canary", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "grprof.cli", "canary", *args], capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -263,9 +263,13 @@ def test_docs_use_packaged_assets(tmp_path: Path) -> None:
                 assert r.read(), asset
         assert "//" not in "".join(a for a in assets)
         assert "cdn" not in html.lower()
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(srv.base + "/redoc", timeout=30)
-        assert e.value.code == 404
+        # ReDoc too, from the copy vendored in grprof/data/redoc
+        with urllib.request.urlopen(srv.base + "/redoc", timeout=30) as r:
+            page = r.read().decode()
+        (js,) = re.findall(r'src="([^"]+\.js)"', page)
+        assert js.startswith("/redoc/assets/") and "cdn" not in page.lower() and "//" not in js
+        with urllib.request.urlopen(srv.base + js, timeout=30) as r:
+            assert r.status == 200 and len(r.read()) > 100_000
 
 
 @pytest.mark.parametrize("fmt", [[], ["--json"], ["--version"], ["--help"]])

@@ -1,7 +1,7 @@
 """`grprof gate` (src/grprof/gate, docs/ci.md), with real Go.
 
 - leakcheck mode: `go test` on tests/goapps/gatesuite (a parallel suite using go/leakcheck,
-  one leaky test) with GRPROF_LEAKCHECK_DIR set, then `python -m grprof.gate DIR`: it fails
+  one leaky test) with GRPROF_LEAKCHECK_DIR set, then `grprof gate DIR`: it fails
   blaming TestLeaky only; its JUnit XML is valid against the Apache Ant JUnit schema and its
   SARIF against the OASIS SARIF 2.1.0 schema (both vendored in tests/fixtures/gate/, sources
   in its README.md); `--update-baseline` then the gate passes; a second leak (TestSecondLeak,
@@ -9,7 +9,7 @@
 - service mode: examples/leaky (leaking) and tests/goapps/healthy, a debug=0 profile before
   and after a few seconds of load: leaky fails, healthy passes; `--url` polls leaky.
 
-The tests run `python -m grprof.gate` (the real entry point: grprof.gate.cli's parser and run).
+The tests run the real entry point (`python -m grprof.cli gate`, what `grprof gate` runs).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolc
 
 def gate(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "grprof.gate", *map(str, args)],
+        [sys.executable, "-m", "grprof.cli", "gate", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
@@ -349,7 +349,7 @@ def test_service_url_polled_leaky_fails(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ci_local_script(tmp_path: Path) -> None:
     """tests/ci_local.sh: the docs/ci.md steps, run locally."""
-    env = {**os.environ, "CI_LOCAL_OUT": str(tmp_path), "GRPROF": f"{sys.executable} -m grprof.gate"}
+    env = {**os.environ, "CI_LOCAL_OUT": str(tmp_path), "GRPROF": f"{sys.executable} -m grprof.cli"}
     p = subprocess.run(["bash", str(ROOT / "tests" / "ci_local.sh")], env=env, capture_output=True, text=True,
                        timeout=600, check=False)  # fmt: skip
     assert p.returncode == 0, p.stdout + p.stderr

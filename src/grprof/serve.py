@@ -1,54 +1,44 @@
-"""The `grprof serve` daemon: scrape targets, store history, detect, serve the API and metrics.
+"""The `grprof serve` supervisor: the live configuration, reloads, retention, the API server,
+signals.
 
 One asyncio loop runs the scraper, the API server (uvicorn), discovery, config reloads and
-retention. Parsing, detection and store calls run in worker threads, so a big dump never
-stalls the scrapes of other targets.
+retention. The supervisor owns the running configuration and hands its parts down: each
+scrape goes through the pipeline (`grprof.serving.pipeline`: parse → window → store →
+detect, in worker threads, so a big dump never stalls the scrapes of other targets), and the
+fleet (`grprof.serving.fleet`) reconciles the wanted targets with the scraped ones. A reload
+builds and checks everything new before it stops anything old: a refused reload keeps the
+running configuration, scraper and targets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import datetime as dt
-import functools
 import logging
 import os
 import signal
 import socket
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from grprof.collect.model import Auth, ScrapeResult, Target
-from grprof.collect.scraper import Scraper, ScrapeSettings, check_target
-from grprof.collect.shard import owns
+from grprof.collect.model import ScrapeResult, Target
+from grprof.collect.scraper import Scraper, ScrapeSettings
 from grprof.config import Config, ConfigError, load_config
-from grprof.detect.detector import Detection, Options, detect
-from grprof.detect.rules import RuleSet, load_rules
-from grprof.detect.signals import default_settings, theil_sen
-from grprof.detect.sla import SLAState, evaluate
+from grprof.detect.rules import load_rules
 from grprof.errors import GrprofError, SettingError
-from grprof.formats import parse_chunks
-from grprof.model import Group, Snapshot
-from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
-from grprof.store import RetentionPolicy, ScrapeRecord, Store, open_store
-from grprof.table import Stack
+from grprof.server.runtime import Runtime
+from grprof.serving.fleet import Fleet
+from grprof.serving.pipeline import Judgement, Pipeline, Window, judge_window, parse_payload
+from grprof.store import RetentionPolicy, Store, open_store
 from grprof.watch import base_url
 
 log = logging.getLogger("grprof.serve")
 
-KEPT_LEAK_PROFILES = 3
-SLA_TTL = 60.0
-RAW_KEPT_FOR = frozenset({"demand", "suspect"})
-"""debug=2 captures whose raw bytes are stored (with leak profiles): asked for by a person, or
-taken when a suspect appeared. The routine ones (`every`, `format`, `growth`) are stored as
-groups only: at one per minute per target, their bytes would flood `retention.raw_budget`."""
 RETENTION_EVERY = 300.0
 RELOAD_POLL = 2.0
-TOP_GROUPS = 10
 SCRAPE_KEYS = {"leak_every": "leak_profile_every"}
 """`ScrapeSettings` fields named otherwise under the configuration's `scrape:`."""
 
@@ -92,57 +82,6 @@ def _reason(e: BaseException) -> str:
     return text[:1].lower() + text[1:]
 
 
-_STACKS: dict[Stack, Stack] = {}
-_MAX_STACKS = 500_000
-
-
-def _shared_stack(s: Stack) -> Stack:
-    if len(_STACKS) >= _MAX_STACKS:  # sharing restarts; nothing is lost
-        _STACKS.clear()
-    return _STACKS.setdefault(s, s)
-
-
-@dataclass
-class Window:
-    """A target's recent snapshots for the detector, sharing one set of parsed stacks."""
-
-    snapshots: collections.deque[Snapshot]
-    leak_profiles: collections.deque[Snapshot] = field(
-        default_factory=lambda: collections.deque(maxlen=KEPT_LEAK_PROFILES)
-    )
-    sla: SLAState | None = None
-    sla_at: float = 0.0
-
-    def add(self, snap: Snapshot) -> None:
-        # A service shows the same stacks scrape after scrape, and its replicas show the same
-        # stacks too: keep one copy of each, for every window of the process.
-        snap.share_stacks(_shared_stack)
-        (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
-
-    def all(self) -> list[Snapshot]:
-        return [*self.snapshots, *self.leak_profiles]
-
-
-@dataclass
-class Judgement:
-    """What one detection pass over a target's window yields for the API and /metrics."""
-
-    detection: Detection
-    top_groups: list[Group]
-    blocked: dict[str, int]
-    growth_per_minute: float | None
-
-
-def judge_window(snaps: Sequence[Snapshot], latest: Snapshot | None, opts: Options) -> Judgement:
-    """Detection plus the latest snapshot's summaries, all off the event loop: aggregating a
-    snapshot is CPU work that would stall every other target's scrape."""
-    d = detect(snaps, opts)
-    groups = latest.groups() if latest is not None else []
-    times, counts = d.series.times, [s.total for s in d.series.snapshots]
-    growth = theil_sen([t / 60 for t in times], counts) if len(counts) > 1 else None
-    return Judgement(d, groups[:TOP_GROUPS], blocked_by_class(groups), growth)
-
-
 def cli_targets(urls: Sequence[str]) -> list[Target]:
     """`--target URL`s: base URLs (any /debug/pprof/ URL is cut back), named host:port."""
     out = []
@@ -152,14 +91,9 @@ def cli_targets(urls: Sequence[str]) -> list[Target]:
     return out
 
 
-def parse_payload(result: ScrapeResult) -> Snapshot:
-    snaps = parse_chunks([result.body], f"{result.target} {result.kind}")
-    snap = snaps[0]
-    snap.mtime = result.started
-    return snap
-
-
 class Daemon:
+    """The supervisor: the running configuration and everything that follows it."""
+
     def __init__(
         self,
         config: Config,
@@ -174,21 +108,40 @@ class Daemon:
         self.sock = sock
         """The API socket, when the caller bound it already (`bind_listen`)."""
         self.config_path = config_path
-        self.extra_targets = list(extra_targets)
         self.shard = shard
         self.api_token = api_token
-        self.store: Store | None = None
         self.runtime = Runtime.create(shard)
-        self.windows: dict[str, Window] = {}
-        self.scraper: Scraper | None = None
+        self.pipeline = Pipeline(self.runtime, load_rules(config.rules), config.sla_for)
+        self.fleet = Fleet(self.runtime, self.pipeline, extra_targets=extra_targets, shard=shard)
+        self._store: Store | None = None
+        self._scraper: Scraper | None = None
         self.settings = self.check(config)
         """The running scraper's settings (checked: a scraper runs with them)."""
-        self.rules: RuleSet = load_rules(config.rules)
-        self.discovered: dict[str, list[Target]] = {}
         self._config_mtime = self._mtime()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Future[Any]] = set()
+
+    @property
+    def store(self) -> Store | None:
+        return self._store
+
+    @store.setter
+    def store(self, store: Store | None) -> None:
+        self._store = self.pipeline.store = store
+
+    @property
+    def scraper(self) -> Scraper | None:
+        """The running scraper; the pipeline and the fleet use the same."""
+        return self._scraper
+
+    @scraper.setter
+    def scraper(self, scraper: Scraper | None) -> None:
+        self._scraper = self.pipeline.scraper = self.fleet.scraper = scraper
+
+    @property
+    def windows(self) -> dict[str, Window]:
+        return self.pipeline.windows
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -200,8 +153,8 @@ class Daemon:
         except BaseException:
             self.sock.close()
             raise
-        self.scraper = Scraper(self.settings, self.on_result)
-        await self.scraper.start()
+        self.scraper = scraper = Scraper(self.settings, self.on_result)
+        await scraper.start()
         await self.apply_targets()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -212,18 +165,19 @@ class Daemon:
             asyncio.create_task(server.serve(sockets=[self.sock]), name="api"),
             asyncio.create_task(self._watch_config(), name="config"),
             asyncio.create_task(self._retention(), name="retention"),
-            *self._discovery_tasks(),
+            *self.fleet.discovery_tasks(self.config, self.apply_targets),
         ]
         log.info("%s", self.banner())
         await self._stopping.wait()
         server.should_exit = True
-        await self.scraper.stop()
+        if self.scraper is not None:
+            await self.scraper.stop()
         for t in self._tasks:
             if t.get_name() != "api":
                 t.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self.store.close)
+        await asyncio.to_thread(self.store_or_fail().close)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -261,45 +215,22 @@ class Daemon:
         return server
 
     def store_or_fail(self) -> Store:
-        if self.store is None:
-            raise RuntimeError("store not open")
-        return self.store
+        return self.pipeline.store_or_fail()
 
-    # -- targets -------------------------------------------------------------------------
+    # -- targets and scrapes (the fleet and the pipeline) --------------------------------
 
     def wanted_targets(self) -> list[Target]:
-        by_name: dict[str, Target] = {}
-        for t in self._own_targets(self.config):
-            by_name[t.name] = t
-        for found in self.discovered.values():
-            for t in found:
-                by_name.setdefault(t.name, t)
-        return [t for t in by_name.values() if self.shard is None or owns(t.url, self.shard)]
+        return self.fleet.wanted(self.config)
 
     async def apply_targets(self) -> None:
-        targets = self.wanted_targets()
-        names = {t.name for t in targets}
-        for name in list(self.runtime.targets):
-            if name not in names:
-                self.runtime.remove_target(name)
-                self.windows.pop(name, None)
-        for t in targets:
-            rt = self.runtime.targets.get(t.name)
-            if rt is None or rt.target != t:
-                self.runtime.targets[t.name] = TargetRuntime(t)
-            if t.name not in self.windows:
-                self.windows[t.name] = await self._restore_window(t.name)
-        shard = f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
-        await asyncio.to_thread(self.store_or_fail().upsert_targets, targets, shard)
-        if self.scraper is not None:
-            try:
-                self.scraper.set_targets(targets)
-            except ValueError as e:  # e.g. two discovered targets with one name: keep the current ones
-                log.error("targets not applied: %s", e)
+        await self.fleet.apply(self.config)
 
-    def _own_targets(self, config: Config) -> list[Target]:
-        """The configuration's targets and the command line's (not the discovered ones)."""
-        return [*config.static_targets(), *self.extra_targets]
+    async def on_result(self, result: ScrapeResult) -> None:
+        await self.pipeline.on_result(result)
+
+    async def capture(self, name: str) -> dict[str, Any]:
+        """On-demand debug=2 capture (from the API): scrape, store, detect."""
+        return await self.pipeline.capture(name)
 
     def check(self, config: Config) -> ScrapeSettings:
         """The scraper's settings for `config`, once the scraper accepted them and every target
@@ -310,133 +241,8 @@ class Daemon:
             settings = scrape_settings(config)
         except SettingError as e:
             raise ConfigError(f"{where}scrape.{SCRAPE_KEYS.get(e.key, e.key)}: {e.message}") from None
-        index = {t.name: i for i, t in enumerate(config.targets)}
-        for t in self._own_targets(config):
-            try:
-                check_target(t)
-            except SettingError as e:
-                if t.source == "static":
-                    raise ConfigError(f"{where}targets.{index[t.name]}.{e.key}: {e.message}") from None
-                raise ConfigError(f"--target {t.url}: {e.message}") from None
+        self.fleet.check(config, where)
         return settings
-
-    async def _restore_window(self, name: str) -> Window:
-        w = Window(collections.deque(maxlen=default_settings().window))
-        try:
-            for s in await asyncio.to_thread(
-                self.store_or_fail().recent_snapshots, name, w.snapshots.maxlen or 40
-            ):
-                w.add(s)
-        except Exception as e:  # a corrupt history must not stop scraping
-            log.warning("target %s: cannot restore its history: %s", name, e)
-        return w
-
-    def _discovery_tasks(self) -> list[asyncio.Task[Any]]:
-        from grprof.collect.discovery import FileSD, HttpSD
-
-        tasks = []
-        for i, f in enumerate(self.config.file_sd):
-            tasks.append(asyncio.create_task(self._follow(f"file_sd{i}", FileSD(f.files, f.refresh))))
-        for i, h in enumerate(self.config.http_sd):
-            auth = h.auth.to_auth() if h.auth else Auth()
-            sd = HttpSD(h.url, h.refresh, timeout=self.config.scrape.timeout, auth=auth)
-            tasks.append(asyncio.create_task(self._follow(f"http_sd{i}", sd)))
-        return tasks
-
-    async def _follow(self, key: str, sd: Any) -> None:
-        async for targets in sd.updates():
-            self.discovered[key] = list(targets)
-            await self.apply_targets()
-
-    # -- scrapes -------------------------------------------------------------------------
-
-    async def on_result(self, result: ScrapeResult) -> None:
-        self.runtime.observe_scrape(result)
-        rt = self.runtime.targets.get(result.target)
-        if rt is None:
-            return
-        rt.last_scrape = result.started
-        snap = None
-        if result.status == "ok":
-            try:
-                snap = await asyncio.to_thread(parse_payload, result)
-            except GrprofError as e:
-                result = replace(result, status="parse_error", error=str(e))
-        if result.kind == "goroutineleak" and result.status == "not_found":
-            rt.leak_profile = False
-        counted = result.kind != "goroutineleak"
-        if counted:
-            rt.up = snap is not None
-            rt.last_error = result.error
-        rec = ScrapeRecord(
-            result.target,
-            result.kind,
-            result.started,
-            result.duration,
-            result.status,
-            result.bytes,
-            result.error,
-        )
-        store = self.store_or_fail()
-        if snap is None:
-            await asyncio.to_thread(store.record_scrape, rec)
-            return
-        if result.kind == "goroutineleak":
-            rt.leak_profile = True
-        else:
-            rt.last_success = result.started
-            rt.goroutines = snap.total
-            if self.scraper is not None:
-                self.scraper.note_goroutines(result.target, snap.total)
-                rt.scrape_lag = self.scraper.lag(result.target)
-        # Raw bytes for the rarer, richer profiles (leak profiles, debug=2 captures asked for or
-        # taken for a new suspect): what a person wants to download later; retention keeps them
-        # within `retention.raw_budget`.
-        keep = result.kind == "goroutineleak" or (result.kind == "debug=2" and result.reason in RAW_KEPT_FOR)
-        raw = result.body if keep else None
-        window = self.windows.setdefault(
-            result.target, Window(collections.deque(maxlen=default_settings().window))
-        )
-        # Into the window first: it swaps the snapshot's stacks for the copies earlier snapshots
-        # share, before anything (the store) aggregates and memoizes groups on them.
-        window.add(snap)
-        await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
-        await self.detect(result.target, rt, window)
-
-    async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
-        opts = Options(rules=self.rules, sla_state=await self._sla(name, window), inconclusive=False)
-        latest = window.snapshots[-1] if window.snapshots else None
-        j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
-        d = j.detection
-        now = dt.datetime.now(dt.UTC)
-        sync = functools.partial(self.store_or_fail().sync_findings, report=False)
-        await asyncio.to_thread(sync, name, d.findings, now)
-        rt.findings = d.findings
-        if latest is not None:
-            rt.top_groups, rt.blocked = j.top_groups, j.blocked
-        rt.growth_per_minute = j.growth_per_minute
-        if self.scraper is not None:
-            # A new suspect, or a verdict resting on growth, makes a coming scrape a debug=2
-            # (grprof.collect.policy): ids tell a load ramp from a leak.
-            self.scraper.note_findings(name, d.findings)
-
-    async def _sla(self, name: str, window: Window) -> SLAState:
-        loop = asyncio.get_running_loop()
-        if window.sla is None or loop.time() - window.sla_at > SLA_TTL:
-            window.sla = await asyncio.to_thread(evaluate, self.config.sla_for(name))
-            window.sla_at = loop.time()
-        return window.sla
-
-    async def capture(self, name: str) -> dict[str, Any]:
-        """On-demand debug=2 capture (from the API): scrape, store, detect."""
-        if self.scraper is None or name not in self.runtime.targets:
-            raise KeyError(name)
-        result = await self.scraper.capture(name)
-        if result.status != "ok":
-            return {"status": result.status, "error": result.error}
-        await self.on_result(result)
-        metas = await asyncio.to_thread(self.store_or_fail().snapshots, name, limit=1)
-        return {"status": "ok", "snapshot": metas[0].id if metas else None, "bytes": result.bytes}
 
     # -- config --------------------------------------------------------------------------
 
@@ -487,9 +293,8 @@ class Daemon:
             scraper = Scraper(settings, self.on_result)
         if restart:
             log.warning("reload (%s): %s change only on restart", why, ", ".join(restart))
-        old, self.config, self.rules, self.settings = self.config, new, rules, settings
-        for w in self.windows.values():
-            w.sla = None
+        old, self.config, self.settings = self.config, new, settings
+        self.pipeline.configure(rules, new.sla_for)
         if scraper is not None and self.scraper is not None:
             await self.scraper.stop()
             self.scraper = scraper
@@ -547,4 +352,13 @@ def load_or_default(path: str | None) -> Config:
     return load_config(path)
 
 
-__all__ = ["ConfigError", "Daemon", "cli_targets", "load_or_default"]
+__all__ = [
+    "ConfigError",
+    "Daemon",
+    "Judgement",
+    "Window",
+    "cli_targets",
+    "judge_window",
+    "load_or_default",
+    "parse_payload",
+]

@@ -25,11 +25,11 @@ from grprof.diff import Focus
 from grprof.errors import GrprofError
 from grprof.loader import load_all
 from grprof.model import Snapshot
+from grprof.serving.window import Window
 from grprof.sources import ResolvedTarget, TargetError, resolve_target
 from grprof.units import iso_utc
 
 LEAK_PROFILE_EVERY = 4
-KEPT_LEAK_PROFILES = 3
 
 
 def watch_target(url: str, fmt: str | None = None) -> ResolvedTarget:
@@ -75,8 +75,6 @@ class Watcher:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     """Which polls fetch debug=2 (grprof.collect.policy)."""
     capture_state: CaptureState = field(default_factory=CaptureState)
-    snapshots: list[Snapshot] = field(default_factory=list)
-    leak_profiles: list[Snapshot] = field(default_factory=list)
     leak_profile: bool | None = None
     """None until probed; False when the service has no goroutineleak profile."""
     leak_profile_note: str = ""
@@ -90,6 +88,21 @@ class Watcher:
     _known: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     monotonic: Callable[[], float] = time.monotonic
+    window: Window = field(init=False)
+    """The target's detection window, as `grprof serve` keeps one per target."""
+
+    def __post_init__(self) -> None:
+        self.window = Window.empty((self.options.settings or default_settings()).window)
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """The goroutine snapshots in the window, oldest first."""
+        return list(self.window.snapshots)
+
+    @property
+    def leak_profiles(self) -> list[Snapshot]:
+        """The goroutineleak profiles in the window, oldest first."""
+        return list(self.window.leak_profiles)
 
     @property
     def base(self) -> str:
@@ -105,7 +118,7 @@ class Watcher:
 
     def probe_leak_profile(self) -> None:
         try:
-            self.leak_profiles.extend(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
+            self._add(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
             self.leak_profile = True
         except GrprofError as e:
             self.leak_profile = False
@@ -128,25 +141,26 @@ class Watcher:
             policy.observed(self.capture_state, decision, False, decided)
             raise
         policy.observed(self.capture_state, decision, True, decided, snaps[0].total)
-        self.snapshots.extend(snaps[:1])
-        window = (self.options.settings or default_settings()).window
-        del self.snapshots[:-window]
+        self._add(snaps[:1])
         if self.leak_profile is None:
             self.probe_leak_profile()
         elif self.leak_profile and self.polls % self.leak_every == 0:
             try:
-                self.leak_profiles.extend(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
+                self._add(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
             except GrprofError as e:
                 self.last_error = str(e)
-        del self.leak_profiles[:-KEPT_LEAK_PROFILES]
         # A watcher's series is thin only while it starts: no `inconclusive` findings.
         opts = replace(self.options, inconclusive=False)
-        detection = detect([*self.snapshots, *self.leak_profiles], opts)
+        detection = detect(self.window.all(), opts)
         policy.findings(self.capture_state, detection.findings)  # capture for every finding
         if self.focus.active:
             detection = replace(detection, findings=self.focus.findings(detection.findings))
         self.detection = detection
         return self._events(self.detection.findings)
+
+    def _add(self, snaps: list[Snapshot]) -> None:
+        for snap in snaps:
+            self.window.add(snap)
 
     def _events(self, findings: list[Finding]) -> list[Event]:
         now = self.clock()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from grprof.collect.health import TargetHealth
 from grprof.collect.model import ScrapeResult, Target
 from grprof.detect.model import Finding
 from grprof.model import Group
@@ -50,12 +51,12 @@ class UnknownTarget(CaptureError):
 
 
 @dataclass
-class TargetRuntime:
+class TargetRuntime(TargetHealth):
+    """A target as this replica sees it: its health (`TargetHealth`: up, last scrape, last
+    success, last error, changed by `observe` under the same rule as the store's row), and what
+    its latest scrape and detection run found."""
+
     target: Target
-    up: bool = False
-    last_scrape: dt.datetime | None = None
-    last_success: dt.datetime | None = None
-    last_error: str = ""
     goroutines: int | None = None
     growth_per_minute: float | None = None
     """Of the target's total goroutine count, over the detection window."""

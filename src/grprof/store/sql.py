@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from grprof.collect.health import health_change
 from grprof.collect.model import Target
 from grprof.detect.model import Finding
 from grprof.model import Snapshot
@@ -346,18 +347,17 @@ def _insert_snapshot(conn: sa.Connection, tid: int, snap: Snapshot, st: _Staged,
 
 
 def _health(rec: ScrapeRecord, started: float) -> dict[str, Any]:
-    """Target columns a scrape updates. Every scrape moves last_scrape; two say nothing about
-    the target's health: our own policy refusing a capture, and a 404 for goroutineleak (the
-    target answered; it just does not have that profile)."""
+    """Target columns a scrape updates, by the one rule of `grprof.collect.health` (the same
+    the replica's in-memory `TargetRuntime` follows): every scrape moves last_scrape; a
+    goroutine profile scrape decides up, last_success and last_error."""
     values: dict[str, Any] = {"last_scrape": started}
-    if rec.status == "refused" or (rec.status == "not_found" and rec.kind == "goroutineleak"):
+    change = health_change(rec.kind, rec.status, rec.error)
+    if change is None:
         return values
-    values["up"] = rec.status == "ok"
-    if rec.status == "ok":
+    values["up"] = change.up
+    values["last_error"] = change.last_error
+    if change.up:
         values["last_success"] = started
-        values["last_error"] = ""
-    else:
-        values["last_error"] = rec.error or rec.status
     return values
 
 

@@ -1,4 +1,8 @@
-"""The `grprof watch` command: the polling loop and its live or plain-line output."""
+"""`grprof watch URL`: the polling loop and its live or plain-line output (docs/watch.md).
+
+The parser is built at every start of `grprof`; what the loop needs (rich's live view, the
+detector, the watcher) is imported when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,67 @@ import argparse
 import sys
 import time
 from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.text import Text
+from grprof.cli._common import (
+    EXIT_BAD_INPUT,
+    detection_args,
+    detection_options,
+    duration,
+    error,
+    fail_status,
+    focus_args,
+    format_arg,
+    positive,
+)
 
-from grprof.cli import EXIT_BAD_INPUT, detection_options, fail_status
-from grprof.collect.policy import CaptureSettings
-from grprof.diff import Focus
-from grprof.errors import GrprofError
-from grprof.report import jsonout, text
-from grprof.report.model import build_report
-from grprof.sources import redact
-from grprof.watch import Watcher, event_line, sleep_until, watch_target
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.text import Text
+
+    from grprof.collect.policy import CaptureSettings
+    from grprof.watch import Watcher
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    w: argparse.ArgumentParser = subparsers.add_parser(
+        "watch",
+        help="poll a live service and report goroutine leaks as they appear",
+        description="Poll URL's /debug/pprof/goroutine?debug=1 (and goroutineleak?debug=1 when it exists, "
+        "less often: it forces a GC) and print findings as they appear, until --duration or Ctrl-C.",
+    )
+    w.add_argument(
+        "url",
+        metavar="URL",
+        help="the service: host:port, its base URL, or any of its /debug/pprof/ goroutine URLs",
+    )
+    w.add_argument(
+        "--duration", type=duration, metavar="DURATION", help="stop after this long (default: Ctrl-C)"
+    )
+    w.add_argument(
+        "--leak-every",
+        type=positive,
+        default=4,
+        metavar="N",
+        help="fetch the goroutineleak profile every N polls (default 4)",
+    )
+    w.add_argument("--json", action="store_true", help="at the end, print the JSON report instead of text")
+    w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    focus_args(w)
+    format_arg(
+        w,
+        "the profile of a poll; debug=2 makes every poll a per-goroutine dump (default: the URL's "
+        "?debug=N, else debug=1, with a debug=2 every 4th poll and on findings)",
+    )
+    detection_args(w, interval_help="time between polls (default 15s)", interval_default=15.0)
+    return w
 
 
 def _status(w: Watcher, interval: float) -> Text:
+    from rich.text import Text
+
+    from grprof.sources import redact
+
     leak = {True: "yes", False: "no", None: "?"}[w.leak_profile]
     base = redact(w.base)
     line = (
@@ -44,6 +93,9 @@ def capture_settings(args: argparse.Namespace) -> CaptureSettings:
     """The capture policy of `grprof watch`: `--format`, else the format a
     `/debug/pprof/goroutine?debug=N` URL names, else debug=1 (`watch_target`); the debug=2
     keys when the parser has them. Raises TargetError for a URL that names no service."""
+    from grprof.collect.policy import CaptureSettings
+    from grprof.watch import watch_target
+
     option = getattr(args, "format", None)
     target = watch_target(args.url, option)
     # A goroutineleak URL's ?debug=N is about that profile, not about the goroutine polls.
@@ -59,6 +111,12 @@ def capture_settings(args: argparse.Namespace) -> CaptureSettings:
 
 
 def _live_view(w: Watcher, interval: float) -> Group:
+    from rich.console import Group, RenderableType
+    from rich.text import Text
+
+    from grprof.report import text
+    from grprof.report.model import build_report
+
     parts: list[RenderableType] = [_status(w, interval)]
     if w.detection is not None:
         report = build_report(w.snapshots[-1:], detection=w.detection)
@@ -69,7 +127,17 @@ def _live_view(w: Watcher, interval: float) -> Group:
     return Group(*parts)
 
 
-def watch(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    from grprof.diff import Focus
+    from grprof.errors import GrprofError
+    from grprof.report import jsonout, text
+    from grprof.report.model import build_report
+    from grprof.sources import redact
+    from grprof.watch import Watcher, event_line, sleep_until
+
     opts = detection_options(args, interval=False)
     interval: float = args.interval
     w = Watcher(
@@ -84,7 +152,7 @@ def watch(args: argparse.Namespace) -> int:
     try:
         first = w.poll()  # the first poll must work: a wrong URL is a usage error, not a transient one
     except GrprofError as e:
-        print(f"grprof: {e}", file=sys.stderr)
+        error(e)
         return EXIT_BAD_INPUT
     tty = sys.stdout.isatty() and not args.json
     if not tty:

@@ -1,23 +1,50 @@
-"""The `grprof serve` command: configuration from file and flags, then the daemon."""
+"""`grprof serve`: the configuration from file and flags, then the daemon (docs/serve.md).
+
+The parser is built at every start of `grprof`; the daemon and its dependencies (aiohttp,
+pydantic, uvicorn) are imported when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from grprof.cli._common import EXIT_BAD_INPUT, EXIT_OK, UsageError, duration, error
 
-from grprof import _gc
-from grprof.cli import EXIT_BAD_INPUT, UsageError
-from grprof.collect.shard import parse_shard
-from grprof.config import Config, load_config
-from grprof.serve import Daemon, cli_targets
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from grprof.config import Config
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    s: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="scrape many services continuously: history, detection, an API and Prometheus metrics",
+        description="Scrape every target's pprof endpoint on a schedule, keep the history (SQLite or "
+        "PostgreSQL), detect leaks, and serve an API (/api/v1, docs at /docs) and /metrics.",
+    )
+    s.add_argument("--config", metavar="FILE", help="YAML configuration (reloaded on SIGHUP and on change)")
+    s.add_argument(
+        "--target", action="append", default=[], metavar="URL", help="a service's base URL (repeatable)"
+    )
+    s.add_argument("--interval", type=duration, metavar="DURATION", help="scrape interval (default 15s)")
+    s.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+    s.add_argument(
+        "--db", metavar="PATH_OR_URL", help="SQLite file (default ./grprof.db) or postgresql://..."
+    )
+    s.add_argument("--shard", metavar="I/N", help="scrape only the targets of shard I of N (hash of the URL)")
+    s.add_argument("--api-token-file", metavar="FILE", help="require this bearer token on the API")
+    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return s
 
 
 def effective_config(args: argparse.Namespace) -> Config:
+    from pydantic import ValidationError
+
+    from grprof.config import Config, load_config
+
     config = load_config(args.config) if args.config else Config()
     update: dict[str, object] = {}
     if args.listen:
@@ -65,7 +92,15 @@ def read_token(path: str | None) -> str | None:
     return token
 
 
-def serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import sys
+
+    from grprof import _gc
+    from grprof.collect.shard import parse_shard
+    from grprof.serve import Daemon, cli_targets
+
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(message)s",
@@ -88,6 +123,6 @@ def serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(daemon.run())
     except OSError as e:  # the listen address is taken, the db path is not writable...
-        print(f"grprof: serve: {e.strerror or e}", file=sys.stderr)
+        error(f"serve: {e.strerror or e}")
         return EXIT_BAD_INPUT
-    return 0
+    return EXIT_OK

@@ -1,0 +1,7 @@
+"""The parts of the `grprof serve` daemon below its supervisor (`grprof.serve`).
+
+- `pipeline`: what happens to each scrape of a target: parse → window → store → detect, and
+  the target's health and findings in the replica's runtime.
+- `fleet`: which targets to scrape (the configuration's, the command line's, the discovered
+  ones, this shard's) against the ones scraped now, and reconciling the two.
+"""

@@ -1,0 +1,202 @@
+"""Each target's scrapes, one after the other: parse → window → store → detect.
+
+For every result the scraper delivers: the body is parsed (in a worker thread), the snapshot
+joins the target's detection window, the scrape and its snapshot are stored in one
+transaction, the detector runs over the window and the findings are synced to the store; the
+target's health (`grprof.collect.health`) and what detection found go to the replica's
+runtime, which the API and `/metrics` read. Nothing here knows the configuration: the
+supervisor (`grprof.serve`) hands in the rules and the SLAs, and the store and scraper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from grprof.collect.model import ScrapeResult
+from grprof.collect.scraper import Scraper
+from grprof.detect.detector import Detection, Options, detect
+from grprof.detect.rules import RuleSet
+from grprof.detect.signals import theil_sen
+from grprof.detect.sla import SLA, SLAState, evaluate
+from grprof.errors import GrprofError
+from grprof.formats import parse_chunks
+from grprof.model import Group, Snapshot
+from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
+from grprof.serving.window import Window
+from grprof.store import ScrapeRecord, Store
+
+log = logging.getLogger("grprof.serve")
+
+SLA_TTL = 60.0
+RAW_KEPT_FOR = frozenset({"demand", "suspect"})
+"""debug=2 captures whose raw bytes are stored (with leak profiles): asked for by a person, or
+taken when a suspect appeared. The routine ones (`every`, `format`, `growth`) are stored as
+groups only: at one per minute per target, their bytes would flood `retention.raw_budget`."""
+TOP_GROUPS = 10
+
+
+@dataclass
+class Judgement:
+    """What one detection pass over a target's window yields for the API and /metrics."""
+
+    detection: Detection
+    top_groups: list[Group]
+    blocked: dict[str, int]
+    growth_per_minute: float | None
+
+
+def judge_window(snaps: Sequence[Snapshot], latest: Snapshot | None, opts: Options) -> Judgement:
+    """Detection plus the latest snapshot's summaries, all off the event loop: aggregating a
+    snapshot is CPU work that would stall every other target's scrape."""
+    d = detect(snaps, opts)
+    groups = latest.groups() if latest is not None else []
+    times, counts = d.series.times, [s.total for s in d.series.snapshots]
+    growth = theil_sen([t / 60 for t in times], counts) if len(counts) > 1 else None
+    return Judgement(d, groups[:TOP_GROUPS], blocked_by_class(groups), growth)
+
+
+def parse_payload(result: ScrapeResult) -> Snapshot:
+    snaps = parse_chunks([result.body], f"{result.target} {result.kind}")
+    snap = snaps[0]
+    snap.mtime = result.started
+    return snap
+
+
+def scrape_record(result: ScrapeResult) -> ScrapeRecord:
+    return ScrapeRecord(
+        result.target,
+        result.kind,
+        result.started,
+        result.duration,
+        result.status,
+        result.bytes,
+        result.error,
+    )
+
+
+class Pipeline:
+    """Every target's window, and what each scrape of a target goes through (`on_result`)."""
+
+    def __init__(self, runtime: Runtime, rules: RuleSet, sla_for: Callable[[str], SLA | None]) -> None:
+        self.runtime = runtime
+        self.windows: dict[str, Window] = {}
+        self.store: Store | None = None
+        self.scraper: Scraper | None = None
+        self.rules = rules
+        self.sla_for = sla_for
+        """A target's SLA, by name (the running configuration's)."""
+
+    def configure(self, rules: RuleSet, sla_for: Callable[[str], SLA | None]) -> None:
+        """A new configuration's rules and SLAs; every target's SLA is evaluated again."""
+        self.rules, self.sla_for = rules, sla_for
+        for w in self.windows.values():
+            w.sla = None
+
+    def store_or_fail(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("store not open")
+        return self.store
+
+    # -- windows ---------------------------------------------------------------------------
+
+    async def open_window(self, name: str) -> None:
+        """A target's window, rebuilt from its stored snapshots (a restart continues where the
+        last process stopped); nothing when it has one."""
+        if name in self.windows:
+            return
+        w = Window.empty()
+        try:
+            for s in await asyncio.to_thread(
+                self.store_or_fail().recent_snapshots, name, w.snapshots.maxlen or 40
+            ):
+                w.add(s)
+        except Exception as e:  # a corrupt history must not stop scraping
+            log.warning("target %s: cannot restore its history: %s", name, e)
+        self.windows[name] = w
+
+    def close_window(self, name: str) -> None:
+        self.windows.pop(name, None)
+
+    # -- one scrape ------------------------------------------------------------------------
+
+    async def on_result(self, result: ScrapeResult) -> None:
+        self.runtime.observe_scrape(result)
+        rt = self.runtime.targets.get(result.target)
+        if rt is None:
+            return
+        snap = None
+        if result.status == "ok":
+            try:
+                snap = await asyncio.to_thread(parse_payload, result)
+            except GrprofError as e:
+                result = replace(result, status="parse_error", error=str(e))
+        rt.observe(result.kind, result.status, result.started, result.error)
+        if result.kind == "goroutineleak" and result.status == "not_found":
+            rt.leak_profile = False
+        rec = scrape_record(result)
+        store = self.store_or_fail()
+        if snap is None:
+            await asyncio.to_thread(store.record_scrape, rec)
+            return
+        if result.kind == "goroutineleak":
+            rt.leak_profile = True
+        else:
+            rt.goroutines = snap.total
+            if self.scraper is not None:
+                self.scraper.note_goroutines(result.target, snap.total)
+                rt.scrape_lag = self.scraper.lag(result.target)
+        # Raw bytes for the rarer, richer profiles (leak profiles, debug=2 captures asked for or
+        # taken for a new suspect): what a person wants to download later; retention keeps them
+        # within `retention.raw_budget`.
+        keep = result.kind == "goroutineleak" or (result.kind == "debug=2" and result.reason in RAW_KEPT_FOR)
+        raw = result.body if keep else None
+        window = self.windows.setdefault(result.target, Window.empty())
+        # Into the window first: it swaps the snapshot's stacks for the copies earlier snapshots
+        # share, before anything (the store) aggregates and memoizes groups on them.
+        window.add(snap)
+        await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
+        await self.detect(result.target, rt, window)
+
+    async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
+        opts = Options(rules=self.rules, sla_state=await self._sla(name, window), inconclusive=False)
+        latest = window.snapshots[-1] if window.snapshots else None
+        j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
+        d = j.detection
+        now = dt.datetime.now(dt.UTC)
+        sync = functools.partial(self.store_or_fail().sync_findings, report=False)
+        await asyncio.to_thread(sync, name, d.findings, now)
+        rt.findings = d.findings
+        if latest is not None:
+            rt.top_groups, rt.blocked = j.top_groups, j.blocked
+        rt.growth_per_minute = j.growth_per_minute
+        if self.scraper is not None:
+            # A new suspect, or a verdict resting on growth, makes a coming scrape a debug=2
+            # (grprof.collect.policy): ids tell a load ramp from a leak.
+            self.scraper.note_findings(name, d.findings)
+
+    async def _sla(self, name: str, window: Window) -> SLAState:
+        loop = asyncio.get_running_loop()
+        if window.sla is None or loop.time() - window.sla_at > SLA_TTL:
+            window.sla = await asyncio.to_thread(evaluate, self.sla_for(name))
+            window.sla_at = loop.time()
+        return window.sla
+
+    async def capture(self, name: str) -> dict[str, Any]:
+        """On-demand debug=2 capture (from the API): scrape, store, detect."""
+        if self.scraper is None or name not in self.runtime.targets:
+            raise KeyError(name)
+        result = await self.scraper.capture(name)
+        if result.status != "ok":
+            return {"status": result.status, "error": result.error}
+        await self.on_result(result)
+        metas = await asyncio.to_thread(self.store_or_fail().snapshots, name, limit=1)
+        return {"status": "ok", "snapshot": metas[0].id if metas else None, "bytes": result.bytes}
+
+
+__all__ = ["Judgement", "Pipeline", "Window", "judge_window", "parse_payload"]

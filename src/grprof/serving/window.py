@@ -1,0 +1,58 @@
+"""A target's detection window: its recent snapshots and leak profiles, sharing parsed stacks.
+
+The same for `grprof serve` (one per target, `grprof.serving.pipeline`) and `grprof watch`
+(its one target): the last `window` goroutine snapshots of any format (40 by default,
+`detect.yaml`) and the last 3 goroutineleak profiles, which is what the detector judges.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+from grprof.detect.signals import default_settings
+from grprof.detect.sla import SLAState
+from grprof.model import Snapshot
+from grprof.table import Stack
+
+KEPT_LEAK_PROFILES = 3
+
+_STACKS: dict[Stack, Stack] = {}
+_MAX_STACKS = 500_000
+
+
+def _shared_stack(s: Stack) -> Stack:
+    if len(_STACKS) >= _MAX_STACKS:  # sharing restarts; nothing is lost
+        _STACKS.clear()
+    return _STACKS.setdefault(s, s)
+
+
+@dataclass
+class Window:
+    """A target's recent snapshots for the detector, sharing one set of parsed stacks."""
+
+    snapshots: collections.deque[Snapshot]
+    leak_profiles: collections.deque[Snapshot] = field(
+        default_factory=lambda: collections.deque(maxlen=KEPT_LEAK_PROFILES)
+    )
+    sla: SLAState | None = None
+    """`grprof serve`'s cache of the target's SLA state (`sla_at`: loop time it was evaluated)."""
+    sla_at: float = 0.0
+
+    @classmethod
+    def empty(cls, size: int | None = None) -> Window:
+        """A window of `size` goroutine snapshots (default: the detector's `window`)."""
+        return cls(collections.deque(maxlen=default_settings().window if size is None else size))
+
+    def add(self, snap: Snapshot) -> None:
+        """A goroutine snapshot, or a goroutineleak profile (by the profile's own header)."""
+        # A service shows the same stacks scrape after scrape, and its replicas show the same
+        # stacks too: keep one copy of each, for every window of the process.
+        snap.share_stacks(_shared_stack)
+        (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
+
+    def all(self) -> list[Snapshot]:
+        return [*self.snapshots, *self.leak_profiles]
+
+
+__all__ = ["KEPT_LEAK_PROFILES", "Window"]
