@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -61,3 +62,16 @@ class ScrapeResult:
     reason: str = ""
     """Why a debug=2 was fetched (grprof.collect.policy.CaptureReason: `format`, `every`,
     `suspect`, `growth`, `demand`); empty for the other profiles."""
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password (a target URL may carry basic-auth credentials): what
+    the API, the UI and the logs show."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -14,7 +14,6 @@ import datetime as dt
 import hmac
 import logging
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grprof import __version__, schema
 from grprof.canary.api import canary_routes
+from grprof.collect.model import redact_url
 from grprof.server.metrics import exposition
 from grprof.server.runtime import CaptureError, Runtime, TargetRuntime, blocked_by_class
 from grprof.server.ui import install_ui
@@ -146,18 +146,6 @@ class BearerAuth:
 
 def _utc(d: dt.datetime) -> dt.datetime:
     return d if d.tzinfo is not None else d.replace(tzinfo=dt.UTC)
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password (a target URL may carry basic-auth credentials)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def meta_json(m: SnapshotMeta) -> schema.SnapshotMeta:

@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grprof import __version__
 from grprof.aggregate import StackNode
+from grprof.collect.model import redact_url
 from grprof.report._templates import environment
 from grprof.report.flame import Flagged, render_svg
 from grprof.server.runtime import Runtime, TargetRuntime
@@ -373,18 +374,6 @@ def _tree(groups: Sequence[StoredGroup]) -> StackNode:
 def _finding_order(f: StoredFinding) -> tuple[int, str]:
     verdict = str(f.finding.get("verdict"))
     return (VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS), f.id)
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password (as the API shows it: `grprof.server.api.redact_url`)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _runtime_target(rt: TargetRuntime, shard: str | None) -> StoredTarget:
