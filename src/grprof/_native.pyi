@@ -1,7 +1,14 @@
 # Types of the optional Rust extension (native/src/lib.rs).
+from collections.abc import Callable
 from typing import Any
 
 class Scanner:
     def __init__(self) -> None: ...
     def feed(self, chunk: bytes) -> None: ...
     def finish(self) -> dict[str, Any]: ...
+
+def decode_pprof(
+    data: bytes, frame: Callable[[str, str, int], Any], stop: Callable[[Any], bool] | None = None
+) -> dict[str, Any]:
+    """A gunzipped goroutine profile.proto decoded (see formats/pprof.py `_from_native`);
+    ValueError(message, offset) when malformed."""

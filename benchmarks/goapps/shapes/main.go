@@ -300,6 +300,8 @@ func main() {
 	shallow := flag.Bool("shallow", false, "only the shallowest call path (for huge dumps)")
 	writer := flag.String("writer", "pprof", `"pprof" (WriteTo debug=2, 64 MiB cap) or "stack" (runtime.Stack, no cap)`)
 	labels := flag.Bool("labels", true, "print pprof labels in tracebacks (GODEBUG=tracebacklabels=1, Go 1.26+)")
+	debug0 := flag.String("debug0", "", "also write WriteTo(w, 0) (gzipped profile.proto) to this file, at the same moment")
+	debug1 := flag.String("debug1", "", "also write WriteTo(w, 1) (debug=1 text) to this file, at the same moment")
 	flag.Parse()
 	if *out == "" || (*writer != "pprof" && *writer != "stack") {
 		flag.Usage()
@@ -314,6 +316,18 @@ func main() {
 	data := settledDump(e, spawned, *writer)
 	if err := os.WriteFile(*out, data, 0o644); err != nil {
 		fail(err)
+	}
+	for debug, path := range map[int]string{0: *debug0, 1: *debug1} {
+		if path == "" {
+			continue
+		}
+		var b bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&b, debug); err != nil {
+			fail(err)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			fail(err)
+		}
 	}
 	summary := map[string]any{
 		"goroutines": spawned, "shapes": len(shapes), "bytes": len(data),

@@ -4,18 +4,26 @@ A hand-written protobuf wire reader, so every error names the byte where the inp
 wrong. Only the messages a goroutine profile uses are decoded; unknown fields are skipped
 whatever their number. Samples sharing a stack share the packed location bytes, which
 key the caches: a profile of thousands of samples decodes each distinct stack once.
+
+The Rust extension has a twin of this decoder (`grprof._native.decode_pprof`, native/src/
+pprof.rs) with the same checks and messages; `parse` uses it unless it is missing or
+GRPROF_PURE=1 is set (tests/test_pprof_equivalence.py holds the two to the same snapshots).
+It returns distinct frames, stacks and label sets with one row per sample, and the table is
+filled from those columns without hashing a frame.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import NamedTuple
+import os
+from array import array
+from typing import Any, NamedTuple
 
 from grprof.errors import ParseError
 from grprof.formats.goversion import infer_go_version, version_minor
-from grprof.formats.states import infer_state
+from grprof.formats.states import infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot
-from grprof.table import GoroutineTable, Header, Stack
+from grprof.table import GoroutineTable, Header, Stack, gc_paused
 
 _PREFIX = "pprof protobuf: "
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
@@ -55,12 +63,138 @@ class _Malformed(Exception):
         self.pos = pos
 
 
-def parse(data: bytes, source: str) -> Snapshot:
-    """Decode a goroutine/goroutineleak profile.proto into one aggregated snapshot."""
+def native_decoder() -> Any | None:
+    """The Rust decoder, unless unavailable or disabled with GRPROF_PURE=1."""
+    if os.environ.get("GRPROF_PURE"):
+        return None
     try:
+        from grprof import _native
+    except ImportError:
+        return None
+    return getattr(_native, "decode_pprof", None)
+
+
+def parse(data: bytes, source: str, *, native: bool | None = None) -> Snapshot:
+    """Decode a goroutine/goroutineleak profile.proto into one aggregated snapshot.
+
+    `native`: None uses the Rust decoder when available; False forces the Python one; True
+    requires the Rust one (tests and benchmarks)."""
+    decode = native_decoder() if native is not False else None
+    if native and decode is None:
+        from grprof import _native  # the ImportError says why
+
+        decode = _native.decode_pprof
+    try:
+        if decode is not None:
+            return _from_native(decode, data, source)
         return _Decoder(data).snapshot(source)
     except _Malformed as e:
         raise ParseError(source, _PREFIX + e.message, e.pos) from None
+
+
+def _stops_state(frame: Frame) -> bool:
+    """Where `infer_state` stops reading a stack: it walks frames innermost first, checking
+    each frame's rules against that frame and its caller, and stops after the first frame
+    outside the standard library. So a stack's state depends only on its frames up to that
+    one and its caller, and the native decoder infers it once per distinct such prefix.
+    (`lookup` caches `is_stdlib` by function name: the flag `infer_state` itself reads.)"""
+    return not load_rules().lookup(frame)[1]
+
+
+def _from_native(decode: Any, data: bytes, source: str) -> Snapshot:
+    if type(data) is not bytes:  # the extension borrows bytes only (bytearray, memoryview: copy)
+        data = bytes(data)
+    try:
+        d = decode(data, Frame, _stops_state)
+    except ValueError as e:
+        message, pos = e.args
+        raise _Malformed(message, pos) from None
+    # Tens of thousands of stacks and headers, no cycles: as the traceback parser does.
+    with gc_paused(len(d["stacks"]) + len(d["labelsets"])):
+        return _build(d, source)
+
+
+def _build(d: dict[str, Any], source: str) -> Snapshot:
+    profile: Profile = d["profile"]
+    version = infer_go_version(d["locs"])
+    go_minor = version_minor(version)
+    leaked = profile == "goroutineleak"
+    frames = d["stacks"]
+    stacks = [Stack(f) for f in frames]
+    class_states = [infer_state(frames[i], go_minor) for i in d["state_reps"]]
+    state_class = array("q")
+    state_class.frombytes(d["state_class"])
+    row_stack = array("q")
+    row_stack.frombytes(d["row_stack"])
+    row_labels = array("q")
+    row_labels.frombytes(d["row_labels"])
+    # A header per distinct (state, label set), interned in order of first use; keys are
+    # ints (state number * label sets + label set) so that no tuple is built per row.
+    state_names = list(dict.fromkeys(class_states))
+    state_number = {s: i for i, s in enumerate(state_names)}
+    class_key = [state_number[s] for s in class_states]
+    labelsets = d["labelsets"]
+    nsets = len(labelsets)
+    keys = [
+        class_key[c] * nsets + li
+        for c, li in zip(map(state_class.__getitem__, row_stack), row_labels, strict=True)
+    ]
+    table = GoroutineTable(aggregated=True)
+    intern = table.intern_header
+    index = {
+        key: intern(_header(state_names[key // nsets], leaked, labelsets[key % nsets]))
+        for key in dict.fromkeys(keys)
+    }
+    n = len(row_stack)
+    table.set_stacks(stacks)
+    table.header = array("l", map(index.__getitem__, keys))
+    table.stack = array("l", row_stack)
+    table.counts = array("q")
+    table.counts.frombytes(d["row_count"])
+    table.ids = array("q", [-1]) * n
+    table.creator = array("q", [-1]) * n
+    table.argkey = array("Q", [0]) * n
+    snap = Snapshot(
+        source=source,
+        format="debug=0",
+        profile=profile,
+        table=table,
+        time=_time(d["time_nanos"]),
+        go_version=version,
+    )
+    if d["origin_error"] is not None:
+        raise _Malformed(*d["origin_error"])
+    if d["origin"] is not None:
+        binary, build_id = d["origin"]
+        if binary or build_id:
+            snap.origin = Origin(binary=binary or None, build_id=build_id or None)
+    return snap
+
+
+# Headers of recent profiles (frozen, so shared): a service scraped every 15 s shows the
+# same few states and label sets each time.
+_HEADERS: dict[tuple[str, bool, tuple[tuple[str, str], ...]], Header] = {}
+_HEADERS_SIZE = 4096
+
+
+def _header(state: str, leaked: bool, pairs: tuple[tuple[str, str], ...]) -> Header:
+    key = (state, leaked, pairs)
+    h = _HEADERS.get(key)
+    if h is None:
+        if len(_HEADERS) >= _HEADERS_SIZE:
+            _HEADERS.clear()
+        h = _HEADERS[key] = Header.make(state, leaked=leaked, labels=dict(pairs))
+    return h
+
+
+def _time(time_nanos: tuple[int, int] | None) -> _dt.datetime | None:
+    if time_nanos is None or time_nanos[0] == 0:
+        return None
+    nanos, at = time_nanos
+    try:
+        return _EPOCH + _dt.timedelta(microseconds=nanos // 1000)
+    except OverflowError:
+        raise _Malformed(f"time_nanos {nanos} out of range", at) from None
 
 
 # -- wire format --------------------------------------------------------------------------
@@ -387,10 +521,4 @@ class _Decoder:
         return self._str(key, at), text
 
     def _time(self) -> _dt.datetime | None:
-        if self.time_nanos is None or self.time_nanos[0] == 0:
-            return None
-        nanos, at = self.time_nanos
-        try:
-            return _EPOCH + _dt.timedelta(microseconds=nanos // 1000)
-        except OverflowError:
-            raise _Malformed(f"time_nanos {nanos} out of range", at) from None
+        return _time(self.time_nanos)

@@ -1,0 +1,320 @@
+"""The Rust debug=0 decoder (`grprof._native.decode_pprof`) gives exactly what the Python one gives.
+
+`src/grprof/formats/pprof.py`'s `_Decoder` is the reference; `native/src/pprof.rs` is its fast
+twin. `pprof.parse(data, source, native=...)` runs one or the other; both must return equal
+snapshots (every row's header, stack and count, every header's state and labels in order,
+every stack's frames, time, origin, go_version, the groups) or both raise a ParseError with
+the same message at the same byte: on every recorded debug=0 fixture, on re-encodings of them
+(unpacked, unknown fields, split runs, duplicate ids), on every truncation of a small one, and
+on mutated and random bytes. The native side must never crash the interpreter.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pathlib
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grprof.errors import ParseError
+from grprof.formats import pprof
+from grprof.model import Snapshot
+
+try:
+    from grprof import _native
+except ImportError:  # pragma: no cover - only when the extension failed to build
+    _native = None  # type: ignore[assignment]
+
+ROOT = pathlib.Path(__file__).resolve().parent
+FIXTURES = sorted((ROOT / "fixtures").rglob("*.pb.gz"))
+SEEDS = [gzip.decompress(p.read_bytes()) for p in FIXTURES]
+
+pytestmark = pytest.mark.skipif(
+    _native is None or not hasattr(_native, "decode_pprof"), reason="grprof._native is not built"
+)
+
+
+def _id(p: pathlib.Path) -> str:
+    return str(p.relative_to(ROOT / "fixtures"))
+
+
+def summary(s: Snapshot) -> dict[str, Any]:
+    """Everything a snapshot holds, in comparable form (label order included)."""
+    t = s.table
+    return {
+        "source": s.source,
+        "format": s.format,
+        "profile": s.profile,
+        "time": s.time,
+        "truncated": s.truncated,
+        "go_version": s.go_version,
+        "origin": s.origin,
+        "notes": list(s.notes),
+        "headers": [
+            (
+                h.state,
+                h.wait_minutes,
+                h.locked_to_thread,
+                h.leaked,
+                list(h.labels.items()),
+                h.flags,
+                h.labels_key,
+            )
+            for h in t.headers
+        ],
+        "stacks": [(st.frames, st.frames_elided, st.created_by) for st in t.stacks],
+        "ids": list(t.ids),
+        "header": list(t.header),
+        "stack": list(t.stack),
+        "creator": list(t.creator),
+        "argkey": list(t.argkey),
+        "counts": None if t.counts is None else list(t.counts),
+        "column_types": (t.ids.typecode, t.header.typecode, t.stack.typecode, t.creator.typecode),
+        "extras": t.extras,
+        "total": s.total,
+    }
+
+
+def outcome(data: bytes, *, native: bool) -> tuple[str, Any]:
+    try:
+        snap = pprof.parse(data, "in.pb", native=native)
+    except ParseError as e:
+        return "raise", (e.source, str(e), e.position)
+    return "ok", summary(snap)
+
+
+def assert_same(data: bytes) -> tuple[str, Any]:
+    py = outcome(data, native=False)
+    nat = outcome(data, native=True)
+    if py[0] == nat[0] == "ok":
+        for k in py[1]:
+            assert nat[1][k] == py[1][k], k  # field by field, so a failure shows which one
+    else:
+        assert nat == py
+    return py
+
+
+def test_fixtures_exist() -> None:
+    assert len(FIXTURES) >= 20, FIXTURES
+
+
+def test_parse_uses_the_native_decoder_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pprof.native_decoder() is not None
+    monkeypatch.setenv("GRPROF_PURE", "1")
+    assert pprof.native_decoder() is None
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=_id)
+def test_fixture(path: pathlib.Path) -> None:
+    data = gzip.decompress(path.read_bytes())
+    kind, snap = assert_same(data)
+    assert kind == "ok"
+    assert snap["stacks"] and snap["total"] > 0
+    # the groups too (aggregation on top of the table)
+    py = pprof.parse(data, "x", native=False).groups()
+    nat = pprof.parse(data, "x", native=True).groups()
+    assert [(g.signature, g.count, g.states, g.frames, g.labels) for g in nat] == [
+        (g.signature, g.count, g.states, g.frames, g.labels) for g in py
+    ]
+
+
+def test_origin_and_leak_profile_are_read() -> None:
+    leak = [d for p, d in zip(FIXTURES, SEEDS, strict=True) if p.name.startswith("goroutineleak")]
+    assert leak
+    for data in leak:
+        snap = pprof.parse(data, "x", native=True)
+        assert snap.profile == "goroutineleak"
+        assert all(h.leaked for h in snap.table.headers)
+    origins = [pprof.parse(d, "x", native=True).origin for d in SEEDS]
+    assert any(o is not None and o.binary and o.build_id for o in origins)
+
+
+# -- re-encodings (the same data written differently) --------------------------------------
+
+Field = tuple[int, int, Any]
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        if b < 0x80:
+            return v, pos
+        shift += 7
+
+
+def _enc(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def pb_decode(data: bytes) -> list[Field]:
+    out: list[Field] = []
+    pos = 0
+    while pos < len(data):
+        tag, pos = _uvarint(data, pos)
+        num, wt = tag >> 3, tag & 7
+        if wt == 0:
+            v, pos = _uvarint(data, pos)
+            out.append((num, wt, v))
+        elif wt == 2:
+            n, pos = _uvarint(data, pos)
+            out.append((num, wt, data[pos : pos + n]))
+            pos += n
+        else:
+            raise AssertionError(f"unexpected wire type {wt}")
+    return out
+
+
+def pb_encode(fields: list[Field]) -> bytes:
+    out = bytearray()
+    for num, wt, v in fields:
+        out += _enc((num << 3) | wt)
+        if wt == 0:
+            out += _enc(v)
+        elif wt == 2:
+            out += _enc(len(v)) + v
+        elif wt == 1:
+            out += v.to_bytes(8, "little")
+        elif wt == 5:
+            out += v.to_bytes(4, "little")
+    return bytes(out)
+
+
+def _packed(b: bytes) -> list[int]:
+    vals, pos = [], 0
+    while pos < len(b):
+        v, pos = _uvarint(b, pos)
+        vals.append(v)
+    return vals
+
+
+def _unpack(sample: bytes) -> bytes:
+    out: list[Field] = []
+    for n, w, v in pb_decode(sample):
+        out += [(n, 0, x) for x in _packed(v)] if n in (1, 2) and w == 2 else [(n, w, v)]
+    return pb_encode(out)
+
+
+UNKNOWN: list[Field] = [(99, 0, 12345), (100, 2, b"\x08\x01junk"), (101, 1, 2**63), (102, 5, 7)]
+
+
+def _variants(raw: bytes) -> list[bytes]:
+    top = pb_decode(raw)
+    strings = [v for n, _, v in top if n == 6]
+    return [
+        pb_encode([(n, w, _unpack(v) if n == 2 else v) for n, w, v in top]),
+        pb_encode(
+            UNKNOWN
+            + [(n, w, pb_encode([*UNKNOWN, *pb_decode(v)]) if n in (2, 3, 4, 5) else v) for n, w, v in top]
+        ),
+        # Samples repeated, locations and functions redefined (the last one wins), reversed order.
+        pb_encode(top + [f for f in top if f[0] in (2, 4, 5)]),
+        pb_encode(list(reversed(top[: -len(strings)])) + top[-len(strings) :] if strings else top),
+        # Numeric labels and extra values; a label key written twice in one sample.
+        pb_encode(
+            [
+                (
+                    n,
+                    w,
+                    v
+                    + pb_encode(
+                        [
+                            (3, 2, pb_encode([(1, 0, 1), (3, 0, 7)])),
+                            (3, 2, pb_encode([(1, 0, 1), (2, 0, 2)])),
+                            (2, 0, 5),
+                        ]
+                    ),
+                )
+                if n == 2
+                else (n, w, v)
+                for n, w, v in top
+            ]
+        ),
+        # A location without lines (an unsymbolized address); a duplicated string text.
+        pb_encode(
+            [
+                *top,
+                (4, 2, pb_encode([(1, 0, 1), (3, 0, 0x4242)])),
+                (6, 2, strings[1] if len(strings) > 1 else b"x"),
+            ]
+        ),
+        # No mapping, and a mapping with no strings.
+        pb_encode([f for f in top if f[0] != 3]),
+        pb_encode([(3, 2, pb_encode([(1, 0, 1)])), *top]),
+    ]
+
+
+@pytest.mark.parametrize("path", FIXTURES[:: max(1, len(FIXTURES) // 8)], ids=_id)
+def test_reencodings(path: pathlib.Path) -> None:
+    raw = gzip.decompress(path.read_bytes())
+    for data in _variants(raw):
+        assert_same(data)
+
+
+def test_every_truncation_of_a_small_profile() -> None:
+    data = min(SEEDS, key=len)
+    for cut in range(len(data)):
+        assert_same(data[:cut])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x1f\x8b\x08\x00",
+        b"\x00",
+        b"\x0a",
+        b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f",
+        b"\x0a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
+        b"\x0a\x02\x08\x00\x32\x00",
+        b"\x0a\x02\x08\x01\x32\x00\x32\x09goroutine",
+        b"\x0b",
+        b"\x09\x01\x02",
+        b"\x48\xff\xff\xff\xff\xff\xff\xff\xff\x7f\x0a\x02\x08\x01\x32\x00\x32\x09goroutine",
+        b"\x0a\x02\x08\x01\x32\x00\x32\x03\xff\xfe\xfd",
+    ],
+)
+def test_edge_cases(data: bytes) -> None:
+    assert_same(data)
+
+
+# -- whatever the bytes: the same snapshot or the same ParseError ---------------------------
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes(data: bytes) -> None:
+    assert_same(data)
+    assert_same(b"\x0a" + data)
+
+
+@settings(
+    max_examples=500, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None
+)
+@given(
+    st.sampled_from(range(len(SEEDS))),
+    st.lists(
+        st.tuples(st.integers(0, 1 << 20), st.integers(0, 255), st.integers(0, 2)), min_size=1, max_size=8
+    ),
+)
+def test_mutated_real_profiles(seed: int, edits: list[tuple[int, int, int]]) -> None:
+    data = bytearray(SEEDS[seed])
+    for where, byte, op in edits:
+        i = where % (len(data) + 1)
+        if op == 0 and i < len(data):
+            data[i] = byte
+        elif op == 1:
+            data.insert(i, byte)
+        elif i < len(data):
+            del data[i]
+    assert_same(bytes(data))
