@@ -70,7 +70,9 @@ def build_goapp(
         raise GoAppError(f"no Go module at {src}")
     extra = dict(env or {})
     version = go_version(go)
-    key = _source_hash(src, [version, repr(sorted(extra.items())), go_line or ""])
+    # The binary names its source files by absolute path (stacks print them): a checkout
+    # elsewhere (a clean clone) must not reuse it.
+    key = _source_hash(src, [version, repr(sorted(extra.items())), go_line or "", str(src)])
     binary = cache_dir() / f"{name}-{version}-{key[:16]}"
     if binary.is_file():
         return binary
