@@ -22,7 +22,7 @@ from gobuild import build_goapp, run_goapp
 from misbehaving import FIXTURES, FakeTargets, Hit, TLSFiles, fake_targets, make_tls
 
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, Target
-from grprof.collect.scraper import Scraper, ScrapeSettings, goroutine_count, phase
+from grprof.collect.scraper import Scraper, ScraperStats, ScrapeSettings, TargetStatus, goroutine_count, phase
 
 # Every test here checks when scrapes happen: run them alone (see the Makefile).
 pytestmark = pytest.mark.timing
@@ -330,6 +330,37 @@ def test_capture_is_refused_above_the_goroutine_limit(ft: FakeTargets) -> None:
     debug2 = [h for h in ft.hits_of("healthy", "goroutine")[before:] if h.debug == "2"]
     assert len(debug2) == 1, "a refused capture must not reach the target"
     assert [r.kind for r in rec.results if r.kind == "debug=2"] == [], "captures are the caller's"
+
+
+def test_scraper_health_is_the_one_health_rule(ft: FakeTargets) -> None:
+    """The scraper's own up/last_success is a `TargetHealth` fed by `observe`: unknown (None)
+    until the first scheduled scrape, then what `health_change` says of each."""
+    settings = ScrapeSettings(interval=0.5, timeout=2.0, leak_every=0, debug2_every=0)
+
+    Seen = tuple[TargetStatus, TargetStatus, ScraperStats]
+
+    async def main() -> tuple[Seen, Seen]:
+        rec = Recorder()
+        scraper = Scraper(settings, rec)
+        scraper.set_targets([Target("ok", ft.url("healthy")), Target("down", ft.url("error500"))])
+        before = (scraper.status("ok"), scraper.status("down"), scraper.stats())
+        await scraper.start()
+        try:
+            for _ in range(100):
+                if len({r.target for r in rec.results}) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            after = (scraper.status("ok"), scraper.status("down"), scraper.stats())
+        finally:
+            await scraper.stop()
+        return before, after
+
+    (ok0, down0, stats0), (ok1, down1, stats1) = asyncio.run(main())
+    assert ok0.up is None and down0.up is None and ok0.last_success is None
+    assert (stats0.up, stats0.down) == (0, 0)
+    assert ok1.up is True and ok1.last_success == ok1.last_scrape
+    assert down1.up is False and down1.last_success is None and down1.failures >= 1
+    assert (stats1.up, stats1.down) == (1, 1)
 
 
 @dataclass(frozen=True)

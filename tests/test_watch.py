@@ -106,3 +106,24 @@ def test_watcher_follows_the_capture_policy() -> None:
     assert p.returncode == 0, p.stderr
     assert "(debug=2)" in p.stderr
     assert all2[0] == "1" and set(all2[1:]) == {"2"} and len(all2) >= 3, all2
+
+
+def test_watcher_asks_for_goroutineleak_as_the_scraper_does() -> None:
+    """One cadence (`leak_probe_due`) for serve's scraper and watch: after the 1st, N+1-th,
+    2N+1-th... successful poll; a target with no leak profile is never asked again."""
+    from misbehaving import fake_targets
+
+    from grprof.collect.policy import leak_probe_due
+
+    with fake_targets() as ft:
+        w = Watcher(ft.url("healthy"), Options(), timeout=5, leak_every=3)
+        for _ in range(7):
+            w.poll()
+        asked = len(ft.hits_of("healthy", "goroutineleak"))
+        n = Watcher(ft.url("noleak"), Options(), timeout=5, leak_every=1)
+        for _ in range(3):
+            n.poll()
+        asked_noleak = len(ft.hits_of("noleak", "goroutineleak"))
+    assert asked == sum(leak_probe_due(k, 3) for k in range(1, 8)) == 3  # polls 1, 4, 7
+    assert w.leak_profile is True and len(w.leak_profiles) == 3 and w.ok_polls == 7
+    assert n.leak_profile is False and asked_noleak == 1

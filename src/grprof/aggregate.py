@@ -6,14 +6,13 @@ Grouping hashes each row's key once (O(n) expected); it never compares stacks pa
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from grprof.frames import Frame, site_of
+from grprof.frames import Frame, FuncName, site_of
 from grprof.table import GoroutineTable, Stack, gc_paused
 
 Similarity = Literal["exact", "default", "loose"]
@@ -61,14 +60,11 @@ class Group:
         return max(self.wait_minutes, default=0)
 
 
-# Closure and wrapper numbering the compiler assigns in order of appearance
-# (main.main.func15.1, runtime.gcenable.gowrap1, main.seq.1): it shifts when code moves.
-_CLOSURE_NUM = re.compile(r"\.(func|gowrap)\d+|\.\d+(?=\.|$)")
-
-
 def loose_function(name: str) -> str:
-    """`main.main.func15.1` -> `main.main.func.N`: the name without closure numbering."""
-    return _CLOSURE_NUM.sub(lambda m: f".{m.group(1)}" if m.group(1) else ".N", name)
+    """`main.main.func15.1` -> `main.main.func.N`: the name without closure numbering
+    (the compiler numbers closures and wrappers in order of appearance: it shifts when code
+    moves). `FuncName.loose`, from the parsed-names cache."""
+    return FuncName.of(name).loose
 
 
 def _frame_text(f: Frame, loose: bool) -> str:

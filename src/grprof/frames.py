@@ -2,11 +2,15 @@
 
 The bottom layer (docs/architecture.md): it imports nothing of grprof. A `Frame` is one call
 site, a `Goroutine` one goroutine of a per-goroutine dump, and `site_of` the one definition of
-a stack's "site" that the reports, the API, /metrics and detection share.
+a stack's "site" that the reports, the API, /metrics and detection share. `FuncName` is the
+one parser of a Go function name (package, receiver, function, closure suffixes, type
+arguments): every other module asks it rather than running its own regex over names.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +28,85 @@ _STDLIB = frozenset(
 )
 
 
+# Closure and wrapper numbering the compiler assigns in order of appearance
+# (main.main.func15.1, runtime.gcenable.gowrap1, main.seq.1): it shifts when code moves.
+_NUMBERING = re.compile(r"\.(func|gowrap)\d+|\.\d+(?=\.|$)")
+# A closure or go-statement wrapper at the end of a name: `.func1`, `.func1.2`, `.gowrap3`.
+_CLOSURE_SUFFIX = re.compile(r"\.(?:func\d+|gowrap\d+)(?:\.\d+)*$")
+# One part of a closure suffix, and a type-argument list (`[...]`, `[go.shape.int]`).
+_CLOSURE_PART = re.compile(r"func\d+|gowrap\d+|\d+")
+_TYPE_ARGS = re.compile(r"\[[^\]]*\]")
+FUNC_NAME_CACHE = 16384
+"""Distinct function names parsed and kept (`FuncName.of`): a service's stacks name a few
+thousand; the bound keeps a daemon scraping many services (or hostile input) from growing."""
+
+
+@dataclass(frozen=True, slots=True)
+class FuncName:
+    """A Go function name as the runtime prints it, parsed once (`FuncName.of`).
+
+    `main.(*Server).handle.func2.1` is package `main`, receiver `Server`, name `handle`,
+    closures `("func2", "1")`; `pkg.Map[...].Get` has `generic` set; `pkg.glob..func1` (a
+    package-level closure) has no name.
+    """
+
+    full: str
+    package: str
+    """Import path (`net/http`, `example.com/x/v2`): up to the first dot after the last slash."""
+    receiver: str | None
+    """The method's receiver type without `(*` `)` or type arguments (`Server`), or None."""
+    name: str | None
+    """The declared function or method the code is in (`handle`); None when the name has none
+    (`pkg.glob..func1`, an empty name)."""
+    closures: tuple[str, ...]
+    """The closure or go-wrapper suffix's parts, outermost first (`("func2", "1")`), or ()."""
+    generic: bool
+    """The name has type arguments (`[...]`)."""
+    loose: str
+    """The name without closure numbering: `main.main.func15.1` -> `main.main.func.N`."""
+    outer: str | None
+    """For a closure or go-statement wrapper, the function that encloses it
+    (`main.handler.func1` -> `main.handler`); None otherwise."""
+
+    @property
+    def is_closure(self) -> bool:
+        """A closure or go-statement wrapper (`.func1`, `.gowrap2`, `.func1.2`)."""
+        return bool(self.closures)
+
+    @staticmethod
+    def of(name: str) -> FuncName:
+        """The parsed name, from a bounded cache (stacks repeat the same names)."""
+        return _parse_func_name(name)
+
+
+@functools.lru_cache(maxsize=FUNC_NAME_CACHE)
+def _parse_func_name(full: str) -> FuncName:
+    slash = full.rfind("/")
+    dot = full.find(".", slash + 1)
+    package = full if dot < 0 else full[:dot]
+    suffix = _CLOSURE_SUFFIX.search(full)
+    closures = tuple(suffix.group()[1:].split(".")) if suffix else ()
+    enclosing = _CLOSURE_SUFFIX.search(full, 1)
+    outer = full[: enclosing.start()] if enclosing else None
+    loose = _NUMBERING.sub(lambda m: f".{m.group(1)}" if m.group(1) else ".N", full)
+    generic = "[" in full
+    rest = (
+        _TYPE_ARGS.sub("", full[len(package) :].lstrip(".")) if generic else full[len(package) :].lstrip(".")
+    )
+    parts = rest.split(".")
+    receiver: str | None = None
+    name: str | None
+    if parts[0].startswith("("):
+        name, receiver = (parts[1] if len(parts) > 1 and parts[1] else None), parts[0].strip("()*")
+    elif not parts[0] or parts[0] == "glob":
+        name = None
+    elif len(parts) > 1 and parts[1] and not _CLOSURE_PART.fullmatch(parts[1]):
+        name, receiver = parts[1], parts[0]
+    else:
+        name = parts[0]
+    return FuncName(full, package, receiver, name, closures, generic, loose, outer)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One call site: `function` is fully qualified (`main.(*T).M`, `pkg.F[...]`)."""
@@ -35,10 +118,12 @@ class Frame:
     @property
     def package(self) -> str:
         """Import path of the function's package (`net/http`, `example.com/x/v2`)."""
-        name = self.function
-        slash = name.rfind("/")
-        dot = name.find(".", slash + 1)
-        return name if dot < 0 else name[:dot]
+        return _parse_func_name(self.function).package
+
+    @property
+    def func_name(self) -> FuncName:
+        """The function's name, parsed (`FuncName`)."""
+        return _parse_func_name(self.function)
 
     @property
     def is_runtime(self) -> bool:

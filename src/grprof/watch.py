@@ -1,12 +1,15 @@
 """`grprof watch`: poll a live service's goroutine profile and report findings as they appear.
 
 Each poll fetches `/debug/pprof/goroutine?debug=1` (cheap: aggregated, no stop-the-world
-traceback), or a per-goroutine debug=2 dump when the capture policy says so
-(`grprof.collect.policy`, the same as `grprof serve`: every 4th poll, and an extra one for a new
-suspect or a growth-based verdict); every few polls it also fetches
-`/debug/pprof/goroutineleak?debug=1` when the service has it (Go 1.26 with the experiment,
-1.27), which forces a GC on the target, hence the lower rate. A failed poll is reported and
-skipped; the data gathered so far is kept.
+traceback), or a per-goroutine debug=2 dump when the capture policy says so, and after the
+1st, N+1-th, 2N+1-th... successful poll it also fetches `/debug/pprof/goroutineleak?debug=1`
+while the service has it (Go 1.26 with the experiment, 1.27; it forces a GC on the target,
+hence the lower rate). Both decisions are `grprof serve`'s scraper's, from the same functions
+(`grprof.collect.policy`: `CapturePolicy.next_scrape`, `leak_probe_due`): watch is a
+one-target pipeline of serve's parts (that policy, the fetch path, `serving.window.Window`,
+the detector). The one difference: the first goroutineleak request failing in any way (not
+only a 404) means "no leak profile" here, as a person watching wants to know at once. A failed
+poll is reported and skipped; the data gathered so far is kept.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlsplit
 
-from grprof.collect.policy import CapturePolicy, CaptureSettings, CaptureState, ScrapeFormat
+from grprof.collect.policy import (
+    LEAK_EVERY,
+    CapturePolicy,
+    CaptureSettings,
+    CaptureState,
+    ScrapeFormat,
+    leak_probe_due,
+)
 from grprof.detect.detector import Detection, Options, detect
 from grprof.detect.model import Finding
 from grprof.detect.signals import default_settings
@@ -28,8 +38,6 @@ from grprof.model import Snapshot
 from grprof.serving.window import Window
 from grprof.sources import ResolvedTarget, TargetError, resolve_target
 from grprof.units import iso_utc
-
-LEAK_PROFILE_EVERY = 4
 
 
 def watch_target(url: str, fmt: str | None = None) -> ResolvedTarget:
@@ -71,7 +79,7 @@ class Watcher:
     url: str
     options: Options
     timeout: float = 10.0
-    leak_every: int = LEAK_PROFILE_EVERY
+    leak_every: int = LEAK_EVERY
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     """Which polls fetch debug=2 (grprof.collect.policy)."""
     capture_state: CaptureState = field(default_factory=CaptureState)
@@ -79,6 +87,8 @@ class Watcher:
     """None until probed; False when the service has no goroutineleak profile."""
     leak_profile_note: str = ""
     polls: int = 0
+    ok_polls: int = 0
+    """Successful polls: the count `leak_probe_due` reads, as the scraper's `ok_scrapes`."""
     errors: int = 0
     last_error: str = ""
     detection: Detection | None = None
@@ -124,6 +134,16 @@ class Watcher:
             self.leak_profile = False
             self.leak_profile_note = str(e)
 
+    def _leak_request(self) -> None:
+        """The goroutineleak request after a poll: the first one probes (`probe_leak_profile`)."""
+        if self.leak_profile is None:
+            self.probe_leak_profile()
+            return
+        try:
+            self._add(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
+        except GrprofError as e:
+            self.last_error = str(e)
+
     @property
     def debug2_taken(self) -> int:
         return sum(self.capture_state.taken.values())
@@ -141,14 +161,10 @@ class Watcher:
             policy.observed(self.capture_state, decision, False, decided)
             raise
         policy.observed(self.capture_state, decision, True, decided, snaps[0].total)
+        self.ok_polls += 1
         self._add(snaps[:1])
-        if self.leak_profile is None:
-            self.probe_leak_profile()
-        elif self.leak_profile and self.polls % self.leak_every == 0:
-            try:
-                self._add(self._fetch("/debug/pprof/goroutineleak?debug=1")[:1])
-            except GrprofError as e:
-                self.last_error = str(e)
+        if leak_probe_due(self.ok_polls, self.leak_every, missing=self.leak_profile is False):
+            self._leak_request()
         # A watcher's series is thin only while it starts: no `inconclusive` findings.
         opts = replace(self.options, inconclusive=False)
         detection = detect(self.window.all(), opts)

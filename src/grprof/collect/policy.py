@@ -15,8 +15,13 @@ world while it writes, so it is taken regularly but not at every scrape:
   `debug2_max_goroutines` (0 turns debug=2 off), nor right after a failed scrape; a failed
   debug=2 pauses debug=2 for `debug2_every × 2^(failures−1)` scrapes (at most 64).
 
+The goroutineleak profile (it forces a GC on the target) is asked for after the 1st, N+1-th,
+2N+1-th... successful scheduled scrape (`leak_probe_due`), never once the target showed it has
+none.
+
 Pure and clock-free (callers pass a monotonic `now`): `grprof serve`'s scraper and
-`grprof watch` both use it.
+`grprof watch` both ask it whether a scrape is a debug=2 (`CapturePolicy.next_scrape`) and
+whether a goroutineleak request follows it (`leak_probe_due`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ Empty for the cheap profile."""
 FORMATS: tuple[ScrapeFormat, ...] = ("debug=1", "debug=0", "debug=2")
 MAX_PAUSE = 64
 """Scrapes: the longest pause of debug=2 after failed ones."""
+LEAK_EVERY = 4
+"""The default N of `leak_probe_due`: goroutineleak after every 4th successful scrape."""
+
+
+def leak_probe_due(ok_scrapes: int, every: int, *, missing: bool = False) -> bool:
+    """Whether the `ok_scrapes`-th successful scheduled scrape of a target is followed by a
+    goroutineleak request: the 1st, N+1-th, 2N+1-th... (`every` = N; 0: never), and never
+    once the target showed it has no such profile (`missing`)."""
+    return every > 0 and not missing and ok_scrapes > 0 and (ok_scrapes - 1) % every == 0
 
 
 class _Evidence(Protocol):
@@ -199,6 +213,7 @@ class CapturePolicy:
 
 
 __all__ = [
+    "LEAK_EVERY",
     "CapturePolicy",
     "CaptureReason",
     "CaptureSettings",
@@ -206,6 +221,7 @@ __all__ = [
     "Decision",
     "FindingLike",
     "ScrapeFormat",
+    "leak_probe_due",
     "offset_for",
     "rests_on_growth",
 ]

@@ -33,9 +33,11 @@ from yarl import URL
 
 from grprof.collect.fetch import GZIP_MAGIC, Gunzip, check_gzip_size, too_large
 from grprof.collect.fetch import FetchError as FetchError  # noqa: PLC0414 - re-exported for discovery
+from grprof.collect.health import TargetHealth
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, ScrapeStatus, Target
 from grprof.collect.policy import (
     FORMATS,
+    LEAK_EVERY,
     CapturePolicy,
     CaptureReason,
     CaptureSettings,
@@ -43,6 +45,7 @@ from grprof.collect.policy import (
     Decision,
     FindingLike,
     ScrapeFormat,
+    leak_probe_due,
     offset_for,
 )
 from grprof.errors import SettingError
@@ -73,7 +76,7 @@ class ScrapeSettings:
     """Bytes; applies to what is received and to what it decompresses to."""
     format: ScrapeFormat = "debug=1"
     """The profile of a scheduled scrape (debug=2: every scheduled scrape is one)."""
-    leak_every: int = 4
+    leak_every: int = LEAK_EVERY
     """Fetch goroutineleak on every N-th successful scrape of a target (the 1st, N+1-th, ...); 0: never."""
     debug2_every: int = 4
     """Every N-th scheduled scrape of a target is a debug=2 (grprof.collect.policy); 0: never."""
@@ -158,10 +161,15 @@ class _State:
     leak_seen: bool = False
     goroutines: int | None = None
     lag: float = 0.0
-    up: bool | None = None
+    health: TargetHealth = field(default_factory=TargetHealth)
+    """The scheduled scrapes' verdict, by the one health rule (`grprof.collect.health`)."""
     last: ScrapeResult | None = None
-    last_success: dt.datetime | None = None
     capture: CaptureState = field(default_factory=CaptureState)
+
+    @property
+    def up(self) -> bool | None:
+        """None until the first scheduled scrape finished."""
+        return None if self.health.last_scrape is None else self.health.up
 
 
 @dataclass(slots=True)
@@ -301,7 +309,7 @@ class Scraper:
             last_status=last.status if last else None,
             last_error=last.error if last else "",
             last_scrape=last.started if last else None,
-            last_success=s.last_success,
+            last_success=s.health.last_success,
             failures=s.failures,
             goroutines=s.goroutines,
             leak_profile=False if s.leak_missing else (True if s.leak_seen else None),
@@ -370,8 +378,7 @@ class Scraper:
                 slot = due = now + delay * (1 - random.uniform(0, s.jitter))
 
     def _leak_due(self, state: _State) -> bool:
-        every = self.settings.leak_every
-        return every > 0 and not state.leak_missing and (state.ok_scrapes - 1) % every == 0
+        return leak_probe_due(state.ok_scrapes, self.settings.leak_every, missing=state.leak_missing)
 
     async def _scrape_leak(self, state: _State) -> None:
         result = await self._request(state, Decision("goroutineleak", ""), due=None)
@@ -387,13 +394,14 @@ class Scraper:
         name = state.target.name
         state.scrapes += 1
         state.last = result
+        was_up = state.up
+        state.health.observe(result.kind, result.status, result.started, result.error)
         ok = result.status == "ok"
         if ok:
-            if state.up is False:
+            if was_up is False:
                 log.info("%s: up again after %d failed scrapes", name, state.failures)
             state.ok_scrapes += 1
             state.failures = 0
-            state.last_success = result.started
             count = goroutine_count(result)
             if count is not None:
                 state.goroutines = count
@@ -401,7 +409,6 @@ class Scraper:
             if state.failures == 0:
                 log.warning("%s", result.error)
             state.failures += 1
-        state.up = ok
         return ok
 
     async def _deliver(self, result: ScrapeResult) -> None:

@@ -54,8 +54,6 @@ _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 # Characters that only a regex has: a pattern with one of these that does not compile is a
 # broken regex (an error), not a function name.
 _REGEX_ONLY = re.compile(r"\\|\||\^|\$|\.\*|\.\+|\+\)|\(\?")
-# Closures and go-statement wrappers: `main.handler.func1`, `main.f.func1.2`, `main.g.gowrap3`.
-_CLOSURE = re.compile(r"^(?P<outer>.+?)\.(?:func\d+|gowrap\d+)(?:\.\d+)*$")
 _PLACEHOLDER = re.compile(
     r"\{(site|site_function|created_by|state|count|basis|senders|senders_seen|buffer|channel|channel_at"
     r"|chan_type|ctx|ctx_origin|cancel|cancel_at|ticker|ticker_at)\}"
@@ -162,8 +160,7 @@ def _creator(group: Group) -> str | None:
         return group.created_by.function
     for f in reversed(group.frames):
         if not f.is_runtime:
-            m = _CLOSURE.match(f.function)
-            return m.group("outer") if m else None
+            return f.func_name.outer
     return None
 
 

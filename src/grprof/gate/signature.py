@@ -2,7 +2,7 @@
 
 A signature is built from the function names of the stack outside the Go runtime (innermost
 first, the detector's track key: `grprof.detect.series.track_key`, without its line numbers)
-with closure and go-wrapper numbering removed (`grprof.aggregate.loose_function`: `.func1`
+with closure and go-wrapper numbering removed (`grprof.frames.FuncName.loose`: `.func1`
 becomes `.func`, `.gowrap2` `.gowrap`), and the goroutine's wait state without its modifiers
 (`chan receive (nil chan)` -> `chan receive`). No line numbers, file paths, goroutine ids,
 wait times or `created by` (debug=0 and debug=1 profiles have none), so the debug=0 profile of
@@ -16,9 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from grprof.aggregate import loose_function
 from grprof.detect.series import KEY_FRAMES
-from grprof.model import Frame
+from grprof.frames import Frame, FuncName
 
 _MODIFIERS = re.compile(r"\s*\(.*\)\s*$")
 _WS = re.compile(r"\s+")
@@ -42,7 +41,7 @@ def functions(frames: Sequence[Frame]) -> list[str]:
     names = [f.function for f in frames if not f.is_runtime]
     if not names:  # a runtime-only stack: its own names
         names = [f.function for f in frames]
-    return [loose_function(n) for n in names[:KEY_FRAMES]]
+    return [FuncName.of(n).loose for n in names[:KEY_FRAMES]]
 
 
 def signature(frames: Sequence[Frame], state: str) -> Signature:

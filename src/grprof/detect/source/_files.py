@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grprof.frames import FuncName
 from grprof.model import Frame
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 MAX_FILE_SIZE = 8 << 20
 # A source tree walked to map a path (only when no direct suffix matches) stops here.
 MAX_WALK_FILES = 200_000
-_CLOSURE_PART = re.compile(r"(func\d+|gowrap\d+|\d+)")
+# Type arguments in Go source text (`Map[K, V]`); function names are parsed by `FuncName`.
 _GENERIC_ARGS = re.compile(r"\[[^\]]*\]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SKIP_DIRS = frozenset({"node_modules", "testdata"})
@@ -96,7 +97,7 @@ def _best(
     A match on the file name alone must not contradict the frame: the file declares the
     function, or (direct candidates, right under the source dir) its name cannot be checked.
     """
-    name = _split_function(frame)
+    name = frame.func_name
     scored: list[tuple[int, int, str]] = []
     for cand in dict.fromkeys(candidates):
         if not cand.is_file():
@@ -151,28 +152,7 @@ def _go_files(root: str) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in found.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class _FuncName:
-    """The declared function a frame's code is in: `name`, with `receiver` for methods."""
-
-    name: str | None
-    receiver: str | None = None
-
-
-def _split_function(frame: Frame) -> _FuncName:
-    """`main.handler.func1` -> handler; `pkg.(*T).M.func2` -> M of T; `pkg.glob..func1` -> unknown."""
-    rest = _GENERIC_ARGS.sub("", frame.function[len(frame.package) :].lstrip("."))
-    parts = rest.split(".")
-    if parts[0].startswith("("):
-        return _FuncName(parts[1] if len(parts) > 1 and parts[1] else None, parts[0].strip("()*"))
-    if not parts[0] or parts[0] == "glob":
-        return _FuncName(None)
-    if len(parts) > 1 and parts[1] and not _CLOSURE_PART.fullmatch(parts[1]):
-        return _FuncName(parts[1], parts[0])
-    return _FuncName(parts[0])
-
-
-def _declares(path: Path, name: _FuncName) -> bool | None:
+def _declares(path: Path, name: FuncName) -> bool | None:
     """Whether the file declares the function; None when the name cannot be checked."""
     if name.name is None or not name.name.isidentifier():
         return None

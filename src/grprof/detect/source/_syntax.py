@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grprof.detect.source._files import _GoFile, _package_files, _split_function
+from grprof.detect.source._files import _GoFile, _package_files
 from grprof.model import Frame, Group
 
 if TYPE_CHECKING:
@@ -167,7 +167,6 @@ def _statement_at(src: _GoFile, row: int) -> Node | None:
     return n
 
 
-_CLOSURE_FRAME = re.compile(r"\.(func\d+|gowrap\d+)(\.\d+)*$")
 _MAKE_SIZED = 2
 """Arguments of `make(chan T, n)`; `make(chan T)` has one."""
 _MAX_DEPTH = 4
@@ -184,7 +183,7 @@ def _frame_statement(src: _GoFile, frame: Frame) -> tuple[Node | None, Node | No
     row = frame.line - 1
     stmt = _statement_at(src, row)
     func = _func_of(stmt if stmt is not None else _node_at(src, row))
-    if stmt is None or not _CLOSURE_FRAME.search(frame.function):
+    if stmt is None or not frame.func_name.is_closure:
         return stmt, func
     lits = [
         n
@@ -473,7 +472,7 @@ def _lives_with_process(site: _Site) -> bool:
     entry = frames[-1]
     if _MAIN_CODE.match(entry.function):
         return True  # main itself, main.main.func1, main.main.gowrap1
-    name = _split_function(entry)
+    name = entry.func_name
     if name.name is None or name.receiver is not None or entry.function.count(".") != 1:
         return False
     spawns = [g for g in _package_go_statements(site.root, entry) if _go_target(g) == name.name]

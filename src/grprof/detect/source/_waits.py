@@ -19,7 +19,6 @@ from grprof.detect.source._files import (
     _language,
     _open,
     _package_files,
-    _split_function,
     resolve_file,
 )
 from grprof.detect.source._syntax import (
@@ -466,7 +465,7 @@ def _call_site(ctx: _Ctx, src: _GoFile, decl: Node) -> tuple[_GoFile, Node] | No
         (
             i
             for i, f in enumerate(frames)
-            if not f.is_stdlib and _split_function(f).name == name and resolve_file(ctx.root, f) == src.path
+            if not f.is_stdlib and f.func_name.name == name and resolve_file(ctx.root, f) == src.path
         ),
         None,
     )
@@ -589,7 +588,7 @@ def _afterfunc(ctx: _Ctx) -> str | None:
             assert call is not None
             return f"the callback of time.AfterFunc at {_at(src, call)}"
         return from_stack
-    name = _split_function(entry).name
+    name = entry.func_name.name
     if name is None:
         return from_stack
     # Only files that mention both are walked: a package can be big, and most have neither.
