@@ -47,7 +47,7 @@ def test_watch_reports_the_proven_leak_and_fails() -> None:
 @pytest.mark.slow
 def test_watch_without_leak_profile_sees_growth() -> None:
     with run_goapp(LEAKY, "-addr", "127.0.0.1:0", "-rate", "40") as (_, base):
-        p = watch(base + "/debug/pprof/", "--interval", "1s", "--duration", "5s", "--json")
+        p = watch(base + "/debug/pprof/", "--interval", "1s", "--duration", "8s", "--json")
     assert p.returncode == 0, p.stderr
     assert "goroutineleak profile: no" in p.stderr
     import json

@@ -52,7 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=positive,
         default=4,
         metavar="N",
-        help="fetch the goroutineleak profile every N polls (default 4)",
+        help="fetch the goroutineleak profile after good polls 1, N+1, 2N+1, ... (default 4), as serve does",
     )
     w.add_argument("--json", action="store_true", help="at the end, print the JSON report instead of text")
     w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")

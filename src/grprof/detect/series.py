@@ -12,6 +12,7 @@ import functools
 import hashlib
 import itertools
 import math
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -241,13 +242,17 @@ def point_ids(p: Point) -> frozenset[int]:
     return p.id_set
 
 
+_MAJOR_MINOR = re.compile(r"(\d+)\.(\d+)(?:\..*)?")
+"""`1.22` of `1.22.12` or `1.22`; not of `1.22rc1` (no release to compare)."""
+
+
 def _minor(version: str | None) -> str | None:
     """`1.26` of `go1.26.8`, `1.26.8` or `1.26`; None for a range (`>=1.18`) or no version."""
     if not version:
         return None
     v = version.removeprefix("go")
-    parts = v.split(".")
-    return ".".join(parts[:2]) if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() else None
+    m = _MAJOR_MINOR.fullmatch(v)
+    return f"{m[1]}.{m[2]}" if m else None
 
 
 def _main_site(s: Snapshot) -> tuple[str, int] | None:

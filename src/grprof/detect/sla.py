@@ -33,6 +33,10 @@ DEFAULT_POINTS: tuple[Point, ...] = ((0.83, 0.58), (1.0, 0.90), (1.25, 1.12))
 
 ALPHA_MIN = 0.3
 ALPHA_MAX = 1.5
+_PAIR = 2
+"""A curve point is (ratio, alpha)."""
+_MIN_POINTS = 2
+"""Interpolation needs two points."""
 
 
 def check_points(points: Sequence[Sequence[float]]) -> tuple[Point, ...]:
@@ -42,7 +46,7 @@ def check_points(points: Sequence[Sequence[float]]) -> tuple[Point, ...]:
         raise ValueError(f"want a list of (ratio, alpha) pairs, got {points!r}")
     for i, p in enumerate(points):
         try:
-            if isinstance(p, str | bytes) or len(p) != 2:
+            if isinstance(p, str | bytes) or len(p) != _PAIR:
                 raise TypeError
             r, a = float(p[0]), float(p[1])
         except (TypeError, ValueError):
@@ -50,7 +54,7 @@ def check_points(points: Sequence[Sequence[float]]) -> tuple[Point, ...]:
         if not (math.isfinite(r) and math.isfinite(a)) or r < 0 or a < 0:
             raise ValueError(f"point {i}: ratio and alpha must be finite and >= 0, got ({r:g}, {a:g})")
         pts.append((r, a))
-    if len(pts) < 2:
+    if len(pts) < _MIN_POINTS:
         raise ValueError(f"need at least 2 (ratio, alpha) points to interpolate, got {len(pts)}")
     for (r0, a0), (r1, a1) in itertools.pairwise(pts):
         if r1 <= r0:

@@ -25,6 +25,7 @@ line by line:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -252,7 +253,10 @@ def _docker(line: bytes) -> tuple[bytes | None, bytes | None, bool]:
     return log.encode("utf-8", "replace"), ts, False  # docker splits lines over 16 KiB
 
 
-_DAYS: dict[bytes, float] = {}
+@functools.lru_cache(maxsize=64)
+def _day(date: bytes) -> float:
+    """Seconds at the start of an ISO date (`2026-12-03`): a log spans few days."""
+    return dt.date.fromisoformat(date.decode()).toordinal() * 86400.0
 
 
 def _seconds(ts: bytes | None) -> float | None:
@@ -261,9 +265,7 @@ def _seconds(ts: bytes | None) -> float | None:
         return None
     try:
         if ts[:1].isdigit():
-            day = _DAYS.get(ts[:10])
-            if day is None:
-                day = _DAYS[ts[:10]] = dt.date.fromisoformat(ts[:10].decode()).toordinal() * 86400.0
+            day = _day(ts[:10])
             hms, frac = ts[11:19], ts[19:]
         else:  # journald short: "Dec 03 07:00:00", short-precise: "Dec 03 07:00:00.123456"
             day = (_MONTHS.get(ts[:3], 0) * 31 + int(ts[4:6])) * 86400.0

@@ -470,8 +470,8 @@ def _lives_with_process(site: _Site) -> bool:
     if not frames or site.group.frames_elided:
         return False
     entry = frames[-1]
-    if _MAIN_CODE.match(entry.function):
-        return True  # main itself, main.main.func1, main.main.gowrap1
+    if _MAIN_CODE.fullmatch(entry.func_name.outer or entry.function):
+        return True  # main itself, main.main.func1, main.main.gowrap1 (not main.mainLoop)
     name = entry.func_name
     if name.name is None or name.receiver is not None or entry.function.count(".") != 1:
         return False
