@@ -14,11 +14,13 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grprof.canary.config import CanaryConfig, CanaryError, load_config
-from grprof.canary.judge import CanaryResult
 from grprof.cli._common import EXIT_BAD_INPUT, duration, error, run_guarded, warn
+
+if TYPE_CHECKING:  # the judgement imports scipy: only when a canary is judged
+    from grprof.canary.judge import CanaryResult
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
