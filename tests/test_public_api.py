@@ -43,3 +43,12 @@ def test_findings_are_frozen() -> None:
     d = grprof.detect([grprof.load(p) for p in ZOO], grprof.Options(interval=30))
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.findings[0].verdict = "suspect"  # type: ignore[misc]
+
+
+def test_commands_import_their_heavy_libraries_when_they_run() -> None:
+    """`grprof --version` or `grprof analyze` must not pay for what other commands need (scipy
+    for canary, the web server for serve): every command starts slower otherwise."""
+    heavy = ("scipy", "uvicorn", "grafana_foundation_sdk")
+    code = f"import sys, grprof.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
