@@ -2,7 +2,10 @@ module github.com/grprof/grprof/go/hertzlabels
 
 go 1.22.0
 
-require github.com/grprof/grprof/go v0.0.0-00010101000000-000000000000
+require (
+	github.com/grprof/grprof/go v0.0.0-00010101000000-000000000000
+	go.opentelemetry.io/otel/trace v1.34.0
+)
 
 require (
 	github.com/bytedance/gopkg v0.1.3 // indirect
@@ -20,7 +23,6 @@ require (
 	github.com/tidwall/pretty v1.2.0 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	go.opentelemetry.io/otel v1.34.0 // indirect
-	go.opentelemetry.io/otel/trace v1.34.0 // indirect
 	golang.org/x/arch v0.0.0-20210923205945-b76863e36670 // indirect
 	golang.org/x/sys v0.24.0 // indirect
 	google.golang.org/protobuf v1.34.1 // indirect

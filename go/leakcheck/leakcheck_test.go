@@ -134,6 +134,41 @@ func TestLeakyTestIsBlamed(t *testing.T) {
 	}
 }
 
+// The same package with goleak (VerifyNone in each test): it flags TestLeaks's
+// goroutine as leakcheck does, and it is fine with TestClean and with
+// TestLateFinisher's late goroutine as leakcheck is (run without TestLeaks,
+// both pass); but run after TestLeaks, goleak fails every later test for
+// TestLeaks's goroutine, where leakcheck passes them.
+func TestLeakyComparedWithGoleak(t *testing.T) {
+	t.Parallel()
+	env := []string{"LEAKCHECK_TOOL=goleak"}
+	out, err := goTest(t, env, "./testdata/leaky")
+	if err == nil {
+		t.Fatal("want goleak to fail TestLeaks")
+	}
+	mustContain(t, out, "--- FAIL: TestLeaks", "found unexpected goroutines",
+		"--- FAIL: TestClean", "--- FAIL: TestLateFinisher", "--- FAIL: TestTooLate")
+	if n := strings.Count(out, "with github.com/grprof/grprof/go/leakcheck/testdata/leaky.parkForever on top of the stack"); n != 4 {
+		t.Errorf("want TestLeaks's goroutine in all 4 goleak reports, got %d", n)
+	}
+	// TestLateFinisher's own goroutine (300ms) is not in its report: goleak retries too.
+	if i, j := strings.Index(out, "=== RUN   TestLateFinisher"), strings.Index(out, "=== RUN   TestTooLate"); i < 0 || j < i {
+		t.Errorf("test order")
+	} else if strings.Contains(out[i:j], "leaky.finishLate") {
+		t.Errorf("goleak reported TestLateFinisher's late goroutine:\n%s", out[i:j])
+	}
+	out, err = goTest(t, env, "-run", "^(TestClean|TestLateFinisher)$", "./testdata/leaky")
+	if err != nil {
+		t.Fatalf("goleak without TestLeaks: %v", err)
+	}
+	mustContain(t, out, "--- PASS: TestClean", "--- PASS: TestLateFinisher")
+	out, err = goTest(t, nil, "-run", "^(TestClean|TestLateFinisher)$", "./testdata/leaky")
+	if err != nil {
+		t.Fatalf("leakcheck without TestLeaks: %v", err)
+	}
+	mustContain(t, out, "--- PASS: TestClean", "--- PASS: TestLateFinisher")
+}
+
 // When the runtime has a goroutineleak profile (Go 1.26 with
 // GOEXPERIMENT=goroutineleakprofile) leakcheck writes it too.
 func TestGoroutineLeakProfileWritten(t *testing.T) {
