@@ -19,8 +19,10 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.collect.model import Auth, Target
+from grprof.detect.owners import OwnersFile
 from grprof.detect.sla import SLA, SLAConfig
 from grprof.errors import GrprofError
+from grprof.redact import RedactConfig
 from grprof.sources import TargetError, resolve_target
 from grprof.units import parse_duration, parse_size
 
@@ -164,6 +166,12 @@ class Config(Strict):
     """Per target name (or `default`): the latency SLA and where its p95 comes from
     (`grprof.detect.sla.SLAConfig`: latency, p95 or prometheus + query, timeout, points)."""
     rules: list[str] = Field(default_factory=list)
+    owners: OwnersFile | None = None
+    """Who owns each finding: `label`, `prefixes`, `unowned` (docs/owners.md)."""
+    redact: RedactConfig | None = None
+    """Label values replaced before anything stores or shows them (docs/owners.md#redaction)."""
+    memory_limit: Size | None = None
+    """The targets' memory limit: findings say when their stack growth reaches it."""
     retention: RetentionConfig = RetentionConfig()
 
     @field_validator("listen", mode="before")

@@ -144,6 +144,8 @@ class Detection(TypedDict):
     ignored: dict[str, int]
     thin: str | None
     warnings: list[str]
+    stack_bytes: int
+    memory_limit: int | None
 
 
 @with_config(CLOSED)
@@ -191,6 +193,27 @@ class Member(TypedDict):
 
 
 @with_config(CLOSED)
+class StackCost(TypedDict):
+    """Stack bytes a finding's goroutines hold (docs/owners.md#cost)."""
+
+    bytes: int
+    per_goroutine: int
+    source: Literal["runtime_minimum"]
+    lower_bound: bool
+    bytes_per_hour: Number | None
+    hours_to_limit: Number | None
+
+
+@with_config(CLOSED)
+class OwnerBy(TypedDict):
+    """What decided a finding's owner (docs/owners.md)."""
+
+    source: Literal["label", "prefix", "codeowners"]
+    rule: str
+    frame: Frame | None
+
+
+@with_config(CLOSED)
 class FindingCore(TypedDict):
     """The fields every finding document has had since v1's first release."""
 
@@ -225,6 +248,10 @@ class Finding(FindingCore):
     score: Number
     wait_kind: str
     members: list[Member]
+    owner: str
+    owner_by: OwnerBy | None
+    stack_bytes: int
+    stack: StackCost
 
 
 @with_config(CLOSED)
@@ -462,6 +489,10 @@ class StoredFinding(FindingCore):
     score: NotRequired[Number]
     wait_kind: NotRequired[str]
     members: NotRequired[list[Member]]
+    owner: NotRequired[str]
+    owner_by: NotRequired[OwnerBy | None]
+    stack_bytes: NotRequired[int]
+    stack: NotRequired[StackCost]
     target: str
     lifecycle: Literal["new", "ongoing", "resolved"]
     first_seen: str | None

@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 from grprof.collect.model import ScrapeResult, Target
 from grprof.collect.scraper import Scraper, ScrapeSettings
 from grprof.config import Config, ConfigError, load_config
+from grprof.detect.owners import Owners
 from grprof.detect.rules import load_rules
 from grprof.errors import GrprofError, SettingError
+from grprof.redact import Redactor
 from grprof.server.runtime import Runtime
 from grprof.serving.fleet import Fleet
 from grprof.serving.pipeline import Judgement, Pipeline, Window, judge_window, parse_payload
@@ -111,7 +113,14 @@ class Daemon:
         self.shard = shard
         self.api_token = api_token
         self.runtime = Runtime.create(shard)
-        self.pipeline = Pipeline(self.runtime, load_rules(config.rules), config.sla_for)
+        self.pipeline = Pipeline(
+            self.runtime,
+            load_rules(config.rules),
+            config.sla_for,
+            Owners.load(config.owners),
+            config.memory_limit,
+            _redactor(config),
+        )
         self.fleet = Fleet(self.runtime, self.pipeline, extra_targets=extra_targets, shard=shard)
         self._store: Store | None = None
         self._scraper: Scraper | None = None
@@ -294,7 +303,11 @@ class Daemon:
         if restart:
             log.warning("reload (%s): %s change only on restart", why, ", ".join(restart))
         old, self.config, self.settings = self.config, new, settings
-        self.pipeline.configure(rules, new.sla_for)
+        self.pipeline.configure(rules, new.sla_for, Owners.load(new.owners), new.memory_limit, _redactor(new))
+        if new.redact != old.redact:
+            log.warning(
+                "reload (%s): new redaction rules apply to new snapshots; stored data is unchanged", why
+            )
         if scraper is not None and self.scraper is not None:
             await self.scraper.stop()
             self.scraper = scraper
@@ -362,3 +375,7 @@ __all__ = [
     "load_or_default",
     "parse_payload",
 ]
+
+
+def _redactor(config: Config) -> Redactor | None:
+    return Redactor.load(config.redact) if config.redact is not None else None

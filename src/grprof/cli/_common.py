@@ -181,6 +181,26 @@ def detection_args(
         "--source", metavar="DIR", help="the service's Go module: show and check the blocking code"
     )
     det.add_argument(
+        "--owners",
+        metavar="FILE",
+        help="who owns each finding: YAML with `label`, `prefixes` and `unowned` (docs/owners.md); "
+        "with --source, the checkout's CODEOWNERS too",
+    )
+    det.add_argument(
+        "--redact",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="replace sensitive label values (e-mails, tokens, ids) by <redacted:KIND> before "
+        "anything is shown; FILE: YAML with presets, rules, keep, drop, replace (docs/owners.md)",
+    )
+    det.add_argument(
+        "--memory-limit",
+        type=size,
+        metavar="SIZE",
+        help="the service's memory limit, e.g. 512MiB: findings say when their stack growth reaches it",
+    )
+    det.add_argument(
         "--rules", action="append", default=[], metavar="FILE", help="extra rule file (YAML), repeatable"
     )
     det.add_argument("--sla", type=duration, metavar="DURATION", help="the service's latency SLA, e.g. 200ms")
@@ -215,11 +235,18 @@ def detection_options(args: argparse.Namespace, *, interval: bool = True) -> Opt
         raise UsageError("--prometheus needs --p95-query (PromQL returning the p95 in seconds)")
     if args.source and not os.path.isdir(args.source):
         raise UsageError(f"--source {args.source}: not a directory")
+    from grprof.detect.owners import Owners, load_owners_file
+
+    source_dir = Path(args.source) if args.source else None
+    owners_file = getattr(args, "owners", None)
+    conf = load_owners_file(owners_file) if owners_file else None
     return Options(
         interval=args.interval if interval else None,
         sla=sla,
         rules=load_rules(args.rules),
-        source_dir=Path(args.source) if args.source else None,
+        source_dir=source_dir,
+        owners=Owners.load(conf, source_dir),
+        memory_limit=getattr(args, "memory_limit", None),
     )
 
 

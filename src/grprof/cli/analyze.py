@@ -80,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
     _gc.tune()  # a short-lived process holding many parsed stacks: see grprof/_gc.py
     opts = detection_options(args)
     snaps = load_inputs(args.inputs, args.max_size, args.timeout, args.format)
+    if args.redact is not None:
+        from grprof.redact import Redactor, load_redact_file
+
+        redactor = Redactor.load(load_redact_file(args.redact) if args.redact else None)
+        for s in snaps:
+            redactor.apply(s)
     detection = detect(snaps, opts)
     warn(detection.warnings)
     focus = Focus(args.focus, args.ignore)

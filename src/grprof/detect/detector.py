@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grprof.detect.cost import STACK_MIN, stack_cost
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict, WaitKind
 from grprof.detect.rules import RuleSet, load_rules
 from grprof.detect.series import Point, Series, Track, build_series, series_warnings
@@ -41,6 +42,7 @@ from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.detect.units import Judged, merge_units
 
 if TYPE_CHECKING:
+    from grprof.detect.owners import Owners
     from grprof.detect.source import SourceWait
 from grprof.model import Group, Snapshot
 
@@ -58,6 +60,10 @@ class Options:
     source_dir: Path | None = None
     sla_state: SLAState | None = None
     """An already evaluated SLA (a daemon caches it rather than query Prometheus every run)."""
+    memory_limit: int | None = None
+    """The target's memory limit in bytes: findings say when their stack growth reaches it."""
+    owners: Owners | None = None
+    """Who owns each finding (docs/owners.md); None: every finding's owner is `unknown`."""
     inconclusive: bool = True
     """Report `inconclusive` findings. A daemon doesn't: its window is thin only while it starts."""
 
@@ -73,6 +79,13 @@ class Detection:
     """Why the series is too thin to clear the service, when it is (never an all-clear then)."""
     warnings: list[str] = field(default_factory=list)
     """Why the snapshots may not be one process (`series_warnings`)."""
+    memory_limit: int | None = None
+    """`Options.memory_limit`."""
+
+    @property
+    def stack_bytes(self) -> int:
+        """Stack bytes the findings' goroutines hold (lower bound, cost.py)."""
+        return sum(f.stack.bytes if f.stack else f.count * STACK_MIN for f in self.findings)
 
 
 def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Detection:
@@ -119,8 +132,16 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
                 if w is not None:
                     found[track.id] = w
     waits = {t.id: w for t, _, w in reps}
+    held = (last.total if last is not None else 0) * STACK_MIN
     judged = [
-        Judged(finding(t, rep, w, rules, opts.source_dir, st.scoring, waits[k]), t, rep, detail(t))
+        Judged(
+            finding(
+                t, rep, w, rules, opts.source_dir, st.scoring, waits[k], opts.owners, opts.memory_limit, held
+            ),
+            t,
+            rep,
+            detail(t),
+        )
         for k, w in found.items()
         for t, rep in (by_id[k],)
     ]
@@ -128,7 +149,15 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
         judged = [j for j in judged if j.finding.verdict != "inconclusive"]
     findings = merge_units(judged)
     findings.sort(key=lambda f: (VERDICTS.index(f.verdict), -f.confidence, -f.count, f.id))
-    return Detection(findings, series, sla_state, ignored, thin_series(series, st), series_warnings(series))
+    return Detection(
+        findings,
+        series,
+        sla_state,
+        ignored,
+        thin_series(series, st),
+        series_warnings(series),
+        opts.memory_limit,
+    )
 
 
 def gone(track: Track) -> bool:
@@ -298,6 +327,9 @@ def finding(
     source_dir: Path | None,
     scoring: Scoring | None = None,
     wait: SourceWait | None = None,
+    owners: Owners | None = None,
+    memory_limit: int | None = None,
+    held: int = 0,
 ) -> Finding:
     """The finding for a weighed track: its cause and fix from the rules, checked against the
     source when given, which may add evidence and change the verdict.
@@ -338,6 +370,10 @@ def finding(
         confidence = min(confidence, 0.6)
     latest = track.latest
     g = latest.group if latest else rep
+    labels = {k: dict(list(v.items())[:5]) for k, v in g.labels.items()}
+    count = latest.count if latest else max(track.proof, default=0)
+    # An annotation: who owns the code that blocks never changes the verdict or the score.
+    owner = owners.resolve(rep.frames, g.labels) if owners is not None else None
     return Finding(
         id=track.id,
         verdict=verdict,
@@ -350,19 +386,22 @@ def finding(
         site=rep.site,
         created_by=rep.created_by,
         state=rep.state,
-        count=latest.count if latest else max(track.proof, default=0),
+        count=count,
         counts=track.counts,
         growth_per_minute=w.growth.per_minute,
         max_wait_minutes=max((p.max_wait for p in track.points if p), default=0),
         orphans=latest.orphans if latest else 0,
         runtime_confirmed=confirmed,
         source_confirmed=report is not None and report.confirmed,
-        labels={k: dict(list(v.items())[:5]) for k, v in g.labels.items()},
+        labels=labels,
         evidence=tuple(evidence),
         frames=rep.frames,
         source=report,
         score=score,
         wait_kind=w.kind,
+        owner=owner.owner if owner else "unknown",
+        owner_by=owner.by if owner else None,
+        stack=stack_cost(count, w.growth.per_minute, memory_limit, held),
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import AfterValidator
 
 from grprof import schema
 from grprof._yamlvalid import Located, Strict, parse, validate
+from grprof.detect.cost import STACK_MIN, StackCost, stack_cost
 from grprof.model import Frame
 
 Verdict = Literal["leak", "suspect", "inconclusive"]
@@ -128,6 +129,23 @@ class SourceReport:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerBy:
+    """What decided a finding's owner (grprof.detect.owners)."""
+
+    source: Literal["label", "prefix", "codeowners"]
+    rule: str
+    """The label key, the prefix, or the CODEOWNERS pattern with its line."""
+    frame: Frame | None = None
+    """The first owned frame from the blocking frame outward; None for a label."""
+
+    def to_json(self) -> schema.OwnerBy:
+        return {"source": self.source, "rule": self.rule, "frame": schema.frame_or_none(self.frame)}
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.rule}" + (f" at {self.frame}" if self.frame else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """One group of a unit finding: goroutines that leak together with the finding's own (a
     stream's handler and its transport, a connection's reader and writer)."""
@@ -193,6 +211,12 @@ class Finding:
     members: Sequence[Member] = ()
     """The other groups of the same unit (they moved in lockstep with this one and share its
     creator chain or its labels): one bug, one finding."""
+    owner: str = "unknown"
+    """Who owns the code that blocks (docs/owners.md): `unknown` when nothing says, never a guess."""
+    owner_by: OwnerBy | None = None
+    """What decided the owner: a label, a prefix or CODEOWNERS, and at which frame."""
+    stack: StackCost | None = None
+    """Stack bytes the group holds, their growth and the time to the memory limit (cost.py)."""
 
     def to_json(self) -> schema.Finding:
         """The finding in the `grprof.report/v1` shape (`grprof.schema.Finding`)."""
@@ -222,6 +246,10 @@ class Finding:
             "score": round(self.score, 3),
             "wait_kind": self.wait_kind,
             "members": [m.to_json() for m in self.members],
+            "owner": self.owner,
+            "owner_by": self.owner_by.to_json() if self.owner_by else None,
+            "stack_bytes": self.stack.bytes if self.stack else self.count * STACK_MIN,
+            "stack": (self.stack or stack_cost(self.count, self.growth_per_minute)).to_json(),
         }
 
 

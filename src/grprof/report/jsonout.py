@@ -107,6 +107,8 @@ def detection_json(report: Report) -> schema.Detection | None:
         },
         "ignored": d.ignored,
         "thin": d.thin,
+        "stack_bytes": d.stack_bytes,
+        "memory_limit": d.memory_limit,
         "warnings": d.warnings,
     }
 

@@ -205,6 +205,7 @@ def findings_table(report: Report) -> Table:
         ("verdict", {}),
         ("conf", {"justify": "right"}),
         ("category", {}),
+        ("owner", {"overflow": "fold"}),
         ("count", {"justify": "right"}),
         ("growth", {"justify": "right"}),
         ("site", {"overflow": "fold"}),
@@ -216,6 +217,7 @@ def findings_table(report: Report) -> Table:
             Text(f.verdict, style=_VERDICT_STYLE[f.verdict]),
             f"{f.confidence:.2f}",
             escape(f.category),
+            escape(f.owner),
             f"{f.count:,}",
             f"{f.growth_per_minute:+.3g}/min" if f.growth_per_minute else "-",
             escape(frame_text(f.site)),
@@ -237,6 +239,9 @@ def finding_detail(f: Finding, index: int) -> RenderableType:
     if f.created_by:
         where += f" · created by {frame_text(f.created_by)}"
     parts.append(Text(where, style="dim"))
+    parts.append(Text(f"  owner: {f.owner} ({f.owner_by or 'nothing names one'})", style="dim"))
+    if f.stack is not None:
+        parts.append(Text(f"  cost: {f.stack.summary()}", style="dim"))
     for m in f.members:
         parts.append(Text(f"  + {m.count:,} · {m.state} · at {frame_text(m.site)}  (same unit)", style="dim"))
     for e in f.evidence:

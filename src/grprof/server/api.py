@@ -461,10 +461,17 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
         verdict: Literal["leak", "suspect", "inconclusive"] | None = None,
         category: str | None = None,
         state: Literal["new", "ongoing", "resolved"] | None = None,
+        owner: Annotated[
+            str | None,
+            Query(description="only this owner's findings (docs/owners.md); `unknown`: no owner found"),
+        ] = None,
     ) -> schema.FindingsResponse:
         found = await run_in_threadpool(
             store.findings, target=target, verdict=verdict, category=category, state=state
         )
+        if owner is not None:
+            # Findings stored before owners existed have none: `unknown`, never a guess.
+            found = [f for f in found if f.finding.get("owner", "unknown") == owner]
         return {"schema": FINDINGS_SCHEMA, "findings": [f.to_json() for f in found]}
 
     @r.get(

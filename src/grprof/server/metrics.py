@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from grprof import __version__
 from grprof.collect.model import ScrapeResult, Target
+from grprof.detect.cost import STACK_MIN
 from grprof.detect.model import Finding
 from grprof.model import Group
 from grprof.server.waits import wait_classes
@@ -31,7 +32,20 @@ SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 # Label names the metrics themselves use: a static label of that name is exposed as
 # `exported_<name>` (Prometheus' own convention for clashes), so it never overrides them.
 RESERVED_LABELS = frozenset(
-    {"target", "kind", "result", "le", "quantile", "class", "verdict", "category", "group", "site", "state"}
+    {
+        "target",
+        "kind",
+        "result",
+        "le",
+        "quantile",
+        "class",
+        "verdict",
+        "category",
+        "owner",
+        "group",
+        "site",
+        "state",
+    }
 )
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 Labels = dict[str, str]
@@ -225,23 +239,33 @@ class RuntimeCollector(Collector):
 
     def _findings(self, targets: list[TargetView], labelsets: Mapping[str, Labels]) -> Iterator[Metric]:
         suspects = _Family(
-            "grprof_leak_suspects", "Findings of the latest detection run, by verdict and category."
+            "grprof_leak_suspects",
+            "Findings of the latest detection run, by verdict, category and owner.",
         )
         leaked = _Family(
             "grprof_leaked_goroutines",
-            "Goroutines in the latest detection run's findings, by verdict and category.",
+            "Goroutines in the latest detection run's findings, by verdict, category and owner.",
+        )
+        stack = _Family(
+            "grprof_leaked_stack_bytes",
+            "Stack bytes the latest detection run's findings hold, by verdict, category and owner "
+            "(a lower bound: 2 KiB per goroutine, docs/owners.md).",
         )
         for t in targets:
-            per: dict[tuple[str, str], list[int]] = {}
+            # `owner`: one value per team that owns a finding (docs/owners.md), `unknown` when
+            # nothing names one: bounded by the teams, not by the findings.
+            per: dict[tuple[str, str, str], list[int]] = {}
             for f in list(t.findings):
-                n = per.setdefault((f.verdict, f.category), [0, 0])
+                n = per.setdefault((f.verdict, f.category, f.owner), [0, 0, 0])
                 n[0] += 1
                 n[1] += f.count
-            for (verdict, category), (count, goroutines) in sorted(per.items()):
+                n[2] += f.stack.bytes if f.stack else f.count * STACK_MIN
+            for (verdict, category, owner), (count, goroutines, nbytes) in sorted(per.items()):
                 lab = labelsets[t.target.name]
-                suspects.add(lab, count, verdict=verdict, category=category)
-                leaked.add(lab, goroutines, verdict=verdict, category=category)
-        return iter([suspects.metric, leaked.metric])
+                suspects.add(lab, count, verdict=verdict, category=category, owner=owner)
+                leaked.add(lab, goroutines, verdict=verdict, category=category, owner=owner)
+                stack.add(lab, nbytes, verdict=verdict, category=category, owner=owner)
+        return iter([suspects.metric, leaked.metric, stack.metric])
 
     def _groups(self, targets: list[TargetView], labelsets: Mapping[str, Labels]) -> Metric:
         fam = _Family(

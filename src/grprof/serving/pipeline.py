@@ -21,12 +21,14 @@ from typing import Any
 from grprof.collect.model import ScrapeResult
 from grprof.collect.scraper import Scraper
 from grprof.detect.detector import Detection, Options, detect
+from grprof.detect.owners import Owners
 from grprof.detect.rules import RuleSet
 from grprof.detect.signals import theil_sen
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.errors import GrprofError
 from grprof.formats import parse_chunks
 from grprof.model import Group, Snapshot
+from grprof.redact import Redactor
 from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
 from grprof.serving.window import Window
 from grprof.store import ScrapeRecord, Store
@@ -83,8 +85,21 @@ def scrape_record(result: ScrapeResult) -> ScrapeRecord:
 class Pipeline:
     """Every target's window, and what each scrape of a target goes through (`on_result`)."""
 
-    def __init__(self, runtime: Runtime, rules: RuleSet, sla_for: Callable[[str], SLA | None]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        rules: RuleSet,
+        sla_for: Callable[[str], SLA | None],
+        owners: Owners | None = None,
+        memory_limit: int | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.runtime = runtime
+        self.memory_limit = memory_limit
+        self.redactor = redactor
+        """Label value redaction, applied to every snapshot before it is stored or judged."""
+        self.owners = owners
+        """Who owns each finding (the config's `owners:`, docs/owners.md)."""
         self.windows: dict[str, Window] = {}
         self.store: Store | None = None
         self.scraper: Scraper | None = None
@@ -92,9 +107,19 @@ class Pipeline:
         self.sla_for = sla_for
         """A target's SLA, by name (the running configuration's)."""
 
-    def configure(self, rules: RuleSet, sla_for: Callable[[str], SLA | None]) -> None:
-        """A new configuration's rules and SLAs; every target's SLA is evaluated again."""
-        self.rules, self.sla_for = rules, sla_for
+    def configure(
+        self,
+        rules: RuleSet,
+        sla_for: Callable[[str], SLA | None],
+        owners: Owners | None = None,
+        memory_limit: int | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        """A new configuration's rules, SLAs and owners; every target's SLA is evaluated again."""
+        self.rules, self.sla_for, self.owners = rules, sla_for, owners
+        self.memory_limit = memory_limit
+        # New rules apply to new snapshots only: what is stored stays as it was stored.
+        self.redactor = redactor
         for w in self.windows.values():
             w.sla = None
 
@@ -134,6 +159,8 @@ class Pipeline:
         if result.status == "ok":
             try:
                 snap = await asyncio.to_thread(parse_payload, result)
+                if self.redactor is not None:
+                    self.redactor.apply(snap)
             except GrprofError as e:
                 result = replace(result, status="parse_error", error=str(e))
         rt.observe(result.kind, result.status, result.started, result.error)
@@ -155,6 +182,8 @@ class Pipeline:
         # taken for a new suspect): what a person wants to download later; retention keeps them
         # within `retention.raw_budget`.
         keep = result.kind == "goroutineleak" or (result.kind == "debug=2" and result.reason in RAW_KEPT_FOR)
+        if self.redactor is not None and result.kind != "debug=2":
+            keep = False  # a leak profile's text carries the raw labels; debug=2 text has none
         raw = result.body if keep else None
         window = self.windows.setdefault(result.target, Window.empty())
         # Into the window first: it swaps the snapshot's stacks for the copies earlier snapshots
@@ -164,7 +193,13 @@ class Pipeline:
         await self.detect(result.target, rt, window)
 
     async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
-        opts = Options(rules=self.rules, sla_state=await self._sla(name, window), inconclusive=False)
+        opts = Options(
+            rules=self.rules,
+            sla_state=await self._sla(name, window),
+            inconclusive=False,
+            owners=self.owners,
+            memory_limit=self.memory_limit,
+        )
         latest = window.snapshots[-1] if window.snapshots else None
         j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
         d = j.detection
