@@ -276,6 +276,26 @@ def test_snapshots_lists_newest_first(store: SQLStore) -> None:
     assert store.snapshots("nobody") == []
 
 
+def test_goroutine_series_batches_targets(store: SQLStore) -> None:
+    files = zoo_files()
+    for i, p in enumerate(files):
+        store.add_snapshot("api", load_at(p, T0 + dt.timedelta(seconds=30 * i)))
+        store.add_snapshot("web", load_at(p, T0 + dt.timedelta(seconds=30 * i + 5)))
+    store.add_snapshot("old", load_at(files[0], T0 - dt.timedelta(hours=1)))
+    want = {name: [(m.time, m.total) for m in reversed(store.snapshots(name))] for name in ("api", "web")}
+    assert store.goroutine_series(["api", "web", "nobody"], T0) == want
+    assert store.goroutine_series(None, T0) == want  # every target; "old" is before `since`
+    assert store.goroutine_series([], T0) == {}
+    later = T0 + dt.timedelta(seconds=60)
+    assert store.goroutine_series(["api"], later) == {"api": [p for p in want["api"] if p[0] >= later]}
+    # Bucketed: one point per step, the largest total at the bucket's latest time.
+    got = store.goroutine_series(["api"], T0, step=3600)["api"]
+    assert len(got) <= 2 and max(n for _, n in got) == max(n for _, n in want["api"])
+    assert got[-1][0] == want["api"][-1][0]
+    many = [f"t{i}" for i in range(1203)]  # more names than one IN list
+    assert store.goroutine_series([*many, "api"], T0) == {"api": want["api"]}
+
+
 @pytest.mark.parametrize("path", dump_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_rebuilt_snapshot_keeps_groups_tracks_and_counts(tmp_path: Path, path: Path) -> None:
     """The property the detector relies on, for every recorded fixture (SQLite: the codec is

@@ -15,6 +15,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Iterator
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,55 @@ def test_fleet_filter_and_sort_without_js(client: TestClient) -> None:
     html = client.get("/?sort=name&order=desc").text
     order = re.findall(r'class="tname" href="/targets/([^"]+)"', html)
     assert order == sorted(order, reverse=True)
+
+
+def test_fleet_pagination_without_js(client: TestClient) -> None:
+    everyone = re.findall(r'class="tname" href="/targets/([^"]+)"', client.get("/").text)
+    assert len(everyone) >= 5
+    html = client.get("/?per=10&sort=name").text
+    assert 'rel="next"' not in html  # fewer than 10 targets: one page, no pager
+    # Page size below the minimum is raised to 10; a page past the end shows the last page.
+    html = client.get("/?per=1&page=99").text
+    assert re.findall(r'class="tname" href="/targets/([^"]+)"', html) == everyone
+    assert 'rel="prev"' not in html
+
+
+def test_fleet_pages_of_a_big_fleet(tmp_path: Path) -> None:
+    from grprof.server.runtime import Runtime
+    from grprof.server.ui.routes import ui_app
+    from grprof.store.sql import SQLStore
+
+    store = SQLStore.open(str(tmp_path / "big.db"))
+    names = [f"t{i:03d}<b>" for i in range(25)]
+    store.upsert_targets([Target(n, "http://127.0.0.1:1") for n in names], None)
+    calls: list[int] = []
+    real = store.goroutine_series
+
+    def counted(targets: Any, since: Any, **kw: Any) -> Any:
+        calls.append(len(targets))
+        return real(targets, since, **kw)
+
+    store.goroutine_series = counted  # type: ignore[method-assign]
+    try:
+        with TestClient(ui_app(store, Runtime.create())) as c:
+            shown: list[str] = []
+            path = "/?per=10"
+            pages = 0
+            while path:
+                html = c.get(path).text
+                assert "&lt;b&gt;" in html and "<b>" not in html.split("<main")[1]
+                shown += [
+                    urllib.parse.unquote(h)
+                    for h in re.findall(r'class="tname" href="/targets/([^"]+)"', html)
+                ]
+                nxt = re.search(r'<a rel="next" href="([^"]+)"', html)
+                path = html_unescape(nxt.group(1)) if nxt else ""
+                pages += 1
+            assert pages == 3 and shown == names
+            assert calls == [10, 10, 5]  # one batched sparkline query per page, for its rows only
+            assert "targets 21–25 of 25 (page 3 of 3)" in html
+    finally:
+        store.close()
 
 
 def test_target_page(client: TestClient, uiworld: UiWorld) -> None:

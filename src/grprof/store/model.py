@@ -170,6 +170,12 @@ class Store(Protocol):
     ) -> list[SnapshotMeta]:
         """Newest first."""
 
+    def goroutine_series(
+        self, targets: Sequence[str] | None, since: dt.datetime, *, step: float = 0.0
+    ) -> dict[str, list[tuple[dt.datetime, int]]]:
+        """Goroutine totals of many targets since `since`, oldest first, in one query; with
+        `step` > 0 seconds, one point (the largest) per target and step."""
+
     def snapshot(self, snapshot_id: int) -> tuple[SnapshotMeta, list[StoredGroup]] | None: ...
 
     def raw(self, snapshot_id: int) -> bytes | None: ...

@@ -33,7 +33,7 @@ from importlib import resources
 from typing import Any
 
 import jinja2
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -64,7 +64,9 @@ UI_EXACT = frozenset({"/", "/login", "/logout", "/paste"})
 OPEN_UI = frozenset({"/login"})
 RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
 SPARK_SECONDS = 6 * 3600
-SPARK_POINTS = 360
+SPARK_BUCKETS = 90
+FLEET_PAGE = 100
+MAX_FLEET_PAGE = 1000
 RANGE_POINTS = 3000
 MAX_GROUPS = 500
 PICKER = 60
@@ -443,7 +445,9 @@ def ui_routes(
 
     # -- fleet ------------------------------------------------------------------------
 
-    def fleet_data(name_q: str, label_q: str, sort: str, desc: bool) -> dict[str, Any]:
+    def fleet_data(
+        name_q: str, label_q: str, sort: str, desc: bool, page_no: int, per: int
+    ) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
         targets = all_targets()
         open_findings = [f for f in store.findings() if f.state in OPEN]
@@ -457,8 +461,6 @@ def ui_routes(
                 continue
             if label_q and not _match_label(t.labels, label_q):
                 continue
-            metas = [m for m in store.snapshots(t.name, limit=SPARK_POINTS) if _utc(m.time) >= since]
-            spark = sparkline([Point(_utc(m.time), m.total) for m in metas])
             fs = by_target.get(t.name, [])
             verdicts = Counter(str(f.finding.get("verdict", "")) for f in fs)
             cats = Counter(str(f.finding.get("category", "")) for f in fs)
@@ -474,7 +476,7 @@ def ui_routes(
                     t.up,
                     t.removed,
                     t.goroutines,
-                    spark,
+                    sparkline([]),
                     {v: verdicts.get(v, 0) for v in VERDICTS},
                     sorted(cats.items(), key=lambda kv: -kv[1]),
                     _ago(t.last_scrape, now),
@@ -495,25 +497,53 @@ def ui_routes(
             s.goroutines += row.goroutines or 0
             for v in VERDICTS:
                 s.findings[v] += row.findings.get(v, 0)
+        matched = len(rows)
+        pages = max(1, -(-matched // per))
+        page_no = min(max(1, page_no), pages)
+        shown = rows[(page_no - 1) * per : page_no * per]
+        # Sparklines only for the rows shown, all of them in one query.
+        points = store.goroutine_series([r.name for r in shown], since, step=SPARK_SECONDS / SPARK_BUCKETS)
+        for row in shown:
+            row.spark = sparkline([Point(t, n) for t, n in points.get(row.name, [])])
         return {
-            "rows": rows,
+            "rows": shown,
+            "matched": matched,
+            "page_no": page_no,
+            "pages": pages,
+            "first": (page_no - 1) * per + 1 if shown else 0,
             "services": sorted(services.values(), key=lambda s: s.service),
             "total": len(targets),
         }
 
     @r.get("/", response_class=HTMLResponse)
     async def fleet(
-        request: Request, name: str = "", label: str = "", sort: str = "name", order: str = ""
+        request: Request,
+        name: str = "",
+        label: str = "",
+        sort: str = "name",
+        order: str = "",
+        page_no: int = Query(1, alias="page"),
+        per: int = FLEET_PAGE,
     ) -> Response:
         desc = order == "desc" or (not order and sort in ("goroutines", "findings"))
-        data = await run_in_threadpool(fleet_data, name, label, sort, desc)
+        per = min(max(per, 10), MAX_FLEET_PAGE)
+        data = await run_in_threadpool(fleet_data, name, label, sort, desc, page_no, per)
+
+        def link(**over: Any) -> str:
+            base: dict[str, Any] = {"name": name, "label": label, "sort": sort, "order": order}
+            if per != FLEET_PAGE:
+                base["per"] = per
+            base.update(over)
+            return "/?" + urllib.parse.urlencode({k: v for k, v in base.items() if v not in ("", None, 1)})
+
         sort_links = {}
         for key in ("name", "service", "status", "goroutines", "findings"):
             flip = "asc" if (key == sort and desc) else "desc" if key == sort else ""
-            params = {
-                k: v for k, v in (("name", name), ("label", label), ("sort", key), ("order", flip)) if v
-            }
-            sort_links[key] = "/?" + urllib.parse.urlencode(params)
+            sort_links[key] = link(sort=key, order=flip, page=None)
+        pager = {
+            "prev": link(page=data["page_no"] - 1) if data["page_no"] > 1 else "",
+            "next": link(page=data["page_no"] + 1) if data["page_no"] < data["pages"] else "",
+        }
         return page(
             "ui_fleet.html.j2",
             title="Fleet",
@@ -521,7 +551,9 @@ def ui_routes(
             label=label,
             sort=sort,
             desc=desc,
+            per=per,
             sort_links=sort_links,
+            pager=pager,
             **data,
             **ctx(request),
         )
