@@ -95,17 +95,10 @@ class Pipeline:
         redactor: Redactor | None = None,
     ) -> None:
         self.runtime = runtime
-        self.memory_limit = memory_limit
-        self.redactor = redactor
-        """Label value redaction, applied to every snapshot before it is stored or judged."""
-        self.owners = owners
-        """Who owns each finding (the config's `owners:`, docs/owners.md)."""
         self.windows: dict[str, Window] = {}
         self.store: Store | None = None
         self.scraper: Scraper | None = None
-        self.rules = rules
-        self.sla_for = sla_for
-        """A target's SLA, by name (the running configuration's)."""
+        self.configure(rules, sla_for, owners, memory_limit, redactor)
 
     def configure(
         self,
@@ -115,10 +108,12 @@ class Pipeline:
         memory_limit: int | None = None,
         redactor: Redactor | None = None,
     ) -> None:
-        """A new configuration's rules, SLAs and owners; every target's SLA is evaluated again."""
+        """A configuration's rules, SLAs (a target's, by name), owners (docs/owners.md), memory
+        limit and label redaction; every target's SLA is evaluated again."""
         self.rules, self.sla_for, self.owners = rules, sla_for, owners
         self.memory_limit = memory_limit
-        # New rules apply to new snapshots only: what is stored stays as it was stored.
+        # Redaction applies to every snapshot before it is stored or judged; new rules to new
+        # snapshots only: what is stored stays as it was stored.
         self.redactor = redactor
         for w in self.windows.values():
             w.sla = None
