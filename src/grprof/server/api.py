@@ -189,15 +189,6 @@ def target_json(t: StoredTarget, rt: TargetRuntime | None) -> schema.Target:
     }
 
 
-def runtime_target(rt: TargetRuntime, shard: str | None) -> StoredTarget:
-    """A local target the store does not list yet (the daemon upserts it on its first pass)."""
-    open_findings = len(rt.findings)
-    return StoredTarget(
-        rt.target.name, rt.target.url, rt.target.labels, shard, rt.up, rt.last_scrape,
-        rt.last_success, rt.last_error, rt.goroutines, open_findings,
-    )  # fmt: skip
-
-
 @dataclass(slots=True)
 class DiffRow:
     track: str
@@ -392,10 +383,8 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
         response_model=schema.TargetsResponse,
     )
     async def targets() -> schema.TargetsResponse:
-        stored = {t.name: t for t in await run_in_threadpool(store.targets)}
+        stored = runtime.with_local(await run_in_threadpool(store.targets))
         local = dict(runtime.targets)
-        for name, rt in local.items():
-            stored.setdefault(name, runtime_target(rt, runtime.shard_label))
         items = [target_json(t, local.get(t.name)) for t in sorted(stored.values(), key=lambda t: t.name)]
         return {"targets": items}
 

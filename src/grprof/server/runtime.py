@@ -10,6 +10,7 @@ are in `grprof.server.waits` (re-exported here).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -20,6 +21,7 @@ from grprof.detect.model import Finding
 from grprof.model import Group
 from grprof.server.metrics import SCRAPE_BUCKETS, ServerMetrics
 from grprof.server.waits import blocked_by_class, classify_wait, wait_classes
+from grprof.store.model import StoredTarget
 
 
 class CaptureError(Exception):
@@ -120,6 +122,18 @@ class Runtime:
     @property
     def shard_label(self) -> str | None:
         return None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}"
+
+    def with_local(self, stored: Iterable[StoredTarget]) -> dict[str, StoredTarget]:
+        """Every target by name: the store's, plus this replica's that the store does not list
+        yet (the daemon upserts a target on its first pass)."""
+        out = {t.name: t for t in stored}
+        for name, rt in dict(self.targets).items():
+            if name not in out:
+                out[name] = StoredTarget(
+                    rt.target.name, rt.target.url, rt.target.labels, self.shard_label, rt.up,
+                    rt.last_scrape, rt.last_success, rt.last_error, rt.goroutines, len(rt.findings),
+                )  # fmt: skip
+        return out
 
 
 __all__ = [

@@ -47,7 +47,7 @@ from grprof.aggregate import StackNode
 from grprof.collect.model import redact_url
 from grprof.report._templates import environment
 from grprof.report.flame import Flagged, render_svg
-from grprof.server.runtime import Runtime, TargetRuntime
+from grprof.server.runtime import Runtime
 from grprof.server.ui.charts import Chart, Point, line_chart, sparkline
 from grprof.store.model import SnapshotMeta, Store, StoredFinding, StoredGroup, StoredTarget
 
@@ -378,14 +378,6 @@ def _finding_order(f: StoredFinding) -> tuple[int, str]:
     return (VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS), f.id)
 
 
-def _runtime_target(rt: TargetRuntime, shard: str | None) -> StoredTarget:
-    """A local target the store does not list yet (as `grprof.server.api.runtime_target`)."""
-    return StoredTarget(
-        rt.target.name, rt.target.url, rt.target.labels, shard, rt.up, rt.last_scrape,
-        rt.last_success, rt.last_error, rt.goroutines, len(rt.findings),
-    )  # fmt: skip
-
-
 def _fleet_sort(rows: list[TargetRow], key: str, desc: bool) -> list[TargetRow]:
     keys: dict[str, Any] = {
         "name": lambda r: r.name,
@@ -420,10 +412,7 @@ def ui_routes(
         return {"auth": sessions.required, "csrf": sessions.csrf(cookie)}
 
     def all_targets() -> dict[str, StoredTarget]:
-        stored = {t.name: t for t in store.targets()}
-        for name, rt in dict(runtime.targets).items():
-            stored.setdefault(name, _runtime_target(rt, runtime.shard_label))
-        return stored
+        return runtime.with_local(store.targets())
 
     # -- static assets rendered from the report's templates ---------------------------
 
