@@ -53,13 +53,15 @@ def gate(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProc
     )
 
 
-def go_test(leakdir: Path, *, second_leak: bool) -> tuple[subprocess.CompletedProcess[str], Path]:
+def go_test(
+    leakdir: Path, *, second_leak: bool, go: str = "go"
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`go test -json` on the gate suite with GRPROF_LEAKCHECK_DIR=leakdir; the -json file."""
     env = gobuild._go_env({"GRPROF_LEAKCHECK_DIR": str(leakdir)})
     env["GATESUITE_SECOND_LEAK"] = "1" if second_leak else "0"
     leakdir.mkdir(parents=True, exist_ok=True)
     p = subprocess.run(
-        ["go", "test", "-count=1", "-json", "."],
+        [go, "test", "-count=1", "-json", "."],
         cwd=SUITE,
         env=env,
         capture_output=True,
@@ -249,6 +251,31 @@ def test_baseline_then_a_second_leak_fails_on_the_new_signature_only(
 
 
 @pytest.mark.slow
+def test_a_baseline_holds_across_go_versions(run1: tuple[Path, Path], tmp_path: Path) -> None:
+    """A baseline written from a Go 1.26 run accepts the same leak from a Go 1.22 run (another
+    runtime, other line numbers in the standard library, another build directory)."""
+    try:
+        tool = subprocess.run(
+            [str(ROOT / "scripts" / "go-toolchain.sh"), "1.22.12"],
+            capture_output=True, text=True, check=True, timeout=600,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError) as e:
+        pytest.skip(f"Go 1.22.12 toolchain unavailable: {e}")
+    go122 = tool.stdout.strip().splitlines()[-1]
+    baseline = tmp_path / "baseline.json"
+    p = gate(run1[0], "--baseline", baseline, "--update-baseline")
+    assert p.returncode == 0, p.stdout + p.stderr
+    leaks = tmp_path / "go122" / "leaks"
+    p, js = go_test(leaks, second_leak=False, go=go122)
+    assert p.returncode != 0, "want TestLeaky to fail under Go 1.22 too\n" + p.stdout + p.stderr
+    p = gate(leaks, "--baseline", baseline, "--go-test-json", js, "--json")
+    why = f"{p.stdout}{p.stderr}\nbaseline: {baseline.read_text()}"
+    doc = json.loads(p.stdout)
+    assert (p.returncode, doc["passed"], doc["new"]) == (0, True, 0), why
+    p = gate(leaks, "--baseline", tmp_path / "none.json")
+    assert p.returncode == 1, p.stdout + p.stderr  # without the baseline, the leak is seen
+
+
 def test_ignore_rules_from_a_rules_file(run1: tuple[Path, Path], tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(
