@@ -7,10 +7,12 @@ a bounded time, and no leak alert is ever pending or firing for the healthy one.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -38,8 +40,9 @@ def _get(url: str) -> Any:
 
 
 @contextlib.contextmanager
-def _prometheus(grprof_addr: str, rules: Path) -> Iterator[str]:
-    """Our own Prometheus: loopback, scrape and rule evaluation every second, `rules` loaded."""
+def _prometheus(grprof_addr: str, rules: Path, alertmanager: str | None = None) -> Iterator[str]:
+    """Our own Prometheus: loopback, scrape and rule evaluation every second, `rules` loaded,
+    alerts sent to `alertmanager` (HOST:PORT) when given."""
     binary = ensure_prometheus()
     if binary is None:
         pytest.skip(
@@ -55,6 +58,11 @@ def _prometheus(grprof_addr: str, rules: Path) -> Iterator[str]:
                     "scrape_configs": [
                         {"job_name": "grprof", "static_configs": [{"targets": [grprof_addr]}]}
                     ],
+                    "alerting": {
+                        "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
+                        if alertmanager
+                        else []
+                    },
                 }
             )
         )
@@ -206,3 +214,165 @@ def _dashboard_queries_answer(prom: str) -> None:
     assert float(results["Targets leaking"][0]["value"][1]) == 1
     assert {r["metric"]["target"] for r in results["Findings by target"]} == {"leaky"}
     assert {r["metric"]["class"] for r in results["Goroutines by wait class"]} >= {"channel", "running"}
+
+
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+ROUTED_WITHIN = 120.0  # seconds from grprof's start until both owners' receivers have an alert
+
+
+class _Receivers:
+    """Webhook receivers on one loopback port: Alertmanager POSTs each notification to
+    /<receiver>; `got[receiver]` keeps the alerts' label sets in arrival order."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, list[dict[str, str]]] = {}
+        got = self.got
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                got.setdefault(self.path.strip("/"), []).extend(a["labels"] for a in body["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def _alertmanager(receivers: str) -> Iterator[str]:
+    """Our own Alertmanager (Debian's prometheus-alertmanager) on loopback, no cluster, routing
+    by the `owner` label: team-payments and team-search each to their own webhook, anything
+    else to `default`. Yields HOST:PORT."""
+    if not Path(ALERTMANAGER).is_file():
+        pytest.skip("prometheus-alertmanager missing (scripts/system-deps.sh installs it as root)")
+    with tempfile.TemporaryDirectory(prefix="grprof-e2e-am-") as tmp:
+        hook = lambda name: {"url": f"{receivers}/{name}", "send_resolved": False}  # noqa: E731
+        config = Path(tmp) / "alertmanager.yml"
+        config.write_text(
+            json.dumps(
+                {
+                    "route": {
+                        "receiver": "default",
+                        "group_by": ["alertname", "target", "owner"],
+                        "group_wait": "1s",
+                        "group_interval": "1s",
+                        "repeat_interval": "1h",
+                        "routes": [
+                            {"matchers": ['owner="team-payments"'], "receiver": "payments"},
+                            {"matchers": ['owner="team-search"'], "receiver": "search"},
+                        ],
+                    },
+                    "receivers": [
+                        {"name": n, "webhook_configs": [hook(n)]} for n in ("default", "payments", "search")
+                    ],
+                }
+            )
+        )
+        port = free_port()
+        with tempfile.TemporaryFile() as log:
+            proc = subprocess.Popen(
+                [
+                    ALERTMANAGER,
+                    f"--config.file={config}",
+                    f"--storage.path={Path(tmp) / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--cluster.listen-address=",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=tmp,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while True:
+                    if proc.poll() is not None:
+                        log.seek(0)
+                        raise AssertionError(f"alertmanager exited {proc.returncode}: {log.read()[-2000:]!r}")
+                    with contextlib.suppress(OSError):
+                        ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2)
+                        if ready.status == 200:
+                            break
+                    assert time.monotonic() < deadline, "alertmanager not ready within 60s"
+                    time.sleep(0.2)
+                yield f"127.0.0.1:{port}"
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.mark.skipif(
+    shutil.which(PROMETHEUS) is None and shutil.which("apt-get") is None,
+    reason="prometheus missing (Debian package prometheus; scripts/system-deps.sh installs it as root)",
+)
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain to build the service")
+def test_alertmanager_routes_each_leak_to_its_owner(tmp_path: Path) -> None:
+    """tests/goapps/owned leaks in code of two teams: payments blocks in the standard library's
+    sync.WaitGroup, search inside a vendored SDK (an `unowned` prefix). grprof names each leak's
+    owner by walking past those frames to the team's package; Prometheus fires GoroutineLeak
+    with that `owner` label and a real Alertmanager routes each alert to its team's receiver,
+    never the other team's."""
+    if ensure_prometheus() is None:
+        pytest.skip("prometheus missing and cannot be installed (not root or no apt-get)")
+    rules = tmp_path / "rules.yml"
+    assert main(["rules", "-o", str(rules), "--for", "5s", "--ui-url", "http://grprof.test:8080"]) == 0
+    binary = build_goapp("owned", env={"GOEXPERIMENT": "goroutineleakprofile"})
+    receivers = _Receivers()
+    try:
+        with (
+            run_goapp(binary) as (_, owned),
+            _alertmanager(receivers.url) as am,
+        ):
+            (tmp_path / "grprof.yaml").write_text(
+                "version: 1\n"
+                "scrape: {interval: 1s, timeout: 1s, leak_profile_every: 2}\n"
+                f"targets:\n  - {{name: owned, url: '{owned}'}}\n"
+                "owners:\n"
+                "  prefixes:\n"
+                "    grprof.test/owned/payments: team-payments\n"
+                "    grprof.test/owned/search: team-search\n"
+                "  unowned: [grprof.test/owned/third_party]\n"
+            )
+            port = free_port()
+            args = ["--config", str(tmp_path / "grprof.yaml"), "--db", str(tmp_path / "g.db")]
+            with run_serve(args, port=port) as srv, _prometheus(f"127.0.0.1:{port}", rules, am):
+                start = time.monotonic()
+                while time.monotonic() - start < ROUTED_WITHIN:
+                    if receivers.got.get("payments") and receivers.got.get("search"):
+                        break
+                    time.sleep(1)
+                got = {k: list(v) for k, v in receivers.got.items()}
+                assert got.get("payments") and got.get("search"), (
+                    f"not routed to both owners within {ROUTED_WITHIN}s: {got}\n"
+                    f"--- serve log ---\n{srv.logs()[-3000:]}"
+                )
+                print(f"both owners' receivers notified after {time.monotonic() - start:.1f}s")
+                for receiver, owner, category in (
+                    ("payments", "team-payments", "sync"),
+                    ("search", "team-search", "channel"),
+                ):
+                    leaks = [a for a in got[receiver] if a["alertname"] == "GoroutineLeak"]
+                    assert leaks, got[receiver]
+                    assert {a["owner"] for a in got[receiver]} == {owner}, got[receiver]
+                    assert {a["category"] for a in leaks} == {category}, leaks
+                assert not any(
+                    a.get("owner") in ("team-payments", "team-search") for a in got.get("default", [])
+                ), got
+                # The API says which frame decided, and filters by owner like the alert's link.
+                found = srv.get("/api/v1/findings?target=owned&owner=team-search")["findings"]
+                assert found and all(f["owner"] == "team-search" for f in found), found
+    finally:
+        receivers.close()

@@ -5,9 +5,13 @@ leaked connection is a reader and a writer. Each is its own group (its own stack
 detector that judges groups one by one files one bug as five findings. Two findings are one
 unit when their counts **move in lockstep** (every step of one is a fixed multiple of the
 other's) **and** something ties them beyond the numbers: one group's goroutines created the
-other's, both were created by the same goroutine, or they carry the same pprof labels (labels
+other's, both were started by the same goroutines, or they carry the same pprof labels (labels
 pass from a goroutine to the ones it starts). Lockstep alone is not enough: independent
-leaks driven by the same traffic rise together too.
+leaks driven by the same traffic rise together too. Nor is one shared creator goroutine
+alone: a long-lived loop (a ticker, a scheduler, an accept loop) starts every kind of work
+it is given, so two groups it started through different `go` statements are two bugs, not
+one; the same creator counts when several creators are shared or the same function started
+both.
 """
 
 from __future__ import annotations
@@ -73,12 +77,17 @@ def _labels(j: Judged) -> frozenset[tuple[str, str]]:
     return frozenset((k, v) for k, vals in j.group.labels.items() for v in vals)
 
 
+def _started_at(j: Judged) -> str | None:
+    c = j.group.created_by
+    return c.function if c is not None else None
+
+
 def tied(a: Judged, b: Judged) -> str | None:
     """What ties two groups beyond their counts, in words, or None."""
     ca, cb = _creators(a), _creators(b)
     if ca & _ids(b) or cb & _ids(a):
         return "one's goroutines started the other's"
-    if ca and ca == cb:
+    if ca and ca == cb and (len(ca) > 1 or _started_at(a) == _started_at(b)):
         return "started by the same goroutines"
     la, lb = _labels(a), _labels(b)
     if la and la == lb:

@@ -1,0 +1,3 @@
+module grprof.test/owned
+
+go 1.22
