@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -197,6 +198,7 @@ func VerifyTestMain(m *testing.M, opts ...Option) {
 func (c *config) wait(keep func(debug1.Goroutine) bool) ([]debug1.Goroutine, error) {
 	deadline := time.Now().Add(c.timeout)
 	sleep := time.Millisecond
+	clean := false
 	for {
 		var b bytes.Buffer
 		if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
@@ -212,9 +214,19 @@ func (c *config) wait(keep func(debug1.Goroutine) bool) ([]debug1.Goroutine, err
 				leaks = append(leaks, g)
 			}
 		}
+		if len(leaks) == 0 && !clean {
+			// One clean profile is not enough: Go 1.22's concurrent goroutine profile
+			// can miss a goroutine created an instant before that has not run yet
+			// (seen with GOMAXPROCS=1 and on a loaded machine). Let it run, look again.
+			clean = true
+			runtime.Gosched()
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		if len(leaks) == 0 || !time.Now().Before(deadline) {
 			return leaks, nil
 		}
+		clean = false
 		time.Sleep(sleep)
 		if sleep *= 2; sleep > 100*time.Millisecond {
 			sleep = 100 * time.Millisecond
