@@ -8,11 +8,13 @@ It builds benchmarks/goapps/pprofparse (github.com/google/pprof/profile.Parse, w
 missing, and times, on each file, in the same run:
 
 - grprof `load(data)`: the file's bytes from memory through grprof's whole reading path
-  (sniffing, gunzip with its size cap, parsing, the snapshot's table), one warm-up, then
-  best and median of N, each after a `gc.collect()`; with the native decoder and with
-  GRPROF_PURE=1 (the debug=1 parser is Python either way);
+  (sniffing, gunzip with its size cap, parsing, the snapshot's table), and `groups()` on
+  the result (load + aggregate), one warm-up, then best, median and max of N, each after a
+  `gc.collect()`; with the native parsers (debug=0 and debug=1) and with GRPROF_PURE=1;
 - `pprofparse -n N FILE`: `profile.Parse(bytes.NewReader(data))`, gunzip included, one
-  warm-up, then best and median of N, each after a `runtime.GC()`.
+  warm-up, then best, median and max of N, each after a `runtime.GC()`: on the debug=0
+  file of the same run for both formats (the goal's reference), and on the debug=1 text
+  too (profile.Parse reads the legacy text format).
 
 Inputs: `shapes -n 21000` (21,000 goroutines in 52 shapes: the few-stacks profile a fleet
 scrapes), `distinct -n 20000` (20,000 goroutines, each its own stack: the worst case), and
@@ -72,29 +74,43 @@ def inputs() -> list[tuple[str, Path, Path]]:
     return out
 
 
+def _stats(times: list[float]) -> dict[str, float]:
+    return {
+        "best_ms": min(times) * 1e3,
+        "median_ms": statistics.median(times) * 1e3,
+        "max_ms": max(times) * 1e3,
+    }
+
+
 def time_grprof(data: bytes, iters: int, pure: bool) -> dict[str, Any]:
+    """`load(data)` and `load(data).groups()` (load + aggregate), each run timed for both."""
     import grprof
-    from grprof.formats import pprof
+    from grprof.formats import debug1, pprof
 
     old = os.environ.pop("GRPROF_PURE", None)
     if pure:
         os.environ["GRPROF_PURE"] = "1"
     try:
         snap = grprof.load(data, name="bench")
-        native = pprof.native_decoder() is not None
-        times = []
+        snap.groups()
+        native = {"debug=0": pprof.native_decoder(), "debug=1": debug1.native_parser()}.get(snap.format)
+        loads, totals = [], []
         for _ in range(iters):
             snap = None  # type: ignore[assignment]
             gc.collect()
             t0 = time.perf_counter()
             snap = grprof.load(data, name="bench")
-            times.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            snap.groups()
+            t2 = time.perf_counter()
+            loads.append(t1 - t0)
+            totals.append(t2 - t0)
         return {
-            "best_ms": min(times) * 1e3,
-            "median_ms": statistics.median(times) * 1e3,
+            "load": _stats(loads),
+            "load_groups": _stats(totals),
             "goroutines": snap.total,
             "stacks": len(snap.table.stacks),
-            "native": native and snap.format == "debug=0",
+            "native": native is not None,
         }
     finally:
         os.environ.pop("GRPROF_PURE", None)
@@ -122,42 +138,59 @@ def main() -> None:
         f"machine: {info['nproc']} CPUs, {info['cpu']}; {info['go']}; Python {info['python']}; "
         f"load average {info['loadavg_1m']}; grprof {info['grprof_commit']}"
     )
-    cases: list[tuple[str, str, list[Path]]] = []
+    # (label, format, grprof's files, the debug=0 files Go parses: the same profiles)
+    cases: list[tuple[str, str, list[Path], list[Path]]] = []
     for label, f0, f1 in inputs():
-        cases += [(label, "debug=0", [f0]), (label, "debug=1", [f1])]
+        cases += [(label, "debug=0", [f0], [f0]), (label, "debug=1", [f1], [f0])]
     if not args.no_fixtures:
         fixtures = sorted((REPO / "tests" / "fixtures").rglob("*.pb.gz"))
-        cases.append((f"the {len(fixtures)} recorded debug=0 fixtures, summed", "debug=0", fixtures))
+        label = f"the {len(fixtures)} recorded debug=0 fixtures, summed"
+        cases.append((label, "debug=0", fixtures, fixtures))
+
+    def summed(res: list[dict[str, Any]], key: str | None = None) -> dict[str, float]:
+        return {k: sum((r[key] if key else r)[k] for r in res) for k in ("best_ms", "median_ms", "max_ms")}
+
+    def speed(go: dict[str, float], ours: dict[str, float]) -> str:
+        """Go's time over grprof's (>= 1: grprof at least as fast), best / median / max."""
+        return " / ".join(f"{go[k] / ours[k]:.2f}" for k in ("best_ms", "median_ms", "max_ms"))
+
+    def ms(r: dict[str, float]) -> str:
+        return f"{r['best_ms']:.2f} / {r['median_ms']:.2f} / {r['max_ms']:.2f}"
 
     rows = []
-    head = f"{'input':46} {'format':8} {'tool':34} {'best ms':>9} {'median ms':>10} {'vs Go (best)':>12}"
-    print(head + "\n" + "-" * len(head))
-    for label, fmt, files in cases:
-        go = time_go(tool, files, args.iters)
-        go_best = sum(r["best_ms"] for r in go)
-        go_median = sum(r["median_ms"] for r in go)
-        results = [("Go profile.Parse", {"best_ms": go_best, "median_ms": go_median})]
+    print(
+        "ms best / median / max of N; 'x Go' = Go profile.Parse of the debug=0 form over grprof, "
+        "best/best, median/median, max/max (>= 1: grprof at least as fast)"
+    )
+    for label, fmt, files, go_files in cases:
+        go = summed(time_go(tool, go_files, args.iters))
+        print(f"\n{label}, {fmt}\n  Go profile.Parse (debug=0 form): {ms(go)}")
+        row: dict[str, Any] = {"input": label, "format": fmt, "go_debug0": go}
+        if fmt == "debug=1":
+            text = summed(time_go(tool, files, args.iters))
+            print(f"  Go profile.Parse (this debug=1 text): {ms(text)}")
+            row["go_debug1"] = text
         for pure in (False, True):
             res = [time_grprof(f.read_bytes(), args.iters, pure) for f in files]
-            tool_name = (
-                "grprof, pure Python (GRPROF_PURE=1)"
+            name = (
+                "pure Python (GRPROF_PURE=1)"
                 if pure
-                else ("grprof, native decoder" if all(r["native"] for r in res) else "grprof (Python parser)")
+                else ("native" if all(r["native"] for r in res) else "native unavailable: Python")
             )
-            results.append(
-                (
-                    tool_name,
-                    {
-                        "best_ms": sum(r["best_ms"] for r in res),
-                        "median_ms": sum(r["median_ms"] for r in res),
-                        "goroutines": sum(r["goroutines"] for r in res),
-                    },
-                )
+            load, total = summed(res, "load"), summed(res, "load_groups")
+            print(
+                f"  grprof, {name}: load {ms(load)} (x Go {speed(go, load)}); "
+                f"load + groups {ms(total)} (x Go {speed(go, total)})"
             )
-        for name, r in results:
-            ratio = r["best_ms"] / go_best if go_best else float("nan")
-            print(f"{label:46} {fmt:8} {name:34} {r['best_ms']:9.2f} {r['median_ms']:10.2f} {ratio:11.1f}x")
-            rows.append({"input": label, "format": fmt, "tool": name, **r, "vs_go_best": ratio})
+            row["pure" if pure else "native"] = {
+                "tool": name,
+                "load": load,
+                "load_groups": total,
+                "goroutines": sum(r["goroutines"] for r in res),
+                "x_go_load": speed(go, load),
+                "x_go_load_groups": speed(go, total),
+            }
+        rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
 

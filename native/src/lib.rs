@@ -5,7 +5,10 @@
 //! `grprof.formats.traceback._from_native` turns into a `ScanResult`.
 //! `decode_pprof(data, Frame)` returns the dict `grprof.formats.pprof._from_native` turns
 //! into a snapshot, or raises ValueError(message, offset).
+//! `parse_debug1(data, Frame, stop)` returns the dict `grprof.formats.debug1._from_native`
+//! turns into snapshots (the debug=1 text twin of `grprof.formats.debug1._Reader`).
 
+mod debug1;
 mod pprof;
 mod scan;
 
@@ -152,27 +155,7 @@ fn decode_pprof<'py>(
     }
     out.set_item("stacks", stacks)?;
     if let Some(stop) = stop {
-        let mut stops = Vec::with_capacity(frames.len());
-        for f in &frames {
-            stops.push(stop.call1((f,))?.is_truthy()?);
-        }
-        let mut classes: Vec<i64> = Vec::with_capacity(d.stack_offsets.len());
-        let mut reps: Vec<i64> = Vec::new();
-        let mut seen: pprof::FxMap<&[u32], i64> = pprof::FxMap::default();
-        for (si, w) in d.stack_offsets.windows(2).enumerate() {
-            let ids = &d.stack_frames[w[0]..w[1]];
-            let k = ids
-                .iter()
-                .position(|i| stops[*i as usize])
-                .unwrap_or(ids.len());
-            let prefix = &ids[..(k + 2).min(ids.len())];
-            let next = reps.len() as i64;
-            let c = *seen.entry(prefix).or_insert(next);
-            if c == next {
-                reps.push(si as i64);
-            }
-            classes.push(c);
-        }
+        let (classes, reps) = state_classes(&frames, &d.stack_offsets, &d.stack_frames, stop)?;
         out.set_item("state_class", i64_bytes(py, &classes))?;
         out.set_item("state_reps", reps)?;
     }
@@ -207,9 +190,141 @@ fn decode_pprof<'py>(
     Ok(out)
 }
 
+/// Stacks grouped by the frames their wait state can depend on: `stop(frame)` says where a
+/// stack's state stops depending on its frames (up to the first frame it accepts and the one
+/// after it). Returns the class of each stack and the first stack of each class.
+fn state_classes(
+    frames: &[Bound<'_, PyAny>],
+    offsets: &[usize],
+    stack_frames: &[u32],
+    stop: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<i64>, Vec<i64>)> {
+    let mut stops = Vec::with_capacity(frames.len());
+    for f in frames {
+        stops.push(stop.call1((f,))?.is_truthy()?);
+    }
+    let mut classes: Vec<i64> = Vec::with_capacity(offsets.len());
+    let mut reps: Vec<i64> = Vec::new();
+    let mut seen: pprof::FxMap<&[u32], i64> = pprof::FxMap::default();
+    for (si, w) in offsets.windows(2).enumerate() {
+        let ids = &stack_frames[w[0]..w[1]];
+        let k = ids
+            .iter()
+            .position(|i| stops[*i as usize])
+            .unwrap_or(ids.len());
+        let prefix = &ids[..(k + 2).min(ids.len())];
+        let next = reps.len() as i64;
+        let c = *seen.entry(prefix).or_insert(next);
+        if c == next {
+            reps.push(si as i64);
+        }
+        classes.push(c);
+    }
+    Ok((classes, reps))
+}
+
+/// Parse a debug=1 text profile (one or more concatenated); `frame` is `grprof.model.Frame`,
+/// `stop` as for `decode_pprof`. Returns the dict `grprof.formats.debug1._from_native` turns
+/// into snapshots; errors are data (`"error"`), since the Python side parses the label lines
+/// and a bad one before the first bad line wins.
+#[pyfunction]
+fn parse_debug1<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    frame: &Bound<'py, PyAny>,
+    stop: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = if data.len() >= DETACH_MIN {
+        py.detach(|| debug1::parse(data))
+    } else {
+        debug1::parse(data)
+    };
+    let out = PyDict::new(py);
+    let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
+    for (name, file, line) in &d.frames {
+        frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
+    }
+    let profiles = PyList::empty(py);
+    for p in &d.profiles {
+        let pd = PyDict::new(py);
+        pd.set_item(
+            "profile",
+            if p.leak { "goroutineleak" } else { "goroutine" },
+        )?;
+        pd.set_item("total", p.total)?;
+        pd.set_item("cut", p.cut)?;
+        let stacks = PyList::empty(py);
+        for w in p.stack_offsets.windows(2) {
+            let ids = &p.stack_frames[w[0]..w[1]];
+            stacks.append(PyTuple::new(py, ids.iter().map(|i| &frames[*i as usize]))?)?;
+        }
+        pd.set_item("stacks", stacks)?;
+        // The profile's distinct frames, first use first (for its Go version).
+        let mut seen = vec![false; frames.len()];
+        let used = PyList::empty(py);
+        for i in &p.stack_frames {
+            if !std::mem::replace(&mut seen[*i as usize], true) {
+                used.append(&frames[*i as usize])?;
+            }
+        }
+        pd.set_item("frames", used)?;
+        let (classes, reps) = state_classes(&frames, &p.stack_offsets, &p.stack_frames, stop)?;
+        pd.set_item("state_class", i64_bytes(py, &classes))?;
+        pd.set_item("state_reps", reps)?;
+        pd.set_item("row_stack", i64_bytes(py, &p.row_stack))?;
+        pd.set_item("row_labels", i64_bytes(py, &p.row_labels))?;
+        pd.set_item("row_count", i64_bytes(py, &p.row_count))?;
+        pd.set_item("row_hidden", i64_bytes(py, &p.row_hidden))?;
+        let fallback = PyList::empty(py);
+        for (row, pcs, first) in &p.fallback {
+            fallback.append((
+                *row,
+                PyBytes::new(py, &data[pcs.0..pcs.1]),
+                PyBytes::new(py, &data[first.0..first.1]),
+            ))?;
+        }
+        pd.set_item("fallback", fallback)?;
+        profiles.append(pd)?;
+    }
+    out.set_item("profiles", profiles)?;
+    let labels = PyList::empty(py);
+    for l in &d.labels {
+        labels.append((
+            PyBytes::new(py, &data[l.start..l.end]),
+            l.start,
+            l.brace,
+            l.last,
+        ))?;
+    }
+    out.set_item("labels", labels)?;
+    let hidden = PyList::empty(py);
+    for h in &d.hidden {
+        hidden.append(PyTuple::new(py, h)?)?;
+    }
+    out.set_item("hidden", hidden)?;
+    match &d.error {
+        None => out.set_item("error", py.None())?,
+        Some(debug1::Error::Expected(what, start, end)) => {
+            let what = match what {
+                debug1::Expected::Header => "header",
+                debug1::Expected::Block => "block",
+                debug1::Expected::Frame => "frame",
+                debug1::Expected::First => "first",
+            };
+            let shown = &data[*start..(*end).min(*start + 60)];
+            out.set_item("error", (what, *start, PyBytes::new(py, shown)))?
+        }
+        Some(debug1::Error::CountRange(digits, at)) => {
+            out.set_item("error", ("count", *at, digits.as_str()))?
+        }
+    }
+    Ok(out)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Scanner>()?;
     m.add_function(wrap_pyfunction!(decode_pprof, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_debug1, m)?)?;
     Ok(())
 }

@@ -12,3 +12,9 @@ def decode_pprof(
 ) -> dict[str, Any]:
     """A gunzipped goroutine profile.proto decoded (see formats/pprof.py `_from_native`);
     ValueError(message, offset) when malformed."""
+
+def parse_debug1(
+    data: bytes, frame: Callable[[str, str, int], Any], stop: Callable[[Any], bool]
+) -> dict[str, Any]:
+    """One or more debug=1 text profiles read (see formats/debug1.py `_from_native`); errors
+    are returned as data under "error", never raised."""

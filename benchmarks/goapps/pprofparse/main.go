@@ -27,6 +27,7 @@ type result struct {
 	File       string  `json:"file"`
 	BestMS     float64 `json:"best_ms"`
 	MedianMS   float64 `json:"median_ms"`
+	MaxMS      float64 `json:"max_ms"`
 	Iterations int     `json:"iterations"`
 	Samples    int     `json:"samples"`
 	Locations  int     `json:"locations"`
@@ -72,6 +73,6 @@ func bench(path string, n int) result {
 		}
 	}
 	sort.Float64s(times)
-	r.BestMS, r.MedianMS = times[0], times[len(times)/2]
+	r.BestMS, r.MedianMS, r.MaxMS = times[0], times[len(times)/2], times[len(times)-1]
 	return r
 }

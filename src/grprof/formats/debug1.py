@@ -11,19 +11,30 @@ Columns are padded by a tabwriter (runs of tabs); pasted text may have spaces in
 Leading runtime frames are hidden, so wait states are inferred from what remains and, where
 that says nothing, from the hidden frames' PCs the count line still lists (`states.py`).
 Several profiles concatenated in one input give several snapshots.
+
+The Rust extension has a twin of `_Reader` (`grprof._native.parse_debug1`, native/src/
+debug1.rs): the same line grammar, the same errors at the same bytes. It returns distinct
+frames and stacks, one row per block as packed int64 columns, the distinct label lines
+(parsed here: Go's quoting rules live in `goquote`) and the hidden runtime PCs of each
+block; `parse` uses it unless it is missing or GRPROF_PURE=1 is set
+(tests/test_debug1_equivalence.py holds the two to the same snapshots and errors).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from array import array
 from dataclasses import dataclass, field
+from typing import Any
 
 from grprof.errors import ParseError
 from grprof.formats.goquote import LabelSyntaxError, parse_labels
 from grprof.formats.goversion import infer_go_version, version_minor
+from grprof.formats.pprof import _header, _stops_state
 from grprof.formats.states import UNKNOWN, hidden_chains, infer_state
 from grprof.model import Frame, Profile, Snapshot
-from grprof.table import GoroutineTable, Header, Stack
+from grprof.table import GoroutineTable, Header, Stack, gc_paused
 
 _PREFIX = "debug=1 profile: "
 # Numbers are bounded: int() refuses very long digit strings, and Go's are int64 anyway.
@@ -79,8 +90,29 @@ class _Profile:
     """The input ended inside this profile's last line."""
 
 
-def parse(data: bytes, source: str) -> list[Snapshot]:
-    """Parse one or more concatenated debug=1 profiles, one snapshot each."""
+def native_parser() -> Any | None:
+    """The Rust parser, unless unavailable or disabled with GRPROF_PURE=1."""
+    if os.environ.get("GRPROF_PURE"):
+        return None
+    try:
+        from grprof import _native
+    except ImportError:
+        return None
+    return getattr(_native, "parse_debug1", None)
+
+
+def parse(data: bytes, source: str, *, native: bool | None = None) -> list[Snapshot]:
+    """Parse one or more concatenated debug=1 profiles, one snapshot each.
+
+    `native`: None uses the Rust parser when available; False forces the Python one; True
+    requires the Rust one (tests and benchmarks)."""
+    fn = native_parser() if native is not False else None
+    if native and fn is None:
+        from grprof import _native  # the ImportError says why
+
+        fn = _native.parse_debug1
+    if fn is not None:
+        return _from_native(fn, data, source)
     return [_snapshot(p, source) for p in _Reader(data, source).profiles()]
 
 
@@ -237,3 +269,112 @@ class _Reader:
             f = Frame(m[2].decode("utf-8", "replace"), m[3].decode("utf-8", "replace"), int(m[4]))
         self.frames[line] = f
         return f
+
+
+# -- the native parser's output -------------------------------------------------------------
+
+_EXPECTED = {"header": _EXPECT_HEADER, "block": _EXPECT_BLOCK, "frame": _EXPECT_FRAME, "first": _EXPECT_FIRST}
+
+
+def _from_native(parse_fn: Any, data: bytes, source: str) -> list[Snapshot]:
+    """`parse` through the Rust reader: the same snapshots, or the same ParseError at the same
+    byte, as `_Reader` and `_snapshot` give (tests/test_debug1_equivalence.py)."""
+    if type(data) is not bytes:  # the extension borrows bytes only
+        data = bytes(data)
+    d = parse_fn(data, Frame, _stops_state)
+    reader = _Reader(data, source)
+    profiles = d["profiles"]
+    # The label lines, first use first, are parsed here; the first bad one comes before the
+    # native parser's own error (it records label lines only up to that), and on the last
+    # line it cuts the profile as any bad last line does.
+    labels: list[dict[str, str]] = []
+    for line, at, brace, last in d["labels"]:
+        try:
+            labels.append(reader.labels(line, at, brace))
+        except ParseError:
+            if not last or not profiles:
+                raise
+            labels.append({})
+            profiles[-1]["cut"] = True
+    err = d["error"]
+    if err is not None:
+        what, at, found = err
+        if what == "count":
+            raise ParseError(source, f"{_PREFIX}count {found} out of range", at)
+        raise reader.error(at, _EXPECTED[what], found)
+    if not profiles:
+        raise reader.error(0, _EXPECT_HEADER, data.lstrip()[:60])
+    # Tens of thousands of stacks and headers, no cycles: as the other parsers do.
+    with gc_paused(sum(len(p["stacks"]) for p in profiles)):
+        return [_native_snapshot(p, labels, d["hidden"], source) for p in profiles]
+
+
+def _ints(raw: bytes) -> array[int]:
+    a = array("q")
+    a.frombytes(raw)
+    return a
+
+
+def _native_snapshot(
+    p: dict[str, Any], labels: list[dict[str, str]], hidden_pcs: list[tuple[int, ...]], source: str
+) -> Snapshot:
+    """`_snapshot` on the native parser's columns: the same states, headers and rows."""
+    frames = p["stacks"]
+    # The profile's distinct frames as one sequence: what the version depends on (the set of
+    # frames), without visiting every frame of every stack.
+    version = infer_go_version([p["frames"]])
+    minor = version_minor(version)
+    class_states = [infer_state(frames[i], minor) for i in p["state_reps"]]
+    stack_state = [class_states[c] for c in _ints(p["state_class"])]
+    row_stack = _ints(p["row_stack"])
+    row_labels = _ints(p["row_labels"])
+    counts = _ints(p["row_count"])
+    row_state = [stack_state[s] for s in row_stack]
+    # Where the frames shown say nothing, the hidden runtime frames may (see `_snapshot`).
+    unknown = [r for r, st in enumerate(row_state) if st == UNKNOWN and frames[row_stack[r]]]
+    if unknown:
+        row_hidden = _ints(p["row_hidden"])
+        fallback = {row: _hidden(pcs, first) for row, pcs, first in p["fallback"]}
+        hidden: dict[int, tuple[int, ...]] = {}
+        totals: dict[tuple[int, ...], int] = {}
+        for r in unknown:
+            k = row_hidden[r]
+            h = hidden_pcs[k] if k >= 0 else (fallback.get(r) if k == -2 else None)
+            if h:
+                hidden[r] = h
+                totals[h] = totals.get(h, 0) + counts[r]
+        solved = hidden_chains().solve(totals) if totals else {}
+        for r, h in hidden.items():
+            row_state[r] = solved.get(h, UNKNOWN)
+    leaked = p["profile"] == "goroutineleak"
+    # A header per distinct (state, label line), interned in order of first use; keys are
+    # ints (state number * (label lines + 1) + label line + 1): no tuple per row.
+    state_names = list(dict.fromkeys(row_state))
+    state_number = {st: i for i, st in enumerate(state_names)}
+    nsets = len(labels) + 1
+    keys = [state_number[st] * nsets + li + 1 for st, li in zip(row_state, row_labels, strict=True)]
+    table = GoroutineTable(aggregated=True)
+    intern = table.intern_header
+    # Headers come from the debug=0 parser's cache of recent ones (frozen, so shared).
+    pairs = [(), *(tuple(lab.items()) for lab in labels)]
+    index = {
+        key: intern(_header(state_names[key // nsets], leaked, pairs[key % nsets]))
+        for key in dict.fromkeys(keys)
+    }
+    n = len(row_stack)
+    table.set_stacks([Stack(f) for f in frames])
+    table.header = array("l", map(index.__getitem__, keys))
+    table.stack = array("l", row_stack)
+    table.counts = counts
+    table.ids = array("q", [-1]) * n
+    table.creator = array("q", [-1]) * n
+    table.argkey = array("Q", [0]) * n
+    truncated = p["cut"] or table.total() < p["total"]
+    return Snapshot(
+        source=source,
+        format="debug=1",
+        profile=p["profile"],
+        table=table,
+        truncated=truncated,
+        go_version=version,
+    )
