@@ -41,6 +41,7 @@ serve_pid=$!
 for _ in $(seq 600); do curl -sf "$api/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "$api/healthz" >/dev/null || { echo "demo: grprof serve did not start:"; cat "$work/serve.log"; exit 1; }
 cat <<EOT
+==> web UI: $api/  (fleet, the leak's finding page, flame graph, diff; open it while the demo runs)
 ==> example service: http://$target (its own client sends 20 requests/s; /leaky leaks)
 ==> grprof serve, scraping it every 5s into SQLite; while it runs:
       $api/api/v1/findings   $api/docs   $api/metrics

@@ -22,17 +22,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import grprof
+from grprof import schema
 from grprof.canary.api import canary_routes
-from grprof.canary.config import CanaryError, load_config
+from grprof.canary.config import CanaryConfig, CanaryError, ServedCanary, load_config
 from grprof.canary.judge import judge
 from grprof.canary.stats import compare, hodges_lehmann, u_null_cdf, u_quantile
 from grprof.collect.model import Target
+from grprof.config import Config, ConfigError, parse_config
+from grprof.config import load_config as load_serve_config
 from grprof.server.runtime import Runtime, TargetRuntime
 from grprof.store.model import Store
 
@@ -207,6 +211,7 @@ def test_command_on_files_json_and_webhook(zoo_dirs: tuple[Path, Path, Path]) ->
     assert p.returncode == 1, p.stderr
     doc = json.loads(p.stdout)
     assert doc["schema"] == "grprof.canary/v1"
+    jsonschema.Draft202012Validator(schema.json_schema(schema.CanaryReport)).validate(doc)
     assert (doc["verdict"], doc["passed"]) == ("fail", False)
     assert any(c["site"]["function"] == "main.leakyHandler.func1" for c in doc["critical"])
     assert got == [doc]
@@ -313,7 +318,7 @@ def test_api_canary_argo_web_metric(api: tuple[TestClient, Path]) -> None:
     assert client.post("/api/v1/canary", json={"baseline": [], "canary": ["x"]}).status_code == 422
     schema = client.get("/openapi.json").json()
     assert "CanaryRequest" in schema["components"]["schemas"]
-    assert "CanaryResponse" in schema["components"]["schemas"]
+    assert "CanaryReport" in schema["components"]["schemas"]
 
 
 def test_api_flagger_webhook(api: tuple[TestClient, Path]) -> None:
@@ -351,6 +356,99 @@ def test_command_on_a_store(api: tuple[TestClient, Path], tmp_path: Path) -> Non
     assert p.returncode == 2 and "on both sides" in p.stderr
 
 
+# -- `canary:` in grprof serve's configuration, and the API judging with it -------------------
+
+SERVE = "version: 1\ntargets: []\ncanary:\n"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("  confidance: 0.9\n", 'FILE:4: canary.confidance: unknown key (did you mean "confidence"?)'),
+        # the shipped pass (75) is merged in before the check across keys
+        ("  thresholds:\n    marginal: 90\n",
+         "FILE:5: canary.thresholds.marginal: must not be above pass (75)"),
+        ("  metrics:\n    - {name: a, scope: pod, measure: count}\n",
+         "FILE:5: canary.metrics.0.scope: Input should be 'target' or 'group'"),
+        ("  metrics:\n    - {name: a, scope: target, measure: count}\n"
+         "    - {name: a, scope: group, measure: count}\n", "FILE:6: canary.metrics.1.name: 'a' named twice"),
+        ("  min_samples: one\n", "FILE:4: canary.min_samples: Input should be a valid integer"),
+    ],
+)  # fmt: skip
+def test_a_bad_canary_section_is_one_line_with_the_line(tmp_path: Path, section: str, message: str) -> None:
+    f = tmp_path / "grprof.yaml"
+    f.write_text(SERVE + section)
+    with pytest.raises(ConfigError) as e:
+        load_serve_config(f)
+    assert str(e.value).startswith(message.replace("FILE", str(f))), str(e.value)
+
+
+def test_serve_refuses_to_start_with_a_bad_canary_section(tmp_path: Path) -> None:
+    f = tmp_path / "grprof.yaml"
+    f.write_text(SERVE + "  marginal: maybe\n")
+    p = subprocess.run(
+        [sys.executable, "-m", "grprof.cli", "serve", "--config", str(f), "--db", str(tmp_path / "g.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith(f"grprof: {f}:4: canary.marginal: Input should be 'pass' or 'fail'"), p.stderr
+    assert p.stderr.count("\n") == 1, p.stderr
+
+
+def test_the_section_replaces_the_shipped_settings_key_by_key() -> None:
+    shipped = load_config()
+    assert parse_config("version: 1\n").canary == ServedCanary.shipped()
+    assert parse_config("canary:\n").canary.model_dump() == shipped.model_dump()
+    got = parse_config("canary:\n  min_samples: 3\n  thresholds: {pass: 90}\n").canary
+    assert (got.min_samples, got.thresholds.pass_, got.thresholds.marginal) == (3, 90, 50)
+    assert (got.metrics, got.critical) == (shipped.metrics, shipped.critical)
+    # the configuration dumped validates again (grprof serve re-validates it with its flags)
+    cfg = parse_config("canary: {thresholds: {pass: 90}}\n")
+    assert Config.model_validate(cfg.model_dump()) == cfg
+
+
+def test_the_api_judges_with_the_served_settings(tmp_path: Path) -> None:
+    store, runtime = _store_world(tmp_path)
+    served: list[CanaryConfig] = [parse_config("canary: {min_samples: 3, thresholds: {pass: 90}}\n").canary]
+    app = FastAPI()
+    app.include_router(canary_routes(store, runtime, settings=lambda: served[0]))
+    body: dict[str, Any] = {"baseline": ["stable-1"], "canary": ["stable-2"], "window": "10m"}
+    try:
+        with TestClient(app) as c:
+            doc = c.post("/api/v1/canary", json=body).json()
+            # min_samples 3: growth (5 samples a side) is judged too, as with the shipped 6 it is not
+            assert doc["thresholds"] == {"pass": 90, "marginal": 50, "marginal_is": "fail"}
+            assert all(m["judged"] for m in doc["metrics"]) and not doc["warnings"], doc
+            # a request's keys over the served ones (min_samples stays 3)
+            over = c.post("/api/v1/canary", json={**body, "config": {"thresholds": {"pass": 60}}}).json()
+            assert over["thresholds"]["pass"] == 60 and all(m["judged"] for m in over["metrics"])
+            # read at each request: the settings a reload put in force apply to the next one
+            served[0] = parse_config("canary: {marginal: pass}\n").canary
+            doc = c.post("/api/v1/canary", json=body).json()
+            assert doc["thresholds"] == {"pass": 75, "marginal": 50, "marginal_is": "pass"}
+            assert any("target-growth" in w for w in doc["warnings"])
+            flagger = {"metadata": {"baseline": "stable-1", "canary": "canary-1"}}
+            r = c.post("/api/v1/canary/flagger", json=flagger)
+            assert r.status_code == 412 and r.json()["thresholds"]["marginal_is"] == "pass"
+    finally:
+        store.close()
+
+
+DOC = (Path(__file__).parent.parent / "docs" / "canary.md").read_text(encoding="utf-8")
+
+
+def test_the_documented_serve_config_is_valid(tmp_path: Path) -> None:
+    section = DOC.split("\n## In `grprof serve`: the `canary:` section\n", 1)[1]
+    text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    f = tmp_path / "grprof.yaml"
+    f.write_text(text)
+    got = load_serve_config(f).canary
+    assert got != ServedCanary.shipped()
+    assert (got.thresholds.pass_, got.thresholds.marginal, got.min_samples) == (80, 60, 4)
+
+
 # -- real Go: two builds of examples/leaky under load ------------------------------------------
 
 DURATION, INTERVAL = "30s", "2s"
@@ -373,7 +471,7 @@ def _live(baseline: str, canary: str) -> tuple[int, dict[str, Any]]:
     p = _canary(
         "--baseline", baseline, "--canary", canary, "--duration", DURATION, "--interval", INTERVAL, "--json"
     )
-    assert p.returncode in (0, 1), p.stderr
+    assert p.returncode in (0, 1) and p.stdout, p.stderr
     doc = json.loads(p.stdout)
     print(f"\n{baseline} vs {canary}: {doc['verdict']} score {doc['score']} exit {p.returncode}")
     return p.returncode, doc

@@ -407,6 +407,9 @@ def test_make_demo_in_a_fresh_clone_as_a_user() -> None:
         )
         out = p.stdout + p.stderr
         assert p.returncode == 0, out[-6000:]
+        # the web UI's address comes first, before the wait for a verdict
+        first = next(line for line in p.stdout.splitlines() if line.startswith("==> "))
+        assert re.fullmatch(r"==> web UI: http://127\.0\.0\.1:\d+/ .*", first), p.stdout[:2000]
         # the leak, found and explained, with the source line and the fix
         assert re.search(r"^==> LEAK \(\d+%\) Worker blocked sending its result", out, re.M), out
         assert "main.leakyHandler.func1 main.go:" in out, out

@@ -4,15 +4,22 @@ handlers run under pprof labels), with hostile values added to their labels."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from gobuild import build_goapp, run_goapp
+from serveproc import run_serve
 
 import grprof
 from grprof._yamlvalid import YamlError
@@ -193,3 +200,122 @@ def test_serve_pipeline_redacts_before_the_store(dumps: list[Path], tmp_path: Pa
         data = f.read_bytes()
         for s in SECRETS:
             assert s.encode() not in data, f"{s} in {f.name}"
+
+
+# -- a live service, end to end --------------------------------------------------------------
+
+
+def _unpacked(blob: bytes) -> str:
+    """A stored blob as text, zlib-inflated when it is compressed (the store's codec is)."""
+    with contextlib.suppress(zlib.error):
+        blob = zlib.decompress(blob)
+    return blob.decode("utf-8", "replace")
+
+
+def _sqlite_text(db: Path) -> str:
+    """Everything in a SQLite store: the raw file and WAL bytes and every value, blobs inflated."""
+    out = [p.read_bytes().decode("latin-1") for p in sorted(db.parent.glob(db.name + "*"))]
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for t in tables:
+            for row in con.execute(f'SELECT * FROM "{t}"'):
+                out += [_unpacked(v) if isinstance(v, bytes) else str(v) for v in row]
+    finally:
+        con.close()
+    return "\n".join(out)
+
+
+def _pg_dump_text(pg: Any, dsn: str) -> str:
+    """`pg_dump` of the database, with every bytea value inflated and appended."""
+    dump = subprocess.run(
+        [str(pg.bindir / "pg_dump"), "--data-only", "--inserts", "-d", dsn],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "INSERT INTO" in dump, dump[:2000]
+    blobs = [_unpacked(bytes.fromhex(h)) for h in re.findall(r"'\\\\x([0-9a-f]+)'", dump)]
+    return dump + "\n".join(blobs)
+
+
+LIVE_PAGES = (
+    "/api/v1/targets",
+    "/api/v1/findings",
+    "/api/v1/search?key=handler&value=%2Fcheckout",
+    "/metrics",
+    "/",
+    "/targets/pii",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_live_service_s_secrets_reach_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """tests/goapps/pii labels every leaked goroutine with an e-mail, a bearer token, a URL with
+    a token, a database URL with a password, a UUID and a JWT. `grprof serve` with `redact:`
+    scrapes it (debug=1, debug=2, goroutineleak) into SQLite or PostgreSQL and finds the leak;
+    then neither the store (every value, blobs inflated; `pg_dump`), the API, /metrics, the UI,
+    the serve log, nor `analyze --redact --json --html` of the live service holds a raw value."""
+    if backend == "sqlite":
+        db, pg = str(tmp_path / "g.db"), None
+    else:
+        pg = request.getfixturevalue("postgres")
+        db = pg.create_database("redact_live")
+    binary = build_goapp("pii", env={"GOEXPERIMENT": "goroutineleakprofile"})
+    with run_goapp(binary) as (_, base):
+        cfg = tmp_path / "grprof.yaml"
+        cfg.write_text(
+            "version: 1\n"
+            "scrape: {interval: 1s, timeout: 1s, leak_profile_every: 2, debug2_every: 2}\n"
+            f"targets:\n  - {{name: pii, url: '{base}'}}\n"
+            "redact: {presets: [default]}\n"
+        )
+        with run_serve(["--config", str(cfg), "--db", db]) as srv:
+            found = srv.wait_for(
+                lambda: [
+                    f for f in srv.get("/api/v1/findings?target=pii")["findings"] if f["verdict"] == "leak"
+                ],
+                timeout=90,
+            )
+            fid = found[0]["id"]
+            bodies = {p: json.dumps(srv.get(p)) if p.startswith("/api") else srv.get(p) for p in LIVE_PAGES}
+            bodies[f"/findings/{fid}"] = srv.get(f"/findings/{fid}?target=pii")
+            snaps = srv.get("/api/v1/targets/pii/snapshots")["snapshots"]
+            assert snaps
+            sid = snaps[0]["id"]
+            bodies["snapshot"] = json.dumps(srv.get(f"/api/v1/snapshots/{sid}"))
+            # The labels are there, redacted: the finding shows the kind, never the value.
+            assert "<redacted:email>" in json.dumps(found), found
+            bodies["serve log"] = srv.logs()
+        out = tmp_path / "report.html"
+        labelled = base + "/debug/pprof/goroutine?debug=1"  # debug=2: no labels before Go 1.27
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "grprof.cli",
+                "analyze",
+                "--redact",
+                "--json",
+                "--html",
+                str(out),
+                labelled,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert p.returncode in (0, 1), p.stderr
+        bodies["analyze --json"], bodies["analyze stderr"] = p.stdout, p.stderr
+        bodies["analyze --html"] = out.read_text()
+        assert "<redacted:" in p.stdout
+    bodies["store"] = _sqlite_text(Path(db)) if pg is None else _pg_dump_text(pg, db)
+    assert "/checkout" in bodies["store"], "the search must see the stored labels at all"
+    for where, text in bodies.items():
+        no_secrets(text, where)

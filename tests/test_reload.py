@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +215,131 @@ def test_a_reload_changes_the_retention_policy(tmp_path: Path, monkeypatch: pyte
         asyncio.run(run())
     finally:
         rec.store.close()
+
+
+# -- rules and canary settings -----------------------------------------------------------------
+
+RULE = """version: 1
+rules:
+  - id: {id}
+    category: channel
+    when: {{state: [chan receive]}}
+    title: {title}
+    explanation: x
+    fix: x
+"""
+BAD_RULE = "version: 1\nrules:\n  - id: team-rule\n    category: channel\n    wen: {state: [chan receive]}\n"
+"""A rule file with a misspelt key on line 5."""
+
+
+def canary_of(srv: Any) -> dict[str, Any]:
+    """The served canary judgement of `b` against `a` (the API's)."""
+    body = json.dumps({"baseline": ["a"], "canary": ["b"], "window": "10m"}).encode()
+    req = urllib.request.Request(
+        srv.base + "/api/v1/canary", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        doc: dict[str, Any] = json.loads(r.read())
+    return doc
+
+
+def test_a_reload_applies_canary_settings_and_rules_all_or_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "grprof.yaml"
+    good_rules, bad_rules = tmp_path / "rules.yaml", tmp_path / "bad-rules.yaml"
+    good_rules.write_text(RULE.format(id="team-rule", title="t"))
+    bad_rules.write_text(BAD_RULE)
+    canary = "{min_samples: 2, thresholds: {pass: 80, marginal: 60}}"
+
+    def write(version: int, canary: str, rules: Path) -> None:
+        cfg.write_text(config_text(version, targets, canary=canary, rules=f"[{rules}]"))
+
+    with fake_targets() as ft:
+        targets = {"a": ft.url("healthy"), "b": ft.url("noleak")}
+        write(1, canary, good_rules)
+        with run_serve(["--config", str(cfg), "--db", str(tmp_path / "g.db")]) as srv:
+            # Enough snapshots of both for a judgement with two samples per side.
+            srv.wait_for(lambda: canary_of(srv)["metrics"][0]["judged"], timeout=30)
+            assert canary_of(srv)["thresholds"] == {"pass": 80.0, "marginal": 60.0, "marginal_is": "fail"}
+
+            def lines() -> list[str]:
+                return srv.logs().splitlines()
+
+            def refused(version: int, canary: str, rules: Path, error: str) -> None:
+                mark = f"refused #{version}"
+                write(version, canary, rules)
+                srv.process.send_signal(signal.SIGHUP)
+                line = f") refused, keeping version 1: {error}"
+                srv.wait_for(lambda: any(x.endswith(line) for x in lines()))
+                # The old settings stay in force, the new canary thresholds with the bad file too.
+                assert canary_of(srv)["thresholds"]["pass"] == 80.0, mark
+
+            # A good canary section with a bad rule file: refused whole.
+            refused(2, "{min_samples: 2, thresholds: {pass: 95}}", bad_rules,
+                    f"{bad_rules}:5: rules.0.wen: unknown key (did you mean \"when\"?)")  # fmt: skip
+            # A bad canary section (marginal above the shipped pass, 75), good rules: refused.
+            refused(3, "{min_samples: 2, thresholds: {marginal: 90}}", good_rules,
+                    f"{cfg}:8: canary.thresholds.marginal: must not be above pass (75)")  # fmt: skip
+            assert "Traceback" not in srv.logs()
+            # A good reload: the next judgement has the new thresholds.
+            write(4, "{min_samples: 2, thresholds: {pass: 90, marginal: 20}, marginal: pass}", good_rules)
+            srv.process.send_signal(signal.SIGHUP)
+            srv.wait_for(lambda: "now running config version 4" in srv.logs())
+            doc = canary_of(srv)
+            assert doc["thresholds"] == {"pass": 90.0, "marginal": 20.0, "marginal_is": "pass"}
+            assert srv.process.poll() is None
+
+
+def test_rule_files_reload_with_the_config_or_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rules in force follow the config's `rules:` files: an edited rule file is seen
+    without touching the config, a bad one is refused and the old rules kept."""
+    monkeypatch.setattr(serve_module, "RELOAD_POLL", 0.02)
+    cfg, rules, more = tmp_path / "grprof.yaml", tmp_path / "rules.yaml", tmp_path / "more.yaml"
+    rules.write_text(RULE.format(id="team-rule", title="first"))
+    more.write_text(RULE.format(id="more-rule", title="more"))
+    cfg.write_text(config_text(1, {}, rules=f"[{rules}]"))
+    store = open_store(str(tmp_path / "g.db"))
+    stamp = [time.time()]
+
+    def touch(path: Path, text: str) -> None:
+        """Write with a later modification time than any before (coarse clocks)."""
+        path.write_text(text)
+        stamp[0] += 2
+        os.utime(path, (stamp[0], stamp[0]))
+
+    async def run() -> None:
+        d = Daemon(load_config(cfg), config_path=cfg)
+        d.store = store
+
+        def titles() -> dict[str, str]:
+            return {r.id: r.title for r in d.pipeline.rules.rules if r.id in ("team-rule", "more-rule")}
+
+        async def until(check: Any) -> None:
+            deadline = time.monotonic() + 10
+            while not check():
+                assert time.monotonic() < deadline, (titles(), caplog.text)
+                await asyncio.sleep(0.02)
+
+        assert titles() == {"team-rule": "first"}
+        task = asyncio.create_task(d._watch_config())
+        try:
+            touch(rules, RULE.format(id="team-rule", title="second"))  # the rule file alone
+            await until(lambda: titles() == {"team-rule": "second"})
+            touch(rules, BAD_RULE)
+            await until(lambda: f"{rules}:5: rules.0.wen: unknown key" in caplog.text)
+            assert titles() == {"team-rule": "second"} and d.config.version == 1
+            touch(rules, RULE.format(id="team-rule", title="third"))
+            touch(cfg, config_text(2, {}, rules=f"[{rules}, {more}]"))  # a new rule file
+            await until(lambda: titles() == {"team-rule": "third", "more-rule": "more"})
+            assert d.config.version == 2
+            refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+            assert len(refusals) == 1, caplog.text  # the bad file once, not at every poll
+        finally:
+            task.cancel()
+
+    try:
+        with caplog.at_level("INFO", logger="grprof.serve"):
+            asyncio.run(run())
+    finally:
+        store.close()

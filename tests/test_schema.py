@@ -215,3 +215,46 @@ def test_a_finding_stored_by_an_older_grprof_still_serves() -> None:
     assert schema.validate(schema.StoredFinding, stored) == stored
     with pytest.raises(Exception, match="lifecycle"):
         schema.validate(schema.StoredFinding, {**stored, "lifecycle": "maybe"})
+
+
+# -- grprof.canary/v1 ----------------------------------------------------------------------------
+
+
+def test_a_canary_result_fits_the_openapi_schema(openapi: dict[str, Any], tmp_path: Path) -> None:
+    """A real judgement (the leak zoo's store of tests/test_canary.py) from the full app, checked
+    against what /openapi.json publishes for the canary routes: `CanaryReport`, closed."""
+    from test_canary import _store_world
+
+    paths = ("/api/v1/canary", "/api/v1/canary/flagger")
+    ops = {(m, p): openapi["paths"][p][m] for p in paths for m in openapi["paths"][p]}
+    assert set(ops) == {("post", paths[0]), ("get", paths[0]), ("post", paths[1])}
+    for op in ops.values():
+        ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok["$ref"] == "#/components/schemas/CanaryReport", ok
+    published = openapi["components"]["schemas"]["CanaryReport"]["properties"]
+    assert set(published) == set(keys(schema.CanaryReport))
+    validator = jsonschema.Draft202012Validator(
+        {"$ref": "#/components/schemas/CanaryReport", "components": openapi["components"]}
+    )
+    store, runtime = _store_world(tmp_path)
+    try:
+        with TestClient(create_app(store, runtime)) as c:
+            body = {"baseline": ["track=stable"], "canary": ["track=canary"], "config": {"min_samples": 3}}
+            r = c.post("/api/v1/canary", json=body)
+    finally:
+        store.close()
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    validator.validate(doc)
+    schema.validate(schema.CanaryReport, doc)
+    # the parts that may be empty or null are not: a critical leak, a shift, a site
+    assert doc["critical"] and doc["critical"][0]["site"]
+    assert any(i["shift"] and i["site"] for i in doc["instances"])
+    bad = json.loads(json.dumps(doc))
+    bad["instances"][0]["extra"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(bad)
+    bad = json.loads(json.dumps(doc))
+    bad["thresholds"]["marginal_is"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(bad)

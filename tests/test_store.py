@@ -294,6 +294,12 @@ def test_goroutine_series_batches_targets(store: SQLStore) -> None:
     assert got[-1][0] == want["api"][-1][0]
     many = [f"t{i}" for i in range(1203)]  # more names than one IN list
     assert store.goroutine_series([*many, "api"], T0) == {"api": want["api"]}
+    # A goroutineleak profile counts the leaked goroutines only: not a point of the series.
+    leaks = sorted(ZOO.glob("*.goroutineleak.debug1.txt"))
+    store.add_snapshot("api", load_at(leaks[0], T0 + dt.timedelta(seconds=31)))
+    assert store.snapshots("api", limit=1000)[0].profile == "goroutine"
+    assert any(m.profile == "goroutineleak" for m in store.snapshots("api", limit=1000))
+    assert store.goroutine_series(["api"], T0) == {"api": want["api"]}
 
 
 @pytest.mark.parametrize("path", dump_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -480,7 +486,7 @@ def test_unsharded_replica_keeps_its_own_targets(store: SQLStore) -> None:
 # -- label search ----------------------------------------------------------------------------
 
 
-def test_search_labels(store: SQLStore) -> None:
+def test_search_labels(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
     files = zoo_files()
     ids = [
         store.add_snapshot("zoo", load_at(p, T0 + dt.timedelta(seconds=30 * i))) for i, p in enumerate(files)
@@ -499,6 +505,18 @@ def test_search_labels(store: SQLStore) -> None:
     assert len(store.search_labels("handler", "/leak/chan-nil", limit=2)) == 2
     assert store.search_labels("handler", "/no/such/handler") == []
     assert store.search_labels("no-such-key", "/leak/chan-nil") == []
+    # Without a key: the value under any key, the same groups in the same order.
+    assert [(m.id, g.signature) for m, g in store.search_labels(None, "/leak/chan-nil")] == [
+        (m.id, g.signature) for m, g in hits
+    ]
+    assert store.search_labels(None, "/no/such/handler") == []
+    # Past MAX_SEARCH_KEYS label keys the value column is scanned: the same answer.
+    from grprof.store import sql as sql_store
+
+    monkeypatch.setattr(sql_store, "MAX_SEARCH_KEYS", 0)
+    assert [(m.id, g.signature) for m, g in store.search_labels(None, "/leak/chan-nil")] == [
+        (m.id, g.signature) for m, g in hits
+    ]
 
 
 # -- retention -------------------------------------------------------------------------------

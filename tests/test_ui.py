@@ -34,6 +34,12 @@ from grprof.server.ui.routes import CSP, SESSION_COOKIE, parse_form
 from grprof.store.model import ScrapeRecord
 
 HOSTILE = PAYLOADS[0]  # <script>alert(1)</script>
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_LABELS = {
+    "trace_id": {TRACE_ID: 3, HOSTILE: 2, '"onload="x': 1},
+    "x-b3-spanid": {"00f067aa0ba902b7": 3},
+    "route": {"/checkout": 5},
+}
 NOW = dt.datetime.now(dt.UTC)
 
 
@@ -63,8 +69,15 @@ def add_hostile(w: World) -> list[str]:
         store.record_scrape(ScrapeRecord("evil", "debug=2", s.time, 0.01, "ok", 100, ""))
         store.add_snapshot("evil", s, dump(i, crash=False))
     d = detect(snaps, Options(interval=60.0))
-    (real,) = d.findings
-    hostile = [hostile_finding(real, n, m.id) for n, m in enumerate(real.members, 1)]
+    # The five payload groups: one finding with four members, or five findings (whether one
+    # creator goroutine ties them is detect.units' call); either way one stays real and the
+    # other four get a hostile finding each.
+    real = d.findings[0]
+    groups = [m.id for f in d.findings for m in f.members] + [f.id for f in d.findings[1:]]
+    assert len(groups) == 4
+    hostile = [hostile_finding(real, n, gid) for n, gid in enumerate(groups, 1)]
+    # Trace and span ids among the labels of one finding (the trace links of the finding page).
+    hostile[0] = dataclasses.replace(hostile[0], labels=TRACE_LABELS)
     store.sync_findings("evil", [*hostile, real], NOW)
     for i in range(2):
         t = NOW - dt.timedelta(minutes=2 - i)
@@ -119,11 +132,21 @@ def pages(uw: UiWorld) -> list[str]:
         "/targets/zoo?range=7d",
         "/targets/evil",
         "/targets/api-1?range=24h",
+        "/targets/zoo?from=2026-03-01T11:59&to=2026-03-01T12:03",
+        "/targets/evil?" + urllib.parse.urlencode({"from": f"{NOW - dt.timedelta(hours=2):%Y-%m-%dT%H:%M}"}),
         f"/targets/states?snapshot={w.states_ids['debug2']}",
         "/targets/" + urllib.parse.quote("payments/10.0.0.7:6060", safe=""),
         f"/findings/{f.id}?target=zoo",
         *(f"/findings/{i}?target=evil" for i in uw.hostile_findings),
         f"/snapshots/{w.zoo_ids[-1]}/flame",
+        "/diff?target=zoo",
+        f"/diff?target=zoo&a={w.zoo_ids[0]}&b={w.zoo_ids[-1]}",
+        "/diff?target=evil",
+        "/search",
+        "/search?q=/leak/chan-nil",
+        "/search?" + urllib.parse.urlencode({"q": "handler=/leak/chan-nil"}),
+        "/search?" + urllib.parse.urlencode({"q": HOSTILE}),
+        "/search?" + urllib.parse.urlencode({"q": f"k={HOSTILE}"}),
         "/paste",
         "/login",
     ]
@@ -151,10 +174,14 @@ def parse(html: str) -> Tags:
     return t
 
 
-def assert_safe_markup(html: str) -> None:
-    """No inline script, no handler attributes, no style attributes, nothing off-site."""
+def assert_safe_markup(html: str, links: str = "") -> None:
+    """No inline script, no handler attributes, no style attributes, nothing off-site (but
+    trace links starting with `links`)."""
     tags = parse(html)
     for tag, attrs in tags.tags:
+        if links and tag == "a" and attrs.get("class") == "tracelink":
+            assert (attrs.get("href") or "").startswith(links), attrs
+            continue
         assert not any(k.startswith("on") for k in attrs), (tag, attrs)
         assert "style" not in attrs, (tag, attrs)
         if tag == "script":
@@ -266,6 +293,46 @@ def test_fleet_pages_of_a_big_fleet(tmp_path: Path) -> None:
         store.close()
 
 
+def test_hostile_target_name_on_the_new_pages(tmp_path: Path) -> None:
+    """A target named with markup and quotes: diff, search, custom range and capture pages
+    show it as text and link to it escaped."""
+    from grprof.server.runtime import Runtime
+    from grprof.server.ui.routes import ui_app
+    from grprof.store.sql import SQLStore
+
+    name = f"{HOSTILE}/\"q'&x?y#z"
+    store = SQLStore.open(str(tmp_path / "h.db"))
+    try:
+        store.upsert_targets([Target(name, "http://127.0.0.1:1", {"k": HOSTILE})], None)
+        ids = []
+        for k in range(2):
+            s = grprof.load(dump(k, crash=False), name=f"{k}.txt")
+            s.time = NOW - dt.timedelta(minutes=2 - k)
+            ids.append(store.add_snapshot(name, s, None))
+        quoted = urllib.parse.quote(name, safe="")
+        with TestClient(ui_app(store, Runtime.create())) as c:
+            for path in (
+                f"/diff?target={quoted}",
+                f"/diff?target={quoted}&a={ids[0]}&b={ids[1]}",
+                "/search?" + urllib.parse.urlencode({"q": PAYLOADS[4]}),
+                f"/targets/{quoted}?from={NOW - dt.timedelta(hours=1):%Y-%m-%dT%H:%M}",
+                f"/snapshots/{ids[1]}/flame",
+            ):
+                r = c.get(path)
+                assert r.status_code == 200, (path, r.text[:300])
+                assert_safe_markup(r.text)
+                assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text, path
+            assert f'href="/targets/{quoted}"' in c.get(f"/diff?target={quoted}").text
+            assert (
+                f"/diff?target={quoted}&amp;a={ids[0]}&amp;b={ids[1]}"
+                in c.get(f"/snapshots/{ids[1]}/flame").text
+            )
+            search = c.get("/search?" + urllib.parse.urlencode({"q": PAYLOADS[4]})).text
+            assert f'class="tname" href="/targets/{quoted}"' in search
+    finally:
+        store.close()
+
+
 def test_target_page(client: TestClient, uiworld: UiWorld) -> None:
     w = uiworld.world
     html = client.get("/targets/evil?range=1h").text
@@ -283,6 +350,47 @@ def test_target_page(client: TestClient, uiworld: UiWorld) -> None:
     bad = client.get("/targets/zoo?snapshot=<b>x</b>")
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
     assert "<b>x" not in bad.text
+
+
+def chart_points(html: str) -> int:
+    m = re.search(r'<svg class="chart".*?</svg>', html, re.S)
+    assert m, html[:300]
+    line = re.search(r'<polyline class="line" points="([^"]*)"', m.group(0))
+    return len(line.group(1).split()) if line else 0
+
+
+def test_target_custom_time_range(client: TestClient, uiworld: UiWorld) -> None:
+    """The zoo's six snapshots are 30 s apart from 2026-03-01 12:00 UTC: a range picks some."""
+    w = uiworld.world
+    html = client.get("/targets/zoo?from=2026-03-01T11:59&to=2026-03-01T13:00").text
+    assert chart_points(html) == 6 and "6 snapshots" in html
+    assert 'value="2026-03-01T11:59"' in html and 'value="2026-03-01T13:00"' in html
+    assert 'class="on" aria-current' not in html  # none of 1h/24h/7d is the range
+    # 12:00:00 .. 12:01:00 inclusive: the first three; `to` may name its offset, `from` ISO seconds.
+    html = client.get(
+        "/targets/zoo?"
+        + urllib.parse.urlencode({"from": "2026-03-01T12:00:00Z", "to": "2026-03-01T13:01+01:00"})
+    ).text
+    assert chart_points(html) == 3
+    # The chosen snapshot is the newest in the range; the picker keeps the range.
+    assert f'<option value="{w.zoo_ids[2]}" selected>' in html
+    assert '<input type="hidden" name="from" value="2026-03-01T12:00">' in html
+    # Finding markers only inside the range: the zoo's findings were first seen from 12:00 on.
+    early = client.get("/targets/zoo?from=2026-03-01T11:00&to=2026-03-01T11:59").text
+    assert chart_points(early) == 0 and 'class="marker' not in early
+    assert 'class="marker' in client.get("/targets/zoo?from=2026-03-01T11:00&to=2026-03-01T13:00").text
+    # Nothing in the range: an empty chart, not an error.
+    assert chart_points(client.get("/targets/zoo?from=2020-01-01T00:00&to=2020-01-02T00:00").text) == 0
+    # Bad input: a 400 page naming the parameter.
+    for query, word in (
+        ({"from": "yesterday"}, "from: not an ISO 8601 time"),
+        ({"from": "2026-03-01T13:00", "to": "2026-03-01T12:00"}, "must be before"),
+        ({"to": "<script>"}, "to: not an ISO 8601 time"),
+        ({"from": "2020-01-01T00:00", "to": "2026-01-01T00:00"}, "more than 366 days"),
+    ):
+        r = client.get("/targets/zoo?" + urllib.parse.urlencode(query))
+        assert r.status_code == 400 and word in r.text, (query, r.text[:300])
+        assert "<script>" not in r.text.split("<main")[1]
 
 
 def test_raw_dump_download(client: TestClient, uiworld: UiWorld) -> None:
@@ -320,6 +428,143 @@ def test_flame_graph_page(client: TestClient, uiworld: UiWorld) -> None:
     assert '<svg class="flame"' in html or 'class="flame"' in html
     assert 'class="flamebox"' in html and '<script src="/ui/flame.js">' in html
     assert client.get("/snapshots/999999/flame").status_code == 404
+
+
+# -- diff ---------------------------------------------------------------------------------
+
+
+def diff_sections(html: str) -> dict[str, list[tuple[int, int]]]:
+    """(A, B) of each row of each section table of the diff page."""
+    out = {}
+    for kind in ("grown", "new", "shrunk", "gone"):
+        m = re.search(rf'<table class="groups diff {kind}">(.*?)</table>', html, re.S)
+        rows = (
+            re.findall(r'<td class="num">([\d,]+)</td><td class="num">([\d,]+)</td>', m.group(1)) if m else []
+        )
+        out[kind] = [(int(a.replace(",", "")), int(b.replace(",", ""))) for a, b in rows]
+    return out
+
+
+def test_diff_page_matches_grprof_diff(client: TestClient, uiworld: UiWorld) -> None:
+    """The page's grown / new / shrunk / gone groups are `grprof diff`'s rows of the same two
+    snapshots (the zoo's warm-up and third leak phase), matched by track id."""
+    from test_api import PHASES
+
+    from grprof.diff import compute
+
+    w = uiworld.world
+    html = client.get(f"/diff?target=zoo&a={w.zoo_ids[0]}&b={w.zoo_ids[3]}").text
+    got = diff_sections(html)
+    first = grprof.load(ZOO / f"{PHASES[0]}.goroutine.debug2.txt")
+    last = grprof.load(ZOO / f"{PHASES[3]}.goroutine.debug2.txt")
+    want: dict[str, list[tuple[int, int]]] = {k: [] for k in got}
+    for g in compute(first, last).groups:
+        kind = "gone" if g.status == "vanished" else g.status
+        if kind in want:
+            want[kind].append((g.before, g.after))
+    assert got == want
+    assert sum(map(len, got.values())) > 0 and got["grown"]
+    # The differential flame graph: the report's markup, each frame classed by its change.
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="flame diffflame" id="diff0"' in html
+    kinds = set(re.findall(r'<g class="f (new|grown|shrunk|gone|same)[ "]', html))
+    assert "grown" in kinds
+    assert '<script src="/ui/flame.js">' in html
+    # Default: B is the latest snapshot, A the one before it.
+    default = client.get("/diff?target=zoo").text
+    assert f'<option value="{w.zoo_ids[-1]}" selected>' in default.split('name="b"')[1].split("</select>")[0]
+    assert f'<option value="{w.zoo_ids[-2]}" selected>' in default.split('name="a"')[1].split("</select>")[0]
+
+
+def test_diff_links_from_target_and_flame_pages(client: TestClient, uiworld: UiWorld) -> None:
+    ids = uiworld.world.zoo_ids
+    html = client.get("/targets/zoo").text
+    form = html.split('<form method="get" action="/diff" class="filters compare">')[1].split("</form>")[0]
+    assert '<input type="hidden" name="target" value="zoo">' in form
+    assert f'<input type="hidden" name="b" value="{ids[-1]}">' in form
+    assert (
+        f'<option value="{ids[-2]}" selected>' in form
+        and f'value="{ids[-1]}"' not in form.split("<select")[1]
+    )
+    flame = client.get(f"/snapshots/{ids[-1]}/flame").text
+    assert f'class="difflink" href="/diff?target=zoo&amp;a={ids[-2]}&amp;b={ids[-1]}"' in flame
+    assert 'class="difflink"' not in client.get(f"/snapshots/{ids[0]}/flame").text  # nothing before it
+    finding = client.get(f"/findings/{zoo_finding(uiworld.world).id}?target=zoo").text
+    assert f'class="flamelink" href="/snapshots/{ids[-1]}/flame"' in finding
+
+
+def test_diff_page_refuses_other_targets_snapshots(client: TestClient, uiworld: UiWorld) -> None:
+    w = uiworld.world
+    assert client.get("/diff?target=nope").status_code == 404
+    r = client.get(f"/diff?target=zoo&a={w.states_ids['debug2']}")
+    assert r.status_code == 404 and "no snapshot" in r.text
+    assert client.get("/diff?target=zoo&b=999999").status_code == 404
+    assert client.get("/diff").status_code == 422  # target is required
+    assert client.get("/diff?target=zoo&a=-1").status_code == 404
+
+
+def test_diff_flame_tree_widths() -> None:
+    """Each stack is as wide as the larger of its counts; a frame's class is its change."""
+    from grprof.model import Frame
+    from grprof.server.ui.diffflame import change, diff_tree
+    from grprof.store.model import StoredGroup
+
+    def grp(count: int, *fns: str) -> StoredGroup:
+        frames = [Frame(fn, "/x.go", 1) for fn in fns]  # innermost first
+        return StoredGroup(fns[0], fns[0], count, "chan receive", {}, 0, 0, 0, {}, frames, None)
+
+    a = [grp(10, "leaf1", "main.h"), grp(4, "gone", "main.h"), grp(3, "same", "main.x")]
+    b = [grp(25, "leaf1", "main.h"), grp(7, "fresh", "main.h"), grp(3, "same", "main.x")]
+    t = diff_tree(a, b)
+    h = t.root.children["main.h"]
+    assert t.root.count == 25 + 4 + 7 + 3
+    assert h.count == 25 + 4 + 7 and t.sides[id(h)] == (14, 32)
+    assert t.sides[id(h.children["gone"])] == (4, 0) and h.children["gone"].count == 4
+    assert [change(*t.sides[id(h.children[k])]) for k in ("leaf1", "gone", "fresh")] == [
+        "grown",
+        "gone",
+        "new",
+    ]
+    assert change(*t.sides[id(t.root.children["main.x"])]) == "same"
+    assert change(5, 2) == "shrunk"
+
+
+# -- label search -------------------------------------------------------------------------
+
+
+def test_search_by_label_value_finds_the_groups(client: TestClient, uiworld: UiWorld) -> None:
+    """evil's dumps label each payload's goroutines `k=<payload>` and `<payload>=<all payloads>`."""
+    w = uiworld.world
+    (newest, *_) = w.store.snapshots("evil", limit=1)
+    _, groups = w.store.snapshot(newest.id) or (None, [])
+    value = PAYLOADS[4]  # {{7*7}}: no markup, one group
+    want = [g.labels["k"][value] for g in groups if value in g.labels.get("k", {})]
+    assert want == [15]
+    for query in (value, f"k={value}", f" k = {value} "):
+        html = client.get("/search?" + urllib.parse.urlencode({"q": query})).text
+        # Only the target's newest snapshot with the value: its group, its count.
+        assert re.findall(r"snapshot (\d+), ", html) == [str(newest.id)], query
+        got = re.findall(r'<td class="num">([\d,]+) <span class="small muted">of', html)
+        assert [int(n) for n in got] == want, query
+        assert 'class="tname" href="/targets/evil"' in html
+        assert "hitlink" in html and "filter=%7B%7B7%2A7%7D%7D" in html
+    # A value under five keys (one per payload) in each of five groups: each group once.
+    all_ = " ".join(PAYLOADS)
+    html = client.get("/search?" + urllib.parse.urlencode({"q": all_})).text
+    assert html.count('class="group hit"') == 5
+    # A key the value is not under, and an unknown value, find nothing.
+    for query in (f"team={value}", "no-such-value"):
+        html = client.get("/search?" + urllib.parse.urlencode({"q": query})).text
+        assert 'class="group hit"' not in html and "No goroutine carries" in html
+    # The header's search box is on every page.
+    assert '<form method="get" action="/search" class="headsearch"' in client.get("/").text
+
+
+def test_search_hostile_value_is_text(client: TestClient) -> None:
+    html = client.get("/search?" + urllib.parse.urlencode({"q": f"k={HOSTILE}"})).text
+    assert_safe_markup(html)
+    assert html.count('class="group hit"') == 1  # the group of the payload, in evil's newest snapshot
+    assert 'href="/targets/evil?' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 # -- paste --------------------------------------------------------------------------------
@@ -440,6 +685,19 @@ def test_api_unaffected(client: TestClient) -> None:
 
 def visit(b: Browser, url: str) -> None:
     b.open(url)
+    assert_clean(b, url)
+
+
+def follow(b: Browser, selector: str) -> None:
+    """Click a link and check the page it opens like `visit` does."""
+    b.events.clear()
+    b.click(selector)
+    b.wait_event("Page.loadEventFired")
+    assert_clean(b, selector)
+
+
+def assert_clean(b: Browser, url: str) -> None:
+    """No CSP violation, console error, dialog, failed request or HTTP error since the load."""
     b.js("new Promise(r => setTimeout(r, 100))")
     assert b.csp_violations() == [], (url, b.csp_violations())
     assert b.console_errors() == [], (url, b.console_errors())
@@ -513,10 +771,12 @@ def test_browser_login_flow(browser: Browser, uiworld: UiWorld) -> None:
 
 @contextlib.contextmanager
 def real_serve(tmp: Path, token: str | None = None) -> Iterator[tuple[Any, str]]:
+    from gobuild import run_goapp
     from serveproc import run_serve
     from test_serve import healthy, leaky
 
-    with leaky() as a, healthy() as b:
+    # states: goroutines with pprof labels (`plain.key/x=bare_value`), for the label search.
+    with leaky() as a, healthy() as b, run_goapp("states", "-n", "1") as (_, c):
         cfg = tmp / "grprof.yaml"
         lines = [
             "version: 1",
@@ -532,6 +792,7 @@ def real_serve(tmp: Path, token: str | None = None) -> Iterator[tuple[Any, str]]
             f"    labels: {{service: shop, note: {json.dumps(HOSTILE)}}}",
         ]
         lines += ["  - name: healthy", f"    url: {b}", "    labels: {service: shop}"]
+        lines += ["  - name: states", f"    url: {c}"]
         cfg.write_text("\n".join(lines) + "\n")
         args = ["--config", str(cfg), "--db", str(tmp / "g.db")]
         if token:
@@ -539,6 +800,12 @@ def real_serve(tmp: Path, token: str | None = None) -> Iterator[tuple[Any, str]]
             args += ["--api-token-file", str(tmp / "token")]
         with run_serve(args) as srv:
             yield srv, a
+
+
+def goroutine_snapshots(srv: Any, target: str, after: str) -> int:
+    """How many goroutine profiles (not goroutineleak ones) of `target` were stored after `after`."""
+    metas = srv.get(f"/api/v1/targets/{target}/snapshots?limit=1000")["snapshots"]
+    return sum(m["profile"] == "goroutine" and m["time"] > after for m in metas)
 
 
 def leak_finding(srv: Any, token: str | None = None) -> Any:
@@ -551,6 +818,8 @@ def leak_finding(srv: Any, token: str | None = None) -> Any:
 def test_browser_real_serve_shows_the_leak(browser: Browser, tmp_path: Path) -> None:
     with real_serve(tmp_path) as (srv, _):
         found = srv.wait_for(lambda: leak_finding(srv), timeout=120)
+        # Goroutine profiles since the leak was found: the flame graph shows it, and has one to diff with.
+        srv.wait_for(lambda: goroutine_snapshots(srv, "leaky", after=found["first_seen"]) >= 2, timeout=60)
         b = browser
         visit(b, srv.base + "/")
         row = b.js("document.querySelector('a.tname[href=\"/targets/leaky\"]').closest('tr').innerText")
@@ -570,13 +839,47 @@ def test_browser_real_serve_shows_the_leak(browser: Browser, tmp_path: Path) -> 
         b.wait_event("Page.loadEventFired")
         text = b.js("document.body.innerText")
         assert "leak" in b.js("document.querySelector('td.verdict').textContent")
-        assert b.js("document.querySelector('pre.fix code').textContent").strip() == found["fix"].strip()
+        # The fix's "after" part counts the goroutines, which grow between the scrapes: its
+        # "before" part is the same.
+        fix = b.js("document.querySelector('pre.fix code').textContent")
+        assert fix.split("// after")[0].strip() == found["fix"].split("// after")[0].strip()
         assert "main.leakyHandler.func1" in text
         assert b.csp_violations() == [] and b.console_errors() == []
-        visit(b, srv.base + "/targets/leaky?range=24h")
-        flame = b.js("document.querySelector('a[href$=\"/flame\"]').getAttribute('href')")
-        visit(b, srv.base + flame)
-        assert b.js("document.querySelectorAll('#flame0 g.f.leak').length") > 0
+        # finding -> flame graph -> diff, by clicking.
+        follow(b, "a.flamelink")
+        assert b.js("location.pathname").endswith("/flame")
+        # The leak's frames name the finding (they are red when no healthy goroutine shares them:
+        # handlers still sleeping in the same function do, now and then).
+        assert b.js("document.querySelectorAll('#flame0 g.f[data-finding^=\"leak finding\"]').length") > 0
+        follow(b, "a.difflink")
+        assert b.js("location.pathname") == "/diff"
+        assert b.js("document.querySelectorAll('#diff0 g.f').length") > 1
+        b.click("#diff0 g.f:not(.root) rect")  # the report's script zooms the diff too
+        assert b.js("location.hash").startswith("#zoom=diff0-n")
+        assert b.csp_violations() == [] and b.console_errors() == []
+        # Search a label value from the header's box: it finds the labelled group of `states`.
+        srv.wait_for(lambda: srv.get("/api/v1/search?key=plain.key/x&value=bare_value")["results"])
+        b.click("form.headsearch input[name=q]")
+        b.send("Input.insertText", text="bare_value")
+        b.events.clear()
+        b.js("document.querySelector('form.headsearch').requestSubmit()")
+        b.wait_event("Page.loadEventFired")
+        assert_clean(b, "/search")
+        assert b.js("location.pathname + location.search") == "/search?q=bare_value"
+        hits = b.js("[...document.querySelectorAll('tr.hit')].map(r => r.innerText)")
+        assert hits and all("states" in h and "plain.key/x" in h for h in hits), hits
+        follow(b, "a.hitlink")
+        assert b.js("location.pathname") == "/targets/states"
+        assert b.js("document.querySelectorAll('#groups tr.group').length") >= 1
+        # The Capture button: a debug=2 of the leaky service now, stored, and shown.
+        visit(b, srv.base + "/targets/leaky")
+        before = {m["id"] for m in srv.get("/api/v1/targets/leaky/snapshots?limit=1000")["snapshots"]}
+        follow(b, "form.capture button[type=submit]")
+        params = dict(urllib.parse.parse_qsl(b.js("location.search").lstrip("?")))
+        assert b.js("location.pathname") == "/targets/leaky" and params.get("captured") == "1", params
+        assert int(params["snapshot"]) not in before
+        assert "captured: snapshot" in b.js("document.querySelector('form.capture').innerText")
+        assert "debug=2" in b.js("document.querySelector('select[name=snapshot] option:checked').textContent")
         # Paste a recorded fixture dump and get the report with its findings.
         visit(b, srv.base + "/paste")
         text_dump = (ZOO / "3-leak-3.goroutine.debug2.txt").read_text()

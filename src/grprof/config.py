@@ -11,6 +11,8 @@ targets:
 from __future__ import annotations
 
 import re
+import string
+import urllib.parse
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,11 +20,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from grprof._yamlvalid import Located, Strict, parse, validate
+from grprof.canary.config import ServedCanary
 from grprof.collect.model import Auth, Target
 from grprof.detect.owners import OwnersFile
 from grprof.detect.sla import SLA, SLAConfig
 from grprof.errors import GrprofError
 from grprof.redact import RedactConfig
+from grprof.serving.federation import FederateConfig
 from grprof.sources import TargetError, resolve_target
 from grprof.units import parse_duration, parse_size
 
@@ -117,6 +121,9 @@ class ScrapeConfig(Strict):
     leak_profile_every: int = Field(4, ge=0)
     debug2_every: int = Field(4, ge=0)
     """Every N-th scrape of a target is a debug=2 (grprof.collect.policy); 0: never."""
+    memstats_every: int = Field(4, ge=0)
+    """After every N-th scrape, /debug/pprof/heap?debug=1 for the runtime's stack figures (the
+    cost of findings, docs/owners.md#cost); 0: never."""
     debug2_max_goroutines: int = Field(10_000, ge=0)
     debug2_extra_gap: Duration = 30.0
     """An extra debug=2 asked for by findings comes at least this long after the target's last."""
@@ -153,11 +160,46 @@ class RetentionConfig(Strict):
     max_age: Duration = 14 * 86400.0
 
 
+TRACE_PLACEHOLDERS = ("trace_id", "span_id", "key", "value")
+
+
+class UiConfig(Strict):
+    """`ui:` (docs/ui.md): the web UI's settings."""
+
+    trace_url: str | None = None
+    """The finding page links a trace-id label value here: an http(s) URL template with
+    `{trace_id}`, `{span_id}`, `{key}`, `{value}` (each URL-escaped; `{{`/`}}` for a brace)."""
+
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urllib.parse.urlsplit(v)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL template")
+        try:
+            fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(v) if f is not None]
+        except ValueError as e:
+            raise ValueError(f"not a URL template ({e}; write {{{{ and }}}} for a literal brace)") from None
+        for name, spec, conv in fields:
+            if name in TRACE_PLACEHOLDERS and (spec or conv):
+                raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
+            if name not in TRACE_PLACEHOLDERS:
+                raise ValueError(
+                    f"unknown placeholder {{{name}}}: use {', '.join(f'{{{p}}}' for p in TRACE_PLACEHOLDERS)}"
+                )
+        if not fields:
+            raise ValueError("names no placeholder: put {trace_id} (or {value}) where the id goes")
+        return v
+
+
 class Config(Strict):
     version: int = Field(1, ge=1)
     listen: str = "127.0.0.1:8080"
     db: str = "./grprof.db"
     api_token_file: str | None = None
+    ui: UiConfig = UiConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     targets: list[TargetConfig] = Field(default_factory=list)
     file_sd: list[FileSDConfig] = Field(default_factory=list)
@@ -166,6 +208,8 @@ class Config(Strict):
     """Per target name (or `default`): the latency SLA and where its p95 comes from
     (`grprof.detect.sla.SLAConfig`: latency, p95 or prometheus + query, timeout, points)."""
     rules: list[str] = Field(default_factory=list)
+    canary: ServedCanary = Field(default_factory=ServedCanary.shipped)
+    """`POST /api/v1/canary`'s settings: keys of data/canary.yaml replacing the shipped ones."""
     owners: OwnersFile | None = None
     """Who owns each finding: `label`, `prefixes`, `unowned` (docs/owners.md)."""
     redact: RedactConfig | None = None
@@ -173,6 +217,8 @@ class Config(Strict):
     memory_limit: Size | None = None
     """The targets' memory limit: findings say when their stack growth reaches it."""
     retention: RetentionConfig = RetentionConfig()
+    federate: FederateConfig | None = None
+    """Other grprof instances this one pulls and serves as one view (docs/serve.md#federation)."""
 
     @field_validator("listen", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ Pure computation: no printing (text in `grprof.report.diff`, HTML in `grprof.rep
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -239,7 +239,23 @@ def status_of(before: int, after: int) -> Status:
 
 def sort_key(g: GroupDiff) -> tuple[int, int, int, str]:
     """Biggest change first; then new, grown, vanished, shrunk, same; then the larger group."""
-    return (-abs(g.delta), STATUSES.index(g.status), -max(g.before, g.after), g.id)
+    return _order(g.before, g.after, g.status, g.id)
+
+
+def _order(before: int, after: int, status: Status, key: str) -> tuple[int, int, int, str]:
+    return (-abs(after - before), STATUSES.index(status), -max(before, after), key)
+
+
+def count_changes(before: Mapping[str, int], after: Mapping[str, int]) -> list[tuple[str, Status, int, int]]:
+    """(key, status, before, after) of every key of either side, in `sort_key`'s order: the rows
+    of `compute` for counts already matched by track id (the store's groups, the UI's diff page),
+    so a stored diff and `grprof diff` name and order the same changes the same way."""
+    keys = list(after) + [k for k in before if k not in after]
+    rows = [
+        (k, status_of(before.get(k, 0), after.get(k, 0)), before.get(k, 0), after.get(k, 0)) for k in keys
+    ]
+    rows.sort(key=lambda r: _order(r[2], r[3], r[1], r[0]))
+    return rows
 
 
 def _representative(points: Sequence[Point]) -> Group:

@@ -145,7 +145,10 @@ class Detection(TypedDict):
     thin: str | None
     warnings: list[str]
     stack_bytes: int
+    stack_per_goroutine: int
+    stack_source: Literal["runtime_minimum", "heap_profile", "metrics"]
     memory_limit: int | None
+    memory_limit_source: Literal["configured", "gomemlimit"] | None
 
 
 @with_config(CLOSED)
@@ -198,10 +201,11 @@ class StackCost(TypedDict):
 
     bytes: int
     per_goroutine: int
-    source: Literal["runtime_minimum"]
+    source: Literal["runtime_minimum", "heap_profile", "metrics"]
     lower_bound: bool
     bytes_per_hour: Number | None
     hours_to_limit: Number | None
+    limit_source: Literal["configured", "gomemlimit"] | None
 
 
 @with_config(CLOSED)
@@ -393,6 +397,9 @@ class Target(TypedDict):
     growth_per_minute: Number | None
     leak_profile: bool | None
     blocked: dict[str, int] | None
+    cluster: str | None
+    """The federation member (docs/serve.md#federation) the target came from; null for this
+    instance's own."""
 
 
 @with_config(CLOSED)
@@ -498,6 +505,9 @@ class StoredFinding(FindingCore):
     first_seen: str | None
     last_seen: str | None
     resolved_at: str | None
+    cluster: NotRequired[str | None]
+    """The federation member the finding came from; null for this instance's own (the API
+    always writes it; a stored document has none)."""
 
 
 @with_config(CLOSED)
@@ -530,6 +540,158 @@ class CaptureResponse(TypedDict):
     status: str
     snapshot: NotRequired[int | None]
     bytes: NotRequired[int]
+
+
+# -- grprof.canary/v1 (`grprof canary --json`, `POST /api/v1/canary`, docs/canary.md) -----
+
+CANARY_SCHEMA: Final = "grprof.canary/v1"
+CanaryScope = Literal["target", "group"]
+CanaryMeasure = Literal["count", "growth"]
+CanaryDirection = Literal["increase", "decrease", "either"]
+CanaryOutcome = Literal["pass", "fail"]
+
+
+@with_config(CLOSED)
+class CanaryShift(TypedDict):
+    """The canary's shift from the baseline: Hodges-Lehmann estimate and its interval (at
+    `confidence`, which the discrete U test makes at least the one asked for), Mann-Whitney
+    one-sided p-values, and the samples on each side."""
+
+    estimate: Number
+    low: Number
+    high: Number
+    confidence: Number
+    p_greater: Number
+    p_less: Number
+    n_baseline: int
+    n_canary: int
+
+
+@with_config(CLOSED)
+class CanaryInstance(TypedDict):
+    """One metric judged on one subject (a canary target, or a group's track id)."""
+
+    metric: str
+    scope: CanaryScope
+    measure: CanaryMeasure
+    direction: CanaryDirection
+    subject: str
+    site: Frame | None
+    outcome: Literal["pass", "high", "low", "nodata"]
+    passed: bool | None
+    baseline_median: Number | None
+    canary_median: Number | None
+    shift: CanaryShift | None
+    tolerance: Number
+
+
+@with_config(CLOSED)
+class CanaryMetric(TypedDict):
+    """A metric's part of the score: `share` of its `judged` instances `passed`."""
+
+    name: str
+    scope: CanaryScope
+    measure: CanaryMeasure
+    direction: CanaryDirection
+    weight: Number
+    judged: int
+    passed: int
+    share: Number | None
+
+
+CanaryThresholds = TypedDict(
+    "CanaryThresholds", {"pass": Number, "marginal": Number, "marginal_is": CanaryOutcome}
+)
+"""The score thresholds, and what a marginal score counts as (`pass` is a keyword)."""
+CanaryThresholds.__pydantic_config__ = CLOSED  # type: ignore[attr-defined]
+
+
+@with_config(CLOSED)
+class CanaryCritical(TypedDict):
+    """A finding in the canary that fails it at once."""
+
+    kind: Literal["runtime_confirmed_leak", "new_leak"]
+    target: str
+    finding: str
+    verdict: str
+    confidence: Number
+    category: str
+    title: str
+    site: Frame | None
+    count: int
+    growth_per_minute: Number | None
+    runtime_confirmed: bool
+    description: str
+
+
+@with_config(CLOSED)
+class CanaryTarget(TypedDict):
+    """One target of either side: what was read of it."""
+
+    name: str
+    snapshots: int
+    span_seconds: Number
+    leak_profiles: int
+    goroutines_median: Number | None
+    leaks: list[str]
+
+
+@with_config(CLOSED)
+class CanaryReport(TypedDict):
+    """`grprof.canary/v1`: the judgement, the same document from the command and the API."""
+
+    schema: Literal["grprof.canary/v1"]
+    generator: Generator
+    verdict: Literal["pass", "marginal", "fail"]
+    passed: bool
+    score: Number
+    thresholds: CanaryThresholds
+    critical: list[CanaryCritical]
+    decided_by: list[CanaryInstance]
+    metrics: list[CanaryMetric]
+    baseline: list[CanaryTarget]
+    canary: list[CanaryTarget]
+    instances: list[CanaryInstance]
+    confidence: Number
+    warnings: list[str]
+
+
+# -- federation (docs/serve.md#federation) -------------------------------------------------
+
+MemberState = Literal["pending", "fresh", "stale", "auth-failed", "down"]
+"""`pending`: not answered yet; `fresh`: its data is at most two intervals old; `stale`: older
+(its last-known data is still served, with its age); `auth-failed`: its latest answer refused
+the token (401/403); `down`: never answered, its latest pull failed."""
+
+
+@with_config(CLOSED)
+class FederationMember(TypedDict):
+    """One member of a federating `grprof serve`, as it pulls it."""
+
+    cluster: str
+    url: str
+    state: MemberState
+    up: bool
+    """Its latest pull succeeded."""
+    age_seconds: Number | None
+    """Of its last-known data (since the member answered); null when it never did."""
+    last_success: str | None
+    last_attempt: str | None
+    last_error: str | None
+    failures: int
+    """Pulls failed in a row."""
+    pull_seconds: Number | None
+    """How long its latest successful pull took (the requests and decoding)."""
+    version: str | None
+    targets: int
+    findings: int
+
+
+@with_config(CLOSED)
+class FederationResponse(TypedDict):
+    interval_seconds: Number
+    stale_after_seconds: Number
+    members: list[FederationMember]
 
 
 # -- serializing ---------------------------------------------------------------------------
@@ -599,9 +761,11 @@ API_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 __all__ = [
     "API_RESPONSES",
+    "CANARY_SCHEMA",
     "DIFF_SCHEMA",
     "FINDINGS_SCHEMA",
     "REPORT_SCHEMA",
+    "CanaryReport",
     "DiffReport",
     "Finding",
     "Report",

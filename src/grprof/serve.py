@@ -32,6 +32,7 @@ from grprof.detect.rules import load_rules
 from grprof.errors import GrprofError, SettingError
 from grprof.redact import Redactor
 from grprof.server.runtime import Runtime
+from grprof.serving.federation import Federation
 from grprof.serving.fleet import Fleet
 from grprof.serving.pipeline import Judgement, Pipeline, Window, judge_window, parse_payload
 from grprof.store import RetentionPolicy, Store, open_store
@@ -122,6 +123,8 @@ class Daemon:
             _redactor(config),
         )
         self.fleet = Fleet(self.runtime, self.pipeline, extra_targets=extra_targets, shard=shard)
+        self.federation = Federation(config.federate) if config.federate else None
+        """The members this instance pulls and serves as one view (`federate:`), if any."""
         self._store: Store | None = None
         self._scraper: Scraper | None = None
         self.settings = self.check(config)
@@ -165,6 +168,9 @@ class Daemon:
         self.scraper = scraper = Scraper(self.settings, self.on_result)
         await scraper.start()
         await self.apply_targets()
+        if self.federation is not None:
+            self.runtime.metrics.federation = self.federation
+            await self.federation.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
@@ -181,6 +187,8 @@ class Daemon:
         server.should_exit = True
         if self.scraper is not None:
             await self.scraper.stop()
+        if self.federation is not None:
+            await self.federation.stop()
         for t in self._tasks:
             if t.get_name() != "api":
                 t.cancel()
@@ -199,11 +207,14 @@ class Daemon:
     def banner(self) -> str:
         host, _, port = self.config.listen.rpartition(":")
         n = len(self.runtime.targets)
-        if n == 0 and not self.config.file_sd and not self.config.http_sd:
+        if n == 0 and not self.config.file_sd and not self.config.http_sd and self.federation is None:
             how = "no targets yet: add `targets:` to a config file (--config) or pass --target URL"
         else:
             how = f"{n} target{'' if n == 1 else 's'}"
             how += f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        if self.federation is not None:
+            k = len(self.federation.members)
+            how += f"; federating {k} member{'' if k == 1 else 's'} (/api/v1/federation)"
         return (
             f"grprof serve on http://{host}:{port} (API /api/v1, docs /docs, metrics /metrics), "
             f"db {self.config.db}; {how}"
@@ -215,7 +226,15 @@ class Daemon:
         from grprof.server.api import create_app
 
         host, _, port = self.config.listen.rpartition(":")
-        app = create_app(self.store_or_fail(), self.runtime, capture=self.capture, api_token=self.api_token)
+        app = create_app(
+            self.store_or_fail(),
+            self.runtime,
+            capture=self.capture,
+            api_token=self.api_token,
+            federation=self.federation,
+            canary=lambda: self.config.canary,  # the running config's: a reload applies at once
+            trace_url=lambda: self.config.ui.trace_url,
+        )
         # Serves on `self.sock` (bound in `run`); host and port only name it in uvicorn's logs.
         cfg = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="off")
         server = uvicorn.Server(cfg)
@@ -255,11 +274,16 @@ class Daemon:
 
     # -- config --------------------------------------------------------------------------
 
-    def _mtime(self) -> float | None:
+    def _mtime(self) -> tuple[float | None, ...] | None:
+        """The config file's modification time and its rule files' (None for one that is
+        missing): a rule file edited alone is a change too. None without a readable config."""
         try:
-            return os.stat(self.config_path).st_mtime if self.config_path else None
+            if self.config_path is None:
+                return None
+            config = os.stat(self.config_path).st_mtime
         except OSError:
             return None
+        return (config, *(_mtime_or_none(f) for f in self.config.rules))
 
     async def _watch_config(self) -> None:
         while True:
@@ -267,7 +291,12 @@ class Daemon:
             m = self._mtime()
             if m is not None and m != self._config_mtime:
                 self._config_mtime = m
-                await self.reload("file change")
+                if await self.reload("file change"):
+                    # The rule files are the new config's now: stamp them, unless the config
+                    # changed again meanwhile (then the next poll reloads that).
+                    after = self._mtime()
+                    if after is not None and after[0] == m[0]:
+                        self._config_mtime = after
 
     async def reload(self, why: str) -> bool:
         """Apply a changed config; refuse an invalid or older one and keep running the current."""
@@ -315,6 +344,11 @@ class Daemon:
         await self.apply_targets()
         if new.file_sd != old.file_sd or new.http_sd != old.http_sd:
             log.warning("reload (%s): service discovery changes apply on restart", why)
+        if new.federate != old.federate:
+            if self.federation is not None and new.federate is not None:
+                await self.federation.reconfigure(new.federate)
+            else:  # the API and /metrics were built with (or without) it
+                log.warning("reload (%s): adding or removing federate applies on restart", why)
         log.info(
             "reload (%s): now running config version %d, %d targets",
             why,
@@ -336,6 +370,13 @@ class Daemon:
                 log.error("retention failed: %s", e)
 
 
+def _mtime_or_none(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
 def scrape_settings(c: Config) -> ScrapeSettings:
     """The scraper's settings for a configuration; `SettingError` if the scraper refuses one."""
     s = c.scrape
@@ -348,6 +389,7 @@ def scrape_settings(c: Config) -> ScrapeSettings:
         format=s.format,
         leak_every=s.leak_profile_every,
         debug2_every=s.debug2_every,
+        memstats_every=s.memstats_every,
         debug2_max_goroutines=s.debug2_max_goroutines,
         debug2_extra_gap=s.debug2_extra_gap,
         backoff_max=s.backoff_max,

@@ -1,6 +1,10 @@
 """The canary routes of `grprof serve`'s API (docs/canary.md):
 
-    app.include_router(canary_routes(store, runtime))
+    app.include_router(canary_routes(store, runtime, settings=lambda: config.canary))
+
+The settings are the served configuration's `canary:` section (`settings()`, asked at each
+request, so a reload applies to the next one), with a request's `config` keys over them; the
+shipped data/canary.yaml without `settings`.
 
 - `POST /api/v1/canary` (and `GET` with query parameters): judge the canary targets against
   the baseline targets from the store's last `window`; always 200 with the result (what Argo
@@ -16,6 +20,7 @@ webhook here (the command line's `--webhook` posts its own result).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -24,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from grprof import schema
-from grprof.canary.config import CanaryError, load_config
+from grprof.canary.config import CanaryConfig, CanaryError, load_config, with_overrides
 from grprof.server.runtime import Runtime
 from grprof.store.model import Store
 from grprof.units import parse_duration
@@ -41,10 +46,11 @@ class CanaryRequest(BaseModel):
     canary: Annotated[list[str], Field(min_length=1, description="target names, or labels as key=value")]
     window: str = Field(DEFAULT_WINDOW, description="how far back to read snapshots: 10m, 1h30m, or seconds")
     marginal: Literal["pass", "fail"] | None = Field(
-        None, description="what a marginal score counts as (default: data/canary.yaml's, fail)"
+        None, description="what a marginal score counts as (default: the served config's canary.marginal)"
     )
     config: dict[str, Any] | None = Field(
-        None, description="keys of data/canary.yaml to replace (thresholds, metrics, confidence, ...)"
+        None,
+        description="keys of the served canary settings to replace (thresholds, metrics, confidence, ...)",
     )
 
 
@@ -60,62 +66,6 @@ class FlaggerRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-class CanaryShift(BaseModel):
-    estimate: float | None
-    low: float | None
-    high: float | None
-    confidence: float | None
-    p_greater: float
-    p_less: float
-    n_baseline: int
-    n_canary: int
-
-
-class CanaryInstance(BaseModel):
-    metric: str
-    scope: str
-    measure: str
-    direction: str
-    subject: str
-    site: dict[str, Any] | None
-    outcome: Literal["pass", "high", "low", "nodata"]
-    passed: bool | None
-    baseline_median: float | None
-    canary_median: float | None
-    shift: CanaryShift | None
-    tolerance: float | None
-
-
-class CanaryMetric(BaseModel):
-    name: str
-    scope: str
-    measure: str
-    direction: str
-    weight: float
-    judged: int
-    passed: int
-    share: float | None
-
-
-class CanaryResponse(BaseModel):
-    """`grprof.canary/v1`, the same document as `grprof canary --json`."""
-
-    schema_: str = Field(alias="schema")
-    generator: dict[str, str]
-    verdict: Literal["pass", "marginal", "fail"]
-    passed: bool
-    score: float
-    thresholds: dict[str, Any]
-    critical: list[dict[str, Any]]
-    decided_by: list[CanaryInstance]
-    metrics: list[CanaryMetric]
-    baseline: list[dict[str, Any]]
-    canary: list[dict[str, Any]]
-    instances: list[CanaryInstance]
-    confidence: float
-    warnings: list[str]
-
-
 class _NotFound(CanaryError):
     pass
 
@@ -128,8 +78,15 @@ def _labels(runtime: Runtime) -> dict[str, dict[str, str]]:
     return {name: dict(rt.target.labels) for name, rt in runtime.targets.items()}
 
 
-def evaluate(store: Store, runtime: Runtime, req: CanaryRequest) -> dict[str, Any]:
-    """The judgement as `grprof.canary/v1` JSON (synchronous: run it in a worker thread)."""
+Settings = Callable[[], CanaryConfig]
+"""The running canary settings (`grprof serve`'s configuration's `canary:`)."""
+
+
+def evaluate(
+    store: Store, runtime: Runtime, req: CanaryRequest, settings: CanaryConfig | None = None
+) -> schema.CanaryReport:
+    """The judgement as `grprof.canary/v1` JSON (synchronous: run it in a worker thread), with
+    `settings` (default: the shipped ones) and the request's `config` and `marginal` over them."""
     from grprof.canary.collect import from_store
     from grprof.canary.judge import judge
 
@@ -142,7 +99,7 @@ def evaluate(store: Store, runtime: Runtime, req: CanaryRequest) -> dict[str, An
     overrides = dict(req.config or {})
     if req.marginal is not None:
         overrides["marginal"] = req.marginal
-    config = load_config(None, overrides or None)
+    config = with_overrides(settings if settings is not None else load_config(), overrides)
     try:
         got = from_store(store, req.baseline, req.canary, window=window, extra_labels=_labels(runtime))
     except CanaryError as e:
@@ -155,12 +112,13 @@ def evaluate(store: Store, runtime: Runtime, req: CanaryRequest) -> dict[str, An
     return doc
 
 
-def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
+def canary_routes(store: Store, runtime: Runtime, settings: Settings | None = None) -> APIRouter:
+    """The canary routes; `settings()` gives the canary settings in force (read per request)."""
     r = APIRouter(prefix="/api/v1", tags=["canary"], responses=schema.API_RESPONSES)
 
-    async def run(req: CanaryRequest) -> JSONResponse | dict[str, Any]:
+    async def run(req: CanaryRequest) -> JSONResponse | schema.CanaryReport:
         try:
-            return await run_in_threadpool(evaluate, store, runtime, req)
+            return await run_in_threadpool(evaluate, store, runtime, req, settings() if settings else None)
         except _NotFound as e:
             return _error(404, str(e))
         except CanaryError as e:
@@ -173,7 +131,7 @@ def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
 
     @r.post(
         "/canary",
-        response_model=CanaryResponse,
+        response_model=schema.CanaryReport,
         responses=responses,
         summary="Judge canary targets against baseline targets (Argo Rollouts web metric)",
     )
@@ -182,7 +140,7 @@ def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
 
     @r.get(
         "/canary",
-        response_model=CanaryResponse,
+        response_model=schema.CanaryReport,
         responses=responses,
         summary="The same judgement, targets as query parameters",
     )
@@ -196,10 +154,10 @@ def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
 
     @r.post(
         "/canary/flagger",
-        response_model=CanaryResponse,
+        response_model=schema.CanaryReport,
         responses={
             412: {
-                "model": CanaryResponse,
+                "model": schema.CanaryReport,
                 "description": "the canary failed (or was marginal and it counts as a fail)",
             },
             **responses,
@@ -224,7 +182,9 @@ def canary_routes(store: Store, runtime: Runtime) -> APIRouter:
         out = await run(req)
         if isinstance(out, JSONResponse):
             return out
-        return JSONResponse(out, status_code=200 if out["passed"] else 412)
+        # Answered as is (the status carries the verdict): checked against the model here.
+        checked = schema.validate(schema.CanaryReport, out)
+        return JSONResponse(checked, status_code=200 if out["passed"] else 412)
 
     return r
 

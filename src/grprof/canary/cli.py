@@ -14,8 +14,10 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from grprof import schema
 from grprof.canary.config import CanaryConfig, CanaryError, load_config
 from grprof.cli._common import EXIT_BAD_INPUT, duration, error, run_guarded, warn
 
@@ -125,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     result = judge(got.baseline, got.canary, config, interval=interval)
     doc = result.to_json()
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(schema.dump_json(schema.CanaryReport, doc))  # checked against the model
     else:
         from grprof.canary.text import render
 
@@ -139,7 +141,7 @@ def exit_status(result: CanaryResult) -> int:
     return EXIT_PASS if result.passes() else EXIT_FAIL
 
 
-def post_webhook(url: str, doc: dict[str, Any], timeout: float = WEBHOOK_TIMEOUT) -> bool:
+def post_webhook(url: str, doc: Mapping[str, Any], timeout: float = WEBHOOK_TIMEOUT) -> bool:
     """POST the result; a webhook that fails is a warning, not a different verdict."""
     if not url.startswith(("http://", "https://")):
         raise CanaryError(f"--webhook {url}: not an http(s) URL")

@@ -1,5 +1,7 @@
 """The canary judgement's settings: data/canary.yaml, validated through grprof's one YAML
-validation layer (`grprof._yamlvalid`), optionally replaced key by key by a user's file."""
+validation layer (`grprof._yamlvalid`), optionally replaced key by key by a user's file
+(`grprof canary --config FILE`), by the `canary:` section of `grprof serve`'s configuration
+(`ServedCanary`), and by a request's `config` (`with_overrides`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from grprof._yamlvalid import Document, Located, Strict, parse, read, validate
 from grprof.errors import GrprofError
@@ -24,6 +26,10 @@ class CanaryError(GrprofError):
 
 
 class Thresholds(Strict):
+    # Dumped as `pass`, as written: a dumped configuration validates again (`grprof serve`
+    # re-validates the file's with the flags over it).
+    model_config = ConfigDict(**Strict.model_config, serialize_by_alias=True)
+
     pass_: Annotated[float, Field(alias="pass", ge=0, le=100)] = 75
     marginal: Annotated[float, Field(ge=0, le=100)] = 50
 
@@ -69,6 +75,41 @@ class CanaryConfig(Strict):
                 raise Located(("metrics", i, "name"), f"{m.name!r} named twice")
             seen.add(m.name)
         return self
+
+
+class ServedCanary(CanaryConfig):
+    """The `canary:` section of `grprof serve`'s configuration: data/canary.yaml's top-level
+    keys, each given one replacing the shipped one (as `grprof canary --config FILE` does).
+
+    Validated as part of the configuration, so an error is `FILE:LINE: canary.key.path:
+    message` like any other key, and a reload with a bad section is refused whole. The shipped
+    keys are merged in before validation, so a check across keys (`thresholds.marginal` not
+    above `thresholds.pass`, metric names unique) sees the settings that will run. An empty
+    `canary:` (or none) is the shipped settings."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_the_shipped(cls, data: Any) -> Any:
+        if data is None:
+            data = {}
+        if isinstance(data, Mapping):
+            return {**_shipped().data, **data}
+        return data  # not a mapping: the model's own error ("must be a mapping ...")
+
+    @classmethod
+    def shipped(cls) -> ServedCanary:
+        """data/canary.yaml as it ships (the default of the configuration's `canary:`)."""
+        return cls.model_validate({})
+
+
+def with_overrides(base: CanaryConfig, overrides: Mapping[str, Any] | None) -> CanaryConfig:
+    """`base` with the top-level keys of `overrides` (the API's `config`) replacing its own;
+    `CanaryError` (`config: key.path: message`) when the result is invalid."""
+    if not overrides:
+        return base
+    data = {**base.model_dump(), **overrides}
+    cfg: CanaryConfig = validate(CanaryConfig, Document("config", data, {}), CanaryError)
+    return cfg
 
 
 def _shipped() -> Document:

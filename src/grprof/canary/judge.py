@@ -26,10 +26,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from grprof import __version__
-from grprof.canary.config import CanaryConfig, CanaryError, Metric
+from grprof import __version__, schema
+from grprof.canary.config import CanaryConfig, CanaryError, Direction, Measure, Metric, Scope
 from grprof.canary.stats import Shift, compare
 from grprof.detect.detector import Options, detect
 from grprof.detect.model import Finding
@@ -37,7 +37,7 @@ from grprof.detect.series import TrackKey, snapshot_points, snapshot_times, trac
 from grprof.frames import Frame
 from grprof.model import Snapshot
 
-SCHEMA = "grprof.canary/v1"
+SCHEMA = schema.CANARY_SCHEMA
 Verdict = Literal["pass", "marginal", "fail"]
 Outcome = Literal["pass", "high", "low", "nodata"]
 SideName = Literal["baseline", "canary"]
@@ -67,8 +67,8 @@ class Instance:
     """One metric judged on one subject (a canary target, or a group)."""
 
     metric: str
-    scope: str
-    measure: str
+    scope: Scope
+    measure: Measure
     subject: str
     """The canary target's name, or the group's track id."""
     site: Frame | None
@@ -78,7 +78,7 @@ class Instance:
     canary_median: float | None
     tolerance: float
     weight: float
-    direction: str = "increase"
+    direction: Direction = "increase"
 
     @property
     def passed(self) -> bool | None:
@@ -86,7 +86,7 @@ class Instance:
             return None
         return self.outcome == "pass"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.CanaryInstance:
         s = self.shift
         return {
             "metric": self.metric,
@@ -94,7 +94,7 @@ class Instance:
             "measure": self.measure,
             "direction": self.direction,
             "subject": self.subject,
-            "site": self.site.to_json() if self.site else None,
+            "site": schema.frame_or_none(self.site),
             "outcome": self.outcome,
             "passed": self.passed,
             "baseline_median": _r(self.baseline_median),
@@ -102,16 +102,16 @@ class Instance:
             "shift": None
             if s is None
             else {
-                "estimate": _r(s.estimate),
-                "low": _r(s.low),
-                "high": _r(s.high),
-                "confidence": _r(s.confidence),
+                "estimate": round(s.estimate, 3),
+                "low": round(s.low, 3),
+                "high": round(s.high, 3),
+                "confidence": round(s.confidence, 3),
                 "p_greater": _p(s.p_greater),
                 "p_less": _p(s.p_less),
                 "n_baseline": s.n_baseline,
                 "n_canary": s.n_canary,
             },
-            "tolerance": _r(self.tolerance),
+            "tolerance": round(self.tolerance, 3),
         }
 
 
@@ -133,7 +133,7 @@ class Critical:
         growth = f", {f.growth_per_minute:+.0f}/min" if f.growth_per_minute is not None else ""
         return f"{self.target}: {f.site or f.title} ({f.count} goroutines{growth}): {why}"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.CanaryCritical:
         f = self.finding
         return {
             "kind": self.kind,
@@ -143,7 +143,7 @@ class Critical:
             "confidence": round(f.confidence, 3),
             "category": f.category,
             "title": f.title,
-            "site": f.site.to_json() if f.site else None,
+            "site": schema.frame_or_none(f.site),
             "count": f.count,
             "growth_per_minute": _r(f.growth_per_minute),
             "runtime_confirmed": f.runtime_confirmed,
@@ -184,10 +184,11 @@ class CanaryResult:
         """What the verdict means for a gate: marginal counts as the settings' `marginal` says."""
         return self.verdict == "pass" or (self.verdict == "marginal" and self.config.marginal == "pass")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.CanaryReport:
+        """The `grprof.canary/v1` document (`grprof.schema.CanaryReport`)."""
         t = self.config.thresholds
         return {
-            "schema": SCHEMA,
+            "schema": schema.CANARY_SCHEMA,
             "generator": {"name": "grprof", "version": __version__},
             "verdict": self.verdict,
             "passed": self.passes(),
@@ -216,7 +217,7 @@ class CanaryResult:
         }
 
 
-def _target_json(t: TargetData) -> dict[str, Any]:
+def _target_json(t: TargetData) -> schema.CanaryTarget:
     return {
         "name": t.name,
         "snapshots": t.snapshots,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from grprof.detect.detector import Options
     from grprof.detect.model import Finding
+    from grprof.formats.memstats import RuntimeStats
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -201,6 +202,13 @@ def detection_args(
         help="the service's memory limit, e.g. 512MiB: findings say when their stack growth reaches it",
     )
     det.add_argument(
+        "--memstats",
+        metavar="FILE|URL",
+        help="the service's own stack figures, taken with the latest dump: /debug/pprof/heap?debug=1 "
+        "or its Prometheus /metrics (client_golang); cost per goroutine from the runtime instead of "
+        "the 2 KiB lower bound, and GOMEMLIMIT when --memory-limit is not given (docs/owners.md#cost)",
+    )
+    det.add_argument(
         "--rules", action="append", default=[], metavar="FILE", help="extra rule file (YAML), repeatable"
     )
     det.add_argument("--sla", type=duration, metavar="DURATION", help="the service's latency SLA, e.g. 200ms")
@@ -247,7 +255,17 @@ def detection_options(args: argparse.Namespace, *, interval: bool = True) -> Opt
         source_dir=source_dir,
         owners=Owners.load(conf, source_dir),
         memory_limit=getattr(args, "memory_limit", None),
+        runtime_stats=_runtime_stats(stats) if (stats := getattr(args, "memstats", None)) else None,
     )
+
+
+def _runtime_stats(source: str) -> RuntimeStats:
+    """`--memstats`: a heap?debug=1 profile or a /metrics page, from a file or a URL."""
+    from grprof.formats.memstats import parse_runtime_stats
+    from grprof.sources import open_source, redact
+
+    name = redact(source)
+    return parse_runtime_stats(open_source(source, name=name, max_size=256 << 20).read(), name)
 
 
 def fail_status(findings: Sequence[Finding], fail_on: str | None) -> int:

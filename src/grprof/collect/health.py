@@ -34,7 +34,7 @@ class HealthChange:
 def health_change(kind: ScrapeKind, status: ScrapeStatus, error: str = "") -> HealthChange | None:
     """What a scrape of `kind` that ended with `status` (and `error`) says about its target's
     health; None when it says nothing (see the module)."""
-    if status == "refused" or kind == "goroutineleak":
+    if status == "refused" or kind in ("goroutineleak", "memstats"):
         return None
     ok = status == "ok"
     return HealthChange(ok, "" if ok else error or status)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-ScrapeKind = Literal["debug=1", "debug=0", "debug=2", "goroutineleak"]
+ScrapeKind = Literal["debug=1", "debug=0", "debug=2", "goroutineleak", "memstats"]
 ScrapeStatus = Literal[
     "ok",  # fetched (parsing is the consumer's business: "parse_error" is recorded by it)
     "parse_error",

@@ -80,6 +80,10 @@ class ScrapeSettings:
     """Fetch goroutineleak on every N-th successful scrape of a target (the 1st, N+1-th, ...); 0: never."""
     debug2_every: int = 4
     """Every N-th scheduled scrape of a target is a debug=2 (grprof.collect.policy); 0: never."""
+    memstats_every: int = 0
+    """Fetch the runtime's stack figures (heap?debug=1) after every N-th successful scrape (the
+    1st, N+1-th, ...); 0: never; never again after a 404. `serve` sets it from
+    `scrape.memstats_every` (default 4)."""
     debug2_max_goroutines: int = 10_000
     debug2_extra_gap: float = 30.0
     """Seconds: an extra debug=2 asked for by findings comes at least this long after the last."""
@@ -97,6 +101,7 @@ class ScrapeSettings:
             ("format", self.format in FORMATS, "must be debug=1, debug=0 or debug=2"),
             ("leak_every", self.leak_every >= 0, "must be 0 (never) or positive"),
             ("debug2_every", self.debug2_every >= 0, "must be 0 (never) or positive"),
+            ("memstats_every", self.memstats_every >= 0, "must be 0 (never) or positive"),
             ("debug2_max_goroutines", self.debug2_max_goroutines >= 0, "must not be negative"),
             ("debug2_extra_gap", self.debug2_extra_gap >= 0, "must not be negative"),
             (
@@ -158,6 +163,7 @@ class _State:
     ok_scrapes: int = 0
     failures: int = 0
     leak_missing: bool = False
+    memstats_missing: bool = False
     leak_seen: bool = False
     goroutines: int | None = None
     lag: float = 0.0
@@ -367,6 +373,8 @@ class Scraper:
             await self._deliver(result)
             if ok and self._leak_due(state):
                 await self._scrape_leak(state)
+            if ok and leak_probe_due(state.ok_scrapes, s.memstats_every, missing=state.memstats_missing):
+                await self._scrape_memstats(state)
             now = loop.time()
             if ok:
                 # The next slot of the grid; missed slots are skipped, not caught up on.
@@ -387,6 +395,15 @@ class Scraper:
             log.info("%s: no goroutineleak profile (404); not asking again", state.target.name)
         elif result.status == "ok":
             state.leak_seen = True
+        await self._deliver(result)
+
+    async def _scrape_memstats(self, state: _State) -> None:
+        """The runtime's stack figures for the cost of findings (docs/owners.md#cost): optional
+        like goroutineleak, asked for at the same rhythm, never again after a 404."""
+        result = await self._request(state, Decision("memstats", ""), due=None)
+        if result.status == "not_found":
+            state.memstats_missing = True
+            log.info("%s: no /debug/pprof/heap (404); stack cost stays a lower bound", state.target.name)
         await self._deliver(result)
 
     def _account(self, state: _State, result: ScrapeResult) -> bool:
@@ -525,6 +542,7 @@ def profile_url(base: str, kind: ScrapeKind, fmt: str = "debug=1") -> str:
         "debug=0": ("goroutine", 0),
         "debug=2": ("goroutine", 2),
         "goroutineleak": ("goroutineleak", 0 if fmt == "debug=0" else 1),
+        "memstats": ("heap", 1),  # text: ends with runtime.MemStats, `# Stack = inuse / sys`
     }[kind]
     return f"{base.rstrip('/')}/debug/pprof/{profile}?debug={level}"
 

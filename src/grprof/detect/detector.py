@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grprof.detect.cost import STACK_MIN, stack_cost
+from grprof.detect.cost import STACK_MIN, StackBasis, stack_basis, stack_cost
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict, WaitKind
 from grprof.detect.rules import RuleSet, load_rules
 from grprof.detect.series import Point, Series, Track, build_series, series_warnings
@@ -44,6 +44,7 @@ from grprof.detect.units import Judged, merge_units
 if TYPE_CHECKING:
     from grprof.detect.owners import Owners
     from grprof.detect.source import SourceWait
+from grprof.formats.memstats import RuntimeStats
 from grprof.model import Group, Snapshot
 
 _PAIR = 2
@@ -62,6 +63,9 @@ class Options:
     """An already evaluated SLA (a daemon caches it rather than query Prometheus every run)."""
     memory_limit: int | None = None
     """The target's memory limit in bytes: findings say when their stack growth reaches it."""
+    runtime_stats: RuntimeStats | None = None
+    """The target's own stack figures, taken about when the latest snapshot was
+    (`grprof.formats.memstats`): the cost per goroutine, and GOMEMLIMIT when no limit is set."""
     owners: Owners | None = None
     """Who owns each finding (docs/owners.md); None: every finding's owner is `unknown`."""
     inconclusive: bool = True
@@ -79,12 +83,16 @@ class Detection:
     """Why the series is too thin to clear the service, when it is (never an all-clear then)."""
     warnings: list[str] = field(default_factory=list)
     """Why the snapshots may not be one process (`series_warnings`)."""
-    memory_limit: int | None = None
-    """`Options.memory_limit`."""
+    stack: StackBasis = field(default_factory=StackBasis)
+    """What the findings' stack cost rests on: bytes per goroutine, its source, the limit."""
+
+    @property
+    def memory_limit(self) -> int | None:
+        return self.stack.memory_limit
 
     @property
     def stack_bytes(self) -> int:
-        """Stack bytes the findings' goroutines hold (lower bound, cost.py)."""
+        """Stack bytes the findings' goroutines hold (cost.py; a lower bound without runtime figures)."""
         return sum(f.stack.bytes if f.stack else f.count * STACK_MIN for f in self.findings)
 
 
@@ -132,12 +140,10 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
                 if w is not None:
                     found[track.id] = w
     waits = {t.id: w for t, _, w in reps}
-    held = (last.total if last is not None else 0) * STACK_MIN
+    basis = stack_basis(last.total if last is not None else 0, opts.runtime_stats, opts.memory_limit)
     judged = [
         Judged(
-            finding(
-                t, rep, w, rules, opts.source_dir, st.scoring, waits[k], opts.owners, opts.memory_limit, held
-            ),
+            finding(t, rep, w, rules, opts.source_dir, st.scoring, waits[k], opts.owners, basis),
             t,
             rep,
             detail(t),
@@ -156,7 +162,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
         ignored,
         thin_series(series, st),
         series_warnings(series),
-        opts.memory_limit,
+        basis,
     )
 
 
@@ -328,8 +334,7 @@ def finding(
     scoring: Scoring | None = None,
     wait: SourceWait | None = None,
     owners: Owners | None = None,
-    memory_limit: int | None = None,
-    held: int = 0,
+    basis: StackBasis | None = None,
 ) -> Finding:
     """The finding for a weighed track: its cause and fix from the rules, checked against the
     source when given, which may add evidence and change the verdict.
@@ -401,7 +406,7 @@ def finding(
         wait_kind=w.kind,
         owner=owner.owner if owner else "unknown",
         owner_by=owner.by if owner else None,
-        stack=stack_cost(count, w.growth.per_minute, memory_limit, held),
+        stack=stack_cost(count, w.growth.per_minute, basis),
     )
 
 

@@ -108,7 +108,10 @@ def detection_json(report: Report) -> schema.Detection | None:
         "ignored": d.ignored,
         "thin": d.thin,
         "stack_bytes": d.stack_bytes,
+        "stack_per_goroutine": d.stack.per_goroutine,
+        "stack_source": d.stack.source,
         "memory_limit": d.memory_limit,
+        "memory_limit_source": d.stack.limit_source,
         "warnings": d.warnings,
     }
 

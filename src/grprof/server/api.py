@@ -29,9 +29,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grprof import __version__, schema
+from grprof.canary.api import Settings as CanarySettings
 from grprof.canary.api import canary_routes
 from grprof.collect.model import redact_url
-from grprof.server.metrics import exposition
+from grprof.server.metrics import FederationView, exposition
 from grprof.server.runtime import CaptureError, Runtime, TargetRuntime, blocked_by_class
 from grprof.server.ui import install_ui
 from grprof.store.model import SnapshotMeta, Store, StoredGroup, StoredTarget
@@ -186,6 +187,7 @@ def target_json(t: StoredTarget, rt: TargetRuntime | None) -> schema.Target:
         "growth_per_minute": None if rt is None else rt.growth_per_minute,
         "leak_profile": None if rt is None else rt.leak_profile,
         "blocked": None if rt is None or rt.goroutines is None else dict(rt.blocked),
+        "cluster": None,
     }
 
 
@@ -254,7 +256,13 @@ def create_app(
     capture: Capture | None = None,
     api_token: str | None = None,
     max_page: int = 1000,
+    federation: FederationView | None = None,
+    canary: CanarySettings | None = None,
+    trace_url: Callable[[], str | None] | None = None,
 ) -> FastAPI:
+    """`canary()`: the canary settings in force (the served configuration's `canary:`).
+    `federation`: the members whose last-known targets and findings join this instance's,
+    tagged with their `cluster`, and `GET /api/v1/federation` (docs/serve.md#federation)."""
     # /docs and /redoc come from `_docs_routes` (packaged assets, no CDN).
     app = FastAPI(title="grprof", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.add_exception_handler(ApiError, _api_error)
@@ -266,10 +274,11 @@ def create_app(
         _document_bearer(app)
     _docs_routes(app)
     app.include_router(_system_routes(runtime))
-    app.include_router(_read_routes(store, runtime, max_page))
+    app.include_router(_read_routes(store, runtime, max_page, federation))
+    app.include_router(_federation_routes(federation))
     app.include_router(_capture_routes(store, runtime, capture))
-    app.include_router(canary_routes(store, runtime))
-    install_ui(app, store, runtime, api_token)
+    app.include_router(canary_routes(store, runtime, canary))
+    install_ui(app, store, runtime, api_token, trace_url=trace_url, capture=capture)
     return app
 
 
@@ -360,9 +369,15 @@ def _system_routes(runtime: Runtime) -> APIRouter:
     return r
 
 
-def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
+def _read_routes(
+    store: Store, runtime: Runtime, max_page: int, federation: FederationView | None = None
+) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["history"], responses=schema.API_RESPONSES)
     Limit = Annotated[int, Query(ge=1, le=max_page, description=f"At most {max_page}.")]
+    Cluster = Annotated[
+        str | None,
+        Query(description="only this federation member's (docs/serve.md#federation)"),
+    ]
 
     async def known_target(name: str) -> None:
         if name in runtime.targets:
@@ -382,10 +397,14 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
         summary="Every target of every replica, with its state",
         response_model=schema.TargetsResponse,
     )
-    async def targets() -> schema.TargetsResponse:
-        stored = runtime.with_local(await run_in_threadpool(store.targets))
-        local = dict(runtime.targets)
-        items = [target_json(t, local.get(t.name)) for t in sorted(stored.values(), key=lambda t: t.name)]
+    async def targets(cluster: Cluster = None) -> schema.TargetsResponse:
+        items: list[schema.Target] = []
+        if cluster is None:
+            stored = runtime.with_local(await run_in_threadpool(store.targets))
+            local = dict(runtime.targets)
+            items = [target_json(t, local.get(t.name)) for t in sorted(stored.values(), key=lambda t: t.name)]
+        if federation is not None:  # the members' last-known, after this instance's own
+            items += [t for t in federation.targets() if cluster is None or t["cluster"] == cluster]
         return {"targets": items}
 
     @r.get(
@@ -454,14 +473,27 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
             str | None,
             Query(description="only this owner's findings (docs/owners.md); `unknown`: no owner found"),
         ] = None,
+        cluster: Cluster = None,
     ) -> schema.FindingsResponse:
-        found = await run_in_threadpool(
-            store.findings, target=target, verdict=verdict, category=category, state=state
-        )
-        if owner is not None:
-            # Findings stored before owners existed have none: `unknown`, never a guess.
-            found = [f for f in found if f.finding.get("owner", "unknown") == owner]
-        return {"schema": FINDINGS_SCHEMA, "findings": [f.to_json() for f in found]}
+        items: list[schema.StoredFinding] = []
+        if cluster is None:
+            found = await run_in_threadpool(
+                store.findings, target=target, verdict=verdict, category=category, state=state
+            )
+            if owner is not None:
+                # Findings stored before owners existed have none: `unknown`, never a guess.
+                found = [f for f in found if f.finding.get("owner", "unknown") == owner]
+            items = [{**f.to_json(), "cluster": None} for f in found]
+        if federation is not None:  # the members' open findings, as they last answered
+            want = {"target": target, "verdict": verdict, "category": category, "lifecycle": state}
+            for f in federation.findings():
+                if cluster is not None and f.get("cluster") != cluster:
+                    continue
+                if owner is not None and f.get("owner", "unknown") != owner:
+                    continue
+                if all(v is None or f.get(k) == v for k, v in want.items()):
+                    items.append(f)
+        return {"schema": FINDINGS_SCHEMA, "findings": items}
 
     @r.get(
         "/search",
@@ -517,6 +549,22 @@ def _read_routes(store: Store, runtime: Runtime, max_page: int) -> APIRouter:
             )
         gz = data[:2] == b"\x1f\x8b"
         return Response(data, media_type="application/octet-stream" if gz else "text/plain; charset=utf-8")
+
+    return r
+
+
+def _federation_routes(federation: FederationView | None) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["federation"], responses=schema.API_RESPONSES)
+
+    @r.get(
+        "/federation",
+        summary="The federation members this instance pulls: state, age of their data, last error",
+        response_model=schema.FederationResponse,
+    )
+    async def members() -> schema.FederationResponse:
+        if federation is None:
+            raise ApiError(404, "this instance federates no members (no `federate:` in its configuration)")
+        return federation.status()
 
     return r
 

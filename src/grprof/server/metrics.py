@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from grprof import __version__
+from grprof import __version__, schema
 from grprof.collect.model import ScrapeResult, Target
 from grprof.detect.cost import STACK_MIN
 from grprof.detect.model import Finding
@@ -115,6 +115,16 @@ class RuntimeView(Protocol):
     def targets(self) -> Mapping[str, TargetView]: ...
 
 
+class FederationView(Protocol):
+    """What the API and `/metrics` read of a federation (`grprof.serving.federation.Federation`,
+    docs/serve.md#federation): its members' last-known targets and open findings, each tagged
+    with its `cluster`, and the members' states."""
+
+    def targets(self) -> Sequence[schema.Target]: ...
+    def findings(self) -> Sequence[schema.StoredFinding]: ...
+    def status(self) -> schema.FederationResponse: ...
+
+
 def target_labels(tr: TargetView) -> Labels:
     return {"target": tr.target.name, **static_labels(tr.target.labels)}
 
@@ -160,6 +170,8 @@ class ServerMetrics:
         self.scrapes_total = _counter()
         self._series: set[tuple[str, str, str]] = set()
         """(target, kind, result) label values seen, to remove a target's series."""
+        self.federation: FederationView | None = None
+        """Set by a federating daemon: its members' series join this replica's, with `cluster`."""
         self.registry.register(RuntimeCollector(runtime, self, top_n=top_n))
 
     def observe_scrape(self, result: ScrapeResult) -> None:
@@ -187,8 +199,11 @@ class RuntimeCollector(Collector):
         # A copy (one C-level step under the GIL): the daemon may add or drop targets meanwhile.
         targets = sorted(self.runtime.targets.values(), key=lambda t: t.target.name)
         labelsets = {t.target.name: target_labels(t) for t in targets}
-        yield from self._targets(targets, labelsets)
-        yield from self._findings(targets, labelsets)
+        families = [*self._targets(targets, labelsets), *self._findings(targets, labelsets)]
+        federation = self.instruments.federation
+        if federation is not None:  # into the same families: one HELP/TYPE per metric name
+            families += federated(families, federation)
+        yield from families
         yield self._groups(targets, labelsets)
         yield from self._scrapes(labelsets)
         info = _Family("grprof_build_info", "grprof's version and the Python running it; always 1.")
@@ -300,6 +315,62 @@ class RuntimeCollector(Collector):
                 yield out
 
 
+def federated_labels(t: schema.Target) -> Labels:
+    """A federated target's labels: `cluster`, `target` and its static labels (a static label
+    named `cluster` is exposed as `exported_cluster`)."""
+    static = static_labels(t["labels"])
+    if "cluster" in static:
+        static["exported_cluster"] = static.pop("cluster")
+    return {"cluster": t["cluster"] or "", "target": t["name"], **static}
+
+
+def federated(families: Sequence[Metric], view: FederationView) -> list[Metric]:
+    """Add the federation members' series to this replica's `families` (by name: target up,
+    goroutines, growth; findings by verdict, category and owner) and return the members' own:
+    `grprof_federation_member_up` and `grprof_federation_member_age_seconds`."""
+    fams = {m.name: m for m in families}
+
+    def add(name: str, labels: Labels, value: float) -> None:
+        fams[name].add_sample(name, labels, float(value))
+
+    labelsets: dict[tuple[str, str], Labels] = {}
+    for t in view.targets():
+        lab = labelsets[t["cluster"] or "", t["name"]] = federated_labels(t)
+        if t["up"] is not None:
+            add("grprof_target_up", lab, 1 if t["up"] else 0)
+        if t["goroutines"] is not None:
+            add("grprof_target_goroutines", lab, t["goroutines"])
+        if t["growth_per_minute"] is not None:
+            add("grprof_goroutines_growth_rate", lab, t["growth_per_minute"])
+    per: dict[tuple[str, str, str, str, str], list[int]] = {}
+    for f in view.findings():
+        key = (f.get("cluster") or "", f["target"], f["verdict"], f["category"], f.get("owner", "unknown"))
+        n = per.setdefault(key, [0, 0, 0])
+        n[0] += 1
+        n[1] += f["count"]
+        n[2] += f.get("stack_bytes", f["count"] * STACK_MIN)
+    for (cluster, target, verdict, category, owner), (count, goroutines, nbytes) in sorted(per.items()):
+        lab = {
+            **labelsets.get((cluster, target), {"cluster": cluster, "target": target}),
+            "verdict": verdict,
+            "category": category,
+            "owner": owner,
+        }
+        add("grprof_leak_suspects", lab, count)
+        add("grprof_leaked_goroutines", lab, goroutines)
+        add("grprof_leaked_stack_bytes", lab, nbytes)
+    up = _Family("grprof_federation_member_up", "1 when the latest pull of the federation member succeeded.")
+    age = _Family(
+        "grprof_federation_member_age_seconds",
+        "Seconds since the federation member answered its last successful pull (absent: never).",
+    )
+    for m in view.status()["members"]:
+        up.add({"cluster": m["cluster"]}, 1 if m["up"] else 0)
+        if m["age_seconds"] is not None:
+            age.add({"cluster": m["cluster"]}, m["age_seconds"])
+    return [up.metric, age.metric]
+
+
 def exposition(registry: CollectorRegistry) -> bytes:
     """The text format (0.0.4) of everything in `registry`."""
     return generate_latest(registry)
@@ -308,11 +379,14 @@ def exposition(registry: CollectorRegistry) -> bytes:
 __all__ = [
     "RESERVED_LABELS",
     "SCRAPE_BUCKETS",
+    "FederationView",
     "RuntimeCollector",
     "RuntimeView",
     "ServerMetrics",
     "TargetView",
     "exposition",
+    "federated",
+    "federated_labels",
     "label_name",
     "static_labels",
     "target_labels",

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from grprof.collect.health import TargetHealth
 from grprof.collect.model import ScrapeResult, Target
 from grprof.detect.model import Finding
+from grprof.formats.memstats import RuntimeStats
 from grprof.model import Group
 from grprof.server.metrics import SCRAPE_BUCKETS, ServerMetrics
 from grprof.server.waits import blocked_by_class, classify_wait, wait_classes
@@ -72,6 +73,8 @@ class TargetRuntime(TargetHealth):
     """The target serves /debug/pprof/goroutineleak; None until tried."""
     scrape_lag: float | None = None
     """Seconds the latest goroutine scrape started after it was due (`Scraper.lag`)."""
+    runtime_stats: RuntimeStats | None = None
+    """The target's latest stack figures (heap?debug=1), for the cost of its findings."""
 
 
 def _now() -> dt.datetime:

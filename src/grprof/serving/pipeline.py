@@ -27,6 +27,7 @@ from grprof.detect.signals import theil_sen
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.errors import GrprofError
 from grprof.formats import parse_chunks
+from grprof.formats.memstats import parse_runtime_stats
 from grprof.model import Group, Snapshot
 from grprof.redact import Redactor
 from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
@@ -150,6 +151,9 @@ class Pipeline:
         rt = self.runtime.targets.get(result.target)
         if rt is None:
             return
+        if result.kind == "memstats":
+            self.observe_stats(rt, result)
+            return
         snap = None
         if result.status == "ok":
             try:
@@ -187,6 +191,16 @@ class Pipeline:
         await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
         await self.detect(result.target, rt, window)
 
+    def observe_stats(self, rt: TargetRuntime, result: ScrapeResult) -> None:
+        """A memstats scrape: the stack figures the next detection runs cost findings with. It
+        stores nothing and says nothing about health; unreadable figures keep the last ones."""
+        if result.status != "ok":
+            return
+        try:
+            rt.runtime_stats = parse_runtime_stats(result.body, "/debug/pprof/heap?debug=1")
+        except GrprofError as e:
+            log.warning("target %s: %s", result.target, e)
+
     async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
         opts = Options(
             rules=self.rules,
@@ -194,6 +208,7 @@ class Pipeline:
             inconclusive=False,
             owners=self.owners,
             memory_limit=self.memory_limit,
+            runtime_stats=rt.runtime_stats,
         )
         latest = window.snapshots[-1] if window.snapshots else None
         j = await asyncio.to_thread(judge_window, window.all(), latest, opts)

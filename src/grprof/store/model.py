@@ -204,9 +204,10 @@ class Store(Protocol):
 
     # -- search and housekeeping -------------------------------------------------------
     def search_labels(
-        self, key: str, value: str, *, limit: int = 100
+        self, key: str | None, value: str, *, limit: int = 100
     ) -> list[tuple[SnapshotMeta, StoredGroup]]:
-        """Groups (newest snapshots first) whose goroutines carry label key=value."""
+        """Groups (newest snapshots first) whose goroutines carry label key=value; with `key`
+        None, the value under any key (the UI's search by a trace id, route or tenant)."""
 
     def apply_retention(self, policy: RetentionPolicy, now: dt.datetime) -> dict[str, int]:
         """Drop raw bytes past `raw_for`/the budget, downsample, delete past `max_age`; counts."""

@@ -184,13 +184,14 @@ class SQLStore:
         `CHUNK` names; `targets=None` is every target): `{target: [(time, total), ...]}`,
         oldest first. With `step` seconds > 0, one point per target and step: the largest
         total in it, at its latest time (a sparkline of 1,000 targets reads 1,000 x buckets
-        rows, not every snapshot)."""
+        rows, not every snapshot). Goroutine profiles only (not goroutineleak ones)."""
         out: dict[str, list[tuple[dt.datetime, int]]] = {}
         names = None if targets is None else list(dict.fromkeys(targets))
         if names is not None and not names:
             return out
         base = sa.select(T.c.name, S.c.time, S.c.total).join(T, T.c.id == S.c.target_id)
-        base = base.where(S.c.time >= ts(since))
+        # Goroutine profiles only: a goroutineleak profile's total is its leaked goroutines.
+        base = base.where(S.c.time >= ts(since), S.c.profile == "goroutine")
         with self._read() as conn:
             for part in [None] if names is None else chunks(names):
                 q = base if part is None else base.where(T.c.name.in_(part))
@@ -281,16 +282,22 @@ class SQLStore:
     # -- search and housekeeping -------------------------------------------------------
 
     def search_labels(
-        self, key: str, value: str, *, limit: int = 100
+        self, key: str | None, value: str, *, limit: int = 100
     ) -> list[tuple[SnapshotMeta, StoredGroup]]:
-        hits = (
-            sa.select(L.c.snapshot_id, L.c.signature)
-            .where(L.c.key == key, L.c.value == value)
-            .order_by(L.c.time.desc(), L.c.snapshot_id.desc(), L.c.signature)
-            .limit(limit)
-        )
         with self._read() as conn:
-            found = conn.execute(hits).all()
+            # Without a key: the value under each key there is, so that the (key, value, time)
+            # index still answers; past MAX_SEARCH_KEYS keys, a scan of the value column.
+            keys = [key] if key is not None else _label_keys(conn)
+            hits = (
+                sa.select(L.c.snapshot_id, L.c.signature)
+                .where(L.c.value == value)
+                .order_by(L.c.time.desc(), L.c.snapshot_id.desc(), L.c.signature)
+                .limit(limit)
+            )
+            if keys is not None:
+                hits = hits.where(L.c.key.in_(keys))
+            # One row per group, even when the value is under two of its keys.
+            found = list(dict.fromkeys(tuple(r) for r in conn.execute(hits))) if keys != [] else []
             ids = list(dict.fromkeys(sid for sid, _ in found))
             snaps = {}
             for part in chunks(ids):
@@ -446,6 +453,23 @@ def _rebuild(r: sa.RowMapping) -> Snapshot:
         time=utc(r["time"]),
         truncated=bool(r["truncated"]),
     )
+
+
+MAX_SEARCH_KEYS = 256
+"""Label keys probed one by one by a search without a key; more, and it scans the values."""
+
+
+def _label_keys(conn: sa.Connection) -> list[str] | None:
+    """Every label key, one index probe each (a loose index scan: `DISTINCT key` would read
+    every label row); None past `MAX_SEARCH_KEYS` (hostile or id-like keys)."""
+    keys: list[str] = []
+    nxt = conn.execute(sa.select(sa.func.min(L.c.key))).scalar()
+    while nxt is not None:
+        if len(keys) == MAX_SEARCH_KEYS:
+            return None
+        keys.append(nxt)
+        nxt = conn.execute(sa.select(sa.func.min(L.c.key)).where(L.c.key > nxt)).scalar()
+    return keys
 
 
 def _label_hits(

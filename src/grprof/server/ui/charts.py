@@ -124,7 +124,7 @@ def _chart(
         for i in range(5):
             v = lo + (hi - lo) * i / 4
             c.yticks.append(Tick(round(pad_top + (1 - i / 4) * inner_h, 1), f"{v:,.0f}"))
-        fmt = "%H:%M" if span <= 86400 * 1.01 else "%m-%d %H:%M"
+        fmt = "%H:%M:%S" if span <= 600 else "%H:%M" if span <= 86400 * 1.01 else "%m-%d %H:%M"
         for i in range(5):
             t = t0 + dt.timedelta(seconds=span * i / 4)
             c.xticks.append(Tick(round(pad_left + inner_w * i / 4, 1), t.strftime(fmt)))

@@ -15,6 +15,7 @@ answers with HTML pages (a redirect to `/login`) instead of JSON errors.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.parser
 import email.policy
@@ -27,7 +28,7 @@ import re
 import secrets
 import urllib.parse
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -45,10 +46,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from grprof import __version__
 from grprof.aggregate import StackNode
 from grprof.collect.model import redact_url
+from grprof.diff import count_changes
 from grprof.report._templates import environment
 from grprof.report.flame import Flagged, render_svg
-from grprof.server.runtime import Runtime
+from grprof.server.runtime import CaptureError, Runtime
 from grprof.server.ui.charts import Chart, Point, line_chart, sparkline
+from grprof.server.ui.diffflame import CHANGES, render_diff_svg
+from grprof.server.ui.traces import trace_link
 from grprof.store.model import SnapshotMeta, Store, StoredFinding, StoredGroup, StoredTarget
 
 log = logging.getLogger("grprof.server.ui")
@@ -60,7 +64,7 @@ CSP = (
 )
 STATIC = "/ui/static"
 UI_PREFIXES = ("/targets/", "/findings/", "/snapshots/", "/ui/")
-UI_EXACT = frozenset({"/", "/login", "/logout", "/paste"})
+UI_EXACT = frozenset({"/", "/login", "/logout", "/paste", "/diff", "/search"})
 OPEN_UI = frozenset({"/login"})
 RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
 SPARK_SECONDS = 6 * 3600
@@ -70,6 +74,8 @@ MAX_FLEET_PAGE = 1000
 RANGE_POINTS = 3000
 MAX_GROUPS = 500
 PICKER = 60
+SEARCH_LIMIT = 500
+"""Label rows read per search (newest first): the groups of the latest snapshots carrying it."""
 MAX_PASTE = 64 << 20
 OPEN = ("new", "ongoing")
 WRONG_TOKEN = "wrong token"
@@ -191,16 +197,39 @@ class UiDispatch:
             await self.app(scope, receive, send)
 
 
-def install_ui(app: FastAPI, store: Store, runtime: Runtime, api_token: str | None = None) -> None:
+Capture = Callable[[str], Awaitable[dict[str, Any]]]
+"""The daemon's on-demand debug=2 capture (`grprof.server.api.Capture`, the same callable)."""
+TraceUrl = Callable[[], str | None]
+"""The serve config's `ui.trace_url` in force (a reload changes it), read per page."""
+
+
+def install_ui(
+    app: FastAPI,
+    store: Store,
+    runtime: Runtime,
+    api_token: str | None = None,
+    *,
+    trace_url: TraceUrl | None = None,
+    capture: Capture | None = None,
+) -> None:
     """Serve the UI from `app` (call in `create_app`, after the API's own middleware)."""
-    app.add_middleware(UiDispatch, ui=ui_app(store, runtime, api_token))
+    app.add_middleware(UiDispatch, ui=ui_app(store, runtime, api_token, trace_url=trace_url, capture=capture))
 
 
-def ui_app(store: Store, runtime: Runtime, api_token: str | None = None) -> FastAPI:
+def ui_app(
+    store: Store,
+    runtime: Runtime,
+    api_token: str | None = None,
+    *,
+    trace_url: TraceUrl | None = None,
+    capture: Capture | None = None,
+) -> FastAPI:
     sessions = Sessions(api_token)
     ui = FastAPI(title="grprof UI", docs_url=None, redoc_url=None, openapi_url=None)
     ui.mount(STATIC, StaticFiles(directory=str(resources.files("grprof") / "data" / "ui")), name="ui-static")
-    ui.include_router(ui_routes(store, runtime, api_token, sessions=sessions))
+    ui.include_router(
+        ui_routes(store, runtime, api_token, sessions=sessions, trace_url=trace_url, capture=capture)
+    )
     ui.add_exception_handler(StarletteHTTPException, _http_error)
     ui.add_exception_handler(RequestValidationError, _validation_error)
     ui.add_exception_handler(Exception, _internal_error)
@@ -324,6 +353,97 @@ class GroupRow:
     frames: list[str]
 
 
+@dataclass
+class DiffRow:
+    """One track of the diff page: its goroutines in A and B and what it is."""
+
+    status: str
+    """`grown`, `shrunk`, `new`, `gone` or `same` (`grprof.diff.status_of`'s, `vanished` named `gone`)."""
+    before: int
+    after: int
+    state: str
+    site: str
+    site_file: str
+    created_by: str
+    finding: StoredFinding | None
+    frames: list[str]
+
+    @property
+    def delta(self) -> str:
+        return f"{self.after - self.before:+,}"
+
+
+@dataclass
+class SearchHit:
+    """A group carrying the searched label value, in its target's newest snapshot with it."""
+
+    target: str
+    href: str
+    """The target page at that snapshot, its groups filtered by the value."""
+    snapshot: int
+    time: str
+    goroutines: int
+    """Of the group's goroutines, those carrying the value."""
+    keys: str
+    group: GroupRow
+
+
+@dataclass
+class SearchTarget:
+    name: str
+    href: str
+    time: str
+    groups: int = 0
+    goroutines: int = 0
+
+
+def _search_terms(text: str) -> tuple[str | None, str]:
+    """`key=value` (split at the first `=`) or a bare value under any key; `=value` for a bare
+    value that holds a `=` itself."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        return None, text
+    return (key.strip() or None), value.strip()
+
+
+DIFF_SECTIONS = ("grown", "new", "shrunk", "gone")
+"""The diff page's tables, in order (unchanged groups are only counted)."""
+
+
+def _diff_rows(
+    a: Sequence[StoredGroup], b: Sequence[StoredGroup], findings: Mapping[str, StoredFinding]
+) -> list[DiffRow]:
+    """The groups of two stored snapshots matched by track id, as `grprof diff` matches them
+    (`grprof.diff.count_changes`: the same statuses, the same order)."""
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    for side, groups in ((before, a), (after, b)):
+        for g in groups:
+            side[g.track or g.signature] += g.count
+    # A track's stack as B has it (its largest group there), else as A had it.
+    rep: dict[str, StoredGroup] = {}
+    for groups in (a, b):
+        for g in sorted(groups, key=lambda g: (g.count, g.signature)):
+            rep[g.track or g.signature] = g
+    rows: list[DiffRow] = []
+    for key, status, nb, na in count_changes(before, after):
+        row = _group_row(rep[key], findings)
+        rows.append(
+            DiffRow(
+                "gone" if status == "vanished" else status,
+                nb,
+                na,
+                row.state,
+                row.site,
+                row.site_file,
+                row.created_by,
+                row.finding,
+                row.frames,
+            )
+        )
+    return rows
+
+
 def _labels(labels: Mapping[str, Mapping[str, int]], top: int = 3) -> list[tuple[str, str]]:
     out = []
     for k, values in labels.items():
@@ -332,6 +452,26 @@ def _labels(labels: Mapping[str, Mapping[str, int]], top: int = 3) -> list[tuple
         if len(ordered) > top:
             text += f", +{len(ordered) - top} more"
         out.append((k, text))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LabelValue:
+    value: str
+    count: int
+    link: str | None
+    """A trace link (`grprof.server.ui.traces`), for a trace or span id key."""
+
+
+def _label_values(
+    labels: Mapping[str, Mapping[str, int]], trace_url: str | None, top: int = 5
+) -> list[tuple[str, list[LabelValue], int]]:
+    """(key, its `top` values by goroutines, how many more) of the finding page."""
+    out = []
+    for k, values in labels.items():
+        ordered = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+        vals = [LabelValue(v, int(n), trace_link(trace_url, k, v)) for v, n in ordered[:top]]
+        out.append((k, vals, max(0, len(ordered) - top)))
     return out
 
 
@@ -399,9 +539,16 @@ def _match_label(labels: Mapping[str, str], flt: str) -> bool:
 
 
 def ui_routes(
-    store: Store, runtime: Runtime, api_token: str | None = None, *, sessions: Sessions | None = None
+    store: Store,
+    runtime: Runtime,
+    api_token: str | None = None,
+    *,
+    sessions: Sessions | None = None,
+    trace_url: TraceUrl | None = None,
+    capture: Capture | None = None,
 ) -> APIRouter:
     sessions = sessions or Sessions(api_token)
+    capture_locks: dict[str, asyncio.Lock] = {}
     r = APIRouter(include_in_schema=False)
     env = _env()
     flame_js = env.get_template("report.js.j2").render()
@@ -549,15 +696,21 @@ def ui_routes(
 
     # -- target -----------------------------------------------------------------------
 
-    def target_data(name: str, rng: str, snapshot_id: int | None, filt: str) -> dict[str, Any] | None:
+    def target_data(
+        name: str, span: tuple[dt.datetime, dt.datetime] | None, rng: str, snapshot_id: int | None, filt: str
+    ) -> dict[str, Any] | None:
+        """`span`: a custom (from, to); None for the last `rng`."""
         targets = all_targets()
         t = targets.get(name)
         if t is None:
             return None
         now = dt.datetime.now(dt.UTC)
-        start = now - dt.timedelta(seconds=RANGES[rng])
-        metas = store.snapshots(name, limit=RANGE_POINTS)
-        in_range = [m for m in metas if _utc(m.time) >= start]
+        start, end = span or (now - dt.timedelta(seconds=RANGES[rng]), now)
+        # `before` is exclusive: a snapshot at `to` itself is in the range.
+        metas = store.snapshots(
+            name, limit=RANGE_POINTS, before=None if span is None else end + dt.timedelta(microseconds=1)
+        )
+        in_range = [m for m in metas if start <= _utc(m.time) <= end]
         capped = len(metas) == RANGE_POINTS and len(in_range) == len(metas)
         findings = store.findings(target=name)
         by_track = {f.id: f for f in findings}
@@ -565,7 +718,7 @@ def ui_routes(
         for f in findings:
             verdict = str(f.finding.get("verdict", ""))
             href = f"/findings/{q(f.id)}?target={q(name)}"
-            if _utc(f.first_seen) >= start:
+            if start <= _utc(f.first_seen) <= end:
                 marks.append(
                     (
                         _utc(f.first_seen),
@@ -574,20 +727,24 @@ def ui_routes(
                         href,
                     )
                 )
-            if f.resolved_at is not None and _utc(f.resolved_at) >= start:
+            if f.resolved_at is not None and start <= _utc(f.resolved_at) <= end:
                 marks.append(
                     (_utc(f.resolved_at), f"resolved: {f.finding.get('title', '')}", "resolved", href)
                 )
+        # Goroutine profiles only: a goroutineleak profile counts the leaked goroutines alone.
         chart = line_chart(
-            [Point(_utc(m.time), m.total) for m in in_range], start=start, end=now, marks=marks
+            [Point(_utc(m.time), m.total) for m in in_range if m.profile == "goroutine"],
+            start=start,
+            end=end,
+            marks=marks,
         )
         chosen: tuple[SnapshotMeta, list[StoredGroup]] | None = None
         if snapshot_id is not None:
             chosen = store.snapshot(snapshot_id)
             if chosen is None or chosen[0].target != name:
                 chosen = None
-        elif metas:
-            chosen = store.snapshot(metas[0].id)
+        elif in_range or metas:
+            chosen = store.snapshot((in_range or metas)[0].id)
         groups: list[GroupRow] = []
         more = 0
         meta = None
@@ -602,6 +759,13 @@ def ui_routes(
         picker = metas[:PICKER]
         if meta is not None and all(m.id != meta.id for m in picker):
             picker = [meta, *picker]
+        older = [
+            m.id
+            for m in metas
+            if meta is not None
+            and m.profile == meta.profile
+            and (_utc(m.time), m.id) < (_utc(meta.time), meta.id)
+        ]
         open_fs = sorted((f for f in findings if f.state in OPEN), key=_finding_order)
         resolved = [f for f in findings if f.state not in OPEN]
         return {
@@ -620,30 +784,81 @@ def ui_routes(
             "now": now,
             "last_scrape": _ago(t.last_scrape, now),
             "snapshot_time": _iso(meta.time) if meta else "",
+            "compare_with": older[0] if older else None,
         }
 
     @r.get("/targets/{name:path}", response_class=HTMLResponse)
     async def target(
-        request: Request, name: str, range: str = "1h", snapshot: int | None = None, filter: str = ""
+        request: Request,
+        name: str,
+        range: str = "1h",
+        snapshot: int | None = None,
+        filter: str = "",
+        start: str = Query("", alias="from"),
+        end: str = Query("", alias="to"),
     ) -> Response:
         rng = range if range in RANGES else "1h"
         if snapshot is not None and not 0 <= snapshot < 2**63:
             snapshot = None
-        data = await run_in_threadpool(target_data, name, rng, snapshot, filter)
+        span = _custom_range(start, end, dt.datetime.now(dt.UTC))
+        data = await run_in_threadpool(target_data, name, span, rng, snapshot, filter)
         if data is None:
             raise StarletteHTTPException(404, f"unknown target {name!r}")
-        return page(
+        # The capture form (a POST) needs the session's CSRF token: start a session for it.
+        can_capture = capture is not None and name in runtime.targets
+        cookie = request.cookies.get(SESSION_COOKIE)
+        fresh = sessions.new() if can_capture and sessions.nonce(cookie) is None else None
+        resp = page(
             "ui_target.html.j2",
             title=name,
             name=name,
             qname=q(name),
-            range=rng,
+            range="" if span else rng,
             ranges=list(RANGES),
+            span=span,
+            from_value=_local_input(span[0]) if span else "",
+            to_value=_local_input(span[1]) if span else "",
             filter=filter,
             finding_href=lambda f: f"/findings/{q(f.id)}?target={q(f.target)}",
+            can_capture=can_capture,
+            captured=request.query_params.get("captured", ""),
             **data,
-            **ctx(request),
+            **{**ctx(request), **({"csrf": sessions.csrf(fresh)} if fresh else {})},
         )
+        if fresh:
+            set_session(resp, fresh, request)
+        return resp
+
+    @r.post("/targets/{name:path}/capture")
+    async def capture_now(request: Request, name: str) -> Response:
+        """The target page's Capture button: the API's capture (`POST /api/v1/targets/{name}/capture`)
+        behind the session's CSRF token; then the target page at the new snapshot."""
+        if not _same_origin(request):
+            raise StarletteHTTPException(403, "cross-origin form post refused")
+        form = parse_form(request.headers.get("content-type", ""), await _read_body(request, 1 << 16) or b"")
+        if not sessions.check_csrf(request.cookies.get(SESSION_COOKIE), _text(form.get("csrf", b""))):
+            raise StarletteHTTPException(403, "the form expired or came from another site: reload the page")
+        if capture is None:
+            raise StarletteHTTPException(501, "on-demand capture is not enabled on this server")
+        if name not in runtime.targets:
+            raise StarletteHTTPException(404, f"{name!r} is not a target of this replica")
+        lock = capture_locks.setdefault(name, asyncio.Lock())
+        if lock.locked():  # debug=2 stops the target's world: one at a time
+            raise StarletteHTTPException(409, f"a capture of {name!r} is already running")
+        async with lock:
+            try:
+                result = await capture(name)
+            except CaptureError as e:
+                raise StarletteHTTPException(e.status, f"capture of {name!r} failed: {e.reason}") from e
+            except KeyError as e:  # a reload removed it meanwhile
+                raise StarletteHTTPException(404, f"{name!r} is not a target of this replica") from e
+        status = str(result.get("status", "ok"))
+        if status != "ok":
+            code = 409 if status == "refused" else 502
+            raise StarletteHTTPException(code, f"capture of {name!r} failed: {result.get('error') or status}")
+        sid = result.get("snapshot")
+        query = {"captured": "1", **({"snapshot": str(sid)} if isinstance(sid, int) else {})}
+        return RedirectResponse(f"/targets/{q(name)}?{urllib.parse.urlencode(query)}", status_code=303)
 
     # -- finding ----------------------------------------------------------------------
 
@@ -657,11 +872,14 @@ def ui_routes(
         f = await run_in_threadpool(finding_data, fid, target)
         if f is None:
             raise StarletteHTTPException(404, f"no finding {fid!r}")
+        # The flame graph of every goroutine (not of a goroutineleak profile) when there is one.
+        recent = await run_in_threadpool(lambda: store.snapshots(f.target, limit=PICKER))
+        latest = [m for m in recent if m.profile == "goroutine"] or recent
         j = f.finding
         counts = [int(c) for c in j.get("counts") or []]
         base = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
         chart = sparkline([Point(base + dt.timedelta(seconds=i), c) for i, c in enumerate(counts)], 600, 90)
-        labels = _labels(j.get("labels") or {}, top=5)
+        labels = _label_values(j.get("labels") or {}, trace_url() if trace_url else None, top=5)
         frames = [f"{fr.get('function')} {fr.get('file')}:{fr.get('line')}" for fr in j.get("frames") or []]
         return page(
             "ui_finding.html.j2",
@@ -673,6 +891,7 @@ def ui_routes(
             labels=labels,
             frames=frames,
             target_href="/targets/" + q(f.target),
+            flame_href=f"/snapshots/{latest[0].id}/flame" if latest else "",
             first_seen=_iso(f.first_seen),
             last_seen=_iso(f.last_seen),
             resolved_at=_iso(f.resolved_at),
@@ -699,7 +918,9 @@ def ui_routes(
                     )
                 )
         svg = render_svg(_tree(groups), width=1200, svg_id="flame0", flagged=flagged, env=env)
-        return {"meta": meta, "svg": Markup(svg), "flagged": bool(flagged)}
+        prev = _previous(store, meta)
+        diff_href = f"/diff?target={q(meta.target)}&a={prev.id}&b={meta.id}" if prev else ""
+        return {"meta": meta, "svg": Markup(svg), "flagged": bool(flagged), "diff_href": diff_href}
 
     @r.get("/snapshots/{sid}/flame", response_class=HTMLResponse)
     async def flame(request: Request, sid: int) -> Response:
@@ -733,6 +954,129 @@ def ui_routes(
                 "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": CSP,
             },
+        )
+
+    # -- diff of two snapshots --------------------------------------------------------
+
+    def diff_data(name: str, a_id: int | None, b_id: int | None) -> dict[str, Any]:
+        """Raises a 404 for an unknown target or a snapshot that is not the target's."""
+        if name not in all_targets():
+            raise StarletteHTTPException(404, f"unknown target {name!r}")
+        metas = store.snapshots(name, limit=PICKER)
+        if not metas:
+            raise StarletteHTTPException(404, f"target {name!r} has no snapshot stored yet")
+
+        def load(sid: int) -> tuple[SnapshotMeta, list[StoredGroup]]:
+            got = store.snapshot(sid)
+            if got is None or got[0].target != name:
+                raise StarletteHTTPException(404, f"no snapshot {sid} of target {name!r}")
+            return got
+
+        mb, gb = load(metas[0].id if b_id is None else b_id)
+        if a_id is None:  # the snapshot before B
+            prev = _previous(store, mb)
+            a_id = prev.id if prev else mb.id
+        ma, ga = (mb, gb) if a_id == mb.id else load(a_id)
+        findings = {f.id: f for f in store.findings(target=name)}
+        rows = _diff_rows(ga, gb, findings)
+        sections = {k: [r for r in rows if r.status == k] for k in (*DIFF_SECTIONS, "same")}
+        picker = list(metas)
+        for m in (ma, mb):
+            if all(p.id != m.id for p in picker):
+                picker.append(m)
+        picker.sort(key=lambda m: (_utc(m.time), m.id), reverse=True)
+        return {
+            "ma": ma,
+            "mb": mb,
+            "time_a": _iso(ma.time),
+            "time_b": _iso(mb.time),
+            "sections": [
+                (k, sections[k][:MAX_GROUPS], max(0, len(sections[k]) - MAX_GROUPS)) for k in DIFF_SECTIONS
+            ],
+            "same": len(sections["same"]),
+            "svg": Markup(render_diff_svg(ga, gb, env, width=1200, svg_id="diff0")),
+            "picker": [(m.id, f"{_iso(m.time)} · {m.total:,} goroutines · {m.format}") for m in picker],
+        }
+
+    @r.get("/diff", response_class=HTMLResponse)
+    async def diff(request: Request, target: str, a: int | None = None, b: int | None = None) -> Response:
+        for sid in (a, b):
+            if sid is not None and not 0 <= sid < 2**63:
+                raise StarletteHTTPException(404, f"no snapshot {sid}")
+        data = await run_in_threadpool(diff_data, target, a, b)
+        return page(
+            "ui_diff.html.j2",
+            title=f"Diff: {target}",
+            name=target,
+            target_href="/targets/" + q(target),
+            changes=CHANGES,
+            finding_href=lambda f: f"/findings/{q(f.id)}?target={q(f.target)}",
+            **data,
+            **ctx(request),
+        )
+
+    # -- label search -----------------------------------------------------------------
+
+    def search_data(text: str) -> dict[str, Any]:
+        key, value = _search_terms(text)
+        hits = store.search_labels(key, value, limit=SEARCH_LIMIT)
+        if not hits and key is not None:  # `a=b` may be a value holding `=`
+            key, value = None, text
+            hits = store.search_labels(None, value, limit=SEARCH_LIMIT)
+        # Each target's newest snapshot among the hits: where the value is now.
+        newest: dict[str, int] = {}
+        for meta, _ in hits:
+            newest.setdefault(meta.target, meta.id)
+        findings: dict[str, dict[str, StoredFinding]] = {
+            t: {f.id: f for f in store.findings(target=t)} for t in newest
+        }
+        groups: list[SearchHit] = []
+        targets: dict[str, SearchTarget] = {}
+        for meta, g in hits:
+            if newest[meta.target] != meta.id:
+                continue
+            carrying = {k: vs[value] for k, vs in g.labels.items() if value in vs and key in (None, k)}
+            n = max(carrying.values(), default=0)
+            row = _group_row(g, findings[meta.target])
+            groups.append(
+                SearchHit(
+                    meta.target,
+                    "/targets/"
+                    + q(meta.target)
+                    + "?"
+                    + urllib.parse.urlencode({"snapshot": meta.id, "filter": value.lower()}),
+                    meta.id,
+                    _iso(meta.time),
+                    n,
+                    ", ".join(sorted(carrying)),
+                    row,
+                )
+            )
+            t = targets.setdefault(
+                meta.target, SearchTarget(meta.target, "/targets/" + q(meta.target), _iso(meta.time))
+            )
+            t.groups += 1
+            t.goroutines += n
+        return {
+            "key": key,
+            "value": value,
+            "hits": groups,
+            "targets": sorted(targets.values(), key=lambda t: (-t.goroutines, t.name)),
+            "capped": len(hits) >= SEARCH_LIMIT,
+        }
+
+    @r.get("/search", response_class=HTMLResponse)
+    async def search(request: Request, query: str = Query("", alias="q")) -> Response:
+        text = query.strip()
+        data = await run_in_threadpool(search_data, text) if text else None
+        return page(
+            "ui_search.html.j2",
+            title=f"Search: {text}" if text else "Label search",
+            search_q=text,
+            data=data,
+            limit=SEARCH_LIMIT,
+            finding_href=lambda f: f"/findings/{q(f.id)}?target={q(f.target)}",
+            **ctx(request),
         )
 
     # -- paste a dump -----------------------------------------------------------------
@@ -831,6 +1175,52 @@ def ui_routes(
         return resp
 
     return r
+
+
+MAX_RANGE = 366 * 86400
+"""The longest custom range (seconds): the store keeps weeks, not years."""
+
+
+def _parse_when(text: str, what: str) -> dt.datetime:
+    """An ISO 8601 time (`2026-03-01T12:00`, what a datetime-local input sends), UTC unless it
+    names its offset; a 400 page naming the parameter otherwise."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        raise StarletteHTTPException(400, f"{what}: not an ISO 8601 time: {text!r}") from None
+    return _utc(when).astimezone(dt.UTC)
+
+
+def _custom_range(start: str, end: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """`?from=&to=` of the target page: None when neither is given; `to` defaults to now and
+    `from` to an hour before `to`."""
+    if not start.strip() and not end.strip():
+        return None
+    to = _parse_when(end, "to") if end.strip() else now
+    frm = _parse_when(start, "from") if start.strip() else to - dt.timedelta(hours=1)
+    if frm >= to:
+        raise StarletteHTTPException(400, f"from ({_iso(frm)}) must be before to ({_iso(to)})")
+    if (to - frm).total_seconds() > MAX_RANGE:
+        raise StarletteHTTPException(400, f"from..to spans more than {MAX_RANGE // 86400} days")
+    return frm, to
+
+
+def _local_input(when: dt.datetime) -> str:
+    """The value of a datetime-local input (UTC, to the minute)."""
+    return when.strftime("%Y-%m-%dT%H:%M")
+
+
+def _previous(store: Store, meta: SnapshotMeta) -> SnapshotMeta | None:
+    """The target's snapshot before `meta` of the same profile (a goroutine profile is compared
+    with a goroutine profile, not with the goroutineleak profile taken between two of them)."""
+    return next(
+        (
+            m
+            for m in store.snapshots(meta.target, limit=PICKER, before=meta.time)
+            if m.profile == meta.profile
+        ),
+        None,
+    )
 
 
 def _safe_next(nxt: str) -> str:

@@ -1,0 +1,3 @@
+module grproftest/pii
+
+go 1.22
