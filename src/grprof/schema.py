@@ -694,6 +694,83 @@ class FederationResponse(TypedDict):
     members: list[FederationMember]
 
 
+# -- grprof gate ----------------------------------------------------------------------------
+
+GATE_SCHEMA: Final = "grprof.gate/v1"
+GATE_BASELINE_SCHEMA: Final = "grprof.gate-baseline/v1"
+
+
+@with_config(CLOSED)
+class GateLeak(TypedDict):
+    """One leaked group of one test (or of a service's after-snapshot)."""
+
+    signature: str
+    """The stable id: no lines, ids, paths or closure numbers (docs/ci.md#signatures)."""
+    signature_text: str
+    test: str | None
+    count: int
+    state: str
+    category: str
+    rule: str | None
+    rule_id: str
+    title: str
+    fix: str
+    verdict: str
+    confidence: Number
+    proven: bool
+    accepted: bool
+    site: Frame | None
+    source: str
+    labels: dict[str, dict[str, int]]
+    frames: list[Frame]
+
+
+@with_config(CLOSED)
+class GateTest(TypedDict):
+    name: str
+    package: str
+    outcome: str
+    seconds: Number
+    failed_otherwise: bool
+    leaked: bool
+
+
+@with_config(CLOSED)
+class GateReport(TypedDict):
+    """`grprof gate --json`: the `grprof.gate/v1` document."""
+
+    schema: Literal["grprof.gate/v1"]
+    generator: Generator
+    mode: str
+    inputs: list[str]
+    baseline: str | None
+    passed: bool
+    new: int
+    accepted: int
+    leaks: list[GateLeak]
+    tests: list[GateTest]
+    ignored: dict[str, int]
+    notes: list[str]
+
+
+@with_config(CLOSED)
+class GateSignature(TypedDict):
+    id: str
+    signature: str
+    category: str
+    rule: str | None
+    tests: list[str]
+    site: str | None
+
+
+@with_config(CLOSED)
+class GateBaseline(TypedDict):
+    """`grprof gate --update-baseline`: the accepted signatures, `grprof.gate-baseline/v1`."""
+
+    schema: Literal["grprof.gate-baseline/v1"]
+    signatures: list[GateSignature]
+
+
 # -- serializing ---------------------------------------------------------------------------
 
 
@@ -764,10 +841,14 @@ __all__ = [
     "CANARY_SCHEMA",
     "DIFF_SCHEMA",
     "FINDINGS_SCHEMA",
+    "GATE_BASELINE_SCHEMA",
+    "GATE_SCHEMA",
     "REPORT_SCHEMA",
     "CanaryReport",
     "DiffReport",
     "Finding",
+    "GateBaseline",
+    "GateReport",
     "Report",
     "dump_json",
     "frame",

@@ -17,12 +17,13 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Final
 
+from grprof import schema
 from grprof.gate.collect import GateError
 from grprof.gate.model import Leak
 
-SCHEMA = "grprof.gate-baseline/v1"
+SCHEMA: Final = schema.GATE_BASELINE_SCHEMA
 
 
 def read(path: Path) -> set[str]:
@@ -49,8 +50,8 @@ def read(path: Path) -> set[str]:
     return ids
 
 
-def document(leaks: Sequence[Leak]) -> dict[str, Any]:
-    entries: dict[str, dict[str, Any]] = {}
+def document(leaks: Sequence[Leak]) -> schema.GateBaseline:
+    entries: dict[str, schema.GateSignature] = {}
     for x in leaks:
         e = entries.setdefault(
             x.signature.id,
@@ -72,7 +73,7 @@ def document(leaks: Sequence[Leak]) -> dict[str, Any]:
 
 def write(path: Path, leaks: Sequence[Leak]) -> None:
     """Write the baseline atomically (a temporary file renamed into place)."""
-    text = json.dumps(document(leaks), indent=2) + "\n"
+    text = schema.dump_json(schema.GateBaseline, document(leaks)) + "\n"
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=directory)

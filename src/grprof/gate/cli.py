@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from grprof import schema
 from grprof.detect.model import VERDICTS
 from grprof.errors import GrprofError
 from grprof.gate import baseline as baseline_file
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             root = Path(args.source_root) if args.source_root else None
             _write(args.sarif, json.dumps(sarif.render(result, root), indent=2) + "\n")
         if args.json:
-            sys.stdout.write(json.dumps(report.to_json(result), indent=2) + "\n")
+            sys.stdout.write(schema.dump_json(schema.GateReport, report.to_json(result)) + "\n")
         else:
             sys.stdout.write(report.text(result))
     except GrprofError as e:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from grprof import schema
 from grprof.gate.signature import Signature
 from grprof.model import Frame
 
@@ -55,7 +56,7 @@ class Leak:
             lines.append(f"\t{f.file}:{f.line}")
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> schema.GateLeak:
         return {
             "signature": self.signature.id,
             "signature_text": self.signature.text,
@@ -71,10 +72,10 @@ class Leak:
             "confidence": round(self.confidence, 3),
             "proven": self.proven,
             "accepted": self.accepted,
-            "site": self.site.to_json() if self.site else None,
+            "site": schema.frame_or_none(self.site),
             "source": self.source,
             "labels": self.labels,
-            "frames": [f.to_json() for f in self.frames],
+            "frames": [schema.frame(f) for f in self.frames],
         }
 
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from grprof import __version__
+from grprof import __version__, schema
 from grprof.gate.model import GateResult
-
-SCHEMA = "grprof.gate/v1"
 
 
 def text(result: GateResult) -> str:
@@ -35,9 +31,9 @@ def text(result: GateResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(result: GateResult) -> dict[str, Any]:
+def to_json(result: GateResult) -> schema.GateReport:
     return {
-        "schema": SCHEMA,
+        "schema": schema.GATE_SCHEMA,
         "generator": {"name": "grprof", "version": __version__},
         "mode": result.mode,
         "inputs": list(result.inputs),
