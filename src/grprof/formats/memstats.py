@@ -21,8 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from grprof.errors import GrprofError
 
 StatsSource = Literal["heap_profile", "metrics"]
@@ -67,6 +65,9 @@ def parse_runtime_stats(data: bytes, name: str) -> RuntimeStats:
 
 
 def _from_metrics(data: bytes, name: str) -> RuntimeStats:
+    # Imported here: detection imports this module, and only --memstats with /metrics needs it.
+    from prometheus_client.parser import text_string_to_metric_families
+
     values: dict[str, float] = {}
     wanted = {"go_memstats_stack_inuse_bytes", "go_goroutines", "go_gc_gomemlimit_bytes"}
     try:
