@@ -25,12 +25,13 @@ start_leaky() { # start_leaky [-fixed]: on the same port each time, so grprof se
   echo "demo: the example service did not start:"; cat "$work/leaky.log"; exit 1
 }
 
-echo "==> building examples/leaky with $(go version | cut -d' ' -f3) (GOEXPERIMENT=goroutineleakprofile)"
-(cd examples/leaky && GOEXPERIMENT=goroutineleakprofile go build -o "$work/leaky" .)
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 svc_port=$(free_port)
 port=$(free_port)
 api="http://127.0.0.1:$port"
+echo "==> web UI: $api/  (fleet, the leak's finding page, flame graph, diff; open it once serve is up)"
+echo "==> building examples/leaky with $(go version | cut -d' ' -f3) (GOEXPERIMENT=goroutineleakprofile)"
+(cd examples/leaky && GOEXPERIMENT=goroutineleakprofile go build -o "$work/leaky" .)
 start_leaky
 target="127.0.0.1:$svc_port"
 
@@ -41,7 +42,6 @@ serve_pid=$!
 for _ in $(seq 600); do curl -sf "$api/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "$api/healthz" >/dev/null || { echo "demo: grprof serve did not start:"; cat "$work/serve.log"; exit 1; }
 cat <<EOT
-==> web UI: $api/  (fleet, the leak's finding page, flame graph, diff; open it while the demo runs)
 ==> example service: http://$target (its own client sends 20 requests/s; /leaky leaks)
 ==> grprof serve, scraping it every 5s into SQLite; while it runs:
       $api/api/v1/findings   $api/docs   $api/metrics
