@@ -188,11 +188,15 @@ def test_the_estimate_matches_the_runtimes_own_stack_growth(tmp_path: Path) -> N
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain")
-def test_serve_costs_findings_with_the_targets_own_figures(tmp_path: Path) -> None:
-    """`grprof serve` fetches heap?debug=1 beside the goroutine profiles (scrape.memstats_every)
-    and costs the leak with the target's average stack: per goroutine within ±20% of what the
-    program's own StackInuse grew by per leaked goroutine, not the 2 KiB lower bound."""
-    with run_goapp("stackgrowth") as (_, base):
+@pytest.mark.parametrize("source", ["heap_profile", "metrics"])
+def test_serve_costs_findings_with_the_targets_own_figures(tmp_path: Path, source: str) -> None:
+    """`grprof serve` fetches the runtime's figures beside the goroutine profiles
+    (scrape.memstats_every, memstats_path: heap?debug=1 or the Go collector's /metrics) and
+    costs the leak with the target's average stack: per goroutine within ±20% of what the
+    program's own StackInuse grew by per leaked goroutine, not the 2 KiB lower bound. From
+    /metrics, the target's GOMEMLIMIT is the limit the growth counts down to."""
+    path = "/debug/pprof/heap?debug=1" if source == "heap_profile" else "/metrics"
+    with run_goapp("stackgrowth", env={"GOMEMLIMIT": "8GiB"}) as (_, base):
 
         def memstats() -> dict[str, int]:
             with urllib.request.urlopen(base + "/memstats", timeout=60) as r:
@@ -203,7 +207,8 @@ def test_serve_costs_findings_with_the_targets_own_figures(tmp_path: Path) -> No
         cfg = tmp_path / "grprof.yaml"
         cfg.write_text(
             "version: 1\n"
-            "scrape: {interval: 2s, timeout: 2s, memstats_every: 1, debug2_every: 0}\n"
+            "scrape: {interval: 2s, timeout: 2s, memstats_every: 1, debug2_every: 0, "
+            f"memstats_path: '{path}'}}\n"
             f"targets:\n  - {{name: grow, url: '{base}'}}\n"
         )
         with run_serve(["--config", str(cfg), "--db", str(tmp_path / "g.db")]) as srv:
@@ -221,7 +226,11 @@ def test_serve_costs_findings_with_the_targets_own_figures(tmp_path: Path) -> No
                     stack = deep[0]["stack"]
             assert stack is not None, f"no costed finding: {found}\n{srv.logs()[-3000:]}"
         per = (memstats()["stack_inuse"] - before["stack_inuse"]) / leaked
-    assert (stack["source"], stack["lower_bound"]) == ("heap_profile", False)
+    assert (stack["source"], stack["lower_bound"]) == (source, False)
+    if source == "metrics":
+        assert stack["limit_source"] == "gomemlimit" and stack["hours_to_limit"] is not None, stack
+    else:  # the heap profile does not carry GOMEMLIMIT, and no limit is configured
+        assert stack["limit_source"] is None and stack["hours_to_limit"] is None, stack
     assert stack["per_goroutine"] == pytest.approx(per, rel=0.2), (stack, per)
     assert stack["per_goroutine"] > 2 * STACK_MIN
     assert stack["bytes"] == deep[0]["count"] * stack["per_goroutine"]

@@ -122,8 +122,10 @@ class ScrapeConfig(Strict):
     debug2_every: int = Field(4, ge=0)
     """Every N-th scrape of a target is a debug=2 (grprof.collect.policy); 0: never."""
     memstats_every: int = Field(4, ge=0)
-    """After every N-th scrape, /debug/pprof/heap?debug=1 for the runtime's stack figures (the
-    cost of findings, docs/owners.md#cost); 0: never."""
+    """After every N-th scrape, `memstats_path` for the runtime's stack figures (the cost of
+    findings, docs/owners.md#cost); 0: never."""
+    memstats_path: str = Field("/debug/pprof/heap?debug=1", pattern=r"^/")
+    """The heap profile's text, or `/metrics` of client_golang's Go collector (GOMEMLIMIT too)."""
     debug2_max_goroutines: int = Field(10_000, ge=0)
     debug2_extra_gap: Duration = 30.0
     """An extra debug=2 asked for by findings comes at least this long after the target's last."""

@@ -390,6 +390,7 @@ def scrape_settings(c: Config) -> ScrapeSettings:
         leak_every=s.leak_profile_every,
         debug2_every=s.debug2_every,
         memstats_every=s.memstats_every,
+        memstats_path=s.memstats_path,
         debug2_max_goroutines=s.debug2_max_goroutines,
         debug2_extra_gap=s.debug2_extra_gap,
         backoff_max=s.backoff_max,

@@ -9,7 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-ScrapeKind = Literal["debug=1", "debug=0", "debug=2", "goroutineleak", "memstats"]
+GoroutineKind = Literal["debug=1", "debug=0", "debug=2", "goroutineleak"]
+"""The goroutine profiles a scrape fetches."""
+ScrapeKind = GoroutineKind | Literal["memstats"]
+"""...and `memstats`: the runtime's stack figures (`scrape.memstats_path`), parsed by formats.memstats."""
 ScrapeStatus = Literal[
     "ok",  # fetched (parsing is the consumer's business: "parse_error" is recorded by it)
     "parse_error",

@@ -34,7 +34,7 @@ from yarl import URL
 from grprof.collect.fetch import GZIP_MAGIC, Gunzip, check_gzip_size, too_large
 from grprof.collect.fetch import FetchError as FetchError  # noqa: PLC0414 - re-exported for discovery
 from grprof.collect.health import TargetHealth
-from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, ScrapeStatus, Target
+from grprof.collect.model import Auth, GoroutineKind, ScrapeKind, ScrapeResult, ScrapeStatus, Target
 from grprof.collect.policy import (
     FORMATS,
     LEAK_EVERY,
@@ -84,6 +84,10 @@ class ScrapeSettings:
     """Fetch the runtime's stack figures (heap?debug=1) after every N-th successful scrape (the
     1st, N+1-th, ...); 0: never; never again after a 404. `serve` sets it from
     `scrape.memstats_every` (default 4)."""
+    memstats_path: str = "/debug/pprof/heap?debug=1"
+    """Where the runtime's stack figures are, under the target's base URL: the text heap
+    profile, or a Prometheus /metrics page with client_golang's Go collector (which also
+    carries GOMEMLIMIT) when the service serves it on the same address."""
     debug2_max_goroutines: int = 10_000
     debug2_extra_gap: float = 30.0
     """Seconds: an extra debug=2 asked for by findings comes at least this long after the last."""
@@ -102,6 +106,7 @@ class ScrapeSettings:
             ("leak_every", self.leak_every >= 0, "must be 0 (never) or positive"),
             ("debug2_every", self.debug2_every >= 0, "must be 0 (never) or positive"),
             ("memstats_every", self.memstats_every >= 0, "must be 0 (never) or positive"),
+            ("memstats_path", self.memstats_path.startswith("/"), "must be a path starting with /"),
             ("debug2_max_goroutines", self.debug2_max_goroutines >= 0, "must not be negative"),
             ("debug2_extra_gap", self.debug2_extra_gap >= 0, "must not be negative"),
             (
@@ -457,7 +462,11 @@ class Scraper:
         misbehaviour (the result's status and error say what happened)."""
         if self._session is None:
             raise RuntimeError("the scraper is not started")
-        url = profile_url(target.url, kind, self.settings.format)
+        url = (
+            target.url.rstrip("/") + self.settings.memstats_path
+            if kind == "memstats"
+            else profile_url(target.url, kind, self.settings.format)
+        )
         started, t0 = _now(), time.monotonic()
         progress = _Progress()
         status: ScrapeStatus = "ok"
@@ -535,14 +544,13 @@ def check_target(target: Target) -> None:
         raise SettingError(subject, "auth", "a TLS key file needs a cert file")
 
 
-def profile_url(base: str, kind: ScrapeKind, fmt: str = "debug=1") -> str:
+def profile_url(base: str, kind: GoroutineKind, fmt: str = "debug=1") -> str:
     """`base` + the pprof path of `kind`; goroutineleak uses the scrape format's level."""
     profile, level = {
         "debug=1": ("goroutine", 1),
         "debug=0": ("goroutine", 0),
         "debug=2": ("goroutine", 2),
         "goroutineleak": ("goroutineleak", 0 if fmt == "debug=0" else 1),
-        "memstats": ("heap", 1),  # text: ends with runtime.MemStats, `# Stack = inuse / sys`
     }[kind]
     return f"{base.rstrip('/')}/debug/pprof/{profile}?debug={level}"
 

@@ -197,7 +197,13 @@ class Pipeline:
         if result.status != "ok":
             return
         try:
-            rt.runtime_stats = parse_runtime_stats(result.body, "/debug/pprof/heap?debug=1")
+            stats = parse_runtime_stats(result.body, f"{result.target}: runtime figures")
+            if stats.goroutines is None and rt.goroutines:
+                # A heap profile has no goroutine count: pair it with the goroutine scrape it
+                # follows (milliseconds apart), not with whatever later snapshot is judged, or
+                # a growing target's average would shrink by the growth of one interval.
+                stats = replace(stats, goroutines=rt.goroutines)
+            rt.runtime_stats = stats
         except GrprofError as e:
             log.warning("target %s: %s", result.target, e)
 
