@@ -10,6 +10,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 from grprof.frames import Frame, FuncName, site_of
@@ -108,30 +109,70 @@ def _digest(text: str, similarity: Similarity, argkey: int) -> str:
     return sys.intern(hashlib.blake2b(text.encode(), digest_size=8).hexdigest())
 
 
-def _row_keys(table: GoroutineTable, similarity: Similarity) -> tuple[list[int], list[Stack]]:
-    """Map every row to a group number; return the numbers and each group's stack."""
+def _frame_bytes(f: Frame, loose: bool) -> bytes:
+    return _frame_text(f, loose).encode()
+
+
+def _stack_bytes(stack: Stack, loose: bool, memo: dict[int, bytes]) -> bytes:
+    """`_stack_text(stack, loose)`, UTF-8 encoded, from `memo` (frame id -> encoded text, for
+    one call's frames, all alive meanwhile): each distinct frame is formatted and encoded once
+    per `group()` call, and a stack's text is one C-level join of the frames' bytes."""
+    frames = stack.frames
+    try:
+        parts = list(map(memo.__getitem__, map(id, frames)))
+    except KeyError:
+        parts = [memo.get(id(f)) or _remember_bytes(memo, f, loose) for f in frames]
+    if stack.frames_elided:
+        parts.append(b"...")
+    cb = stack.created_by
+    if cb is not None:
+        parts.append(b"created by " + (memo.get(id(cb)) or _remember_bytes(memo, cb, loose)))
+    return b"\n".join(parts)
+
+
+def _remember_bytes(memo: dict[int, bytes], f: Frame, loose: bool) -> bytes:
+    b = memo[id(f)] = _frame_bytes(f, loose)
+    return b
+
+
+def _digest_bytes(text: bytes, similarity: Similarity, argkey: int) -> str:
+    """`_digest` of text already encoded (the same digest of the same UTF-8 bytes)."""
+    if similarity == "exact":
+        text += b"\nargs %016x" % argkey
+    return sys.intern(hashlib.blake2b(text, digest_size=8).hexdigest())
+
+
+def _row_keys(
+    table: GoroutineTable, similarity: Similarity
+) -> tuple[list[int], list[Stack], list[bytes] | None]:
+    """Map every row to a group number; return the numbers, each group's stack and, for loose
+    similarity (which finds its groups by their text), each group's signature text."""
     if similarity == "default":
-        return list(table.stack), list(table.stacks)
+        return list(table.stack), table.stacks, None
     if similarity == "loose":
-        by_text: dict[str, int] = {}
+        by_text: dict[bytes, int] = {}
         stack_group: list[int] = []
         reps: list[Stack] = []
-        memo: dict[int, str] = {}
+        texts: list[bytes] = []
+        memo: dict[int, bytes] = {}
         for s in table.stacks:
-            g = by_text.setdefault(_stack_text(s, True, memo), len(reps))
+            t = _stack_bytes(s, True, memo)
+            g = by_text.setdefault(t, len(reps))
             if g == len(reps):
                 reps.append(s)
+                texts.append(t)
             stack_group.append(g)
-        return [stack_group[s] for s in table.stack], reps
+        return list(map(stack_group.__getitem__, table.stack)), reps, texts
     index: dict[tuple[int, int], int] = {}
     keys: list[int] = []
     reps = []
-    for si, a in zip(table.stack, table.argkey, strict=True):
-        g = index.setdefault((si, a), len(reps))
+    stacks = table.stacks
+    for pair in zip(table.stack, table.argkey, strict=True):
+        g = index.setdefault(pair, len(reps))
         if g == len(reps):
-            reps.append(table.stacks[si])
+            reps.append(stacks[pair[0]])
         keys.append(g)
-    return keys, reps
+    return keys, reps, None
 
 
 def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Group]:
@@ -142,16 +183,31 @@ def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Gro
         return _group(table, similarity)
 
 
+def _per_header(keys: Sequence[int], table: GoroutineTable) -> dict[tuple[int, int], int]:
+    """(group, header) -> goroutines, in order of first row: every per-goroutine statistic
+    derives from this. Counted in C (`Counter` over the zipped integer columns); an
+    aggregated table whose (group, header) pairs are all distinct (a profile's samples
+    usually are) takes its counts as they are."""
+    counts = table.counts
+    if counts is None:
+        return Counter(zip(keys, table.header, strict=True))
+    pairs = list(zip(keys, table.header, strict=True))
+    per: dict[tuple[int, int], int] = dict(zip(pairs, counts, strict=True))
+    if len(per) == len(pairs):
+        return per
+    per = {}
+    for pair, c in zip(pairs, counts, strict=True):
+        per[pair] = per.get(pair, 0) + c
+    return per
+
+
 def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
-    keys, reps = _row_keys(table, similarity)
-    headers = table.headers
-    # (group, header) -> goroutines: every per-goroutine statistic derives from this.
-    if table.counts is None:
-        per_header: Counter[tuple[int, int]] = Counter(zip(keys, table.header, strict=True))
-    else:
-        per_header = Counter()
-        for k, h, c in zip(keys, table.header, table.counts, strict=True):
-            per_header[k, h] += c
+    # Works on the table's integer columns: a (group, header) count per pair, then one
+    # `Group` per group built from its first pair; per-header facts are read once per header,
+    # frame texts once per distinct frame, and groups with a single (group, header) pair (every
+    # group of an all-distinct dump) need no sorting of their dicts.
+    keys, reps, texts = _row_keys(table, similarity)
+    per_header = _per_header(keys, table)
     ids: dict[int, list[int]] = defaultdict(list)
     orphans: dict[int, list[int]] = defaultdict(list)
     creators: dict[int, dict[int, int]] = defaultdict(dict)
@@ -168,49 +224,70 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
         for row, x in table.extras.items():
             if x.partial:
                 partial[keys[row]] += 1
-    first_row: dict[int, int] = {}
+    first_argkey: dict[int, int] = {}
     if similarity == "exact":  # the argument key of each group's first row
+        argkey = table.argkey
         for row, k in enumerate(keys):
-            first_row.setdefault(k, row)
+            if k not in first_argkey:
+                first_argkey[k] = argkey[row]
 
-    groups: dict[int, Group] = {}
-    memo: dict[int, str] = {}
+    facts = [
+        (h.state, h.wait_minutes, h.labels_key, h.leaked, h.locked_to_thread, _ordered(h.labels_key))
+        for h in table.headers
+    ]
+    inferred = table.counts is not None
     loose = similarity == "loose"
+    memo: dict[int, bytes] = {}
+    stack_texts: dict[int, bytes] = {}  # stack id -> text, for exact similarity
+    groups: dict[int, Group] = {}
+    merged: dict[int, Group] = {}  # groups whose dicts may be out of order
     for (k, hi), n in per_header.items():
+        state, wait, labels_key, leaked, locked, ordered = facts[hi]
         g = groups.get(k)
         if g is None:
             st = reps[k]
-            argkey = table.argkey[first_row[k]] if first_row else 0
-            g = groups[k] = Group(
-                signature=_digest(_stack_text(st, loose, memo), similarity, argkey),
-                count=0,
-                frames=st.frames,
-                frames_elided=st.frames_elided,
-                created_by=st.created_by,
-                states={},
-                wait_minutes={},
-                labels={},
-                ids=ids.get(k, []),
-                orphans=orphans.get(k, []),
-                leaked=0,
-                locked_to_thread=0,
-                partial=partial.get(k, 0),
-                creators=creators.get(k, {}),
-                state_inferred=table.counts is not None,
+            if texts is not None:
+                text = texts[k]
+            elif first_argkey:  # exact: groups share stacks, which keep their text
+                text = stack_texts.get(id(st)) or stack_texts.setdefault(
+                    id(st), _stack_bytes(st, False, memo)
+                )
+            else:
+                text = _stack_bytes(st, loose, memo)
+            groups[k] = Group(
+                _digest_bytes(text, similarity, first_argkey.get(k, 0)),
+                n,
+                st.frames,
+                st.frames_elided,
+                st.created_by,
+                {state: n},
+                {wait: n},
+                ({lk: {lv: n} for lk, lv in labels_key} if ordered else _count_labels(labels_key, n))
+                if labels_key
+                else {},
+                ids.get(k) or [],
+                orphans.get(k) or [],
+                n if leaked else 0,
+                n if locked else 0,
+                partial.get(k, 0),
+                creators.get(k) or {},
+                inferred,
             )
-        hd = headers[hi]
+            if not ordered:
+                merged[k] = groups[k]
+            continue
+        merged[k] = g
         g.count += n
-        g.states[hd.state] = g.states.get(hd.state, 0) + n
-        g.wait_minutes[hd.wait_minutes] = g.wait_minutes.get(hd.wait_minutes, 0) + n
-        for lk, lv in hd.labels_key:
+        g.states[state] = g.states.get(state, 0) + n
+        g.wait_minutes[wait] = g.wait_minutes.get(wait, 0) + n
+        for lk, lv in labels_key:
             vals = g.labels.setdefault(lk, {})
             vals[lv] = vals.get(lv, 0) + n
-        if hd.leaked:
+        if leaked:
             g.leaked += n
-        if hd.locked_to_thread:
+        if locked:
             g.locked_to_thread += n
-    out = list(groups.values())
-    for g in out:  # one state, one wait and no labels is the common case: already in order
+    for g in merged.values():  # a group of one pair has one state, one wait and its labels in order
         if len(g.states) > 1:
             g.states = dict(sorted(g.states.items(), key=lambda kv: (-kv[1], kv[0])))
         if len(g.wait_minutes) > 1:
@@ -220,8 +297,23 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
                 k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
                 for k, v in sorted(g.labels.items())
             }
+    out = list(groups.values())
     out.sort(key=lambda g: (-g.count, g.signature))
     return out
+
+
+def _count_labels(labels_key: tuple[tuple[str, str], ...], n: int) -> dict[str, dict[str, int]]:
+    labels: dict[str, dict[str, int]] = {}
+    for lk, lv in labels_key:
+        vals = labels.setdefault(lk, {})
+        vals[lv] = vals.get(lv, 0) + n
+    return labels
+
+
+def _ordered(labels_key: tuple[tuple[str, str], ...]) -> bool:
+    """Whether label pairs are in the order `group` gives a group's labels (keys increasing,
+    each once): `Header.make` sorts them; a header built otherwise gets its group sorted."""
+    return all(a[0] < b[0] for a, b in pairwise(labels_key))
 
 
 # -- stack tree ----------------------------------------------------------------------------
