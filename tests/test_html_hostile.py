@@ -320,3 +320,66 @@ def test_browser_runs_no_payload(browser: Browser, page_url: str) -> None:  # no
     assert not [e for e in b.events if e.get("method") == "Page.javascriptDialogOpening"]
     assert b.csp_violations() == []
     assert b.console_errors() == []
+
+
+# -- the highlighted fix ---------------------------------------------------------------------
+
+
+class FixBlocks(HTMLParser):
+    """The text of each `<pre class="fix">` and the tags inside it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[str] = []
+        self.inner: list[tuple[str, dict[str, str | None]]] = []
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._depth:
+            self._depth += 1
+            self.inner.append((tag, dict(attrs)))
+        elif tag == "pre" and "fix" in (dict(attrs).get("class") or "").split():
+            self._depth = 1
+            self.blocks.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.blocks[-1] += data
+
+
+def fix_blocks(page: str) -> FixBlocks:
+    p = FixBlocks()
+    p.feed(page)
+    p.close()
+    return p
+
+
+def test_hostile_fix_is_highlighted_text(page: str, report: Report) -> None:
+    """Each finding's fix is a highlighted block whose text is exactly the fix: the payloads
+    are tokenised like any Go text (a `1` inside `alert(1)` is a number span) and every token
+    escaped, so the only markup inside is `<code>` and `<span class="hl-X">`."""
+    doc = fix_blocks(page)
+    fixes = [f.fix for f in report.detection.findings if f.fix] if report.detection else []
+    assert fixes and f"fix: {ALL}" in fixes
+    assert sorted(doc.blocks) == sorted(fixes)
+    assert {t for t, _ in doc.inner} == {"code", "span"}
+    spans = {a.get("class") for t, a in doc.inner if t == "span"}
+    assert spans <= {"hl-k", "hl-t", "hl-b", "hl-s", "hl-n", "hl-c"} and "hl-n" in spans
+    assert all(set(a) == {"class"} for _, a in doc.inner)
+
+
+def test_highlight_go_keeps_the_text_and_marks_go() -> None:
+    from grprof.report._templates import highlight_go
+
+    code = 'func f() {\n\tdefer close(c) // done <b>\n\treturn fmt.Errorf("x %d", 3)\n}\n'
+    out = str(highlight_go(code))
+    assert '<span class="hl-k">func' in out and '<span class="hl-b">close</span>' in out
+    assert '<span class="hl-s">&quot;x %d&quot;</span>' in out and '<span class="hl-n">3</span>' in out
+    assert '<span class="hl-c">// done &lt;b&gt;' in out
+    for text in (code, ALL, "", "\n\n\t", "x := 'a' + `raw\n<`"):
+        got = fix_blocks(f'<pre class="fix">{highlight_go(text)}</pre>').blocks
+        assert got == [text], text

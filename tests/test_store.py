@@ -128,7 +128,7 @@ def test_open_satisfies_the_protocol_and_migrates(db_url: str) -> None:
     again = open_store(db_url)  # a second open finds the schema current: a no-op
     assert isinstance(again, SQLStore)
     try:
-        assert scalar(again, "SELECT version_num FROM alembic_version") == "0001"
+        assert scalar(again, "SELECT version_num FROM alembic_version") == "0002"
         assert scalar(again, "SELECT count(*) FROM alembic_version") == 1
         with again.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -559,6 +559,7 @@ def test_retention(store: SQLStore) -> None:
         "snapshots_deleted": 1,
         "scrapes_deleted": 1,
         "findings_deleted": 1,
+        "events_deleted": 0,
         "downsampled": 8,
         "raw_expired": 2,
         "raw_over_budget": 1,
@@ -696,3 +697,154 @@ def test_sync_findings_without_report_records_the_same(store: SQLStore, zoo_find
     assert states(store) == {a.id: "new", b.id: "new"}
     store.sync_findings("zoo", [a], T0 + dt.timedelta(minutes=1), report=False)
     assert states(store) == {a.id: "ongoing", b.id: "resolved"}
+
+
+# -- events: config reloads and deploys (migration 0002) -------------------------------------
+
+
+def alembic_config(store: SQLStore) -> Any:
+    from alembic.config import Config
+
+    from grprof.store.engine import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def test_migration_0002_keeps_snapshots_and_downgrades(db_url: str) -> None:
+    """A store written at 0001 (a snapshot with its raw bytes and labels) upgrades in place:
+    the rows stay (no copy of `snapshots`: on SQLite that would cascade to raws and labels),
+    their build is NULL, `events` is there; and the downgrade removes both again."""
+    from alembic import command
+
+    store = SQLStore.open(db_url)
+    cfg = alembic_config(store)
+    try:
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        assert scalar(store, "SELECT version_num FROM alembic_version") == "0001"
+        # At 0001 the store's own insert would write `build`: insert the 0001 columns by hand.
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO targets (name, url, labels) VALUES ('old', '', '{}')")
+            tid = conn.exec_driver_sql("SELECT id FROM targets WHERE name = 'old'").scalar()
+            conn.exec_driver_sql(
+                "INSERT INTO snapshots (target_id, time, format, profile, total, group_count, truncated,"
+                f" downsampled, groups) VALUES ({tid}, 1.0, 'debug=2', 'goroutine', 3, 1, false, false, '')"
+            )
+            sid = conn.exec_driver_sql("SELECT id FROM snapshots").scalar()
+            conn.exec_driver_sql(
+                f"INSERT INTO raws (snapshot_id, time, size, data) VALUES ({sid}, 1.0, 1, '')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO labels (snapshot_id, signature, key, value, count, time)"
+                f" VALUES ({sid}, 's', 'k', 'v', 1, 1.0)"
+            )
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        assert scalar(store, "SELECT version_num FROM alembic_version") == "0002"
+        assert scalar(store, "SELECT count(*) FROM raws") == 1
+        assert scalar(store, "SELECT count(*) FROM labels") == 1
+        assert scalar(store, f"SELECT count(*) FROM snapshots WHERE id = {sid} AND build IS NULL") == 1
+        assert scalar(store, "SELECT count(*) FROM events") == 0
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        # A new snapshot after the upgrade: its build is kept, no deploy against the NULL one.
+        store.add_snapshot("old", stamped(STATES_DUMP, T0, "1.26.8"))
+        assert scalar(store, "SELECT count(*) FROM snapshots WHERE build IS NOT NULL") == 1
+        assert store.events("old", T0 - dt.timedelta(days=3650), T0 + dt.timedelta(days=3650)) == []
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        kinds = {d[0] for d in diff if not isinstance(d, list)}
+        assert kinds == {"add_table", "add_index", "add_column"}, diff
+        assert any(d[0] == "add_table" and d[1].name == "events" for d in diff)
+        assert scalar(store, "SELECT count(*) FROM snapshots") == 2
+    finally:
+        store.close()
+
+
+STATES_DUMP = FIXTURES / "states" / "go1.26.8" / "goroutine.debug2.txt"
+
+
+def stamped(path: Path, when: dt.datetime, go: str | None, build_id: str | None = None) -> Snapshot:
+    from grprof.model import Origin
+
+    snap = grprof.load(path)
+    snap.time = when
+    snap.go_version = go
+    snap.origin = Origin(build_id=build_id) if build_id else None
+    return snap
+
+
+def test_deploys_are_found_when_snapshots_are_stored(store: SQLStore, db_url: str) -> None:
+    """Each snapshot keeps its build identity; a changed Go version or build id between a
+    target's consecutive snapshots is a `deploy` event. An inferred version (`>=1.21`, `1.19`)
+    is no identity, and what only one side knows is not compared (a debug=1 scrape has no
+    build id)."""
+    path = STATES_DUMP
+    at = [T0 + dt.timedelta(minutes=i) for i in range(9)]
+    store.add_snapshot("svc", stamped(path, at[0], "1.26.8"))
+    store.add_snapshot("svc", stamped(path, at[1], "1.26.8"))  # same build: nothing
+    store.add_snapshot("svc", stamped(path, at[2], ">=1.21"))  # inferred: no identity
+    store.add_snapshot("svc", stamped(path, at[3], "1.27.3"))  # deploy
+    store.add_snapshot("svc", stamped(path, at[4], None, "aaaa1111bbbb2222cccc"))  # build id only
+    store.add_snapshot("svc", stamped(path, at[5], "1.27.3", "aaaa1111bbbb2222cccc"))
+    store.add_snapshot("svc", stamped(path, at[6], "1.27.3"))  # debug=1-like: no build id
+    store.add_snapshot("other", stamped(path, at[6], "1.20.1"))  # another target's own history
+    store.add_snapshot("svc", stamped(path, at[7], "1.27.3", "dddd3333"))  # new build, same Go
+    ev = store.events("svc", at[0], at[8])
+    assert [(e.time, e.kind, e.text, e.target) for e in ev] == [
+        (at[3], "deploy", "deploy: go1.26.8 → go1.27.3", "svc"),
+        (at[7], "deploy", "deploy: new build (aaaa1111bbbb… → dddd3333)", "svc"),
+    ]
+    assert store.events("other", at[0], at[8]) == []
+    assert scalar(store, "SELECT count(*) FROM snapshots WHERE build IS NULL") == 1  # the `>=1.21`
+    # Another process (a restarted replica) picks up from the stored builds, not from zero.
+    again = SQLStore.open(db_url)
+    try:
+        again.add_snapshot("svc", stamped(path, at[8], "1.28.0"))
+        assert [e.text for e in again.events("svc", at[8], at[8])] == ["deploy: go1.27.3 → go1.28.0"]
+    finally:
+        again.close()
+
+
+def test_reload_events_are_about_every_target(store: SQLStore) -> None:
+    from grprof.config import Config, TargetConfig
+    from grprof.store.events import record_reload
+
+    old = Config(version=3, targets=[TargetConfig(name="a", url="http://127.0.0.1:1")])
+    new = Config(
+        version=4,
+        targets=[
+            TargetConfig(name="b", url="http://127.0.0.1:1"),
+            TargetConfig(name="c", url="http://127.0.0.1:2"),
+        ],
+        rules=["x.yaml"],
+    )
+    store.upsert_targets([Target("a", "http://127.0.0.1:1", {})], None)
+    before = dt.datetime.now(dt.UTC)
+    record_reload(store, "SIGHUP", old, new)
+    record_reload(None, "SIGHUP", old, new)  # no store: nothing, no error
+    hostile = "<script>alert(1)</script> ' \" \u2028"
+    store.add_event("deploy", hostile, before, target="a")
+    after = dt.datetime.now(dt.UTC)
+    for name in ("a", "anything"):
+        got = store.events(name, before - dt.timedelta(seconds=1), after)
+        reloads = [e for e in got if e.kind == "reload"]
+        assert [(e.text, e.target) for e in reloads] == [
+            ("config version 3 → 4: targets (+2, −1), rules (SIGHUP)", None)
+        ]
+        assert before <= reloads[0].time <= after
+    assert [e.text for e in store.events("a", before, after) if e.kind == "deploy"] == [hostile]
+    # The limit keeps the newest.
+    newest = store.events("a", before, after, limit=1)
+    assert len(newest) == 1 and newest[0].time == max(e.time for e in store.events("a", before, after))
+    assert store.events("a", after + dt.timedelta(seconds=1), after + dt.timedelta(hours=1)) == []
+    # Past max_age, retention deletes events like snapshots.
+    policy = RetentionPolicy(max_age=0.0)
+    assert store.apply_retention(policy, after + dt.timedelta(seconds=5))["events_deleted"] == 2

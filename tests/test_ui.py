@@ -13,8 +13,9 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from html import unescape as html_unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -406,6 +407,10 @@ def test_finding_page(client: TestClient, uiworld: UiWorld) -> None:
     html = client.get(f"/findings/{f.id}?target=zoo").text
     assert '<td class="verdict">leak</td>' in html
     assert '<pre class="fix"><code class="language-go">' in html
+    # The fix is Go, highlighted on the server: its text unchanged, keywords and comments marked.
+    fix = re.search(r'<pre class="fix"><code class="language-go">(.*?)</code></pre>', html, re.S)
+    assert fix and html_unescape(re.sub(r"<[^>]*>", "", fix.group(1))) == f.finding["fix"]
+    assert '<span class="hl-c">//' in fix.group(1) and '<span class="hl-k">' in fix.group(1)
     for e in f.finding["evidence"]:
         assert e["summary"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in html.replace(
             "&#x27;", "'"
@@ -419,7 +424,12 @@ def test_hostile_finding_page_is_escaped(client: TestClient, uiworld: UiWorld) -
     for fid in uiworld.hostile_findings:
         html = client.get(f"/findings/{fid}?target=evil").text
         assert_safe_markup(html)
-        assert "fix: &lt;script&gt;alert(1)&lt;/script&gt;" in html
+        # The fix is highlighted: tokens in spans, each escaped; its text is the payload.
+        fix = re.search(r'<pre class="fix"><code class="language-go">(.*?)</code></pre>', html, re.S)
+        assert fix and "<script" not in fix.group(1)
+        assert set(re.findall(r"<(/?[a-z]+)", fix.group(1))) <= {"span", "/span"}
+        text = html_unescape(re.sub(r"<[^>]*>", "", fix.group(1)))
+        assert text.startswith("fix: <script>alert(1)</script>")
         assert "snippet &lt;script&gt;" in html  # the source snippet
 
 
@@ -910,3 +920,86 @@ def test_browser_real_serve_with_token(browser: Browser, tmp_path: Path) -> None
         visit(b, srv.base + "/")
         assert "leaky" in b.js("document.body.innerText")
         b.send("Network.clearBrowserCookies")
+
+
+def test_target_chart_marks_deploys_and_reloads(client: TestClient, uiworld: UiWorld) -> None:
+    """A deploy (the build changed between two stored snapshots) and a config reload are
+    squares on the target chart, not links, their text escaped in the tooltip; a range
+    without them has none."""
+    store = uiworld.world.store
+    now = dt.datetime.now(dt.UTC)
+    path = Path(__file__).parent / "fixtures" / "states" / "go1.26.8" / "goroutine.debug2.txt"
+    for i, go in enumerate(("1.26.8", "1.26.8", "1.27.3")):
+        snap = grprof.load(path)
+        snap.time, snap.go_version = now - dt.timedelta(minutes=12 - 5 * i), go
+        store.add_snapshot("deployed", snap)
+    store.add_event("reload", f"config version 1 → 2: {PAYLOADS[0]} (SIGHUP)", now - dt.timedelta(minutes=1))
+    html = client.get("/targets/deployed").text
+    assert_safe_markup(html)
+    events = re.findall(r'<g class="marker event (\w+)">(.*?)</g>', html, re.S)
+    titles = {k: html_unescape(re.sub(r".*<title>(.*)</title>.*", r"\1", b, flags=re.S)) for k, b in events}
+    assert titles == {
+        "deploy": "deploy: go1.26.8 → go1.27.3",
+        "reload": "config version 1 → 2: <script>alert(1)</script> (SIGHUP)",
+    }
+    assert all("<rect " in body and "<a " not in body for _, body in events)
+    # A custom range before them: no event marker.
+    early = (now - dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
+    late = (now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    assert 'class="marker event' not in client.get(f"/targets/deployed?from={early}&to={late}").text
+
+
+def test_a_reload_of_a_real_serve_is_marked_on_the_target_chart(tmp_path: Path) -> None:
+    """`grprof serve` records the reload it applied (what changed, in a few words) and the
+    target page's chart marks it; the edit seen twice (the signal and the file watcher) is
+    one marker."""
+    import signal
+
+    from serveproc import free_port, run_serve
+
+    cfg = tmp_path / "grprof.yaml"
+    dead = f"http://127.0.0.1:{free_port()}/debug/pprof/goroutine"
+
+    def write(version: int, names: Sequence[str]) -> None:
+        lines = [f"version: {version}", "scrape: {interval: 1s, timeout: 1s}", "targets:"]
+        lines += [f"  - {{name: {n}, url: '{dead}'}}" for n in names]
+        cfg.write_text("\n".join(lines) + "\n")
+
+    write(1, ["one"])
+    with run_serve(["--config", str(cfg), "--db", str(tmp_path / "g.db")]) as srv:
+        assert 'class="marker event' not in srv.get("/targets/one")
+        write(2, ["one", "two"])
+        srv.process.send_signal(signal.SIGHUP)
+        srv.wait_for(lambda: "now running config version 2" in srv.logs())
+        srv.wait_for(lambda: 'class="marker event reload"' in srv.get("/targets/one"))
+        time.sleep(2.5)  # the file watcher's poll sees the same edit
+        html = srv.get("/targets/one")
+        titles = re.findall(r'<g class="marker event reload">.*?<title>(.*?)</title></g>', html, re.S)
+        assert len(titles) == 1, titles
+        want = r"config version 1 → 2: targets \(\+1\) \((SIGHUP|file change)\)"
+        assert re.fullmatch(want, html_unescape(titles[0])), titles
+
+
+@needs_chromium
+def test_browser_fix_is_coloured_in_light_and_dark(browser: Browser, uiworld: UiWorld) -> None:
+    """The highlighted fix in Chromium: keywords and comments take the stylesheet's colours,
+    different from the code's own text and from each other, in light and in dark."""
+    f = zoo_finding(uiworld.world)
+    w = uiworld.world
+    colour = """(sel) => getComputedStyle(document.querySelector(sel)).color"""
+    seen = {}
+    with serve(create_app(w.store, w.runtime)) as base:
+        for scheme in ("light", "dark"):
+            browser.send(
+                "Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": scheme}]
+            )
+            browser.open(f"{base}/findings/{f.id}?target=zoo")
+            got = {
+                sel: browser.js(f"({colour})({json.dumps(sel)})")
+                for sel in ("pre.fix code", "pre.fix .hl-k", "pre.fix .hl-c")
+            }
+            assert len(set(got.values())) == 3, (scheme, got)
+            assert browser.csp_violations() == [] and browser.console_errors() == []
+            seen[scheme] = got
+        browser.send("Emulation.setEmulatedMedia", features=[])
+    assert seen["light"]["pre.fix .hl-k"] != seen["dark"]["pre.fix .hl-k"]

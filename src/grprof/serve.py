@@ -36,6 +36,7 @@ from grprof.serving.federation import Federation
 from grprof.serving.fleet import Fleet
 from grprof.serving.pipeline import Judgement, Pipeline, Window, judge_window, parse_payload
 from grprof.store import RetentionPolicy, Store, open_store
+from grprof.store.events import record_reload
 from grprof.watch import base_url
 
 log = logging.getLogger("grprof.serve")
@@ -349,6 +350,7 @@ class Daemon:
                 await self.federation.reconfigure(new.federate)
             else:  # the API and /metrics were built with (or without) it
                 log.warning("reload (%s): adding or removing federate applies on restart", why)
+        await asyncio.to_thread(record_reload, self.store, why, old, new)  # the chart's marker
         log.info(
             "reload (%s): now running config version %d, %d targets",
             why,

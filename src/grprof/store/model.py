@@ -128,6 +128,19 @@ class StoredFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A config reload or a deploy (`grprof.store.events`), marked on the target chart."""
+
+    time: dt.datetime
+    kind: str
+    """`reload` or `deploy`."""
+    text: str
+    """In a few words: `config version 3 → 4: targets (+1) (SIGHUP)`, `deploy: go1.26.8 → go1.27.3`."""
+    target: str | None
+    """None: about every target (a reload)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     raw_for: float = 3600.0
     """Seconds to keep raw profile bytes."""
@@ -202,6 +215,17 @@ class Store(Protocol):
         state: FindingState | None = None,
     ) -> list[StoredFinding]: ...
 
+    # -- events ------------------------------------------------------------------------
+    def add_event(self, kind: str, text: str, when: dt.datetime, target: str | None = None) -> None:
+        """Record a reload (`target` None: every target) or another event of a target."""
+
+    def events(
+        self, target: str, start: dt.datetime, end: dt.datetime, *, limit: int = 500
+    ) -> list[StoredEvent]:
+        """The newest `limit` events in [start, end] of `target` and those about every target,
+        oldest first (deploys are recorded by the store itself when a snapshot's build changes;
+        the limit bounds a chart's markers)."""
+
     # -- search and housekeeping -------------------------------------------------------
     def search_labels(
         self, key: str | None, value: str, *, limit: int = 100
@@ -219,6 +243,7 @@ __all__ = [
     "ScrapeRecord",
     "SnapshotMeta",
     "Store",
+    "StoredEvent",
     "StoredFinding",
     "StoredGroup",
     "StoredTarget",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from grprof.store.model import RetentionPolicy
+from grprof.store.schema import events as E
 from grprof.store.schema import findings as F
 from grprof.store.schema import raws as R
 from grprof.store.schema import scrapes as SC
@@ -35,6 +36,7 @@ def apply_retention(conn: sa.Connection, policy: RetentionPolicy, now: float) ->
     counts["findings_deleted"] = conn.execute(
         sa.delete(F).where(F.c.state == "resolved", F.c.resolved_at < old)
     ).rowcount
+    counts["events_deleted"] = conn.execute(sa.delete(E).where(E.c.time < old)).rowcount
     counts["downsampled"] = downsample(conn, now - policy.full_for, policy.downsample_every)
     counts["raw_expired"] = conn.execute(sa.delete(R).where(R.c.time < now - policy.raw_for)).rowcount
     counts["raw_over_budget"] = enforce_raw_budget(conn, policy.raw_budget)

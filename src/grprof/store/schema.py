@@ -73,6 +73,9 @@ snapshots = sa.Table(
     sa.Column("downsampled", sa.Boolean(), nullable=False, server_default=sa.false()),
     # Last: SQLite then reads the columns before it without touching the blob's overflow pages.
     sa.Column("groups", sa.LargeBinary(), nullable=False),
+    # Added by migration 0002, so after the blob in SQLite: written once per snapshot and read
+    # for one row (the target's previous build), never by a listing (see `events`).
+    sa.Column("build", sa.JSON(), nullable=True),
     sa.Index(None, "target_id", "time"),
     sa.Index(None, "time"),
     sa.Index(None, "downsampled", "time"),
@@ -118,4 +121,17 @@ findings = sa.Table(
     sa.Index(None, "state", "resolved_at"),
     sa.Index(None, "verdict"),
     sa.Index(None, "category"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("kind", sa.Text(), nullable=False),
+    # NULL: about every target (a config reload of `grprof serve`).
+    sa.Column("target_id", Id, sa.ForeignKey("targets.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Index(None, "time"),
+    sa.Index(None, "target_id", "time"),
 )

@@ -23,8 +23,10 @@ class Marker:
     x: float
     label: str
     kind: str
-    """CSS class: `leak`, `suspect`, `inconclusive`."""
+    """CSS class: `leak`, `suspect`, `inconclusive`, `resolved` (a finding's, a link), `deploy`,
+    `reload` (an event of `grprof.store.events`)."""
     href: str = ""
+    """The finding's page; empty for an event (drawn as a square, not a link)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,8 @@ def line_chart(
     height: int = 220,
     marks: Sequence[tuple[dt.datetime, str, str, str]] = (),
 ) -> Chart:
-    """Goroutines over [start, end] with axes; `marks`: (time, label, kind, href) vertical lines."""
+    """Goroutines over [start, end] with axes; `marks`: (time, label, kind, href) vertical lines
+    (findings with a link; deploys and config reloads with `href` empty)."""
     c = _chart(points, width, height, pad_left=56, pad_bottom=22, pad_top=8, axes=True, start=start, end=end)
     span = (end - start).total_seconds() or 1.0
     inner = width - c.pad_left - 24

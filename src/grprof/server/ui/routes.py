@@ -731,6 +731,9 @@ def ui_routes(
                 marks.append(
                     (_utc(f.resolved_at), f"resolved: {f.finding.get('title', '')}", "resolved", href)
                 )
+        # Config reloads of `grprof serve` and deploys (the build changed between snapshots).
+        for ev in store.events(name, start, end):
+            marks.append((_utc(ev.time), ev.text, ev.kind, ""))
         # Goroutine profiles only: a goroutineleak profile counts the leaked goroutines alone.
         chart = line_chart(
             [Point(_utc(m.time), m.total) for m in in_range if m.profile == "goroutine"],
