@@ -121,6 +121,11 @@ def test_a_global_view_over_three_members(tmp_path: Path) -> None:
             (c, apps[c].split("://")[1]) for c in CLUSTERS
         )
         assert all(t["up"] and not t["local"] for t in targets)
+        # The UI's fleet page lists them too, each with its cluster, linked to its member's UI.
+        fleet = glob.get("/")
+        for c in CLUSTERS:
+            assert f"cluster {c}" in fleet and apps[c].split("://")[1] in fleet, fleet[-3000:]
+            assert f'href="{urls[c]}/targets/' in fleet, fleet[-3000:]
 
         # Member states: the slow one and the wrong token delay nobody.
         glob.wait_for(lambda: all(m["last_attempt"] for m in federation(glob).values()), every=0.2)

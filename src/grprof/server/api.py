@@ -278,7 +278,7 @@ def create_app(
     app.include_router(_federation_routes(federation))
     app.include_router(_capture_routes(store, runtime, capture))
     app.include_router(canary_routes(store, runtime, canary))
-    install_ui(app, store, runtime, api_token, trace_url=trace_url, capture=capture)
+    install_ui(app, store, runtime, api_token, trace_url=trace_url, capture=capture, federation=federation)
     return app
 
 

@@ -43,12 +43,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from grprof import __version__
+from grprof import __version__, schema
 from grprof.aggregate import StackNode
 from grprof.collect.model import redact_url
 from grprof.diff import count_changes
 from grprof.report._templates import environment
 from grprof.report.flame import Flagged, render_svg
+from grprof.server.metrics import FederationView
 from grprof.server.runtime import CaptureError, Runtime
 from grprof.server.ui.charts import Chart, Point, line_chart, sparkline
 from grprof.server.ui.diffflame import CHANGES, render_diff_svg
@@ -211,9 +212,11 @@ def install_ui(
     *,
     trace_url: TraceUrl | None = None,
     capture: Capture | None = None,
+    federation: FederationView | None = None,
 ) -> None:
     """Serve the UI from `app` (call in `create_app`, after the API's own middleware)."""
-    app.add_middleware(UiDispatch, ui=ui_app(store, runtime, api_token, trace_url=trace_url, capture=capture))
+    ui = ui_app(store, runtime, api_token, trace_url=trace_url, capture=capture, federation=federation)
+    app.add_middleware(UiDispatch, ui=ui)
 
 
 def ui_app(
@@ -223,12 +226,21 @@ def ui_app(
     *,
     trace_url: TraceUrl | None = None,
     capture: Capture | None = None,
+    federation: FederationView | None = None,
 ) -> FastAPI:
     sessions = Sessions(api_token)
     ui = FastAPI(title="grprof UI", docs_url=None, redoc_url=None, openapi_url=None)
     ui.mount(STATIC, StaticFiles(directory=str(resources.files("grprof") / "data" / "ui")), name="ui-static")
     ui.include_router(
-        ui_routes(store, runtime, api_token, sessions=sessions, trace_url=trace_url, capture=capture)
+        ui_routes(
+            store,
+            runtime,
+            api_token,
+            sessions=sessions,
+            trace_url=trace_url,
+            capture=capture,
+            federation=federation,
+        )
     )
     ui.add_exception_handler(StarletteHTTPException, _http_error)
     ui.add_exception_handler(RequestValidationError, _validation_error)
@@ -327,6 +339,8 @@ class TargetRow:
     last_error: str
     lag: float | None
     open_findings: int = 0
+    cluster: str = ""
+    """The federation member the target is in (docs/serve.md#federation); empty: this instance's."""
 
 
 @dataclass
@@ -538,6 +552,58 @@ def _match_label(labels: Mapping[str, str], flt: str) -> bool:
     return labels.get(k) == v
 
 
+def _federated_rows(
+    federation: FederationView, name_q: str, label_q: str, now: dt.datetime
+) -> list[TargetRow]:
+    """The members' last-known targets as fleet rows, tagged with their cluster and linked to
+    the member's own UI (their history and findings stay there)."""
+    urls = {m["cluster"]: m["url"].rstrip("/") for m in federation.status()["members"]}
+    found: dict[tuple[str, str], list[schema.StoredFinding]] = defaultdict(list)
+    for f in federation.findings():
+        found[f.get("cluster") or "", f["target"]].append(f)
+    rows = []
+    for t in federation.targets():
+        cluster = t["cluster"] or ""
+        if name_q and name_q.lower() not in t["name"].lower():
+            continue
+        if label_q and not _match_label(t["labels"], label_q):
+            continue
+        fs = found.get((cluster, t["name"]), [])
+        verdicts = Counter(str(f["verdict"]) for f in fs)
+        cats = Counter(str(f["category"]) for f in fs)
+        base = urls.get(cluster, "")
+        rows.append(
+            TargetRow(
+                t["name"],
+                f"{base}/targets/{q(t['name'])}" if base.startswith(("http://", "https://")) else "",
+                t["url"],
+                sorted(t["labels"].items()),
+                t["labels"].get("service", ""),
+                t["shard"] or "",
+                bool(t["up"]),
+                t["removed"],
+                t["goroutines"],
+                sparkline([]),
+                {v: verdicts.get(v, 0) for v in VERDICTS},
+                sorted(cats.items(), key=lambda kv: -kv[1]),
+                _ago(_parse_iso(t["last_scrape"]), now),
+                _ago(_parse_iso(t["last_success"]), now),
+                t["last_error"] or "",
+                None,
+                len(fs),
+                cluster,
+            )
+        )
+    return rows
+
+
+def _parse_iso(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
 def ui_routes(
     store: Store,
     runtime: Runtime,
@@ -546,6 +612,7 @@ def ui_routes(
     sessions: Sessions | None = None,
     trace_url: TraceUrl | None = None,
     capture: Capture | None = None,
+    federation: FederationView | None = None,
 ) -> APIRouter:
     sessions = sessions or Sessions(api_token)
     capture_locks: dict[str, asyncio.Lock] = {}
@@ -622,6 +689,8 @@ def ui_routes(
                     len(fs),
                 )
             )
+        if federation is not None:
+            rows += _federated_rows(federation, name_q, label_q, now)
         rows = _fleet_sort(rows, sort, desc)
         services: dict[str, ServiceTotal] = {}
         for row in rows:
@@ -638,9 +707,12 @@ def ui_routes(
         page_no = min(max(1, page_no), pages)
         shown = rows[(page_no - 1) * per : page_no * per]
         # Sparklines only for the rows shown, all of them in one query.
-        points = store.goroutine_series([r.name for r in shown], since, step=SPARK_SECONDS / SPARK_BUCKETS)
+        points = store.goroutine_series(
+            [r.name for r in shown if not r.cluster], since, step=SPARK_SECONDS / SPARK_BUCKETS
+        )
         for row in shown:
-            row.spark = sparkline([Point(t, n) for t, n in points.get(row.name, [])])
+            if not row.cluster:  # a member's history stays with the member
+                row.spark = sparkline([Point(t, n) for t, n in points.get(row.name, [])])
         return {
             "rows": shown,
             "matched": matched,
