@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tablesummary import summary
 
 from grprof.errors import ParseError
 from grprof.formats import pprof
-from grprof.model import Snapshot
 
 try:
     from grprof import _native
@@ -39,43 +39,6 @@ pytestmark = pytest.mark.skipif(
 
 def _id(p: pathlib.Path) -> str:
     return str(p.relative_to(ROOT / "fixtures"))
-
-
-def summary(s: Snapshot) -> dict[str, Any]:
-    """Everything a snapshot holds, in comparable form (label order included)."""
-    t = s.table
-    return {
-        "source": s.source,
-        "format": s.format,
-        "profile": s.profile,
-        "time": s.time,
-        "truncated": s.truncated,
-        "go_version": s.go_version,
-        "origin": s.origin,
-        "notes": list(s.notes),
-        "headers": [
-            (
-                h.state,
-                h.wait_minutes,
-                h.locked_to_thread,
-                h.leaked,
-                list(h.labels.items()),
-                h.flags,
-                h.labels_key,
-            )
-            for h in t.headers
-        ],
-        "stacks": [(st.frames, st.frames_elided, st.created_by) for st in t.stacks],
-        "ids": list(t.ids),
-        "header": list(t.header),
-        "stack": list(t.stack),
-        "creator": list(t.creator),
-        "argkey": list(t.argkey),
-        "counts": None if t.counts is None else list(t.counts),
-        "column_types": (t.ids.typecode, t.header.typecode, t.stack.typecode, t.creator.typecode),
-        "extras": t.extras,
-        "total": s.total,
-    }
 
 
 def outcome(data: bytes, *, native: bool) -> tuple[str, Any]:
