@@ -111,7 +111,7 @@ def run_prometheus(jobs: Mapping[str, Sequence[str]], scrape_interval: str = "1s
                 )
                 url = f"http://127.0.0.1:{port}"
                 try:
-                    if _wait_ready(proc, url, log):
+                    if wait_ready(proc, url, log):
                         yield PromServer(url, proc, config)
                         return
                 finally:
@@ -131,20 +131,21 @@ def _free_port() -> int:
     return port
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> bool:
-    """True once /-/ready answers 200; False if the port was in use; PromServerError otherwise."""
+def wait_ready(proc: subprocess.Popen[bytes], url: str, log: IO[bytes], what: str = "prometheus") -> bool:
+    """True once /-/ready answers 200 (Prometheus and Alertmanager both serve it); False if the
+    port was in use; PromServerError otherwise."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             text = _tail(log)
             if "address already in use" in text:
                 return False
-            raise PromServerError(f"prometheus exited with {proc.returncode}:\n{text}")
+            raise PromServerError(f"{what} exited with {proc.returncode}:\n{text}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
             if resp.status == 200:
                 return True
         time.sleep(0.2)
-    raise PromServerError(f"prometheus not ready within {START_TIMEOUT}s:\n{_tail(log)}")
+    raise PromServerError(f"{what} not ready within {START_TIMEOUT}s:\n{_tail(log)}")
 
 
 def _tail(log: IO[bytes]) -> str:

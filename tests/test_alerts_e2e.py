@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from gobuild import build_goapp, run_goapp
-from promserver import PROMETHEUS, PROMTOOL, PromServerError, ensure_prometheus
+from promserver import PROMETHEUS, PROMTOOL, PromServerError, ensure_prometheus, wait_ready
 from serveproc import free_port, run_serve
 
 from grprof.cli import main
@@ -293,17 +293,8 @@ def _alertmanager(receivers: str) -> Iterator[str]:
                 cwd=tmp,
             )
             try:
-                deadline = time.monotonic() + 60
-                while True:
-                    if proc.poll() is not None:
-                        log.seek(0)
-                        raise AssertionError(f"alertmanager exited {proc.returncode}: {log.read()[-2000:]!r}")
-                    with contextlib.suppress(OSError):
-                        ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2)
-                        if ready.status == 200:
-                            break
-                    assert time.monotonic() < deadline, "alertmanager not ready within 60s"
-                    time.sleep(0.2)
+                ready = wait_ready(proc, f"http://127.0.0.1:{port}", log, "alertmanager")
+                assert ready, f"alertmanager: port {port} was taken"
                 yield f"127.0.0.1:{port}"
             finally:
                 proc.terminate()
