@@ -146,14 +146,16 @@ class Pipeline:
 
     # -- one scrape ------------------------------------------------------------------------
 
-    async def on_result(self, result: ScrapeResult) -> None:
+    async def on_result(self, result: ScrapeResult) -> int | None:
+        """Parse, store and judge one scrape; the stored snapshot's id (None when the scrape
+        gave none)."""
         self.runtime.observe_scrape(result)
         rt = self.runtime.targets.get(result.target)
         if rt is None:
-            return
+            return None
         if result.kind == "memstats":
             self.observe_stats(rt, result)
-            return
+            return None
         snap = None
         if result.status == "ok":
             try:
@@ -169,7 +171,7 @@ class Pipeline:
         store = self.store_or_fail()
         if snap is None:
             await asyncio.to_thread(store.record_scrape, rec)
-            return
+            return None
         if result.kind == "goroutineleak":
             rt.leak_profile = True
         else:
@@ -188,8 +190,9 @@ class Pipeline:
         # Into the window first: it swaps the snapshot's stacks for the copies earlier snapshots
         # share, before anything (the store) aggregates and memoizes groups on them.
         window.add(snap)
-        await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
+        sid = await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
         await self.detect(result.target, rt, window)
+        return sid
 
     def observe_stats(self, rt: TargetRuntime, result: ScrapeResult) -> None:
         """A memstats scrape: the stack figures the next detection runs cost findings with. It
@@ -245,9 +248,9 @@ class Pipeline:
         result = await self.scraper.capture(name)
         if result.status != "ok":
             return {"status": result.status, "error": result.error}
-        await self.on_result(result)
-        metas = await asyncio.to_thread(self.store_or_fail().snapshots, name, limit=1)
-        return {"status": "ok", "snapshot": metas[0].id if metas else None, "bytes": result.bytes}
+        # Its own id, not the target's newest: a scheduled scrape may store one meanwhile.
+        sid = await self.on_result(result)
+        return {"status": "ok", "snapshot": sid, "bytes": result.bytes}
 
 
 __all__ = ["Judgement", "Pipeline", "Window", "judge_window", "parse_payload"]
