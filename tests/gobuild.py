@@ -56,13 +56,15 @@ def build_goapp(
     *,
     env: Mapping[str, str] | None = None,
     go_line: str | None = None,
+    flags: Sequence[str] = (),
 ) -> pathlib.Path:
     """Build tests/goapps/<name> (or a path relative to it, `../../examples/leaky`) with `go`
     and return the cached binary.
 
     `env` adds build environment (e.g. GOEXPERIMENT); `go_line` rewrites the
     module's go.mod `go` directive in a temporary copy (Go 1.27 prints labels in
-    traceback headers only for modules that say `go 1.27`).
+    traceback headers only for modules that say `go 1.27`); `flags` go to `go build`
+    (`-gcflags=...`, `-buildmode=pie`: another build of the same source).
     """
     src = (GOAPPS / name).resolve()
     name = src.name
@@ -72,7 +74,7 @@ def build_goapp(
     version = go_version(go)
     # The binary names its source files by absolute path (stacks print them): a checkout
     # elsewhere (a clean clone) must not reuse it.
-    key = _source_hash(src, [version, repr(sorted(extra.items())), go_line or "", str(src)])
+    key = _source_hash(src, [version, repr(sorted(extra.items())), go_line or "", str(src), *flags])
     binary = cache_dir() / f"{name}-{version}-{key[:16]}"
     if binary.is_file():
         return binary
@@ -84,7 +86,7 @@ def build_goapp(
             _set_go_line(workdir / "go.mod", go_line)
         out = pathlib.Path(tmp) / "bin"
         proc = subprocess.run(
-            [go, "build", "-o", str(out), "."],
+            [go, "build", *flags, "-o", str(out), "."],
             cwd=workdir,
             env=_go_env(extra),
             capture_output=True,

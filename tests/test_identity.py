@@ -127,6 +127,26 @@ def test_the_same_build_id_from_another_path_is_another_binary(
     assert warning == f"a.pb.gz and moved.pb.gz come from different builds (binary {builds[0]} and {copy})"
 
 
+@needs_go
+def test_debug1_profiles_of_two_builds_warn_by_where_code_sits() -> None:
+    """debug=1 names no build id; its PCs and offsets place the functions goroutines start
+    in, and the same source built otherwise (`-gcflags=-N -l`) places them elsewhere. Two
+    runs of one build (not a PIE: loaded at the same address) place them the same."""
+    from gobuild import build_goapp, fetch, run_goapp
+
+    def debug1(binary: Path, name: str) -> grprof.Snapshot:
+        with run_goapp(binary) as (_, base):
+            return grprof.load(fetch(base, "/debug/pprof/goroutine?debug=1"), name=name)
+
+    plain = build_goapp("healthy")
+    first, second = debug1(plain, "a.txt"), debug1(plain, "b.txt")
+    rebuilt = debug1(build_goapp("healthy", flags=["-gcflags=-N -l"]), "c.txt")
+    assert series_warnings(build_series([first, second])) == []
+    warnings = series_warnings(build_series([first, rebuilt]))
+    moved = r"\(main\.\S+ moved from 0x[0-9a-f]+ to 0x[0-9a-f]+\)"
+    assert re.fullmatch(rf"a\.txt and c\.txt come from different processes {moved}", warnings[0]), warnings
+
+
 def test_recorded_profiles_carry_their_binary() -> None:
     snap = grprof.load(HERE / "fixtures" / "states" / "go1.26.8" / "goroutine.debug0.pb.gz")
     assert snap.origin == Origin(

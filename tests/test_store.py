@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from gobuild import build_goapp, fetch, run_goapp
 from pgserver import PgServer
 
 import grprof
@@ -811,6 +812,36 @@ def test_deploys_are_found_when_snapshots_are_stored(store: SQLStore, db_url: st
         assert [e.text for e in again.events("svc", at[8], at[8])] == ["deploy: go1.27.3 → go1.28.0"]
     finally:
         again.close()
+
+
+def _debug1(binary: Path, when: dt.datetime) -> Snapshot:
+    """A debug=1 profile of a fresh run of `binary` (the default scrape's format)."""
+    with run_goapp(binary) as (_, base):
+        snap = grprof.load(fetch(base, "/debug/pprof/goroutine?debug=1"))
+    snap.time = when
+    return snap
+
+
+@pytest.mark.slow
+def test_deploys_of_debug1_scrapes_are_found_from_code_addresses(store: SQLStore) -> None:
+    """debug=1 has no build id, and the Go version alone misses a rebuild: the PCs its frame
+    lines name tell it. A real service, its build rebuilt with other code (`-gcflags=-N -l`:
+    the same source compiled otherwise) and as a PIE (loaded at a random address)."""
+    plain = build_goapp("healthy")
+    other = build_goapp("healthy", flags=["-gcflags=-N -l"])
+    pie = build_goapp("healthy", flags=["-buildmode=pie"])
+    at = [T0 + dt.timedelta(minutes=i) for i in range(6)]
+    first = _debug1(plain, at[0])
+    assert first.origin is not None and "main.worker" in dict(first.origin.code)
+    store.add_snapshot("svc", first)
+    store.add_snapshot("svc", _debug1(plain, at[1]))  # restarted, same build: not a deploy
+    store.add_snapshot("svc", _debug1(other, at[2]))  # rebuilt: a deploy
+    store.add_snapshot("svc", _debug1(other, at[3]))
+    store.add_snapshot("svc", _debug1(pie, at[4]))  # another build again
+    store.add_snapshot("svc", _debug1(pie, at[5]))  # a PIE restart moves the code too
+    texts = [(e.time, e.text) for e in store.events("svc", at[0], at[5])]
+    assert [t for t, _ in texts] == [at[2], at[4], at[5]], texts
+    assert all(text.startswith("deploy or restart: the code moved (main.") for _, text in texts), texts
 
 
 def test_reload_events_are_about_every_target(store: SQLStore) -> None:

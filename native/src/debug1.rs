@@ -63,8 +63,15 @@ pub struct Profile {
     pub fallback: Vec<(usize, Span, Span)>,
 }
 
+/// How many of the highest function entries `Parsed::code` keeps (`debug1.CODE_POINTS`).
+pub const CODE_POINTS: usize = 8;
+
 pub struct Parsed {
     pub frames: Vec<(String, String, u64)>,
+    /// Goroutine start functions (each block's last frame) at the highest entry addresses
+    /// (PC − offset), highest first, the first block naming a function winning: where this
+    /// build's code sits (`Origin.code`).
+    pub code: Vec<(u64, String)>,
     pub profiles: Vec<Profile>,
     pub labels: Vec<LabelLine>,
     pub hidden: Vec<Vec<u64>>,
@@ -205,6 +212,24 @@ fn frame_line(line: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>, u64)> {
     ))
 }
 
+/// A frame line's function and its entry (PC − offset; a line `frame_line` accepted), None
+/// for a PC without symbol information, past 64 bits, or an offset past the PC.
+fn code_point(line: &[u8]) -> Option<(&[u8], u64)> {
+    let i = skip_st(line, 0) + 1;
+    let w = skip_st(line, i);
+    let h = run_of(line, w + 2, |c| c.is_ascii_hexdigit());
+    let pc = hex_value(&line[w..h])?;
+    let t = skip_st(line, h);
+    let te = run_of(line, t, |c| !is_space(c));
+    if te == t {
+        return None;
+    }
+    let token = &line[t..te];
+    let plus = token.iter().rposition(|c| *c == b'+')?;
+    let off = hex_value(&token[plus + 1..])?;
+    Some((&token[..plus], pc.checked_sub(off)?))
+}
+
 /// `int(x, 16)` of `0x<hex>`, when it fits in 64 bits.
 fn hex_value(tok: &[u8]) -> Option<u64> {
     let h = &tok[2..];
@@ -243,6 +268,8 @@ struct Block {
     row: usize,
     pcs: (usize, usize),
     first: Option<(usize, usize)>,
+    /// The last frame line so far: the goroutine's start function once the block ends.
+    last: Option<(usize, usize)>,
     frames: Vec<u32>,
 }
 
@@ -256,6 +283,9 @@ struct Reader<'a> {
     hidden_ids: FxMap<Vec<u64>, i64>,
     hidden: Vec<Vec<u64>>,
     stack_ids: FxMap<Vec<u32>, i64>,
+    code_lines: FxMap<&'a [u8], ()>,
+    code: FxMap<String, u64>,
+    code_order: Vec<String>,
     /// Buffers reused from block to block: a block's frames, its PCs.
     spare: Vec<u32>,
     pcs: Vec<u64>,
@@ -281,8 +311,27 @@ impl<'a> Reader<'a> {
         Some(id)
     }
 
+    /// A block's last frame: the function its goroutine started in, a physical one (a
+    /// goroutine cannot start in an inlined call), so its entry is one address per build.
+    fn note_code(&mut self, line: &'a [u8]) {
+        if self.code_lines.insert(line, ()).is_some() {
+            return;
+        }
+        if let Some((name, entry)) = code_point(line) {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !self.code.contains_key(&name) {
+                self.code.insert(name.clone(), entry);
+                self.code_order.push(name);
+            }
+        }
+    }
+
     /// The block's stack interned in its profile, and its hidden PCs.
     fn end_block(&mut self, p: &mut Profile, mut b: Block) {
+        if let Some(last) = b.last {
+            let data = self.data;
+            self.note_code(&data[last.0..last.1]);
+        }
         let next = p.stack_offsets.len() as i64 - 1;
         let sid = match self.stack_ids.get(b.frames.as_slice()) {
             Some(s) => *s,
@@ -341,6 +390,9 @@ pub fn parse(data: &[u8]) -> Parsed {
         hidden_ids: FxMap::default(),
         hidden: Vec::new(),
         stack_ids: FxMap::default(),
+        code_lines: FxMap::default(),
+        code: FxMap::default(),
+        code_order: Vec::new(),
         spare: Vec::new(),
         pcs: Vec::new(),
     };
@@ -401,6 +453,7 @@ pub fn parse(data: &[u8]) -> Parsed {
                         row,
                         pcs: (at + pcs.0, at + pcs.1),
                         first: None,
+                        last: None,
                         frames: std::mem::take(&mut rd.spare),
                     });
                     in_frames = false;
@@ -433,6 +486,7 @@ pub fn parse(data: &[u8]) -> Parsed {
                             break 'line Some(Error::Expected(what, at, end));
                         };
                         b.frames.push(f);
+                        b.last = Some((at, end));
                         in_frames = true;
                     }
                 }
@@ -461,8 +515,16 @@ pub fn parse(data: &[u8]) -> Parsed {
         }
         profiles.push(p);
     }
+    let mut code: Vec<(u64, String)> = rd
+        .code_order
+        .into_iter()
+        .map(|name| (rd.code[&name], name))
+        .collect();
+    code.sort_unstable_by(|a, b| b.cmp(a)); // (entry, name) highest first, as heapq.nlargest
+    code.truncate(CODE_POINTS);
     Parsed {
         frames: rd.frames,
+        code,
         profiles,
         labels: rd.labels,
         hidden: rd.hidden,

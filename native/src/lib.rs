@@ -302,6 +302,11 @@ fn parse_debug1<'py>(
         hidden.append(PyTuple::new(py, h)?)?;
     }
     out.set_item("hidden", hidden)?;
+    let code = PyList::empty(py);
+    for (pc, point) in &d.code {
+        code.append((point.as_str(), *pc))?;
+    }
+    out.set_item("code", code)?;
     match &d.error {
         None => out.set_item("error", py.None())?,
         Some(debug1::Error::Expected(what, start, end)) => {

@@ -13,7 +13,7 @@ aggregate -> model (docs/architecture.md).
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +42,10 @@ class Origin:
     container: str | None = None
     host: str | None = None
     """The journald host name."""
+    code: tuple[tuple[str, int], ...] = ()
+    """A few functions goroutines started in, with the address each starts at (a debug=1
+    profile's frame lines: PC less offset): one build at one load address gives each one
+    address (`moved_code`)."""
 
     def describe(self) -> str:
         """`binary /x/app, build id 5ec5..., pid 42`: what is known, for messages."""
@@ -57,6 +61,19 @@ class Origin:
         if self.pod:
             parts.append(f"pod {self.pod}" + (f" container {self.container}" if self.container else ""))
         return ", ".join(parts)
+
+
+def moved_code(a: Mapping[str, int], b: Mapping[str, int]) -> tuple[str, int, int] | None:
+    """(function, its entry in `a`, in `b`) for the first function both place at different
+    addresses (`Origin.code`), else None. Within one build loaded at one address a function
+    has one entry, so a move means another build, or the same one restarted at another
+    address (a PIE binary). None says nothing: the functions may not overlap (other
+    goroutines), or the change left them in place (it only changed data, or code after them)."""
+    for function, entry in b.items():
+        was = a.get(function)
+        if was is not None and was != entry:
+            return function, was, entry
+    return None
 
 
 class Snapshot:
@@ -161,7 +178,9 @@ __all__ = [
     "Frame",
     "Goroutine",
     "Group",
+    "Origin",
     "Profile",
     "Snapshot",
+    "moved_code",
     "site_of",
 ]

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grprof.model import Group, Snapshot
+from grprof.model import Group, Snapshot, moved_code
 
 KEY_FRAMES = 8
 DEFAULT_INTERVAL = 30.0
@@ -282,6 +282,10 @@ def _origin_differences(a: Snapshot, b: Snapshot) -> tuple[str, list[str]] | Non
     ):
         if va is not None and vb is not None and va != vb:
             out.append(f"{name} {va} and {vb}")
+    moved = moved_code(dict(oa.code), dict(ob.code))
+    if moved is not None:  # another build, or a restart of a PIE binary: another process either way
+        function, was, now = moved
+        procs.append(f"{function} moved from {was:#x} to {now:#x}")
     if builds:
         return "builds", builds + procs
     if procs:
@@ -293,7 +297,8 @@ def series_warnings(series: Series) -> list[str]:
     """Why the snapshots may not be one process, which a growth series assumes: another Go
     version, another build of main (main.main parked at another file or line), or what the
     inputs say of their origin (`Snapshot.origin`): another build id or binary path (debug=0
-    profiles' main mapping), another pid, host or pod (the journald and `kubectl --prefix`
+    profiles' main mapping), code at other addresses (debug=1 profiles' PCs: a rebuild, or a
+    restart of a PIE binary), another pid, host or pod (the journald and `kubectl --prefix`
     line prefixes of a logged dump).
 
     (Goroutine ids are no test: the newest goroutine of one snapshot may be gone by the next,

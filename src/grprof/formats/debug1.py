@@ -18,13 +18,22 @@ frames and stacks, one row per block as packed int64 columns, the distinct label
 (parsed here: Go's quoting rules live in `goquote`) and the hidden runtime PCs of each
 block; `parse` uses it unless it is missing or GRPROF_PURE=1 is set
 (tests/test_debug1_equivalence.py holds the two to the same snapshots and errors).
+
+Each snapshot's `origin.code` keeps where a few functions start: a debug=1 profile has no
+build id, but a frame line's PC less its `+0xOFFSET` is its function's entry, one address in
+a build loaded at one address. Only a block's last frame counts: the function its goroutine
+started in, never an inlined call (an inlined frame's offset counts from the function it
+was inlined into). A start function that moved says the program was rebuilt or restarted at
+another address (`grprof.model.moved_code`; the store's deploy markers).
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +42,7 @@ from grprof.formats.goquote import LabelSyntaxError, parse_labels
 from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.pprof import _header, _stops_state
 from grprof.formats.states import UNKNOWN, hidden_chains, infer_state
-from grprof.model import Frame, Profile, Snapshot
+from grprof.model import Frame, Origin, Profile, Snapshot
 from grprof.table import GoroutineTable, Header, Stack, gc_paused
 
 _PREFIX = "debug=1 profile: "
@@ -46,6 +55,8 @@ _FRAME = re.compile(
 )
 _LABELS = re.compile(rb"[ \t]*# labels: ")
 _MAX_COUNT = (1 << 63) - 1
+CODE_POINTS = 8
+"""How many start functions, the highest entries first, `Origin.code` keeps (debug1.rs's twin)."""
 
 _EXPECT_HEADER = 'a "goroutine profile: total N" header'
 _EXPECT_BLOCK = 'a "COUNT @ 0x..." line, a profile header or a blank line'
@@ -64,6 +75,8 @@ class _Block:
     frames: list[Frame] = field(default_factory=list)
     first_line: bytes = b""
     """The first frame line, as written."""
+    last_line: bytes = b""
+    """The last frame line so far: the goroutine's start function once the block ends."""
 
 
 def _hidden(pcs_text: bytes, first_line: bytes) -> tuple[int, ...] | None:
@@ -113,7 +126,30 @@ def parse(data: bytes, source: str, *, native: bool | None = None) -> list[Snaps
         fn = _native.parse_debug1
     if fn is not None:
         return _from_native(fn, data, source)
-    return [_snapshot(p, source) for p in _Reader(data, source).profiles()]
+    profiles = _Reader(data, source).profiles()
+    code = _code_points(b.last_line for p in profiles for b in p.blocks)
+    return [_with_code(_snapshot(p, source), code) for p in profiles]
+
+
+def _code_points(last_lines: Iterable[bytes]) -> tuple[tuple[str, int], ...]:
+    """The start functions (blocks' last frame lines) at the `CODE_POINTS` highest entries
+    (PC less offset), highest first; the first block naming a function gives its entry."""
+    entries: dict[str, int] = {}
+    for line in dict.fromkeys(last_lines):
+        m = _FRAME.fullmatch(line)
+        if m is None or m[2] is None:
+            continue
+        pc, off = int(m[1], 16), int(line[m.end(2) + 3 : m.start(3)].rstrip(b" \t"), 16)
+        if pc < 1 << 64 and off < 1 << 64 and off <= pc:
+            entries.setdefault(m[2].decode("utf-8", "replace"), pc - off)
+    top = heapq.nlargest(CODE_POINTS, ((e, name) for name, e in entries.items()))
+    return tuple((name, e) for e, name in top)
+
+
+def _with_code(snap: Snapshot, code: tuple[tuple[str, int], ...]) -> Snapshot:
+    if code:
+        snap.origin = Origin(code=code)
+    return snap
 
 
 def _snapshot(p: _Profile, source: str) -> Snapshot:
@@ -210,6 +246,7 @@ class _Reader:
                     if not block.frames:
                         block.first_line = line
                     block.frames.append(self.frame(line, at, in_frames))
+                    block.last_line = line
                     in_frames = True
             except ParseError:
                 # A last line without its newline was cut mid-way: keep what came before.
@@ -267,6 +304,7 @@ class _Reader:
             f = Frame("0x" + m[1].decode("ascii").lower(), "", 0)
         else:
             f = Frame(m[2].decode("utf-8", "replace"), m[3].decode("utf-8", "replace"), int(m[4]))
+
         self.frames[line] = f
         return f
 
@@ -304,9 +342,10 @@ def _from_native(parse_fn: Any, data: bytes, source: str) -> list[Snapshot]:
         raise reader.error(at, _EXPECTED[what], found)
     if not profiles:
         raise reader.error(0, _EXPECT_HEADER, data.lstrip()[:60])
+    code = tuple(d["code"])
     # Tens of thousands of stacks and headers, no cycles: as the other parsers do.
     with gc_paused(sum(len(p["stacks"]) for p in profiles)):
-        return [_native_snapshot(p, labels, d["hidden"], source) for p in profiles]
+        return [_with_code(_native_snapshot(p, labels, d["hidden"], source), code) for p in profiles]
 
 
 def _ints(raw: bytes) -> array[int]:

@@ -6,10 +6,20 @@
   It is about every target (no target id): one replica's config covers its whole shard.
 - A **deploy** is found when a snapshot is stored (`SQLStore.add_snapshot` / `add_scrape`):
   each snapshot keeps its build identity (`build_identity`: the Go version when the dump
-  names it exactly, the executable's build id when a debug=0 profile has one), and when it
-  differs from the target's previous known identity a `deploy` event is written in the same
-  transaction (`deploy_text`). Found once at write time, the chart reads a handful of event
-  rows instead of every snapshot's build of the range.
+  names it exactly, the executable's build id when a debug=0 profile has one, a few code
+  addresses when a debug=1 profile names them), and when it differs from the target's
+  previous known identity a `deploy` event is written in the same transaction
+  (`deploy_text`). Found once at write time, the chart reads a handful of event rows
+  instead of every snapshot's build of the range.
+
+Why code addresses: debug=1, the default scrape, carries no build id, and goroutine ids
+cannot tell a restart (the newest id also drops when the newest goroutines exit). But a
+frame line names its PC and `function+0xOFFSET`, so the function's entry; within one build
+loaded at one address it never changes (`grprof.model.moved_code`, `formats.debug1`). The
+highest entries are kept because code laid out late moves with any change before it. A PIE
+binary is loaded at another address on every start, so there a restart is marked too, and
+the marker says it may be one. A rebuild that changes only data (`-ldflags -X`) or only code
+laid out after every kept function moves nothing and is not marked.
 
 Why only exact versions: grprof infers a Go version from the stacks when no path names it
 (`1.19` from runtime line numbers, `>=1.21` as a lower bound), and that inference moves with
@@ -26,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from grprof.model import Snapshot
+from grprof.model import Snapshot, moved_code
 
 log = logging.getLogger("grprof.store")
 
@@ -35,21 +45,41 @@ DEPLOY = "deploy"
 KINDS = (RELOAD, DEPLOY)
 
 _EXACT = re.compile(r"^(?:go)?(\d+\.\d+\.\d+)$")
+CODE_KEPT = 32
+"""Functions a target's known identity keeps across its snapshots (each snapshot names 8 at
+most, not always the same: a goroutine that comes and goes brings its own)."""
 MAX_TEXT = 300
 """Characters of an event's text kept (a reload's summary is a few words)."""
 
 
-def build_identity(snap: Snapshot) -> dict[str, str] | None:
-    """`{"go": "1.26.8", "build_id": "5ec5..."}` with the keys the snapshot's input gives, None
-    when it gives neither. `go` only when the version is exact (a path named it)."""
-    out: dict[str, str] = {}
+def build_identity(snap: Snapshot) -> dict[str, Any] | None:
+    """`{"go": "1.26.8", "build_id": "5ec5...", "code": {"main.worker": 6983680}}` with the
+    keys the snapshot's input gives, None when it gives none. `go` only when the version is
+    exact (a path named it)."""
+    out: dict[str, Any] = {}
     m = _EXACT.match(snap.go_version or "")
     if m:
         out["go"] = m.group(1)
-    build_id = snap.origin.build_id if snap.origin is not None else None
-    if build_id:
-        out["build_id"] = build_id[:200]
+    origin = snap.origin
+    if origin is not None and origin.build_id:
+        out["build_id"] = origin.build_id[:200]
+    if origin is not None and origin.code:
+        out["code"] = {function[:200]: entry for function, entry in origin.code}
     return out or None
+
+
+def known_identity(prev: Mapping[str, Any] | None, cur: Mapping[str, Any], deployed: bool) -> dict[str, Any]:
+    """What the target's next snapshot is compared with. After a deploy, `cur` alone: what
+    `prev` knew was the old build's (its code points would mark the deploy again). Otherwise
+    `cur` over `prev`, with the code points of both (`cur`'s first, `CODE_KEPT` at most)."""
+    if deployed or not prev:
+        return dict(cur)
+    out = {**prev, **cur}
+    code = {**prev.get("code", {}), **cur.get("code", {})}
+    if code:
+        newest = {**cur.get("code", {}), **code}  # cur's points first, then the older ones
+        out["code"] = dict(list(newest.items())[:CODE_KEPT])
+    return out
 
 
 def _short(build_id: str) -> str:
@@ -69,6 +99,12 @@ def deploy_text(prev: Mapping[str, Any] | None, cur: Mapping[str, Any] | None) -
         return f"deploy: go{go_a} → go{go_b}"
     if id_a and id_b and id_a != id_b:
         return f"deploy: new build ({_short(str(id_a))} → {_short(str(id_b))})"
+    code_a, code_b = prev.get("code"), cur.get("code")
+    if isinstance(code_a, Mapping) and isinstance(code_b, Mapping):
+        moved = moved_code(code_a, code_b)
+        if moved is not None:
+            function, was, now = moved
+            return f"deploy or restart: the code moved ({function} {was:#x} → {now:#x})"
     return None
 
 
@@ -106,4 +142,13 @@ def record_reload(store: Any, why: str, old: BaseModel, new: BaseModel) -> None:
         log.error("could not record the reload in the store: %s", e)
 
 
-__all__ = ["DEPLOY", "KINDS", "RELOAD", "build_identity", "deploy_text", "record_reload", "reload_text"]
+__all__ = [
+    "DEPLOY",
+    "KINDS",
+    "RELOAD",
+    "build_identity",
+    "deploy_text",
+    "known_identity",
+    "record_reload",
+    "reload_text",
+]

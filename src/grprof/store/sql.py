@@ -26,7 +26,7 @@ from grprof.detect.model import Finding
 from grprof.model import Snapshot
 from grprof.store import codec
 from grprof.store.engine import StoreError, connect, transaction
-from grprof.store.events import DEPLOY, build_identity, deploy_text
+from grprof.store.events import DEPLOY, build_identity, deploy_text, known_identity
 from grprof.store.model import (
     FindingState,
     RetentionPolicy,
@@ -435,7 +435,7 @@ def _insert_snapshot(
         text = deploy_text(builds[tid], build)
         if text is not None:
             conn.execute(sa.insert(E).values(time=st.when, kind=DEPLOY, text=text, target_id=tid))
-        builds[tid] = {**(builds[tid] or {}), **build}
+        builds[tid] = known_identity(builds[tid], build, deployed=text is not None)
     if raw is not None:
         conn.execute(sa.insert(R).values(snapshot_id=sid, time=st.when, size=len(raw), data=raw))
     if st.labels:
