@@ -7,10 +7,13 @@
 //! into a snapshot, or raises ValueError(message, offset).
 //! `parse_debug1(data, Frame, stop)` returns the dict `grprof.formats.debug1._from_native`
 //! turns into snapshots (the debug=1 text twin of `grprof.formats.debug1._Reader`).
+//! `parse_stacks(texts, Frame)` parses the scanner's distinct debug=2 stack texts (the twin
+//! of `grprof.formats.traceback._parse_stack`).
 
 mod debug1;
 mod pprof;
 mod scan;
+mod stacks;
 
 use std::borrow::Cow;
 
@@ -326,10 +329,58 @@ fn parse_debug1<'py>(
     Ok(out)
 }
 
+/// The distinct stack texts of a debug=2 dump (`ScanResult.stack_texts`) -> (stacks, index,
+/// dangling): the distinct stacks as `(frames, elided, created_by)` (`frames` a tuple of
+/// `frame` objects, equal frames one object; `created_by` one or None), each text's stack
+/// (int64 bytes) and whether it ends without its last file line (one byte per text); what
+/// `traceback._parse_stacks` gives from `_parse_stack`.
+#[pyfunction]
+fn parse_stacks<'py>(
+    py: Python<'py>,
+    texts: &Bound<'py, PyList>,
+    frame: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let owned: Vec<Bound<'py, PyBytes>> = texts
+        .iter()
+        .map(|t| t.cast_into::<PyBytes>().map_err(PyErr::from))
+        .collect::<PyResult<_>>()?;
+    let views: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+    let size: usize = views.iter().map(|v| v.len()).sum();
+    let d = if size >= DETACH_MIN {
+        py.detach(|| stacks::parse(&views))
+    } else {
+        stacks::parse(&views)
+    };
+    let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
+    for (name, file, line) in &d.frames {
+        frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
+    }
+    let out = PyList::empty(py);
+    for st in &d.stacks {
+        let tuple = PyTuple::new(py, st.frames.iter().map(|i| &frames[*i as usize]))?;
+        let created = if st.created >= 0 {
+            frames[st.created as usize].clone()
+        } else {
+            py.None().into_bound(py)
+        };
+        out.append((tuple, st.elided, created))?;
+    }
+    let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
+    PyTuple::new(
+        py,
+        [
+            out.into_any(),
+            i64_bytes(py, &d.index).into_any(),
+            PyBytes::new(py, &dangling).into_any(),
+        ],
+    )
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Scanner>()?;
     m.add_function(wrap_pyfunction!(decode_pprof, m)?)?;
     m.add_function(wrap_pyfunction!(parse_debug1, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_stacks, m)?)?;
     Ok(())
 }

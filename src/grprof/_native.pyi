@@ -18,3 +18,9 @@ def parse_debug1(
 ) -> dict[str, Any]:
     """One or more debug=1 text profiles read (see formats/debug1.py `_from_native`); errors
     are returned as data under "error", never raised."""
+
+def parse_stacks(
+    texts: list[bytes], frame: Callable[[str, str, int], Any]
+) -> tuple[list[tuple[tuple[Any, ...], bool, Any | None]], bytes, bytes]:
+    """A debug=2 dump's distinct stack texts parsed (see formats/traceback.py `parse_stacks`):
+    the distinct stacks, each text's stack (int64 bytes), each text's dangling flag (a byte)."""

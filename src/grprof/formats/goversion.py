@@ -4,6 +4,7 @@ numbers of its runtime frames (`grprof/data/go_lines.yaml`), else from format fe
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -130,8 +131,10 @@ def infer_go_version(
     else:
         stacks = list(source)
         has_creator = False
-    # Parsers share equal frames as one object: by identity, without hashing each frame.
-    frames = list({id(f): f for s in stacks for f in s}.values())
+    # Parsers share equal frames as one object: by identity, without hashing each frame (and
+    # in C loops: 20,000 distinct stacks hold some 170,000 frames).
+    every = list(itertools.chain.from_iterable(stacks))
+    frames = list(dict(zip(map(id, every), every, strict=True)).values())
     v = version_from_paths(f.file for f in frames)
     if v:
         return v

@@ -2,15 +2,18 @@
 
 The scanner (`_scan.py`, or its Rust twin `grprof._native`) splits the text into dumps and
 goroutine blocks and interns distinct headers and stacks; this module gives them meaning,
-once per distinct text, and builds the snapshots.
+once per distinct text, and builds the snapshots. The stack texts are parsed by the Rust
+twin of `_parse_stack` (`grprof._native.parse_stacks`, native/src/stacks.rs) unless it is
+missing or GRPROF_PURE=1 is set: a dump whose goroutines all have their own stack has as
+many texts as goroutines (tests/test_stack_equivalence.py holds the two to the same stacks).
 """
 
 from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from grprof.formats import goquote
 from grprof.formats._scan import Scanner, ScanResult, header_id
@@ -33,6 +36,59 @@ def native_scanner() -> Any | None:
     except ImportError:
         return None
     return getattr(_native, "Scanner", None)
+
+
+def native_stack_parser() -> Any | None:
+    """The Rust twin of `_parse_stack`, unless unavailable or disabled with GRPROF_PURE=1."""
+    if os.environ.get("GRPROF_PURE"):
+        return None
+    try:
+        from grprof import _native
+    except ImportError:
+        return None
+    return getattr(_native, "parse_stacks", None)
+
+
+class ParsedStacks(NamedTuple):
+    """The distinct stack texts of a dump, parsed."""
+
+    stacks: list[Stack]
+    """Distinct stacks, first use first: texts that differ only in what a stack leaves out
+    (argument values, offsets, notes) give one. Equal frames are one object."""
+    text_stack: array[int]
+    """Each text's stack (an index into `stacks`)."""
+    dangling: bytes
+    """Per text, 1 when it ends in a function line without its file line (a cut dump)."""
+
+
+def parse_stacks(texts: list[bytes], *, native: bool | None = None) -> ParsedStacks:
+    """`parse_stack` of each distinct stack text of a dump (`ScanResult.stack_texts`).
+
+    `native`: None uses the Rust parser when available; False forces the Python one; True
+    requires the Rust one (tests and benchmarks)."""
+    fn = native_stack_parser() if native is not False else None
+    if native and fn is None:
+        from grprof import _native  # the ImportError says why
+
+        fn = _native.parse_stacks
+    if fn is not None:
+        found, raw_index, dangling = fn(texts, Frame)
+        index = array("q")
+        index.frombytes(raw_index)
+        return ParsedStacks([Stack(*t) for t in found], index, dangling)
+    cache = FrameCache()
+    parsed = [parse_stack(t, cache) for t in texts]
+    # Equal frames are one object here, so frame ids tell equal stacks apart without
+    # hashing every frame of every stack.
+    ids: dict[tuple[tuple[int, ...], bool, int], int] = {}
+    stacks: list[Stack] = []
+    out = array("q")
+    for st, _ in parsed:
+        i = ids.setdefault((tuple(map(id, st.frames)), st.frames_elided, id(st.created_by)), len(stacks))
+        if i == len(stacks):
+            stacks.append(st)
+        out.append(i)
+    return ParsedStacks(stacks, out, bytes(d for _, d in parsed))
 
 
 def scan(chunks: Iterable[bytes]) -> ScanResult:
@@ -86,20 +142,9 @@ def build(r: ScanResult, source: str) -> list[Snapshot]:
 def _build(r: ScanResult, source: str) -> list[Snapshot]:
     table = GoroutineTable()
     hmap = [table.intern_header(parse_header(t)) for t in r.header_texts]
-    cache = FrameCache()
-    parsed = [parse_stack(t, cache) for t in r.stack_texts]
-    # Texts that differ only in what the stack leaves out (offsets, notes) give equal stacks.
-    # Equal frames are one object here, so frame ids tell equal stacks apart without hashing
-    # every frame of every stack.
-    index: dict[tuple[tuple[int, ...], bool, int], int] = {}
-    stacks: list[Stack] = []
-    smap = []
-    for st, _ in parsed:
-        i = index.setdefault((tuple(map(id, st.frames)), st.frames_elided, id(st.created_by)), len(stacks))
-        if i == len(stacks):
-            stacks.append(st)
-        smap.append(i)
-    table.set_stacks(stacks)
+    parsed = parse_stacks(r.stack_texts)
+    smap = parsed.text_stack
+    table.set_stacks(parsed.stacks)
     table.ids = r.ids
     table.header = _remap(r.header, hmap)
     table.stack = _remap(r.stack, smap)
@@ -112,10 +157,15 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
     # function line without its file line, or the exact size at which pprof stops writing.
     # A cut between blocks (inside the next header) loses that goroutine but still truncates.
     capped = r.size == PPROF_DEBUG2_CAP
-    partial = (
+    partial = bool(
         r.eof_in_block
         and len(r.ids) > 0
-        and (r.unterminated or capped or parsed[r.stack[-1]][1] or r.header_texts[r.header[-1]][-1:] != b":")
+        and (
+            r.unterminated
+            or capped
+            or parsed.dangling[r.stack[-1]]
+            or r.header_texts[r.header[-1]][-1:] != b":"
+        )
     )
     cut = partial or capped or (r.unterminated and r.eof_in_dump)
     if partial:
@@ -144,7 +194,7 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
     return snaps
 
 
-def _remap(col: array[int], mapping: list[int]) -> array[int]:
+def _remap(col: array[int], mapping: Sequence[int]) -> array[int]:
     if all(i == m for i, m in enumerate(mapping)):
         return col
     return array("l", [mapping[i] for i in col])
@@ -236,8 +286,10 @@ def parse_file_line(s: str) -> tuple[str, int]:
         s = s[:p]
     s = s.rstrip()
     c = s.rfind(":")
-    if c > 0 and s[c + 1 :].isdigit():
-        return s[:c], int(s[c + 1 :])
+    tail = s[c + 1 :]
+    # ASCII digits that fit an int64: `isdigit` alone takes `²`, which `int` refuses.
+    if c > 0 and tail.isascii() and tail.isdigit() and len(tail) <= 19:
+        return s[:c], int(tail)
     return s, 0
 
 

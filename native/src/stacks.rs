@@ -1,0 +1,228 @@
+//! debug=2 stacks: the Rust twin of `grprof.formats.traceback._parse_stack`, run over every
+//! distinct stack text the scanner found.
+//!
+//! A dump whose goroutines all have their own stack (deep middleware, thousands of
+//! handlers) pays the per-stack cost once per goroutine: in Python that is a call per line
+//! and a dict lookup per frame. Here the texts are read in one pass without the GIL and each
+//! distinct frame (function, file, line) is interned, so the Python side makes one `Frame`
+//! per call site and one tuple per stack. The grammar is `_parse_stack`'s, to the character:
+//! the text is decoded as UTF-8 with replacement, lines split at `\n` only, whitespace is
+//! what Python's `str.strip` strips (tests/test_stack_equivalence.py holds the two to the
+//! same stacks on every fixture and on fuzzed text).
+
+use crate::pprof::FxMap;
+
+/// One stack: its frames (indexes into `Parsed::frames`), whether frames were elided, and its
+/// `created by` frame (an index, or -1).
+#[derive(PartialEq, Eq, Hash, Clone)]
+pub struct StackOut {
+    pub frames: Vec<u32>,
+    pub elided: bool,
+    pub created: i64,
+}
+
+pub struct Parsed {
+    /// Distinct frames, first use first.
+    pub frames: Vec<(String, String, u64)>,
+    /// Distinct stacks, first use first: texts that differ only in what a stack leaves out
+    /// (argument values, offsets) give one.
+    pub stacks: Vec<StackOut>,
+    /// For each text, its stack's index in `stacks`.
+    pub index: Vec<i64>,
+    /// For each text, whether it ends in a function (or `created by`) line without its file
+    /// line (a cut dump's last goroutine).
+    pub dangling: Vec<bool>,
+}
+
+/// Python's `str.isspace`: Unicode White_Space plus the four information separators
+/// (U+001C to U+001F, bidi classes B and S), which Rust's `char::is_whitespace` leaves out.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// `traceback.parse_file_line`: `\t/src/x.go:42 +0x1d fp=0x.. sp=0x.. pc=0x..` ->
+/// ("/src/x.go", 42); anything else -> (the stripped text, 0).
+fn file_line(s: &str) -> (&str, u64) {
+    let mut s = s.trim_matches(py_space);
+    for marker in [" fp=", " pc="] {
+        if let Some(p) = s.find(marker) {
+            s = &s[..p];
+        }
+    }
+    if let Some(p) = s.rfind(" +0x") {
+        s = &s[..p];
+    }
+    s = s.trim_end_matches(py_space);
+    if let Some(c) = s.rfind(':') {
+        let tail = &s[c + 1..];
+        if c > 0 && !tail.is_empty() && tail.len() <= 19 && tail.bytes().all(|b| b.is_ascii_digit()) {
+            return (&s[..c], tail.parse().unwrap());
+        }
+    }
+    (s, 0)
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: FxMap<(String, String, u64), u32>,
+    frames: Vec<(String, String, u64)>,
+}
+
+impl Interner {
+    fn id(&mut self, function: &str, file: &str, line: u64) -> u32 {
+        let key = (function.to_owned(), file.to_owned(), line);
+        if let Some(id) = self.ids.get(&key) {
+            return *id;
+        }
+        let id = self.frames.len() as u32;
+        self.frames.push(key.clone());
+        self.ids.insert(key, id);
+        id
+    }
+}
+
+/// (function, file line as written) -> frame id: most frames repeat a call site seen in an
+/// earlier stack, and this finds it without parsing the file line or allocating.
+type ByText<'b> = FxMap<(&'b str, &'b str), u32>;
+
+fn frame_id<'b>(
+    it: &mut Interner,
+    by_text: &mut Option<&mut ByText<'b>>,
+    name: &'b str,
+    raw: &'b str,
+) -> u32 {
+    if let Some(m) = by_text.as_deref() {
+        if let Some(id) = m.get(&(name, raw)) {
+            return *id;
+        }
+    }
+    let (file, line) = file_line(raw);
+    let id = it.id(name, file, line);
+    if let Some(m) = by_text.as_deref_mut() {
+        m.insert((name, raw), id);
+    }
+    id
+}
+
+fn parse_str<'b>(
+    text: &'b str,
+    it: &mut Interner,
+    mut by_text: Option<&mut ByText<'b>>,
+) -> (StackOut, bool) {
+    let mut frames = Vec::new();
+    let mut elided = false;
+    let mut created: i64 = -1;
+    let mut pending: Option<&str> = None;
+    let mut pending_created: Option<&str> = None;
+    for raw in text.split('\n') {
+        let Some(&first) = raw.as_bytes().first() else {
+            continue;
+        };
+        if first == b' ' || first == b'\t' {
+            if let Some(p) = pending.take() {
+                frames.push(frame_id(it, &mut by_text, p, raw));
+            } else if let Some(name) = pending_created.take() {
+                created = frame_id(it, &mut by_text, name, raw) as i64;
+            }
+            continue;
+        }
+        if let Some(p) = pending.take() {
+            frames.push(it.id(p, "", 0));
+        }
+        if let Some(name) = raw.strip_prefix("created by ") {
+            pending_created = Some(match name.find(" in goroutine ") {
+                Some(p) => &name[..p],
+                None => name,
+            });
+        } else if raw.starts_with("...") {
+            elided = true;
+        } else if raw.starts_with("non-Go function") {
+            frames.push(it.id("non-Go function", "", 0));
+        } else if raw.ends_with(')') {
+            // `raw[: raw.rfind("(")]`: without a `(`, rfind is -1 and the `)` goes.
+            pending = Some(match raw.rfind('(') {
+                Some(p) => &raw[..p],
+                None => &raw[..raw.len() - 1],
+            });
+        } else {
+            pending = Some(raw);
+        }
+    }
+    let dangling = pending.is_some() || pending_created.is_some();
+    if let Some(p) = pending {
+        frames.push(it.id(p, "", 0));
+    }
+    if let Some(name) = pending_created {
+        created = it.id(name, "", 0) as i64;
+    }
+    let st = StackOut {
+        frames,
+        elided,
+        created,
+    };
+    (st, dangling)
+}
+
+pub fn parse(texts: &[&[u8]]) -> Parsed {
+    let mut it = Interner::default();
+    let mut by_text: ByText = FxMap::default();
+    let mut ids: FxMap<StackOut, i64> = FxMap::default();
+    let mut stacks = Vec::new();
+    let mut index = Vec::with_capacity(texts.len());
+    let mut dangling = Vec::with_capacity(texts.len());
+    for t in texts {
+        let (st, d) = match std::str::from_utf8(t) {
+            Ok(s) => parse_str(s, &mut it, Some(&mut by_text)),
+            // Broken UTF-8 (rare): decoded with replacement, as Python does, uncached.
+            Err(_) => parse_str(&String::from_utf8_lossy(t), &mut it, None),
+        };
+        let next = stacks.len() as i64;
+        let i = *ids.entry(st.clone()).or_insert(next);
+        if i == next {
+            stacks.push(st);
+        }
+        index.push(i);
+        dangling.push(d);
+    }
+    Parsed {
+        frames: it.frames,
+        stacks,
+        index,
+        dangling,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_line;
+
+    #[test]
+    fn file_lines() {
+        assert_eq!(file_line("\t/src/x.go:42 +0x1d"), ("/src/x.go", 42));
+        assert_eq!(file_line("\tC:/src/x.go:7 +0x1d fp=0x1 sp=0x2 pc=0x3"), ("C:/src/x.go", 7));
+        assert_eq!(file_line("\t:42"), (":42", 0));
+        assert_eq!(file_line("\tx.go:\u{b2}"), ("x.go:\u{b2}", 0));
+        assert_eq!(file_line("\u{1c}\tx.go:1\u{1f}"), ("x.go", 1));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    /// `GRPROF_STACKS=texts.bin cargo test --release -- --ignored --nocapture time_stacks`
+    /// (texts.bin: a dump's `ScanResult.stack_texts` joined with NUL bytes).
+    #[test]
+    #[ignore]
+    fn time_stacks() {
+        let path = std::env::var("GRPROF_STACKS").unwrap_or("/tmp/texts.bin".into());
+        let data = std::fs::read(path).unwrap();
+        let texts: Vec<&[u8]> = data.split(|c| *c == 0).collect();
+        let mut best = f64::MAX;
+        for _ in 0..10 {
+            let t = std::time::Instant::now();
+            let d = super::parse(&texts);
+            std::hint::black_box(&d);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("parse best {:.2} ms", best * 1e3);
+    }
+}
