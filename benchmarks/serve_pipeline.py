@@ -1,6 +1,7 @@
 """CPU per scrape of `grprof serve`'s pipeline, without HTTP or asyncio: where the time goes.
 
-For every scrape the daemon parses the debug=1 body, adds the snapshot to the target's window,
+For every scrape the daemon parses the body (debug=1 by default; `--format debug=0` reads the
+recorded profile.proto of the same programs), adds the snapshot to the target's window,
 stores the scrape and its snapshot (one transaction), runs the detector over the window and
 syncs the findings. This runs exactly those calls, single-threaded, for N targets over R rounds
 (bodies: the recorded debug=1 profiles of tests/fixtures, one per target, cycling), and prints
@@ -45,14 +46,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=45, help="scrapes per target (window: 40)")
     ap.add_argument("--profile", action="store_true", help="cProfile the measured rounds")
     ap.add_argument("--debug2-every", type=int, default=4, help="scrape.debug2_every (0: never)")
-    ap.add_argument("--format", default="debug=1", choices=("debug=1", "debug=2"), help="scrape.format")
+    ap.add_argument(
+        "--format", default="debug=1", choices=("debug=1", "debug=0", "debug=2"), help="scrape.format"
+    )
     args = ap.parse_args()
     paths = [
         *sorted(FIXTURES.glob("states/*/goroutine.debug1.txt")),
         FIXTURES / "zoo" / "0-warm-up.goroutine.debug1.txt",
     ]
+    if args.format == "debug=0":
+        paths = [p.with_name(p.name.replace("debug1.txt", "debug0.pb.gz")) for p in paths]
+        paths = [p for p in paths if p.is_file()]
     bodies = [p.read_bytes() for p in paths]
-    detailed = [p.with_name(p.name.replace("debug1", "debug2")).read_bytes() for p in paths]
+    detailed = [p.with_name(p.name.split(".debug")[0] + ".debug2.txt").read_bytes() for p in paths]
     policy = CapturePolicy(CaptureSettings(format=args.format, debug2_every=args.debug2_every))
     store = open_store(str(Path(tempfile.mkdtemp()) / "grprof.db"))
     names = [f"t{i}" for i in range(args.targets)]
@@ -62,6 +68,7 @@ def main() -> None:
     states = {n: CaptureState(offset=offset_for(n)) for n in names}
     parts: collections.Counter[str] = collections.Counter()
     size: collections.Counter[str] = collections.Counter()
+    per_kind: collections.defaultdict[str, float] = collections.defaultdict(float)
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
     def scrape(i: int, r: int) -> None:
@@ -87,6 +94,7 @@ def main() -> None:
         size["findings"] += len(j.detection.findings)
         size[kind] += 1
         parts["parse"] += b - a
+        per_kind[kind] += b - a
         parts["store scrape"] += c - b
         parts["detect"] += d - c
         parts["store findings"] += e - d
@@ -97,6 +105,7 @@ def main() -> None:
         if r == args.rounds - MEASURED:
             parts.clear()
             size.clear()
+            per_kind.clear()
             mark = time.process_time()
             if prof:
                 prof.enable()
@@ -116,6 +125,12 @@ def main() -> None:
         f"CPU per scrape: {total:.2f} ms ("
         + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in parts.items())
         + ")"
+    )
+    print(
+        "parse CPU per scrape of each kind: "
+        + ", ".join(
+            f"{k} {1000 * v / size[k]:.2f} ms ({size[k]} scrapes)" for k, v in sorted(per_kind.items())
+        )
     )
     print(f"at 1,000 targets every 15 s: {total * 1000 / 15 / 1000:.2f} of one core, before HTTP and asyncio")
     if prof:

@@ -190,6 +190,30 @@ def test_kill_9_and_restart(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_debug0_scrapes_are_parsed_stored_and_judged(tmp_path: Path) -> None:
+    """`scrape.format: debug=0`, the format a fleet scrapes: the gzipped profile.proto is
+    read (not refused as binary), stored as a debug=0 snapshot, and the leak is found."""
+    cfg = tmp_path / "grprof.yaml"
+    with leaky() as a:
+        cfg.write_text(
+            "version: 1\nscrape: {interval: 1s, timeout: 1s, format: debug=0}\n"
+            f"targets:\n  - name: a\n    url: {a}\n"
+        )
+        with run_serve(["--config", str(cfg), "--db", str(tmp_path / "g.db")]) as srv:
+
+            def snaps() -> list[dict[str, Any]]:
+                return list(srv.get("/api/v1/targets/a/snapshots?limit=1000")["snapshots"])
+
+            srv.wait_for(lambda: any(m["format"] == "debug=0" for m in snaps()))
+            first = next(m for m in snaps() if m["format"] == "debug=0")
+            assert first["total"] > 0 and first["groups"] > 0, first
+            srv.wait_for(lambda: any(f["verdict"] == "leak" for f in findings(srv)), timeout=90)
+            (target,) = srv.get("/api/v1/targets")["targets"]
+            assert not target.get("last_error"), target
+            assert "parse_error" not in srv.logs()
+
+
+@pytest.mark.slow
 @pytest.mark.timing
 def test_misbehaving_targets_do_not_delay_healthy_ones(tmp_path: Path) -> None:
     from misbehaving import fake_targets

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from grprof.collect.fetch import GZIP_MAGIC, FetchError, gunzip
 from grprof.collect.model import ScrapeResult
 from grprof.collect.scraper import Scraper
 from grprof.detect.detector import Detection, Options, detect
@@ -25,13 +26,14 @@ from grprof.detect.owners import Owners
 from grprof.detect.rules import RuleSet
 from grprof.detect.signals import theil_sen
 from grprof.detect.sla import SLA, SLAState, evaluate
-from grprof.errors import GrprofError
+from grprof.errors import GrprofError, ParseError
 from grprof.formats import parse_chunks
 from grprof.formats.memstats import parse_runtime_stats
 from grprof.model import Group, Snapshot
 from grprof.redact import Redactor
 from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
 from grprof.serving.window import Window
+from grprof.sources import DEFAULT_MAX_SIZE
 from grprof.store import ScrapeRecord, Store
 
 log = logging.getLogger("grprof.serve")
@@ -65,7 +67,16 @@ def judge_window(snaps: Sequence[Snapshot], latest: Snapshot | None, opts: Optio
 
 
 def parse_payload(result: ScrapeResult) -> Snapshot:
-    snaps = parse_chunks([result.body], f"{result.target} {result.kind}")
+    """The scrape's snapshot. A debug=0 body is gzip (the profile.proto as net/http/pprof
+    sends it): gunzipped here, under the cap the scraper already checked it against."""
+    source = f"{result.target} {result.kind}"
+    body = result.body
+    if body.startswith(GZIP_MAGIC):
+        try:
+            body = gunzip(body, DEFAULT_MAX_SIZE)
+        except FetchError as e:
+            raise ParseError(source, str(e)) from None
+    snaps = parse_chunks([body], source)
     snap = snaps[0]
     snap.mtime = result.started
     return snap
