@@ -157,6 +157,8 @@ class SnapshotData:
     """Every goroutine id (`present_ids`)."""
     serving: frozenset[int] | None = None
     """The ids of goroutines serving a request (for `grprof.detect.signals.serving_ids`)."""
+    main_site: tuple[tuple[str, int] | None] | None = None
+    """Where main.main is parked (`_main_site`), in a 1-tuple once computed (it may be None)."""
 
 
 _DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
@@ -256,12 +258,13 @@ def _minor(version: str | None) -> str | None:
 
 
 def _main_site(s: Snapshot) -> tuple[str, int] | None:
-    """Where the program's main.main is parked: its file and line identify the build."""
-    for g in s.groups():
-        for f in g.frames:
-            if f.function == "main.main":
-                return f.file, f.line
-    return None
+    """Where the program's main.main is parked: its file and line identify the build. Once per
+    snapshot: a daemon compares its 40 snapshots again at every scrape."""
+    d = snapshot_data(s)
+    if d.main_site is None:
+        found = ((f.file, f.line) for g in s.groups() for f in g.frames if f.function == "main.main")
+        d.main_site = (next(found, None),)
+    return d.main_site[0]
 
 
 def _origin_differences(a: Snapshot, b: Snapshot) -> tuple[str, list[str]] | None:
