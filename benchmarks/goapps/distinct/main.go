@@ -3,6 +3,7 @@
 // dumps where grouping does not help: N goroutines, N distinct stacks.
 //
 //	distinct -n 20000 -out .work/distinct-20000     // writes .debug2.txt, .debug1.txt, .debug0.pb.gz
+//	distinct -n 1000000 -paths 100000 -writer stack -out .work/distinct-1m  // 1M goroutines, 100k stacks, no cap
 //
 // Every goroutine walks its own path through 300 generated functions in 6 layered
 // packages (internal/api -> handler -> service -> store -> cache -> rpc; gen.go writes
@@ -14,10 +15,13 @@
 // service) and never repeat: no two goroutines have the same stack. Goroutines are started by 40
 // spawner goroutines, half of which exit afterwards (their goroutines are orphans) and
 // half of which stay parked; half the goroutines carry a pprof label (`tenant`), printed in
-// debug=2 headers (GODEBUG=tracebacklabels=1, Go 1.26). The three outputs come from the same
-// process at the same moment:
+// debug=2 headers (GODEBUG=tracebacklabels=1, Go 1.26). With -paths P (0 < P < N) only P
+// distinct paths are drawn and goroutine i takes path i % P: N goroutines, P distinct stacks.
+// The three outputs come from the same process at the same moment:
 //
 //	PREFIX.debug2.txt    pprof.Lookup("goroutine").WriteTo(w, 2)  (/debug/pprof/goroutine?debug=2)
+//	                     or, with -writer stack, runtime.Stack(buf, true) with a buffer grown
+//	                     until everything fits (the same text, without pprof's 64 MiB cap)
 //	PREFIX.debug1.txt    WriteTo(w, 1)
 //	PREFIX.debug0.pb.gz  WriteTo(w, 0)
 //
@@ -129,18 +133,44 @@ func spawner(k int, ws []*chain.W, stay bool, started *sync.WaitGroup) {
 	}
 }
 
+// assign gives goroutine i (of n) path i % len(paths), each with its own walker.
+func assign(paths []*chain.W, n int) []*chain.W {
+	if n == len(paths) {
+		return paths
+	}
+	ws := make([]*chain.W, n)
+	for i := range ws {
+		p := paths[i%len(paths)]
+		ws[i] = &chain.W{Path: p.Path, Block: p.Block, ID: i}
+	}
+	return ws
+}
+
 func write(path string, debug int) int {
 	var b bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&b, debug); err != nil {
 		fail(err)
 	}
 	if debug == 2 && b.Len() >= 64<<20 {
-		fmt.Fprintln(os.Stderr, "distinct: warning: pprof output hit its 64 MiB cap")
+		fmt.Fprintln(os.Stderr, "distinct: warning: pprof output hit its 64 MiB cap; use -writer stack")
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		fail(err)
 	}
 	return b.Len()
+}
+
+// stackDump is runtime.Stack(buf, true) with a buffer grown until everything fits: the
+// debug=2 text without pprof's 64 MiB cap (as shapes -writer stack).
+func stackDump() []byte {
+	buf := make([]byte, 64<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 func fail(err error) {
@@ -155,8 +185,13 @@ func main() {
 	maxLen := flag.Int("max", 14, "most frames of generated functions on a path")
 	skew := flag.Float64("skew", 3, "path length = min + (max-min+1)·u^skew, u uniform in [0,1)")
 	seed := flag.Int64("seed", 14, "random seed (paths, blockers)")
+	paths := flag.Int("paths", 0, "distinct paths (0: one per goroutine); goroutine i takes path i % paths")
+	writer := flag.String("writer", "pprof", `debug=2 by "pprof" (WriteTo, 64 MiB cap) or "stack" (runtime.Stack, no cap)`)
 	flag.Parse()
-	if *out == "" || *minLen < 1 || *maxLen < *minLen {
+	if *paths <= 0 || *paths > *n {
+		*paths = *n
+	}
+	if *out == "" || *minLen < 1 || *maxLen < *minLen || (*writer != "pprof" && *writer != "stack") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -168,7 +203,7 @@ func main() {
 		fail(err)
 	}
 	chain.Hold()
-	ws := walks(*n, *minLen, *maxLen, *skew, rand.New(rand.NewSource(*seed)))
+	ws := assign(walks(*paths, *minLen, *maxLen, *skew, rand.New(rand.NewSource(*seed))), *n)
 	var started sync.WaitGroup
 	started.Add(spawners)
 	per := (len(ws) + spawners - 1) / spawners
@@ -185,22 +220,39 @@ func main() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Settle: no goroutine may still be runnable on its way to its blocker.
+	var settled []byte // -writer stack: the last (settled) dump, written as is
 	for try := 0; try < 50; try++ {
 		time.Sleep(time.Duration(50+len(ws)/1000) * time.Millisecond)
-		var b bytes.Buffer
-		_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
-		if !bytes.Contains(b.Bytes(), []byte(" [runnable")) && runtime.NumGoroutine() == len(ws)+stay+1 {
+		if *writer == "stack" {
+			settled = nil // let the previous dump go before taking the next
+			settled = stackDump()
+		} else {
+			var b bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+			settled = b.Bytes()
+		}
+		if !bytes.Contains(settled, []byte(" [runnable")) && runtime.NumGoroutine() == len(ws)+stay+1 {
 			break
 		}
 	}
-	sizes := map[string]int{
-		"debug2": write(*out+".debug2.txt", 2),
-		"debug1": write(*out+".debug1.txt", 1),
-		"debug0": write(*out+".debug0.pb.gz", 0),
+	sizes := map[string]int{}
+	if *writer == "stack" {
+		if err := os.WriteFile(*out+".debug2.txt", settled, 0o644); err != nil {
+			fail(err)
+		}
+		sizes["debug2"] = len(settled)
+	} else {
+		sizes["debug2"] = write(*out+".debug2.txt", 2)
 	}
+	settled = nil
+	sizes["debug1"] = write(*out+".debug1.txt", 1)
+	sizes["debug0"] = write(*out+".debug0.pb.gz", 0)
 	summary := map[string]any{
-		"goroutines": runtime.NumGoroutine(), "distinct": len(ws), "bytes": sizes,
+		"goroutines": runtime.NumGoroutine(), "distinct": *paths, "bytes": sizes,
 		"go": runtime.Version(), "out": *out,
+	}
+	if *writer == "stack" || *paths != *n {
+		summary["writer"], summary["paths"] = *writer, *paths
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(summary); err != nil {
 		fail(err)
