@@ -15,6 +15,13 @@ then times, in the same run:
 Then it generates a 1,000,000-goroutine traceback (real runtime.Stack output, ~450 MB)
 and reports the peak RSS of a process running `grprof.load(file).groups()` on it,
 against the 300 MB budget. Nothing is asserted: it reports.
+
+    .venv/bin/python benchmarks/parse.py --big distinct --memory-only --phases
+
+`--big distinct` takes the million-goroutine traceback from `distinct` instead (100,000
+distinct stacks, goroutine i on path i % 100,000, ~1.1 GB; issue 9's goal: peak RSS under
+400 MB); `--phases` also reports `load()` alone and the RSS after each step of the debug=2
+path (scan, parse_stacks, table, groups()) with the sizes of what each keeps.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ WORK = HERE / ".work"
 GOAPPS = HERE / "goapps"
 MIB = 1 << 20
 RSS_BUDGET = 300_000_000  # bytes: "peak RSS under 300 MB" for the 1M-goroutine file
+DISTINCT_BUDGET = 400_000_000  # issue 9: 1M goroutines, 100k distinct stacks, "under 400 MB"
 
 
 @dataclass
@@ -47,6 +55,7 @@ class Plan:
 
     goroutines: int = 30_000
     big_goroutines: int = 1_000_000
+    big_paths: int = 100_000  # --big distinct: distinct stacks among big_goroutines
     iters: dict[str, int] = field(
         default_factory=lambda: {"grprof": 10, "gostackparse": 20, "panicparse-min": 3, "panicparse": 2}
     )
@@ -55,6 +64,7 @@ class Plan:
 QUICK = Plan(
     goroutines=5_000,
     big_goroutines=100_000,
+    big_paths=10_000,
     iters={"grprof": 2, "gostackparse": 3, "panicparse-min": 1, "panicparse": 1},
 )
 
@@ -108,6 +118,22 @@ def make_dump(shapes: Path, goroutines: int, *, shallow: bool) -> Path:
     return path
 
 
+def make_distinct_dump(distinct: Path, goroutines: int, paths: int) -> Path:
+    """The million-goroutine traceback with `paths` distinct stacks (goroutine i on path
+    i % paths), from the distinct program with runtime.Stack (no 64 MiB cap); its debug=1
+    and debug=0 twins are written next to it."""
+    path = WORK / f"dump-distinct-{goroutines}-{paths}.txt"
+    if path.exists() and path.stat().st_mtime >= distinct.stat().st_mtime:
+        return path
+    print(f"generating {path.name} ({goroutines:,} goroutines, {paths:,} stacks) ...", file=sys.stderr)
+    prefix = WORK / f"dump-distinct-{goroutines}-{paths}"
+    cmd = [str(distinct), "-n", str(goroutines), "-paths", str(paths)]
+    cmd += ["-writer", "stack", "-out", str(prefix)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    prefix.with_name(prefix.name + ".debug2.txt").rename(path)
+    return path
+
+
 # --- grprof, measured inside child processes --------------------------------------------
 
 
@@ -141,24 +167,96 @@ def child_time(path: str, iters: int) -> dict[str, Any]:
     return {"times": times, "total": total, "groups": ngroups, "native": native_used()}
 
 
-def child_rss(path: str) -> dict[str, Any]:
-    """Load and group once; the parent reads this process's peak RSS from wait4."""
+def max_size(path: str) -> int:
+    """load()'s size cap, raised to the file's size (a big dump may pass the 1 GiB default)."""
+    from grprof.sources import DEFAULT_MAX_SIZE
+
+    return max(DEFAULT_MAX_SIZE, os.path.getsize(path))
+
+
+def child_rss(path: str, load_only: bool = False) -> dict[str, Any]:
+    """Load and group once (or only load); the parent reads this process's peak RSS from wait4."""
     import resource
 
     import grprof
 
     base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    snap = grprof.load(path)
-    groups = snap.groups()
+    snap = grprof.load(path, max_size=max_size(path))
+    groups = None if load_only else snap.groups()
     return {
         "seconds": time.perf_counter() - t0,
         "total": snap.total,
-        "groups": len(groups),
+        "groups": None if groups is None else len(groups),
+        "stacks": len(snap.table.stacks),
         "truncated": snap.truncated,
         "native": native_used(),
         "baseline_rss": base_kib * 1024,
+        "load_only": load_only,
     }
+
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _bytes_size(items: list[bytes]) -> int:
+    return sum(map(sys.getsizeof, items)) + sys.getsizeof(items)
+
+
+def child_phases(path: str) -> dict[str, Any]:
+    """RSS after each step of load().groups() on a debug=2 file, with the sizes of what it keeps.
+
+    The steps are those of grprof.formats.parse_chunks for plain debug=2 text: scan (4 MiB
+    chunks -> ScanResult), build (parse_stacks of the distinct stack texts, then the table's
+    columns and snapshot), then groups(). "peak" is the process's peak RSS so far (ru_maxrss),
+    "rss" the RSS when the step returned."""
+    import resource
+
+    from grprof.formats import split_dumps, traceback
+    from grprof.sources import open_source
+
+    steps: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    def mark(step: str, **sizes: int) -> None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        steps.append({"step": step, "rss": _rss_now(), "peak": peak, "t": time.perf_counter() - t0, **sizes})
+
+    mark("import")
+    parse_stacks = traceback.parse_stacks
+
+    def parse_marked(texts: list[bytes], **kw: Any) -> traceback.ParsedStacks:
+        mark("build: before parse_stacks")
+        parsed = parse_stacks(texts, **kw)
+        frames = {id(f) for st in parsed.stacks for f in st.frames}
+        mark("build: parse_stacks", stacks=len(parsed.stacks), distinct_frames=len(frames))
+        return parsed
+
+    traceback.parse_stacks = parse_marked  # _build looks it up here
+    inp = open_source(path, max_size=max_size(path))
+    r = traceback.scan(inp.chunks())
+    columns = sum(a.itemsize * len(a) for a in (r.ids, r.header, r.stack, r.creator, r.argkey))
+    mark(
+        "scan",
+        rows=len(r.ids),
+        stack_texts=len(r.stack_texts),
+        stack_text_bytes=sum(map(len, r.stack_texts)),
+        stack_texts_size=_bytes_size(r.stack_texts),
+        header_texts=len(r.header_texts),
+        header_texts_size=_bytes_size(r.header_texts),
+        columns_size=columns,
+    )
+    split_dumps(r, path)
+    snap = traceback.build(r, path)[0]
+    mark("build (= load())", goroutines=snap.total)
+    del r  # what load() leaves: the snapshot only
+    gc.collect()
+    mark("drop ScanResult")
+    groups = snap.groups()
+    mark("groups()", groups=len(groups))
+    return {"steps": steps, "native": native_used()}
 
 
 def child_profile(path: str, top: int) -> None:
@@ -266,12 +364,22 @@ def bench_peer(peers: Path, tool: str, dump: Path, iters: int) -> Row:
 # --- memory -----------------------------------------------------------------------------
 
 
-def bench_memory(dump: Path, pure: bool) -> dict[str, Any]:
+def bench_memory(dump: Path, pure: bool, budget: int = RSS_BUDGET, load_only: bool = False) -> dict[str, Any]:
+    args = ["--child", "rss", str(dump)] + (["load"] if load_only else [])
     try:
-        res, peak = run_child(["--child", "rss", str(dump)], pure=pure)
+        res, peak = run_child(args, pure=pure)
     except ChildFailed as e:
         return {"file": dump.name, "failed": str(e)}
-    res.update(file=dump.name, bytes=dump.stat().st_size, peak_rss=peak, budget=RSS_BUDGET)
+    res.update(file=dump.name, bytes=dump.stat().st_size, peak_rss=peak, budget=budget)
+    return res
+
+
+def bench_phases(dump: Path, pure: bool) -> dict[str, Any]:
+    try:
+        res, peak = run_child(["--child", "phases", str(dump)], pure=pure)
+    except ChildFailed as e:
+        return {"file": dump.name, "failed": str(e)}
+    res.update(file=dump.name, peak_rss=peak)
     return res
 
 
@@ -323,12 +431,33 @@ def memory_text(m: dict[str, Any]) -> str:
         return f"{m['file']}: grprof failed: {m['failed']}"
     verdict = "within" if m["peak_rss"] <= m["budget"] else "OVER"
     scanner = "native scanner" if m["native"] else "pure Python"
+    what = "load()" if m.get("load_only") else "load().groups()"
+    groups = "" if m["groups"] is None else f", {m['groups']:,} groups"
     return (
-        f"{m['file']} ({m['bytes'] / 1e6:.0f} MB, {m['total']:,} goroutines, {m['groups']} groups, "
-        f"truncated={m['truncated']}), grprof {scanner}: peak RSS {m['peak_rss'] / 1e6:.0f} MB "
+        f"{m['file']} ({m['bytes'] / 1e6:.0f} MB, {m['total']:,} goroutines, {m['stacks']:,} stacks{groups}, "
+        f"truncated={m['truncated']}), grprof {scanner} {what}: peak RSS {m['peak_rss'] / 1e6:.0f} MB "
         f"(baseline after import {m['baseline_rss'] / 1e6:.0f} MB), {m['seconds']:.1f} s; "
         f"{verdict} the {m['budget'] / 1e6:.0f} MB budget"
     )
+
+
+def phases_text(p: dict[str, Any]) -> str:
+    if "failed" in p:
+        return f"{p['file']}: grprof failed: {p['failed']}"
+    scanner = "native scanner" if p["native"] else "pure Python"
+    lines = [f"{p['file']}, grprof {scanner}, RSS after each step (peak so far), MB:"]
+    for s in p["steps"]:
+        sizes = ", ".join(
+            f"{k}={v / 1e6:.1f} MB" if k.endswith(("_size", "_bytes")) else f"{k}={v:,}"
+            for k, v in s.items()
+            if k not in ("step", "rss", "peak", "t")
+        )
+        lines.append(
+            f"  {s['step']:<28} {s['t']:6.1f} s  rss {s['rss'] / 1e6:6.0f}  peak {s['peak'] / 1e6:6.0f}"
+            + (f"  ({sizes})" if sizes else "")
+        )
+    lines.append(f"  process peak RSS (wait4): {p['peak_rss'] / 1e6:.0f} MB")
+    return "\n".join(lines)
 
 
 # --- main -------------------------------------------------------------------------------
@@ -341,7 +470,9 @@ def child_main(argv: list[str]) -> None:
     elif mode == "time":
         print(json.dumps(child_time(argv[1], int(argv[2]))))
     elif mode == "rss":
-        print(json.dumps(child_rss(argv[1])))
+        print(json.dumps(child_rss(argv[1], load_only=argv[2:] == ["load"])))
+    elif mode == "phases":
+        print(json.dumps(child_phases(argv[1])))
     elif mode == "profile":
         child_profile(argv[1], int(argv[2]))
 
@@ -352,6 +483,17 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--json", metavar="OUT", help="also write all results as JSON to OUT")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of grprof on the dump")
     ap.add_argument("--no-memory", action="store_true", help="skip the million-goroutine peak-RSS part")
+    ap.add_argument(
+        "--big",
+        choices=("shallow", "distinct"),
+        default="shallow",
+        help="million-goroutine traceback for the memory part: shapes -shallow (13 shapes, 300 MB budget) "
+        "or distinct -paths 100000 (100,000 distinct stacks, 400 MB goal)",
+    )
+    ap.add_argument("--memory-only", action="store_true", help="skip the throughput table and peers")
+    ap.add_argument(
+        "--phases", action="store_true", help="memory part: also load() alone and the RSS after each step"
+    )
     return ap.parse_args()
 
 
@@ -362,29 +504,45 @@ def main() -> None:
     args = parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # keep order with stderr
     plan = QUICK if args.quick else Plan()
-    shapes, peers = go_build("shapes"), go_build("peers")
-    dump = make_dump(shapes, plan.goroutines, shallow=False)
+    shapes = go_build("shapes")
     info = machine()
     print(
         f"machine: {info['nproc']} CPUs, {info['cpu']}; {info['go']}; Python {info['python']}; "
         f"load average {info['loadavg_1m']}"
     )
-    print(f"dump: {dump} ({dump.stat().st_size / 1e6:.1f} MB, {plan.goroutines:,} goroutines)\n")
-
     modes = grprof_modes()
-    rows = [bench_grprof(dump, plan.iters["grprof"], pure) for pure in modes]
-    rows += [bench_peer(peers, t, dump, plan.iters[t]) for t in PEERS]
-    print(table(rows))
+    rows: list[Row] = []
+    dump = None
+    if not args.memory_only:
+        peers = go_build("peers")
+        dump = make_dump(shapes, plan.goroutines, shallow=False)
+        print(f"dump: {dump} ({dump.stat().st_size / 1e6:.1f} MB, {plan.goroutines:,} goroutines)\n")
+        rows = [bench_grprof(dump, plan.iters["grprof"], pure) for pure in modes]
+        rows += [bench_peer(peers, t, dump, plan.iters[t]) for t in PEERS]
+        print(table(rows))
 
     memory: list[dict[str, Any]] = []
+    phases: list[dict[str, Any]] = []
     if not args.no_memory:
-        big = make_dump(shapes, plan.big_goroutines, shallow=True)
+        if args.big == "distinct":
+            big = make_distinct_dump(go_build("distinct"), plan.big_goroutines, plan.big_paths)
+            budget = DISTINCT_BUDGET
+        else:
+            big = make_dump(shapes, plan.big_goroutines, shallow=True)
+            budget = RSS_BUDGET
         print()
         for pure in modes:
-            memory.append(bench_memory(big, pure))
+            memory.append(bench_memory(big, pure, budget))
             print("memory:", memory_text(memory[-1]))
+            if args.phases:
+                memory.append(bench_memory(big, pure, budget, load_only=True))
+                print("memory:", memory_text(memory[-1]))
+        if args.phases:
+            for pure in modes:
+                phases.append(bench_phases(big, pure))
+                print(phases_text(phases[-1]))
 
-    if args.profile:
+    if args.profile and dump is not None:
         for pure in modes:
             print(
                 f"\ncProfile of grprof load().groups() on {dump.name}{' with GRPROF_PURE=1' if pure else ''}:"
@@ -393,7 +551,13 @@ def main() -> None:
             subprocess.run(cmd, check=True, env=child_env(pure))
 
     if args.json:
-        result = {"machine": info, "dump": str(dump), "rows": [asdict(r) for r in rows], "memory": memory}
+        result = {
+            "machine": info,
+            "dump": str(dump),
+            "rows": [asdict(r) for r in rows],
+            "memory": memory,
+            "phases": phases,
+        }
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
