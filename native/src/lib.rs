@@ -73,26 +73,52 @@ impl Scanner {
     }
 }
 
-fn bytes_list<'py>(py: Python<'py>, items: &[Vec<u8>]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, items.iter().map(|b| PyBytes::new(py, b)))
+/// The texts as Python bytes, each Rust buffer freed once copied: a dump with 100,000
+/// distinct stacks holds some 140 MB of them, which must not be held twice.
+fn bytes_list(py: Python<'_>, items: Vec<Vec<u8>>) -> PyResult<Bound<'_, PyList>> {
+    let list = PyList::empty(py);
+    for b in items {
+        list.append(PyBytes::new(py, &b))?;
+    }
+    Ok(list)
 }
 
+/// `out` moves into Python piece by piece, each piece dropped once copied (see `bytes_list`).
 fn to_dict(py: Python<'_>, out: scan::ScanOutput) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("ids", PyBytes::new(py, &out.ids))?;
-    d.set_item("header", PyBytes::new(py, &out.header))?;
-    d.set_item("stack", PyBytes::new(py, &out.stack))?;
-    d.set_item("creator", PyBytes::new(py, &out.creator))?;
-    d.set_item("argkey", PyBytes::new(py, &out.argkey))?;
-    d.set_item("header_texts", bytes_list(py, &out.header_texts)?)?;
-    d.set_item("stack_texts", bytes_list(py, &out.stack_texts)?)?;
+    let scan::ScanOutput {
+        ids,
+        header,
+        stack,
+        creator,
+        argkey,
+        header_texts,
+        stack_texts,
+        ancestors,
+        dumps: dump_list,
+        size,
+        unterminated,
+        eof_in_block,
+        eof_in_dump,
+    } = out;
+    for (name, col) in [
+        ("ids", ids),
+        ("header", header),
+        ("stack", stack),
+        ("creator", creator),
+        ("argkey", argkey),
+    ] {
+        d.set_item(name, PyBytes::new(py, &col))?;
+    }
+    d.set_item("header_texts", bytes_list(py, header_texts)?)?;
+    d.set_item("stack_texts", bytes_list(py, stack_texts)?)?;
     let anc = PyDict::new(py);
-    for (row, text) in &out.ancestors {
+    for (row, text) in &ancestors {
         anc.set_item(row, PyBytes::new(py, text))?;
     }
     d.set_item("ancestors", anc)?;
     let dumps = PyList::empty(py);
-    for (row, text) in &out.dumps {
+    for (row, text) in &dump_list {
         dumps.append(PyTuple::new(
             py,
             [
@@ -102,10 +128,10 @@ fn to_dict(py: Python<'_>, out: scan::ScanOutput) -> PyResult<Bound<'_, PyDict>>
         )?)?;
     }
     d.set_item("dumps", dumps)?;
-    d.set_item("size", out.size)?;
-    d.set_item("unterminated", out.unterminated)?;
-    d.set_item("eof_in_block", out.eof_in_block)?;
-    d.set_item("eof_in_dump", out.eof_in_dump)?;
+    d.set_item("size", size)?;
+    d.set_item("unterminated", unterminated)?;
+    d.set_item("eof_in_block", eof_in_block)?;
+    d.set_item("eof_in_dump", eof_in_dump)?;
     Ok(d)
 }
 

@@ -352,6 +352,10 @@ impl Scanner {
         if self.state == State::Block {
             self.end_block();
         }
+        // The interners' keys are a copy of every distinct text: gone before the result is
+        // handed to Python (which copies it once more), not when the scanner is dropped.
+        self.headers = Interner::default();
+        self.stacks = Interner::default();
         std::mem::take(&mut self.out)
     }
 

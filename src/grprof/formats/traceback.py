@@ -105,17 +105,17 @@ def scan(chunks: Iterable[bytes]) -> ScanResult:
 
 
 def _from_native(d: dict[str, Any]) -> ScanResult:
-    def arr(code: str, raw: bytes) -> array[int]:
+    def arr(code: str, key: str) -> array[int]:
         a = array(code)
-        a.frombytes(raw)
+        a.frombytes(d.pop(key))  # the bytes go as soon as copied: 8 bytes a goroutine each
         return a
 
     return ScanResult(
-        ids=arr("q", d["ids"]),
-        header=arr("l", d["header"]),
-        stack=arr("l", d["stack"]),
-        creator=arr("q", d["creator"]),
-        argkey=arr("Q", d["argkey"]),
+        ids=arr("q", "ids"),
+        header=arr("l", "header"),
+        stack=arr("l", "stack"),
+        creator=arr("q", "creator"),
+        argkey=arr("Q", "argkey"),
         header_texts=d["header_texts"],
         stack_texts=d["stack_texts"],
         ancestors=d["ancestors"],
@@ -133,6 +133,8 @@ def parse(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
 
 
 def build(r: ScanResult, source: str) -> list[Snapshot]:
+    """The snapshots of a scanned input. It consumes `r`: its stack texts are dropped once
+    parsed (a dump with 100,000 distinct stacks holds some 140 MB of them)."""
     if not r.dumps:
         return []
     with gc_paused(len(r.stack_texts)):
@@ -143,6 +145,7 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
     table = GoroutineTable()
     hmap = [table.intern_header(parse_header(t)) for t in r.header_texts]
     parsed = parse_stacks(r.stack_texts)
+    r.stack_texts = []
     smap = parsed.text_stack
     table.set_stacks(parsed.stacks)
     table.ids = r.ids
