@@ -30,7 +30,6 @@ another address (`grprof.model.moved_code`; the store's deploy markers).
 from __future__ import annotations
 
 import heapq
-import os
 import re
 from array import array
 from collections.abc import Iterable
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grprof.errors import ParseError
+from grprof.formats import _rust
 from grprof.formats.goquote import LabelSyntaxError, parse_labels
 from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.pprof import _header, _stops_state
@@ -105,13 +105,7 @@ class _Profile:
 
 def native_parser() -> Any | None:
     """The Rust parser, unless unavailable or disabled with GRPROF_PURE=1."""
-    if os.environ.get("GRPROF_PURE"):
-        return None
-    try:
-        from grprof import _native
-    except ImportError:
-        return None
-    return getattr(_native, "parse_debug1", None)
+    return _rust.native("parse_debug1")
 
 
 def parse(data: bytes, source: str, *, native: bool | None = None) -> list[Snapshot]:
@@ -119,11 +113,7 @@ def parse(data: bytes, source: str, *, native: bool | None = None) -> list[Snaps
 
     `native`: None uses the Rust parser when available; False forces the Python one; True
     requires the Rust one (tests and benchmarks)."""
-    fn = native_parser() if native is not False else None
-    if native and fn is None:
-        from grprof import _native  # the ImportError says why
-
-        fn = _native.parse_debug1
+    fn = _rust.native("parse_debug1", native)
     if fn is not None:
         return _from_native(fn, data, source)
     profiles = _Reader(data, source).profiles()

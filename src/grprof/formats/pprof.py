@@ -15,11 +15,11 @@ filled from those columns without hashing a frame.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from array import array
 from typing import Any, NamedTuple
 
 from grprof.errors import ParseError
+from grprof.formats import _rust
 from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.states import infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot
@@ -65,13 +65,7 @@ class _Malformed(Exception):
 
 def native_decoder() -> Any | None:
     """The Rust decoder, unless unavailable or disabled with GRPROF_PURE=1."""
-    if os.environ.get("GRPROF_PURE"):
-        return None
-    try:
-        from grprof import _native
-    except ImportError:
-        return None
-    return getattr(_native, "decode_pprof", None)
+    return _rust.native("decode_pprof")
 
 
 def parse(data: bytes, source: str, *, native: bool | None = None) -> Snapshot:
@@ -79,11 +73,7 @@ def parse(data: bytes, source: str, *, native: bool | None = None) -> Snapshot:
 
     `native`: None uses the Rust decoder when available; False forces the Python one; True
     requires the Rust one (tests and benchmarks)."""
-    decode = native_decoder() if native is not False else None
-    if native and decode is None:
-        from grprof import _native  # the ImportError says why
-
-        decode = _native.decode_pprof
+    decode = _rust.native("decode_pprof", native)
     try:
         if decode is not None:
             return _from_native(decode, data, source)

@@ -10,12 +10,11 @@ many texts as goroutines (tests/test_stack_equivalence.py holds the two to the s
 
 from __future__ import annotations
 
-import os
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from grprof.formats import goquote
+from grprof.formats import _rust, goquote
 from grprof.formats._scan import Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot
@@ -29,24 +28,7 @@ _PROLOGUE_START = ("panic: ", "fatal error: ", "SIG", "unexpected signal", "unex
 
 def native_scanner() -> Any | None:
     """The Rust scanner, unless unavailable or disabled with GRPROF_PURE=1."""
-    if os.environ.get("GRPROF_PURE"):
-        return None
-    try:
-        from grprof import _native
-    except ImportError:
-        return None
-    return getattr(_native, "Scanner", None)
-
-
-def native_stack_parser() -> Any | None:
-    """The Rust twin of `_parse_stack`, unless unavailable or disabled with GRPROF_PURE=1."""
-    if os.environ.get("GRPROF_PURE"):
-        return None
-    try:
-        from grprof import _native
-    except ImportError:
-        return None
-    return getattr(_native, "parse_stacks", None)
+    return _rust.native("Scanner")
 
 
 class ParsedStacks(NamedTuple):
@@ -66,11 +48,7 @@ def parse_stacks(texts: list[bytes], *, native: bool | None = None) -> ParsedSta
 
     `native`: None uses the Rust parser when available; False forces the Python one; True
     requires the Rust one (tests and benchmarks)."""
-    fn = native_stack_parser() if native is not False else None
-    if native and fn is None:
-        from grprof import _native  # the ImportError says why
-
-        fn = _native.parse_stacks
+    fn = _rust.native("parse_stacks", native)
     if fn is not None:
         found, raw_index, dangling = fn(texts, Frame)
         index = array("q")
