@@ -75,10 +75,11 @@ def known_identity(prev: Mapping[str, Any] | None, cur: Mapping[str, Any], deplo
     if deployed or not prev:
         return dict(cur)
     out = {**prev, **cur}
-    code = {**prev.get("code", {}), **cur.get("code", {})}
+    code = dict(cur.get("code", {}))  # cur's functions first, then the older ones
+    for function, entry in prev.get("code", {}).items():
+        code.setdefault(function, entry)
     if code:
-        newest = {**cur.get("code", {}), **code}  # cur's points first, then the older ones
-        out["code"] = dict(list(newest.items())[:CODE_KEPT])
+        out["code"] = dict(list(code.items())[:CODE_KEPT])
     return out
 
 
