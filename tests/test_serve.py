@@ -50,8 +50,12 @@ def metrics(srv: Any) -> dict[str, list[Any]]:
     return out
 
 
-def write_config(path: Path, version: int, targets: dict[str, str], **extra: Any) -> None:
+def write_config(
+    path: Path, version: int, targets: dict[str, str], scrape: tuple[str, ...] = (), **extra: Any
+) -> None:
+    """A serve config scraping every second; `scrape` adds `key: value` lines to its section."""
     lines = [f"version: {version}", "scrape:", "  interval: 1s", "  timeout: 1s", "  leak_profile_every: 2"]
+    lines += [f"  {line}" for line in scrape]
     lines.append("targets:" if targets else "targets: []")
     for name, url in targets.items():
         lines += [f"  - name: {name}", f"    url: {url}", "    labels: {team: core}"]
@@ -195,10 +199,7 @@ def test_debug0_scrapes_are_parsed_stored_and_judged(tmp_path: Path) -> None:
     read (not refused as binary), stored as a debug=0 snapshot, and the leak is found."""
     cfg = tmp_path / "grprof.yaml"
     with leaky() as a:
-        cfg.write_text(
-            "version: 1\nscrape: {interval: 1s, timeout: 1s, format: debug=0}\n"
-            f"targets:\n  - name: a\n    url: {a}\n"
-        )
+        write_config(cfg, 1, {"a": a}, scrape=("format: debug=0",))
         with run_serve(["--config", str(cfg), "--db", str(tmp_path / "g.db")]) as srv:
 
             def snaps() -> list[dict[str, Any]]:
