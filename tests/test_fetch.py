@@ -23,7 +23,7 @@ import pytest
 import grprof
 from grprof import watch
 from grprof.collect import fetch
-from grprof.collect.fetch import FetchError, Gunzip, check_gzip_size, gunzip
+from grprof.collect.fetch import FetchError, Gunzip, gunzip, gunzip_checked
 from grprof.collect.model import ScrapeResult, Target
 from grprof.collect.prometheus import PrometheusError, query_prometheus
 from grprof.collect.scraper import Scraper, ScrapeSettings
@@ -156,11 +156,11 @@ def test_truncated_and_corrupt_gzip_are_one_line_errors() -> None:
     assert err.value.reason == "parse_error"
 
 
-def test_check_gzip_size_refuses_bombs_only() -> None:
+def test_gunzip_checked_refuses_bombs_and_hands_on_the_profile() -> None:
     with pytest.raises(FetchError, match="exceeds the size limit of 8 MiB"):
-        check_gzip_size(BOMB, CAP)
-    check_gzip_size(DEBUG0, CAP)
-    check_gzip_size(_truncated(DEBUG2), CAP)  # cut or corrupt: the parser says so
+        gunzip_checked(BOMB, CAP)
+    assert gunzip_checked(DEBUG0, CAP) == gzip.decompress(DEBUG0)  # gunzipped once, handed on
+    assert gunzip_checked(_truncated(DEBUG2), CAP) is None  # cut or corrupt: the parser says so
 
 
 # -- a gzip bomb stops at the cap on every path ------------------------------------------------

@@ -168,16 +168,20 @@ def gunzip(data: bytes, limit: int, what: str = "gzip: decompressed data") -> by
     return out
 
 
-def check_gzip_size(data: bytes, limit: int, what: str = "the gzip profile") -> None:
-    """Raise `too_large` when gzip `data` decompresses past `limit` (a debug=0 profile is itself
-    gzip: a bomb must stop before the parser). Corrupt or cut gzip is the parser's business."""
+def gunzip_checked(data: bytes, limit: int, what: str = "the gzip profile") -> bytes | None:
+    """`data` gunzipped, or None when it is cut or corrupt gzip (the parser's business: it says
+    so in its own words); raises `too_large` past `limit` (a debug=0 profile is itself gzip: a
+    bomb must stop before the parser). The scraper hands the result on with the body, so a
+    profile is gunzipped once, not once to check it and again to parse it."""
     g = Gunzip(limit, what=f"{what} decompressed")
     try:
-        for _ in g.feed(data):
-            pass
+        out = b"".join(g.feed(data))
+        g.close()
     except FetchError as e:
         if e.reason == "too_large":
             raise
+        return None
+    return out
 
 
 # -- the synchronous HTTP GET --------------------------------------------------------------
@@ -337,8 +341,8 @@ __all__ = [
     "Gunzip",
     "Reason",
     "Response",
-    "check_gzip_size",
     "get",
     "gunzip",
+    "gunzip_checked",
     "too_large",
 ]

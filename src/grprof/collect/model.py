@@ -62,6 +62,9 @@ class ScrapeResult:
     http_status: int | None = None
     error: str = ""
     """One line for people, empty when ok."""
+    plain: builtins.bytes | None = None
+    """The body gunzipped when it was gzip (debug=0), by the scraper's size check: what the
+    parser reads, so the profile is gunzipped once; None for text, or cut or corrupt gzip."""
     reason: str = ""
     """Why a debug=2 was fetched (grprof.collect.policy.CaptureReason: `format`, `every`,
     `suspect`, `growth`, `demand`); empty for the other profiles."""

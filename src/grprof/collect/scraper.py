@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
-from grprof.collect.fetch import GZIP_MAGIC, Gunzip, check_gzip_size, too_large
+from grprof.collect.fetch import GZIP_MAGIC, Gunzip, gunzip_checked, too_large
 from grprof.collect.fetch import FetchError as FetchError  # noqa: PLC0414 - re-exported for discovery
 from grprof.collect.health import TargetHealth
 from grprof.collect.model import Auth, GoroutineKind, ScrapeKind, ScrapeResult, ScrapeStatus, Target
@@ -471,11 +471,12 @@ class Scraper:
         progress = _Progress()
         status: ScrapeStatus = "ok"
         body, http_status, error = b"", None, ""
+        plain: bytes | None = None
         try:
             async with asyncio.timeout(self.settings.timeout):
                 http_status, body = await self._get(self._session, target, url, progress)
             if body.startswith(GZIP_MAGIC):  # debug=0, or anything a parser would gunzip
-                await asyncio.to_thread(check_gzip_size, body, self.settings.max_response)
+                plain = await asyncio.to_thread(gunzip_checked, body, self.settings.max_response)
         except FetchError as stop:
             status, http_status, error = stop.status, stop.http_status or http_status, str(stop)
         except TimeoutError:
@@ -497,6 +498,7 @@ class Scraper:
             status=status,
             bytes=progress.wire,
             body=body if status == "ok" else b"",
+            plain=plain if status == "ok" else None,
             http_status=http_status,
             error=_one_line(f"{target.name}: GET {url}: {error}") if error else "",
         )

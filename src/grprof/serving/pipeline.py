@@ -68,9 +68,11 @@ def judge_window(snaps: Sequence[Snapshot], latest: Snapshot | None, opts: Optio
 
 def parse_payload(result: ScrapeResult) -> Snapshot:
     """The scrape's snapshot. A debug=0 body is gzip (the profile.proto as net/http/pprof
-    sends it): gunzipped here, under the cap the scraper already checked it against."""
+    sends it): the scraper's size check gunzipped it (`plain`); gunzipped here otherwise (a
+    result made without the scraper) under `load()`'s cap, and cut or corrupt gzip is a
+    `ParseError` that says so."""
     source = f"{result.target} {result.kind}"
-    body = result.body
+    body = result.plain if result.plain is not None else result.body
     if body.startswith(GZIP_MAGIC):
         try:
             body = gunzip(body, DEFAULT_MAX_SIZE)
