@@ -364,7 +364,7 @@ def _system_routes(runtime: Runtime) -> APIRouter:
         # In a worker thread: 1,000 targets take most of a second to render, and the event loop
         # is the daemon's too. The collector copies what it iterates; the daemon replaces a
         # target's lists and dicts rather than changing them in place.
-        body = await run_in_threadpool(exposition, runtime.registry)
+        body = await run_in_threadpool(exposition, runtime.metrics.registry)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     return r
