@@ -68,14 +68,26 @@ def _apt_install(package: str) -> None:
             raise PromServerError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
-def prometheus_config(jobs: Mapping[str, Sequence[str]], scrape_interval: str = "1s") -> str:
-    """A prometheus.yml scraping each job's `host:port` targets (JSON is valid YAML: no quoting bugs)."""
-    config = {
+def prometheus_config(
+    jobs: Mapping[str, Sequence[str]],
+    scrape_interval: str = "1s",
+    *,
+    rule_files: Sequence[Path] = (),
+    alertmanagers: Sequence[str] = (),
+) -> str:
+    """A prometheus.yml scraping each job's `host:port` targets (JSON is valid YAML: no quoting
+    bugs), rules evaluated at the scrape interval; with `rule_files` loaded and alerts sent to
+    `alertmanagers` (`host:port`) when given."""
+    config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": list(targets)}]} for job, targets in jobs.items()
         ],
     }
+    if rule_files:
+        config["rule_files"] = [str(p) for p in rule_files]
+    if alertmanagers:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
     return json.dumps(config, indent=2) + "\n"
 
 
@@ -86,13 +98,26 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def run_prometheus(jobs: Mapping[str, Sequence[str]], scrape_interval: str = "1s") -> Iterator[PromServer]:
+def run_prometheus(
+    jobs: Mapping[str, Sequence[str]],
+    scrape_interval: str = "1s",
+    *,
+    rule_files: Sequence[Path] = (),
+    alertmanagers: Sequence[str] = (),
+) -> Iterator[PromServer]:
+    """Our own Prometheus (see the module's docstring); `rule_files` and `alertmanagers` as in
+    `prometheus_config`, the config checked by promtool first."""
     binary = ensure_prometheus()
     if binary is None:
         raise PromServerError("prometheus is not installed and cannot be (not root, or no apt-get)")
     with tempfile.TemporaryDirectory(prefix="grprof-prom-") as tmp:
         config = Path(tmp) / "prometheus.yml"
-        config.write_text(prometheus_config(jobs, scrape_interval))
+        config.write_text(
+            prometheus_config(jobs, scrape_interval, rule_files=rule_files, alertmanagers=alertmanagers)
+        )
+        check = check_config(config)
+        if check.returncode != 0:
+            raise PromServerError(f"promtool check config failed:\n{check.stdout}{check.stderr}")
         # Another process may grab the free port between our probe and Prometheus' bind: retry.
         for attempt in range(3):
             port = _free_port()

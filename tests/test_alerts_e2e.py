@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from gobuild import build_goapp, run_goapp
-from promserver import PROMETHEUS, PROMTOOL, PromServerError, ensure_prometheus, wait_ready
+from promserver import PROMETHEUS, ensure_prometheus, run_prometheus, wait_ready
 from serveproc import free_port, run_serve
 
 from grprof.cli import main
@@ -41,68 +41,15 @@ def _get(url: str) -> Any:
 
 @contextlib.contextmanager
 def _prometheus(grprof_addr: str, rules: Path, alertmanager: str | None = None) -> Iterator[str]:
-    """Our own Prometheus: loopback, scrape and rule evaluation every second, `rules` loaded,
-    alerts sent to `alertmanager` (HOST:PORT) when given."""
-    binary = ensure_prometheus()
-    if binary is None:
+    """Our own Prometheus (promserver.run_prometheus): loopback, scrape and rule evaluation
+    every second, `rules` loaded, alerts sent to `alertmanager` (HOST:PORT) when given."""
+    if ensure_prometheus() is None:
         pytest.skip(
             "prometheus missing and cannot be installed (not root or no apt-get; scripts/system-deps.sh)"
         )
-    with tempfile.TemporaryDirectory(prefix="grprof-e2e-prom-") as tmp:
-        config = Path(tmp) / "prometheus.yml"
-        config.write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(rules)],
-                    "scrape_configs": [
-                        {"job_name": "grprof", "static_configs": [{"targets": [grprof_addr]}]}
-                    ],
-                    "alerting": {
-                        "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
-                        if alertmanager
-                        else []
-                    },
-                }
-            )
-        )
-        check = subprocess.run([PROMTOOL, "check", "config", str(config)], capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
-        port = free_port()
-        with tempfile.TemporaryFile() as log:
-            proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={Path(tmp) / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=log,
-                cwd=tmp,
-            )
-            url = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 60
-                while True:
-                    if proc.poll() is not None:
-                        log.seek(0)
-                        raise PromServerError(f"prometheus exited {proc.returncode}: {log.read()[-2000:]!r}")
-                    with contextlib.suppress(OSError):
-                        if urllib.request.urlopen(url + "/-/ready", timeout=2).status == 200:
-                            break
-                    if time.monotonic() > deadline:
-                        raise PromServerError("prometheus not ready within 60s")
-                    time.sleep(0.2)
-                yield url
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    am = [alertmanager] if alertmanager else []
+    with run_prometheus({"grprof": [grprof_addr]}, rule_files=[rules], alertmanagers=am) as prom:
+        yield prom.url
 
 
 def _alerts(prom: str) -> list[dict[str, Any]]:

@@ -197,6 +197,21 @@ def test_the_core_is_layered() -> None:
     assert graph["grprof.frames"] == set()
 
 
+def test_detection_reads_groups_not_table_columns() -> None:
+    """Groups carry what detection needs (issue 8): no module of `grprof.detect` imports the
+    table or reads a snapshot's `.table`."""
+    graph = import_graph()
+    detect = {m for m in graph if m == "grprof.detect" or m.startswith("grprof.detect.")}
+    assert {m for m in detect if "grprof.table" in graph[m]} == set()
+    known = modules()
+    for m in sorted(detect):
+        path = known[m]
+        assert path is not None
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        reads = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "table"]
+        assert not reads, f"{m} reads .table at lines {reads}"
+
+
 def test_the_graph_sees_function_local_and_type_checking_imports(tmp_path: Path) -> None:
     pkg = tmp_path / "p"
     pkg.mkdir()

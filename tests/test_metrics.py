@@ -236,7 +236,7 @@ def test_top_groups_bounded(scenario: Any) -> None:
 
 def test_top_n_is_configurable() -> None:
     rt, _, _ = zoo_runtime(top_n=3)
-    fams = parse(prometheus_client.generate_latest(rt.registry).decode())
+    fams = parse(prometheus_client.generate_latest(rt.metrics.registry).decode())
     assert len(samples(fams, "grprof_group_goroutines", target="zoo")) == 3
 
 
@@ -318,8 +318,8 @@ def test_no_global_registry() -> None:
     a, _, _ = zoo_runtime()
     b = Runtime.create()
     b.targets["other"] = TargetRuntime(Target("other", "http://127.0.0.1:2"), up=True, goroutines=7)
-    fa = parse(prometheus_client.generate_latest(a.registry).decode())
-    fb = parse(prometheus_client.generate_latest(b.registry).decode())
+    fa = parse(prometheus_client.generate_latest(a.metrics.registry).decode())
+    fb = parse(prometheus_client.generate_latest(b.metrics.registry).decode())
     assert {s.labels["target"] for s in fa["grprof_target_up"].samples} == {"zoo", "down"}
     assert {s.labels["target"] for s in fb["grprof_target_up"].samples} == {"other"}
     assert fb["grprof_scrape_duration_seconds"].samples == []
@@ -330,15 +330,15 @@ def test_no_global_registry() -> None:
 def test_removed_target_disappears() -> None:
     rt, _, _ = zoo_runtime()
     rt.remove_target("down")
-    text = prometheus_client.generate_latest(rt.registry).decode()
+    text = prometheus_client.generate_latest(rt.metrics.registry).decode()
     assert 'target="down"' not in text
     assert 'target="zoo"' in text
     # remove_target also frees the histogram's and counter's children (no slow memory leak).
-    for metric in (rt.scrape_duration, rt.scrapes_total):
+    for metric in (rt.metrics.scrape_duration, rt.metrics.scrapes_total):
         assert {s.labels["target"] for m in metric.collect() for s in m.samples} == {"zoo"}
     # A target dropped from the dict alone is no longer exposed either.
     del rt.targets["zoo"]
-    text = prometheus_client.generate_latest(rt.registry).decode()
+    text = prometheus_client.generate_latest(rt.metrics.registry).decode()
     assert 'target="' not in text
 
 

@@ -258,3 +258,105 @@ def test_a_canary_result_fits_the_openapi_schema(openapi: dict[str, Any], tmp_pa
     bad["thresholds"]["marginal_is"] = "maybe"
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(bad)
+
+
+def _names(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# A dataclass whose `to_json` writes a document of `grprof.schema` repeats that TypedDict's
+# field list. Each pair is pinned here with the exact difference between the two: a field added
+# to one and not to the other fails `test_dataclass_and_its_json_model_keep_the_same_fields`,
+# and a new pair fails `test_every_to_json_pair_is_pinned` until it is listed.
+# (dataclass, TypedDict): (fields the JSON leaves out, keys to_json computes or renames)
+JSON_PAIRS: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {
+    ("grprof.detect.model.Evidence", "Evidence"): (frozenset(), frozenset()),
+    ("grprof.detect.model.SourceReport", "SourceReport"): (frozenset(), frozenset()),
+    ("grprof.detect.model.OwnerBy", "OwnerBy"): (frozenset(), frozenset()),
+    ("grprof.detect.model.Member", "Member"): (frozenset(), frozenset()),
+    ("grprof.detect.model.Finding", "Finding"): (frozenset(), frozenset({"stack_bytes"})),
+    ("grprof.detect.cost.StackCost", "StackCost"): (frozenset(), frozenset()),
+    ("grprof.gate.model.Leak", "GateLeak"): (frozenset(), frozenset({"rule_id", "signature_text"})),
+    ("grprof.store.model.StoredGroup", "StoredGroup"): (frozenset(), frozenset({"site", "state_inferred"})),
+    ("grprof.canary.judge.Instance", "CanaryInstance"): (frozenset({"weight"}), frozenset({"passed"})),
+    ("grprof.canary.judge.Critical", "CanaryCritical"): (
+        frozenset(),
+        _names(
+            "category confidence count description growth_per_minute runtime_confirmed site title verdict"
+        ),
+    ),
+    ("grprof.canary.judge.CanaryResult", "CanaryReport"): (
+        frozenset({"config"}),
+        frozenset({"confidence", "decided_by", "generator", "passed", "schema", "thresholds"}),
+    ),
+    ("grprof.diff.GroupDiff", "GroupDiff"): (
+        frozenset({"leaked_after", "leaked_before", "wait_after", "wait_before"}),
+        frozenset({"category", "confidence", "delta", "finding", "leaked", "title", "wait_minutes"}),
+    ),
+    ("grprof.diff.Diff", "DiffReport"): (
+        frozenset({"focus", "hidden_groups", "ignore"}),
+        frozenset({"filter", "generator", "schema", "summary"}),
+    ),
+    ("grprof.server.api.DiffRow", "DiffRow"): (
+        frozenset({"a", "b"}),
+        frozenset({"a", "b", "signature", "signatures", "state", "status", "delta", "site"}),
+    ),
+    ("grprof.store.model.StoredFinding", "StoredFinding"): (
+        # `finding`: the stored Finding's JSON, its keys flattened into the document (its
+        # `state` is the goroutines'); the lifecycle `state` is written as `lifecycle`; the API
+        # adds `cluster`
+        frozenset({"finding", "state"}),
+        (frozenset(schema.Finding.__required_keys__) - {"id"}) | {"lifecycle", "cluster"},
+    ),
+    ("grprof.serving.federation.Member", "FederationMember"): (
+        frozenset({"auth_failed", "data", "name"}),
+        _names("age_seconds cluster findings last_success pull_seconds state targets up version"),
+    ),
+}
+
+
+def _to_json_pairs() -> dict[tuple[str, str], type]:
+    """Every dataclass of `src/grprof` with a `to_json` annotated with a `grprof.schema` model."""
+    import ast
+    import dataclasses
+    import importlib
+
+    src = ROOT / "src"
+    out: dict[tuple[str, str], type] = {}
+    for path in sorted((src / "grprof").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "def to_json" not in text:
+            continue
+        module = ".".join(path.relative_to(src).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                if not (isinstance(item, ast.FunctionDef) and item.name == "to_json" and item.returns):
+                    continue
+                ret = ast.unparse(item.returns).strip("'\"")
+                if ret.startswith("schema."):
+                    cls = getattr(importlib.import_module(module), node.name)
+                    assert dataclasses.is_dataclass(cls), f"{module}.{node.name}"
+                    out[(f"{module}.{node.name}", ret.removeprefix("schema."))] = cls
+    return out
+
+
+def test_every_to_json_pair_is_pinned() -> None:
+    assert set(_to_json_pairs()) == set(JSON_PAIRS)
+
+
+@pytest.mark.parametrize("pair", sorted(JSON_PAIRS), ids=lambda p: f"{p[0]}->{p[1]}")
+def test_dataclass_and_its_json_model_keep_the_same_fields(pair: tuple[str, str]) -> None:
+    import dataclasses
+
+    cls = _to_json_pairs()[pair]
+    model = getattr(schema, pair[1])
+    left_out, computed = JSON_PAIRS[pair]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    json_keys = set(model.__required_keys__) | set(model.__optional_keys__)
+    assert left_out <= fields and computed <= json_keys, "the pin names a field that is gone"
+    assert fields - left_out == json_keys - computed, (
+        f"{pair[0]} and schema.{pair[1]} differ: a field added to one must be added to the other "
+        "(or listed in JSON_PAIRS with the reason)"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -487,3 +488,22 @@ class listening:
         self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def test_each_leak_pattern_is_one_module_registered_by_its_decorator() -> None:
+    """Adding a pattern is adding a module (issue 8): every module of
+    `grprof.detect.source.patterns` registers one check with `@pattern`, and the categories
+    the rest of grprof reads are the registry's, in the order `match` tries them."""
+    import pkgutil
+
+    from grprof.detect.source import patterns as pkg
+    from grprof.detect.source._registry import REGISTRY
+
+    modules = {m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")}
+    assert modules == set(pkg.__all__)
+    assert sorted(p.check.__module__.rsplit(".", 1)[-1] for p in REGISTRY.values()) == sorted(modules)
+    assert {p.name: p.category for p in REGISTRY.values()} == PATTERN_CATEGORIES
+    assert [p.order for p in REGISTRY.values()] == sorted(p.order for p in REGISTRY.values())
+    documented = re.findall(r"^### `([a-z-]+)` \((\w+)\)$", (ROOT / "docs" / "source.md").read_text(), re.M)
+    assert dict(documented) == PATTERN_CATEGORIES, "docs/source.md: one section per pattern, in order"
+    assert [name for name, _ in documented] == list(PATTERN_CATEGORIES)

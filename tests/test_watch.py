@@ -127,3 +127,38 @@ def test_watcher_asks_for_goroutineleak_as_the_scraper_does() -> None:
     assert asked == sum(leak_probe_due(k, 3) for k in range(1, 8)) == 3  # polls 1, 4, 7
     assert w.leak_profile is True and len(w.leak_profiles) == 3 and w.ok_polls == 7
     assert n.leak_profile is False and asked_noleak == 1
+
+
+def test_watch_and_serve_judge_a_window_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One way to judge a window (grprof.serving.judge): each poll goes through the function
+    serve's pipeline calls after each scrape, with the watcher's window; and neither module
+    calls the detector itself."""
+    import ast
+    from pathlib import Path
+
+    from misbehaving import fake_targets
+
+    import grprof.serving.pipeline as pipeline
+    import grprof.watch as watch_mod
+    from grprof.serving.judge import judge_window
+
+    assert pipeline.judge_window is judge_window and watch_mod.judge_window is judge_window
+    for mod in (pipeline, watch_mod):
+        tree = ast.parse(Path(str(mod.__file__)).read_text(encoding="utf-8"))
+        calls = [n.func for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        called = {f.id for f in calls if isinstance(f, ast.Name)}
+        assert "detect" not in called, mod.__name__
+    seen: list[tuple[int, bool]] = []
+
+    def spy(snaps, latest, opts):  # type: ignore[no-untyped-def]
+        seen.append((len(snaps), latest is snaps[len(w.window.snapshots) - 1]))
+        return judge_window(snaps, latest, opts)
+
+    monkeypatch.setattr(watch_mod, "judge_window", spy)
+    with fake_targets() as ft:
+        w = Watcher(ft.url("healthy"), Options(), timeout=5, leak_every=100)
+        for _ in range(3):
+            w.poll()
+    assert [n for n, _ in seen] == [2, 3, 4]  # the window: its snapshots and the leak profile
+    assert all(latest for _, latest in seen)
+    assert w.detection is not None and all(f.verdict != "inconclusive" for f in w.detection.findings)

@@ -34,7 +34,9 @@ from grprof.redact import Redactor
 from grprof.server.runtime import Runtime
 from grprof.serving.federation import Federation
 from grprof.serving.fleet import Fleet
-from grprof.serving.pipeline import Judgement, Pipeline, Window, judge_window, parse_payload
+from grprof.serving.judge import Judgement, judge_window
+from grprof.serving.pipeline import Pipeline, parse_payload
+from grprof.serving.window import Window
 from grprof.store import RetentionPolicy, Store, open_store
 from grprof.store.events import record_reload
 from grprof.watch import base_url

@@ -7,9 +7,10 @@ while the service has it (Go 1.26 with the experiment, 1.27; it forces a GC on t
 hence the lower rate). Both decisions are `grprof serve`'s scraper's, from the same functions
 (`grprof.collect.policy`: `CapturePolicy.next_scrape`, `leak_probe_due`): watch is a
 one-target pipeline of serve's parts (that policy, the fetch path, `serving.window.Window`,
-the detector). The one difference: the first goroutineleak request failing in any way (not
-only a 404) means "no leak profile" here, as a person watching wants to know at once. A failed
-poll is reported and skipped; the data gathered so far is kept.
+and `serving.judge.judge_window`, the one way both judge a window). The one difference: the
+first goroutineleak request failing in any way (not only a 404) means "no leak profile" here,
+as a person watching wants to know at once. A failed poll is reported and skipped; the data
+gathered so far is kept.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from grprof.collect.policy import (
     ScrapeFormat,
     leak_probe_due,
 )
-from grprof.detect.detector import Detection, Options, detect
+from grprof.detect.detector import Detection, Options
 from grprof.detect.model import Finding
 from grprof.detect.signals import default_settings
 from grprof.diff import Focus
 from grprof.errors import GrprofError
 from grprof.loader import load_all
 from grprof.model import Snapshot
+from grprof.serving.judge import judge_window
 from grprof.serving.window import Window
 from grprof.sources import ResolvedTarget, TargetError, resolve_target
 from grprof.units import iso_utc
@@ -165,9 +167,9 @@ class Watcher:
         self._add(snaps[:1])
         if leak_probe_due(self.ok_polls, self.leak_every, missing=self.leak_profile is False):
             self._leak_request()
-        # A watcher's series is thin only while it starts: no `inconclusive` findings.
-        opts = replace(self.options, inconclusive=False)
-        detection = detect(self.window.all(), opts)
+        # Judged as serve judges a target's window (serving.judge): no `inconclusive` findings.
+        latest = self.window.snapshots[-1] if self.window.snapshots else None
+        detection = judge_window(self.window.all(), latest, self.options).detection
         policy.findings(self.capture_state, detection.findings)  # capture for every finding
         if self.focus.active:
             detection = replace(detection, findings=self.focus.findings(detection.findings))

@@ -34,7 +34,7 @@ from grprof.canary.api import canary_routes
 from grprof.collect.model import redact_url
 from grprof.server.metrics import FederationView, exposition
 from grprof.server.runtime import CaptureError, Runtime, TargetRuntime, blocked_by_class
-from grprof.server.ui import install_ui
+from grprof.server.ui import UISettings, install_ui
 from grprof.store.model import SnapshotMeta, Store, StoredGroup, StoredTarget
 from grprof.units import iso_utc
 
@@ -278,7 +278,8 @@ def create_app(
     app.include_router(_federation_routes(federation))
     app.include_router(_capture_routes(store, runtime, capture))
     app.include_router(canary_routes(store, runtime, canary))
-    install_ui(app, store, runtime, api_token, trace_url=trace_url, capture=capture, federation=federation)
+    ui = UISettings(api_token=api_token, trace_url=trace_url, capture=capture, federation=federation)
+    install_ui(app, store, runtime, ui)
     return app
 
 
@@ -363,7 +364,7 @@ def _system_routes(runtime: Runtime) -> APIRouter:
         # In a worker thread: 1,000 targets take most of a second to render, and the event loop
         # is the daemon's too. The collector copies what it iterates; the daemon replaces a
         # target's lists and dicts rather than changing them in place.
-        body = await run_in_threadpool(exposition, runtime.registry)
+        body = await run_in_threadpool(exposition, runtime.metrics.registry)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     return r

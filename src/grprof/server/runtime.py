@@ -13,8 +13,6 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-
 from grprof.collect.health import TargetHealth
 from grprof.collect.model import ScrapeResult, Target
 from grprof.detect.model import Finding
@@ -91,7 +89,8 @@ class Runtime:
     top_n: int = 10
     """`grprof_group_goroutines` series per target at most."""
     metrics: ServerMetrics = field(init=False, repr=False)
-    """This replica's instruments and the registry `/metrics` exposes (reading this runtime)."""
+    """This replica's instruments and the registry `/metrics` exposes (reading this runtime):
+    they are the metrics', the runtime only hands them what a scrape observed."""
 
     def __post_init__(self) -> None:
         self.metrics = ServerMetrics(self, top_n=self.top_n)
@@ -100,19 +99,6 @@ class Runtime:
     def create(cls, shard: tuple[int, int] | None = None, *, top_n: int = 10) -> Runtime:
         """A fresh runtime with its own registry (never the process-wide default one)."""
         return cls(shard=shard, top_n=top_n)
-
-    @property
-    def registry(self) -> CollectorRegistry:
-        """Everything `/metrics` exposes."""
-        return self.metrics.registry
-
-    @property
-    def scrape_duration(self) -> Histogram:
-        return self.metrics.scrape_duration
-
-    @property
-    def scrapes_total(self) -> Counter:
-        return self.metrics.scrapes_total
 
     def observe_scrape(self, result: ScrapeResult) -> None:
         self.metrics.observe_scrape(result)

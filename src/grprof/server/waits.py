@@ -8,10 +8,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Protocol
 
-import yaml
+from grprof.formats.states import load_wait_classes
 
 _DURABLE = " (durable)"
 
@@ -27,16 +26,16 @@ class WaitClasses:
 
 @functools.cache
 def wait_classes() -> WaitClasses:
-    text = (resources.files("grprof") / "data" / "wait_classes.yaml").read_text("utf-8")
-    data = yaml.safe_load(text)
+    """data/wait_classes.yaml as lookups, read through its one validated model
+    (`grprof.formats.states.load_wait_classes`)."""
+    data = load_wait_classes()
     exact: dict[str, str] = {}
     prefixes: list[tuple[str, str]] = []
-    for name, spec in data["classes"].items():
-        for state in spec.get("exact") or ():
-            exact.setdefault(str(state), name)
-        prefixes.extend((str(p), name) for p in spec.get("prefix") or ())
-    names = tuple(data["classes"])
-    return WaitClasses(exact, tuple(prefixes), str(data["default"]), names)
+    for name, spec in data.classes.items():
+        for state in spec.exact:
+            exact.setdefault(state, name)
+        prefixes.extend((p, name) for p in spec.prefix)
+    return WaitClasses(exact, tuple(prefixes), data.default, tuple(data.classes))
 
 
 @functools.lru_cache(maxsize=4096)

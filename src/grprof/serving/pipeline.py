@@ -14,24 +14,24 @@ import asyncio
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from grprof.collect.fetch import GZIP_MAGIC, FetchError, gunzip
 from grprof.collect.model import ScrapeResult
 from grprof.collect.scraper import Scraper
-from grprof.detect.detector import Detection, Options, detect
+from grprof.detect.detector import Options
 from grprof.detect.owners import Owners
 from grprof.detect.rules import RuleSet
-from grprof.detect.signals import theil_sen
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.errors import GrprofError, ParseError
 from grprof.formats import parse_chunks
 from grprof.formats.memstats import parse_runtime_stats
-from grprof.model import Group, Snapshot
+from grprof.model import Snapshot
 from grprof.redact import Redactor
-from grprof.server.runtime import Runtime, TargetRuntime, blocked_by_class
+from grprof.server.runtime import Runtime, TargetRuntime
+from grprof.serving.judge import judge_window
 from grprof.serving.window import Window
 from grprof.sources import DEFAULT_MAX_SIZE
 from grprof.store import ScrapeRecord, Store
@@ -43,27 +43,6 @@ RAW_KEPT_FOR = frozenset({"demand", "suspect"})
 """debug=2 captures whose raw bytes are stored (with leak profiles): asked for by a person, or
 taken when a suspect appeared. The routine ones (`every`, `format`, `growth`) are stored as
 groups only: at one per minute per target, their bytes would flood `retention.raw_budget`."""
-TOP_GROUPS = 10
-
-
-@dataclass
-class Judgement:
-    """What one detection pass over a target's window yields for the API and /metrics."""
-
-    detection: Detection
-    top_groups: list[Group]
-    blocked: dict[str, int]
-    growth_per_minute: float | None
-
-
-def judge_window(snaps: Sequence[Snapshot], latest: Snapshot | None, opts: Options) -> Judgement:
-    """Detection plus the latest snapshot's summaries, all off the event loop: aggregating a
-    snapshot is CPU work that would stall every other target's scrape."""
-    d = detect(snaps, opts)
-    groups = latest.groups() if latest is not None else []
-    times, counts = d.series.times, [s.total for s in d.series.snapshots]
-    growth = theil_sen([t / 60 for t in times], counts) if len(counts) > 1 else None
-    return Judgement(d, groups[:TOP_GROUPS], blocked_by_class(groups), growth)
 
 
 def parse_payload(result: ScrapeResult) -> Snapshot:
@@ -227,12 +206,12 @@ class Pipeline:
         opts = Options(
             rules=self.rules,
             sla_state=await self._sla(name, window),
-            inconclusive=False,
             owners=self.owners,
             memory_limit=self.memory_limit,
             runtime_stats=rt.runtime_stats,
         )
         latest = window.snapshots[-1] if window.snapshots else None
+        # serving.judge: the one way to judge a window (`watch` too); no `inconclusive` findings.
         j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
         d = j.detection
         now = dt.datetime.now(dt.UTC)
@@ -266,4 +245,4 @@ class Pipeline:
         return {"status": "ok", "snapshot": sid, "bytes": result.bytes}
 
 
-__all__ = ["Judgement", "Pipeline", "Window", "judge_window", "parse_payload"]
+__all__ = ["Pipeline", "parse_payload"]

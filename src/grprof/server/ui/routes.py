@@ -1,6 +1,6 @@
 """The web UI of `grprof serve`: server-rendered HTML pages (docs/ui.md).
 
-    install_ui(app, store, runtime, api_token)   # in create_app
+    install_ui(app, store, runtime, UISettings(api_token=..., ...))   # in create_app
 
 Pages are rendered from the auto-escaping templates of the HTML report
 (`grprof/data/templates/ui_*.j2`, the environment of `grprof.report._templates`); the little
@@ -204,44 +204,31 @@ TraceUrl = Callable[[], str | None]
 """The serve config's `ui.trace_url` in force (a reload changes it), read per page."""
 
 
-def install_ui(
-    app: FastAPI,
-    store: Store,
-    runtime: Runtime,
-    api_token: str | None = None,
-    *,
-    trace_url: TraceUrl | None = None,
-    capture: Capture | None = None,
-    federation: FederationView | None = None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class UISettings:
+    """What the UI is served with, fixed for the app's life (`trace_url` reads the setting in
+    force at each page: a reload changes it)."""
+
+    api_token: str | None = None
+    """Signs the session cookies; None: no login."""
+    trace_url: TraceUrl | None = None
+    capture: Capture | None = None
+    """None: no Capture button (the server takes no on-demand captures)."""
+    federation: FederationView | None = None
+    """A global instance's members, whose targets join the fleet page."""
+
+
+def install_ui(app: FastAPI, store: Store, runtime: Runtime, settings: UISettings | None = None) -> None:
     """Serve the UI from `app` (call in `create_app`, after the API's own middleware)."""
-    ui = ui_app(store, runtime, api_token, trace_url=trace_url, capture=capture, federation=federation)
-    app.add_middleware(UiDispatch, ui=ui)
+    app.add_middleware(UiDispatch, ui=ui_app(store, runtime, settings))
 
 
-def ui_app(
-    store: Store,
-    runtime: Runtime,
-    api_token: str | None = None,
-    *,
-    trace_url: TraceUrl | None = None,
-    capture: Capture | None = None,
-    federation: FederationView | None = None,
-) -> FastAPI:
-    sessions = Sessions(api_token)
+def ui_app(store: Store, runtime: Runtime, settings: UISettings | None = None) -> FastAPI:
+    settings = settings or UISettings()
+    sessions = Sessions(settings.api_token)
     ui = FastAPI(title="grprof UI", docs_url=None, redoc_url=None, openapi_url=None)
     ui.mount(STATIC, StaticFiles(directory=str(resources.files("grprof") / "data" / "ui")), name="ui-static")
-    ui.include_router(
-        ui_routes(
-            store,
-            runtime,
-            api_token,
-            sessions=sessions,
-            trace_url=trace_url,
-            capture=capture,
-            federation=federation,
-        )
-    )
+    ui.include_router(ui_routes(store, runtime, settings, sessions=sessions))
     ui.add_exception_handler(StarletteHTTPException, _http_error)
     ui.add_exception_handler(RequestValidationError, _validation_error)
     ui.add_exception_handler(Exception, _internal_error)
@@ -605,16 +592,11 @@ def _parse_iso(text: str | None) -> dt.datetime | None:
 
 
 def ui_routes(
-    store: Store,
-    runtime: Runtime,
-    api_token: str | None = None,
-    *,
-    sessions: Sessions | None = None,
-    trace_url: TraceUrl | None = None,
-    capture: Capture | None = None,
-    federation: FederationView | None = None,
+    store: Store, runtime: Runtime, settings: UISettings | None = None, *, sessions: Sessions | None = None
 ) -> APIRouter:
-    sessions = sessions or Sessions(api_token)
+    settings = settings or UISettings()
+    sessions = sessions or Sessions(settings.api_token)
+    federation, capture, trace_url = settings.federation, settings.capture, settings.trace_url
     capture_locks: dict[str, asyncio.Lock] = {}
     r = APIRouter(include_in_schema=False)
     env = _env()
@@ -1371,6 +1353,7 @@ def analyze_dump(data: bytes) -> str:
 
 __all__ = [
     "Sessions",
+    "UISettings",
     "UiAuth",
     "UiDispatch",
     "analyze_dump",
