@@ -12,6 +12,7 @@
 //! Python path's to the byte (tests/test_signature_equivalence.py), so signatures stored by
 //! earlier versions, baselines and rules keep matching.
 
+use blake2b_simd::many::{hash_many, HashManyJob};
 use blake2b_simd::Params;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -38,9 +39,14 @@ pub struct Stacks {
 
 impl Stacks {
     /// `_stack_bytes`: the parts joined by `\n` (`"\n".join(parts)`, so no separator before
-    /// the first part, whichever it is).
+    /// the first part, whichever it is), in `buf` (cleared first).
     pub fn text(&self, stack: u32, buf: &mut Vec<u8>) {
         buf.clear();
+        self.append_text(stack, buf);
+    }
+
+    /// `text`, appended to `buf`.
+    pub fn append_text(&self, stack: u32, buf: &mut Vec<u8>) {
         let (start, end, elided, created) = self.stacks[stack as usize];
         for (i, f) in self.frames[start as usize..end as usize].iter().enumerate() {
             if i > 0 {
@@ -72,11 +78,34 @@ impl Stacks {
 
 /// 16 lowercase hex digits of the 8-byte BLAKE2b digest (Python's `blake2b(digest_size=8)`:
 /// the output length is a parameter of the hash, not a truncation).
-pub fn digest(text: &[u8]) -> [u8; 16] {
-    let h = Params::new().hash_length(8).hash(text);
+#[cfg(test)]
+fn digest(text: &[u8]) -> [u8; 16] {
+    hex(&Params::new().hash_length(8).hash(text))
+}
+
+fn hex(h: &blake2b_simd::Hash) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(h.to_hex().as_bytes());
     out
+}
+
+/// Stacks hashed per batch: `hash_many` runs 4 (AVX2) texts through BLAKE2b at once, about
+/// twice the speed of one at a time, and a batch's texts (some 1 KB each) stay in cache
+/// without holding every text of a 100,000-stack dump at once.
+const BATCH: usize = 64;
+
+/// The digests of `texts` (one arena, `ends[i]` the end of text i), in order.
+fn digest_batch(arena: &[u8], ends: &[usize], out: &mut Vec<[u8; 16]>) {
+    let mut params = Params::new();
+    params.hash_length(8);
+    let mut start = 0;
+    let mut jobs: Vec<HashManyJob<'_>> = Vec::with_capacity(ends.len());
+    for &end in ends {
+        jobs.push(HashManyJob::new(&params, &arena[start..end]));
+        start = end;
+    }
+    hash_many(jobs.iter_mut());
+    out.extend(jobs.iter().map(|j| hex(&j.to_hash())));
 }
 
 /// `_digest_bytes(text, "exact", argkey)`: the text, then `\nargs ` and the key as 16 hex
@@ -88,14 +117,19 @@ fn append_argkey(buf: &mut Vec<u8>, argkey: u64) {
 /// The signature of each stack of `order` (indexes into `stacks`), with the argument key of
 /// the same position when `argkeys` is given (exact similarity).
 pub fn signatures(stacks: &Stacks, order: &[u32], argkeys: Option<&[u64]>) -> Vec<[u8; 16]> {
-    let mut buf = Vec::new();
+    let (mut arena, mut ends) = (Vec::new(), Vec::with_capacity(BATCH));
     let mut out = Vec::with_capacity(order.len());
-    for (i, s) in order.iter().enumerate() {
-        stacks.text(*s, &mut buf);
-        if let Some(keys) = argkeys {
-            append_argkey(&mut buf, keys[i]);
+    for (b, batch) in order.chunks(BATCH).enumerate() {
+        arena.clear();
+        ends.clear();
+        for (i, s) in batch.iter().enumerate() {
+            stacks.append_text(*s, &mut arena);
+            if let Some(keys) = argkeys {
+                append_argkey(&mut arena, keys[b * BATCH + i]);
+            }
+            ends.push(arena.len());
         }
-        out.push(digest(&buf));
+        digest_batch(&arena, &ends, &mut out);
     }
     out
 }
@@ -106,16 +140,16 @@ pub fn signatures(stacks: &Stacks, order: &[u32], argkeys: Option<&[u64]>) -> Ve
 /// the text (rebuilt from the group's first stack), so two texts that collide in 64 bits
 /// still make two groups, as Python's dict of texts does.
 pub fn loose_groups(stacks: &Stacks) -> (Vec<u32>, Vec<u32>, Vec<[u8; 16]>) {
-    let n = stacks.stacks.len();
-    let mut group = Vec::with_capacity(n);
+    let n = stacks.stacks.len() as u32;
+    let order: Vec<u32> = (0..n).collect();
+    let digests = signatures(stacks, &order, None);
+    let mut group = Vec::with_capacity(n as usize);
     let mut reps: Vec<u32> = Vec::new();
     let mut sigs: Vec<[u8; 16]> = Vec::new();
     let mut by_digest: FxMap<[u8; 16], u32> = FxMap::default();
     let mut collided: FxMap<Vec<u8>, u32> = FxMap::default();
     let (mut buf, mut other) = (Vec::new(), Vec::new());
-    for s in 0..n as u32 {
-        stacks.text(s, &mut buf);
-        let d = digest(&buf);
+    for (s, d) in digests.into_iter().enumerate() {
         let next = reps.len() as u32;
         let g = match by_digest.get(&d) {
             None => {
@@ -123,6 +157,7 @@ pub fn loose_groups(stacks: &Stacks) -> (Vec<u32>, Vec<u32>, Vec<[u8; 16]>) {
                 next
             }
             Some(&g) => {
+                stacks.text(s as u32, &mut buf);
                 stacks.text(reps[g as usize], &mut other);
                 if other == buf {
                     g
@@ -132,7 +167,7 @@ pub fn loose_groups(stacks: &Stacks) -> (Vec<u32>, Vec<u32>, Vec<[u8; 16]>) {
             }
         };
         if g == next {
-            reps.push(s);
+            reps.push(s as u32);
             sigs.push(d);
         }
         group.push(g);
