@@ -142,8 +142,13 @@ pub fn signatures(stacks: &Stacks, order: &[u32], argkeys: Option<&[u64]>) -> Ve
 pub fn loose_groups(stacks: &Stacks) -> (Vec<u32>, Vec<u32>, Vec<[u8; 16]>) {
     let n = stacks.stacks.len() as u32;
     let order: Vec<u32> = (0..n).collect();
-    let digests = signatures(stacks, &order, None);
-    let mut group = Vec::with_capacity(n as usize);
+    group_by_digest(stacks, signatures(stacks, &order, None))
+}
+
+/// `loose_groups` given each stack's digest (apart for the tests, which collide digests).
+fn group_by_digest(stacks: &Stacks, digests: Vec<[u8; 16]>) -> (Vec<u32>, Vec<u32>, Vec<[u8; 16]>) {
+    let n = digests.len();
+    let mut group = Vec::with_capacity(n);
     let mut reps: Vec<u32> = Vec::new();
     let mut sigs: Vec<[u8; 16]> = Vec::new();
     let mut by_digest: FxMap<[u8; 16], u32> = FxMap::default();
@@ -247,11 +252,19 @@ impl<'a, 'py> Reader<'a, 'py> {
         let mut piece = Vec::new();
         match self.loose {
             Some(loose) => {
-                let name = function.cast::<PyString>().ok().map(|s| s.to_str()).transpose()?;
+                let name = function
+                    .cast::<PyString>()
+                    .ok()
+                    .map(|s| s.to_str())
+                    .transpose()?;
                 match name {
                     Some(name) if name.is_ascii() => loose_ascii(name.as_bytes(), &mut piece),
                     _ => piece.extend_from_slice(
-                        loose.call1((function,))?.cast::<PyString>()?.to_str()?.as_bytes(),
+                        loose
+                            .call1((function,))?
+                            .cast::<PyString>()?
+                            .to_str()?
+                            .as_bytes(),
                     ),
                 }
             }
@@ -414,6 +427,53 @@ mod tests {
         assert_eq!(loose("a.func"), "a.func");
         assert_eq!(loose("a.func7x"), "a.funcx");
         assert_eq!(loose("a.1.2.3"), "a.N.N.N");
+    }
+
+    #[test]
+    fn colliding_digests_still_group_by_text() {
+        let stacks = Stacks {
+            pieces: vec![b"a".to_vec(), b"b".to_vec()],
+            frames: vec![0, 1, 0, 1],
+            stacks: vec![
+                (0, 1, false, NONE),
+                (1, 2, false, NONE),
+                (2, 3, false, NONE),
+                (3, 4, false, NONE),
+            ],
+        };
+        // Texts a, b, a, b all given one digest: two groups, told apart by their texts.
+        let (group, reps, sigs) = group_by_digest(&stacks, vec![[b'0'; 16]; 4]);
+        assert_eq!(group, vec![0, 1, 0, 1]);
+        assert_eq!(reps, vec![0, 1]);
+        assert_eq!(sigs.len(), 2);
+        let mut buf = Vec::new();
+        stacks.text(1, &mut buf);
+        assert_eq!(buf, b"b");
+    }
+
+    #[test]
+    fn texts_join_like_python() {
+        let stacks = Stacks {
+            pieces: vec![b"f x.go:1".to_vec(), b"g".to_vec()],
+            frames: vec![0, 1],
+            stacks: vec![
+                (0, 2, true, 1),
+                (0, 0, true, NONE),
+                (0, 0, false, 0),
+                (0, 0, false, NONE),
+            ],
+        };
+        let mut buf = Vec::new();
+        let want: [&[u8]; 4] = [
+            b"f x.go:1\ng\n...\ncreated by g",
+            b"...",
+            b"created by f x.go:1",
+            b"",
+        ];
+        for (i, w) in want.iter().enumerate() {
+            stacks.text(i as u32, &mut buf);
+            assert_eq!(&buf[..], *w);
+        }
     }
 
     #[test]
