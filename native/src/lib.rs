@@ -9,10 +9,13 @@
 //! turns into snapshots (the debug=1 text twin of `grprof.formats.debug1._Reader`).
 //! `parse_stacks(texts, Frame)` parses the scanner's distinct debug=2 stack texts (the twin
 //! of `grprof.formats.traceback._parse_stack`).
+//! `signatures_of(stacks, argkeys, loose)` and `loose_groups_of(stacks, loose)` compute group
+//! signatures (the twins of `grprof.aggregate._stack_bytes` + `_digest_bytes`).
 
 mod debug1;
 mod pprof;
 mod scan;
+mod signature;
 mod stacks;
 
 use std::borrow::Cow;
@@ -408,5 +411,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_pprof, m)?)?;
     m.add_function(wrap_pyfunction!(parse_debug1, m)?)?;
     m.add_function(wrap_pyfunction!(parse_stacks, m)?)?;
+    m.add_function(wrap_pyfunction!(signature::signatures_of, m)?)?;
+    m.add_function(wrap_pyfunction!(signature::loose_groups_of, m)?)?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 # Types of the optional Rust extension (native/src/lib.rs).
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 class Scanner:
@@ -24,3 +24,15 @@ def parse_stacks(
 ) -> tuple[list[tuple[tuple[Any, ...], bool, Any | None]], bytes, bytes]:
     """A debug=2 dump's distinct stack texts parsed (see formats/traceback.py `parse_stacks`):
     the distinct stacks, each text's stack (int64 bytes), each text's dangling flag (a byte)."""
+
+def signatures_of(
+    stacks: Sequence[Any], argkeys: list[int] | None = None, loose: Callable[[str], str] | None = None
+) -> list[str]:
+    """Each stack's group signature (see aggregate.py `signatures`): exact similarity with
+    `argkeys` (one per stack), loose with `loose` (`loose_function`), else default."""
+
+def loose_groups_of(
+    stacks: Sequence[Any], loose: Callable[[str], str]
+) -> tuple[list[int], list[int], list[str]]:
+    """Stacks grouped by loose text (see aggregate.py `_loose_groups`): each stack's group,
+    each group's first stack, each group's signature."""

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
+from grprof import _rust
 from grprof.frames import Frame, FuncName, site_of
-from grprof.table import GoroutineTable, Stack, gc_paused
+from grprof.table import GoroutineTable, SignatureCache, Stack, gc_paused
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
@@ -142,30 +143,77 @@ def _digest_bytes(text: bytes, similarity: Similarity, argkey: int) -> str:
     return sys.intern(hashlib.blake2b(text, digest_size=8).hexdigest())
 
 
+def signatures(
+    stacks: Sequence[Stack],
+    similarity: Similarity = "default",
+    argkeys: Sequence[int] | None = None,
+    *,
+    native: bool | None = None,
+) -> list[str]:
+    """The signature of each stack (`signature(stacks[i], similarity, argkeys[i])`; the
+    argument keys count for exact similarity only, and default to 0).
+
+    Stacks may repeat (exact similarity: a stack's groups differ in their arguments). With
+    the extension (`native`: see `grprof._rust.native`) the texts are built and hashed in
+    Rust from each distinct frame object's text, without the GIL: byte for byte the same
+    digests as the Python path, which formats and encodes each distinct frame once per call
+    and hashes one joined text per stack."""
+    exact = similarity == "exact"
+    loose = similarity == "loose"
+    keys = [0] * len(stacks) if argkeys is None or not exact else argkeys
+    fn = _rust.native("signatures_of", native)
+    if fn is not None:
+        sigs: list[str] = fn(stacks, list(keys) if exact else None, loose_function if loose else None)
+        return sigs
+    memo: dict[int, bytes] = {}
+    if not exact:
+        return [_digest_bytes(_stack_bytes(st, loose, memo), similarity, 0) for st in stacks]
+    texts: dict[int, bytes] = {}  # stack id -> text: exact similarity repeats stacks
+    out = []
+    for st, key in zip(stacks, keys, strict=True):
+        text = texts.get(id(st))
+        if text is None:
+            text = texts[id(st)] = _stack_bytes(st, False, memo)
+        out.append(_digest_bytes(text, similarity, key))
+    return out
+
+
+def _loose_groups(stacks: Sequence[Stack], native: bool | None) -> tuple[list[int], list[int], list[str]]:
+    """Stacks grouped by their loose text: each stack's group (numbered by first appearance),
+    each group's first stack (an index into `stacks`) and each group's signature."""
+    fn = _rust.native("loose_groups_of", native)
+    if fn is not None:
+        found: tuple[list[int], list[int], list[str]] = fn(stacks, loose_function)
+        return found
+    by_text: dict[bytes, int] = {}
+    stack_group: list[int] = []
+    reps: list[int] = []
+    sigs: list[str] = []
+    memo: dict[int, bytes] = {}
+    for i, s in enumerate(stacks):
+        t = _stack_bytes(s, True, memo)
+        g = by_text.setdefault(t, len(reps))
+        if g == len(reps):
+            reps.append(i)
+            sigs.append(_digest_bytes(t, "loose", 0))
+        stack_group.append(g)
+    return stack_group, reps, sigs
+
+
 def _row_keys(
     table: GoroutineTable, similarity: Similarity
-) -> tuple[list[int], list[Stack], list[bytes] | None]:
+) -> tuple[list[int], list[Stack], list[str] | None]:
     """Map every row to a group number; return the numbers, each group's stack and, for loose
-    similarity (which finds its groups by their text), each group's signature text."""
+    similarity (which finds its groups by their text), each group's signature."""
     if similarity == "default":
         return list(table.stack), table.stacks, None
     if similarity == "loose":
-        by_text: dict[bytes, int] = {}
-        stack_group: list[int] = []
-        reps: list[Stack] = []
-        texts: list[bytes] = []
-        memo: dict[int, bytes] = {}
-        for s in table.stacks:
-            t = _stack_bytes(s, True, memo)
-            g = by_text.setdefault(t, len(reps))
-            if g == len(reps):
-                reps.append(s)
-                texts.append(t)
-            stack_group.append(g)
-        return list(map(stack_group.__getitem__, table.stack)), reps, texts
+        stack_group, first, sigs = _loose_groups(table.stacks, None)
+        stacks = table.stacks
+        return list(map(stack_group.__getitem__, table.stack)), [stacks[i] for i in first], sigs
     index: dict[tuple[int, int], int] = {}
     keys: list[int] = []
-    reps = []
+    reps: list[Stack] = []
     stacks = table.stacks
     for pair in zip(table.stack, table.argkey, strict=True):
         g = index.setdefault(pair, len(reps))
@@ -173,6 +221,37 @@ def _row_keys(
             reps.append(stacks[pair[0]])
         keys.append(g)
     return keys, reps, None
+
+
+def _group_signatures(
+    groups: Iterable[int],
+    reps: Sequence[Stack],
+    similarity: Similarity,
+    first_argkey: dict[int, int],
+    cache: SignatureCache | None,
+) -> dict[int, str]:
+    """Group number -> signature, for the groups that have rows (a table slice shares all its
+    parent's stacks, and most have no row in it). `cache` (default similarity only: a stack's
+    signature then depends on the stack alone) serves the stacks seen in earlier snapshots of
+    a daemon's window, and keeps the ones hashed now."""
+    present = list(groups)
+    if cache is not None and similarity == "default":
+        out: dict[int, str] = {}
+        missing: list[int] = []
+        for k in present:
+            sig = cache.get(reps[k])
+            if sig is None:
+                missing.append(k)
+            else:
+                out[k] = sig
+        if missing:
+            stacks = [reps[k] for k in missing]
+            for k, st, sig in zip(missing, stacks, signatures(stacks, similarity), strict=True):
+                out[k] = sig
+                cache.put(st, sig)
+        return out
+    argkeys = [first_argkey[k] for k in present] if similarity == "exact" else None
+    return dict(zip(present, signatures([reps[k] for k in present], similarity, argkeys), strict=True))
 
 
 def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Group]:
@@ -206,7 +285,7 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
     # `Group` per group built from its first pair; per-header facts are read once per header,
     # frame texts once per distinct frame, and groups with a single (group, header) pair (every
     # group of an all-distinct dump) need no sorting of their dicts.
-    keys, reps, texts = _row_keys(table, similarity)
+    keys, reps, loose_sigs = _row_keys(table, similarity)
     per_header = _per_header(keys, table)
     ids: dict[int, list[int]] = defaultdict(list)
     orphans: dict[int, list[int]] = defaultdict(list)
@@ -236,9 +315,13 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
         for h in table.headers
     ]
     inferred = table.counts is not None
-    loose = similarity == "loose"
-    memo: dict[int, bytes] = {}
-    stack_texts: dict[int, bytes] = {}  # stack id -> text, for exact similarity
+    sigs: Sequence[str] | dict[int, str] = (
+        loose_sigs
+        if loose_sigs is not None
+        else _group_signatures(
+            dict.fromkeys(k for k, _ in per_header), reps, similarity, first_argkey, table.signature_cache
+        )
+    )
     groups: dict[int, Group] = {}
     merged: dict[int, Group] = {}  # groups whose dicts may be out of order
     for (k, hi), n in per_header.items():
@@ -246,16 +329,8 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
         g = groups.get(k)
         if g is None:
             st = reps[k]
-            if texts is not None:
-                text = texts[k]
-            elif first_argkey:  # exact: groups share stacks, which keep their text
-                text = stack_texts.get(id(st)) or stack_texts.setdefault(
-                    id(st), _stack_bytes(st, False, memo)
-                )
-            else:
-                text = _stack_bytes(st, loose, memo)
             groups[k] = Group(
-                _digest_bytes(text, similarity, first_argkey.get(k, 0)),
+                sigs[k],
                 n,
                 st.frames,
                 st.frames_elided,

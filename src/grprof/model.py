@@ -19,7 +19,7 @@ from typing import Literal
 
 from grprof.aggregate import Group, Similarity, StackNode, group, stack_tree
 from grprof.frames import Ancestor, Frame, Goroutine, site_of
-from grprof.table import GoroutineTable, Stack
+from grprof.table import GoroutineTable, SignatureCache, Stack
 
 Format = Literal["debug=0", "debug=1", "debug=2"]
 Profile = Literal["goroutine", "goroutineleak"]
@@ -131,12 +131,15 @@ class Snapshot:
         """Groups per similarity, computed once: a snapshot does not change once parsed (a
         daemon judges the same 40 snapshots again at every scrape)."""
 
-    def share_stacks(self, shared: Callable[[Stack], Stack]) -> None:
+    def share_stacks(
+        self, shared: Callable[[Stack], Stack], signatures: SignatureCache | None = None
+    ) -> None:
         """Swap the table's stacks for the equal ones `shared` returns (a daemon keeps one copy
         of each stack for every window of the process), drop the table's build-time indexes,
         and forget the groups computed on the old stacks (they would keep them alive). Call it
-        before anything derives data from the snapshot (the store, detection)."""
-        self.table.share_stacks(shared)
+        before anything derives data from the snapshot (the store, detection). `signatures`
+        caches the shared stacks' signatures for `groups`."""
+        self.table.share_stacks(shared, signatures)
         self._groups.clear()
 
     @property

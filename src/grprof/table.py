@@ -95,6 +95,29 @@ class Stack:
 
 
 @dataclass(frozen=True, slots=True)
+class SignatureCache:
+    """Stack -> its default-similarity signature, for stacks shared across snapshots: a daemon
+    scrapes a service every 15 s and sees mostly the stacks it saw last time (its window
+    shares them as one object each, `grprof.serving.window`), so they are not hashed again.
+
+    Keyed by identity (hashing a `Stack` walks its frames, which costs about as much as the
+    signature in Rust); an entry keeps its stack, so the id cannot be reused by another
+    object while the entry lives. Cleared at `limit` entries (nothing is lost but time)."""
+
+    limit: int
+    entries: dict[int, tuple[Stack, str]] = field(default_factory=dict)
+
+    def get(self, stack: Stack) -> str | None:
+        e = self.entries.get(id(stack))
+        return e[1] if e is not None and e[0] is stack else None
+
+    def put(self, stack: Stack, signature: str) -> None:
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        self.entries[id(stack)] = (stack, signature)
+
+
+@dataclass(frozen=True, slots=True)
 class RowExtra:
     """Per-goroutine data that few rows have."""
 
@@ -115,6 +138,7 @@ class GoroutineTable:
         "argkey",
         "counts",
         "extras",
+        "signature_cache",
         "_header_index",
         "_stack_index",
     )
@@ -133,6 +157,8 @@ class GoroutineTable:
         self.counts: array[int] | None = array("q") if aggregated else None
         """Goroutines per row for aggregated formats; None when every row is one goroutine."""
         self.extras: dict[int, RowExtra] = {}
+        self.signature_cache: SignatureCache | None = None
+        """Signatures of stacks shared with other tables (`share_stacks`), for `group`."""
         self._header_index: dict[Header, int] = {}
         self._stack_index: dict[Stack, int] = {}
 
@@ -160,10 +186,14 @@ class GoroutineTable:
         self.stacks = stacks
         self._stack_index = {}
 
-    def share_stacks(self, shared: Callable[[Stack], Stack]) -> None:
+    def share_stacks(
+        self, shared: Callable[[Stack], Stack], signatures: SignatureCache | None = None
+    ) -> None:
         """Replace every stack by the equal one `shared` returns (rows keep their indexes), and
-        `forget_index`: a table shares its stacks once it is finished."""
+        `forget_index`: a table shares its stacks once it is finished. `signatures`: the cache
+        of signatures that goes with the shared stacks."""
         self.stacks = [shared(s) for s in self.stacks]
+        self.signature_cache = signatures
         self.forget_index()
 
     def forget_index(self) -> None:
@@ -236,6 +266,7 @@ class GoroutineTable:
         """Rows [start, stop) as a new table sharing the interned headers and stacks."""
         t = GoroutineTable(aggregated=self.counts is not None)
         t.headers, t.stacks = self.headers, self.stacks
+        t.signature_cache = self.signature_cache
         t._header_index, t._stack_index = self._header_index, self._stack_index
         t.ids = self.ids[start:stop]
         t.header = self.header[start:stop]

@@ -36,8 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from grprof import _rust
 from grprof.errors import ParseError
-from grprof.formats import _rust
 from grprof.formats.goquote import LabelSyntaxError, parse_labels
 from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.pprof import _header, _stops_state

@@ -18,8 +18,8 @@ import datetime as _dt
 from array import array
 from typing import Any, NamedTuple
 
+from grprof import _rust
 from grprof.errors import ParseError
-from grprof.formats import _rust
 from grprof.formats.goversion import infer_go_version, version_minor
 from grprof.formats.states import infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot

@@ -14,7 +14,8 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from grprof.formats import _rust, goquote
+from grprof import _rust
+from grprof.formats import goquote
 from grprof.formats._scan import Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot

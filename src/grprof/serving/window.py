@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from grprof.detect.signals import default_settings
 from grprof.detect.sla import SLAState
 from grprof.model import Snapshot
-from grprof.table import Stack
+from grprof.table import SignatureCache, Stack
 
 KEPT_LEAK_PROFILES = 3
 
 _STACKS: dict[Stack, Stack] = {}
 _MAX_STACKS = 500_000
+# The shared stacks' signatures: a stack seen in an earlier scrape is not hashed again when
+# the new snapshot is grouped. Bounded like `_STACKS`, whose stacks it mostly holds.
+_SIGNATURES = SignatureCache(_MAX_STACKS)
 
 
 def _shared_stack(s: Stack) -> Stack:
@@ -48,7 +51,7 @@ class Window:
         """A goroutine snapshot, or a goroutineleak profile (by the profile's own header)."""
         # A service shows the same stacks scrape after scrape, and its replicas show the same
         # stacks too: keep one copy of each, for every window of the process.
-        snap.share_stacks(_shared_stack)
+        snap.share_stacks(_shared_stack, _SIGNATURES)
         (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
 
     def all(self) -> list[Snapshot]:

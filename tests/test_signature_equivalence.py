@@ -1,0 +1,248 @@
+"""The Rust signatures (`grprof._native.signatures_of`, `loose_groups_of`) are the Python ones.
+
+A group's signature is stored (reports, baselines, rules, the store) and compared across
+versions, so the Rust twin must give the same 16 hex digits for the same stack, byte for
+byte: for every similarity (default, exact with its argument key, loose with its grouping by
+text), on the stacks of every recorded fixture in every format, and on generated stacks
+(Unicode and other scripts' digits in names, names with newlines, big line numbers, long
+stacks that release the GIL, elided frames, `created by`, repeated and shared frame
+objects). Ancestors (`[originating from goroutine N]`) are not part of a stack's text, so
+they do not enter a signature and are not generated here.
+
+Three paths are compared: the Rust one, the Python one that `group()` falls back to
+(`signatures(..., native=False)`), and `signature()`, which builds each text as a `str`
+on its own (the code every earlier version hashed).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grprof import _rust, load_all
+from grprof.aggregate import SIMILARITIES, _loose_groups, group, signature, signatures
+from grprof.errors import ParseError, SourceError
+from grprof.frames import Frame
+from grprof.model import Snapshot
+from grprof.serving import window as window_mod
+from grprof.serving.window import Window
+from grprof.table import GoroutineTable, Header, SignatureCache, Stack
+
+ROOT = pathlib.Path(__file__).resolve().parent
+FIXTURES = sorted(p for p in (ROOT / "fixtures").rglob("*") if p.suffix in (".txt", ".gz"))
+BENCH = ROOT.parent / "benchmarks" / ".work"
+
+native_only = pytest.mark.skipif(
+    _rust.native("signatures_of") is None, reason="grprof._native is not built (or GRPROF_PURE is set)"
+)
+
+
+def _argkeys(stacks: list[Stack], seed: int) -> list[int]:
+    rnd = random.Random(seed)
+    return [rnd.choice([0, 1, 2**63 + 5, 2**64 - 1, rnd.getrandbits(64)]) for _ in stacks]
+
+
+def assert_same(stacks: list[Stack], seed: int = 0) -> int:
+    """Rust, Python and the per-stack reference agree for every similarity; returns how many
+    stack signatures were compared."""
+    keys = _argkeys(stacks, seed)
+    for sim in SIMILARITIES:
+        want = [signature(s, sim, k if sim == "exact" else 0) for s, k in zip(stacks, keys, strict=True)]
+        assert signatures(stacks, sim, keys, native=False) == want, sim
+        got = signatures(stacks, sim, keys, native=True)
+        assert got == want, sim
+        assert all(type(g) is str and len(g) == 16 for g in got)
+    # Loose grouping: the same groups, numbered alike, with the same first stack each.
+    assert _loose_groups(stacks, True) == _loose_groups(stacks, False)
+    return len(stacks)
+
+
+def _snapshots(path: pathlib.Path) -> list[Snapshot]:
+    try:
+        return load_all(path)
+    except (ParseError, SourceError):
+        return []
+
+
+@native_only
+def test_every_fixture() -> None:
+    compared = 0
+    formats: set[str] = set()
+    for path in FIXTURES:
+        for snap in _snapshots(path):
+            stacks = snap.table.stacks
+            compared += assert_same(stacks, seed=len(stacks))
+            if stacks:
+                formats.add(snap.format)
+            # Exact similarity repeats stacks, with the keys of the table's rows.
+            rows = list(zip(snap.table.stack, snap.table.argkey, strict=True))
+            reps = [stacks[i] for i, _ in rows]
+            keys = [k for _, k in rows]
+            assert signatures(reps, "exact", keys, native=True) == signatures(
+                reps, "exact", keys, native=False
+            )
+    # Guards against a fixture tree that moved, or a loader that stopped reading them.
+    assert compared >= 1000, compared
+    assert len(formats) >= 3, formats
+
+
+@native_only
+@pytest.mark.parametrize("name", ["distinct-20000.debug0.pb.gz", "distinct-20000.debug1.txt"])
+def test_benchmark_dumps(name: str) -> None:
+    """The 20,000-distinct-stack dump `benchmarks/pprof.py` generates, when present."""
+    path = BENCH / name
+    if not path.exists():
+        pytest.skip(f"{path} not generated (benchmarks/pprof.py makes it)")
+    assert sum(assert_same(s.table.stacks) for s in _snapshots(path)) >= 20_000
+
+
+@native_only
+@pytest.mark.parametrize("pure", ["1", ""])
+def test_group_uses_the_same_signatures(pure: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`group()` with and without GRPROF_PURE: the same signatures in the same order."""
+    seen = 0
+    for path in FIXTURES[::3]:
+        for snap in _snapshots(path):
+            for sim in SIMILARITIES:
+                monkeypatch.setenv("GRPROF_PURE", "1")
+                want = [(g.signature, g.count, g.frames) for g in group(snap.table, sim)]
+                monkeypatch.setenv("GRPROF_PURE", pure)
+                got = [(g.signature, g.count, g.frames) for g in group(snap.table, sim)]
+                assert got == want
+                seen += len(got)
+    assert seen >= 300, seen
+
+
+# -- generated stacks ----------------------------------------------------------------------
+
+_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            "main.main",
+            "main.main.func15.1",
+            "runtime.gcenable.gowrap1",
+            "main.seq.1",
+            "main.(*Server).handle.func2.1",
+            "pkg.Map[...].Get.func3",
+            "a.1.2.3",
+            "a.12\n",  # `$` matches before a final newline
+            "a.12\n\n",
+            "a.func7x",
+            "a.func",
+            "x.\u0663",  # ARABIC-INDIC DIGIT THREE: a digit to Python's \d
+            "x.func\u0663.1",
+            "ünïcode.fünc1.2",
+            "漢字.func1",
+            "",
+            "...",
+            "created by main.main",
+        ]
+    ),
+    st.text(alphabet=st.sampled_from(list("ab.01239func\u0663\u00e9\n ")), max_size=20),
+    st.text(max_size=12).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
+)
+_LINES = st.one_of(st.integers(0, 5000), st.sampled_from([2**63 - 1, 2**63, 2**64 + 7, -1]))
+
+
+@st.composite
+def _stacks(draw: st.DrawFn) -> list[Stack]:
+    frames = [
+        Frame(draw(_NAMES), draw(st.sampled_from(["/src/a.go", "/ü/b.go", "", "c.go:1"])), draw(_LINES))
+        for _ in range(draw(st.integers(1, 8)))
+    ]
+    # Equal frames as other objects: texts come from the object, whichever it is.
+    frames += [Frame(f.function, f.file, f.line) for f in frames[:2]]
+    stacks = [
+        Stack(
+            tuple(draw(st.lists(st.sampled_from(frames), max_size=6))),
+            draw(st.booleans()),
+            draw(st.sampled_from([None, *frames])),
+        )
+        for _ in range(draw(st.integers(1, 8)))
+    ]
+    # Repeated stack objects (exact similarity gives a stack once per argument key).
+    return stacks + draw(st.lists(st.sampled_from(stacks), max_size=3))
+
+
+@native_only
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_stacks(), st.integers(0, 2**32))
+def test_generated_stacks(stacks: list[Stack], seed: int) -> None:
+    assert_same(stacks, seed)
+
+
+@native_only
+def test_long_stacks_hashed_without_the_gil() -> None:
+    """Over 4,096 frames in all the Rust side releases the GIL; the result is the same."""
+    rnd = random.Random(9)
+    frames = [
+        Frame(f"example.com/svc/h{i}.Handler.func{i % 7}.{i % 3}", f"/src/h{i}.go", i) for i in range(300)
+    ]
+    stacks = [
+        Stack(
+            tuple(rnd.choice(frames) for _ in range(rnd.randint(3, 100))),
+            rnd.random() < 0.2,
+            rnd.choice([None, frames[0]]),
+        )
+        for _ in range(400)
+    ]
+    assert sum(len(s.frames) for s in stacks) > 4096
+    assert assert_same(stacks) == 400
+    # Loose grouping merges stacks here: closures differ only in their numbers.
+    groups, reps, sigs = _loose_groups(stacks, True)
+    assert len(set(groups)) == len(reps) == len(sigs)
+
+
+# -- serve: signatures across a window -----------------------------------------------------
+
+
+def _snapshot(stacks: list[Stack]) -> Snapshot:
+    t = GoroutineTable()
+    for i, s in enumerate(stacks):
+        t.add(Header.make("chan receive"), s, id=i + 1)
+    return Snapshot(source="t", format="debug=2", profile="goroutine", table=t)
+
+
+def test_a_window_hashes_a_stack_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second scrape's stacks, equal to the first's, are served from the cache; only the
+    new one is hashed; the signatures are the uncached ones."""
+    monkeypatch.setattr(window_mod, "_STACKS", {})
+    monkeypatch.setattr(window_mod, "_SIGNATURES", SignatureCache(1000))
+    hashed: list[int] = []
+    real = signatures
+
+    def counting(stacks: list[Stack], *args: object, **kw: object) -> list[str]:
+        hashed.append(len(stacks))
+        return real(stacks, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("grprof.aggregate.signatures", counting)
+
+    def make(n: int) -> list[Stack]:  # new objects each scrape, as a parser makes them
+        return [Stack((Frame(f"main.f{i}", "/m.go", i), Frame("main.main", "/m.go", 1))) for i in range(n)]
+
+    w = Window.empty(4)
+    first, second = _snapshot(make(5)), _snapshot(make(6))
+    w.add(first)
+    a = first.groups()
+    w.add(second)
+    b = second.groups()
+    assert hashed == [5, 1]
+    assert [g.signature for g in b] == [signature(Stack(g.frames)) for g in b]
+    assert {g.signature for g in a} < {g.signature for g in b}
+    # Other similarities do not use the cache (their signatures are not the stack's alone).
+    second.groups("exact")
+    assert hashed[-1] == 6
+
+
+def test_signature_cache_is_bounded_and_keyed_by_identity() -> None:
+    c = SignatureCache(2)
+    s1, s2, s3 = (Stack((Frame(f"f{i}", "x.go", 1),)) for i in range(3))
+    c.put(s1, "a")
+    c.put(s2, "b")
+    assert c.get(s1) == "a" and c.get(Stack(s1.frames)) is None  # equal is not enough
+    c.put(s3, "c")  # full: cleared, then kept
+    assert len(c.entries) == 1 and c.get(s3) == "c" and c.get(s1) is None
