@@ -6,7 +6,7 @@
 Runs `python -m grprof.cli ARGS > /dev/null` in a fresh process, N times per case (after one
 warm-up that is not counted), and prints min / median / max wall seconds for:
 
-- `--help`, `--version`;
+- `help` (`grprof --help`), `version` (`grprof --version`);
 - `analyze FIXTURE` of a 6-goroutine crash log from tests/fixtures (text report);
 - each with a warm cache (the user cache dir primed by the warm-up) and with an empty one
   (a new, empty `GRPROF_CACHE_DIR` for every run: what the first run after an install or an
@@ -33,8 +33,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FIXTURE = REPO / "tests" / "fixtures" / "crash" / "go1.24.11" / "synctest-panic.all.txt"
 CASES: dict[str, list[str]] = {
-    "--help": ["--help"],
-    "--version": ["--version"],
+    "help": ["--help"],
+    "version": ["--version"],
     "analyze": ["analyze", str(FIXTURE)],
 }
 
