@@ -8,6 +8,8 @@ warm-up that is not counted), and prints min / median / max wall seconds for:
 
 - `help` (`grprof --help`), `version` (`grprof --version`);
 - `analyze FIXTURE` of a 6-goroutine crash log from tests/fixtures (text report);
+- Python's bytecode compiled once (into a `PYCACHE` prefix in the temp dir, so the tree timed
+  is not written to) as it is for an installed package, whatever PYTHONDONTWRITEBYTECODE says;
 - each with a warm cache (the user cache dir primed by the warm-up) and with an empty one
   (a new, empty `GRPROF_CACHE_DIR` for every run: what the first run after an install or an
   upgrade pays).
@@ -32,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FIXTURE = REPO / "tests" / "fixtures" / "crash" / "go1.24.11" / "synctest-panic.all.txt"
+PYCACHE = Path(tempfile.gettempdir()) / "grprof-startup-pycache"
 CASES: dict[str, list[str]] = {
     "help": ["--help"],
     "version": ["--version"],
@@ -50,6 +53,10 @@ def run_once(argv: list[str], env: dict[str, str]) -> float:
 
 def measure(args: list[str], runs: int, src: Path, cache: str, tmp: Path) -> list[float]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
+    # Bytecode as an installed package has it: compiled once, by the warm-up, into a prefix
+    # (the tree timed is not written to), whatever PYTHONDONTWRITEBYTECODE says here.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     argv = [sys.executable, "-m", "grprof.cli", *args]
     warm_dir = tmp / "warm"
     times = []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from grprof import cli
+from grprof import _cache, cli
 
 # Never needed to start or to print help: detection, validation of YAML, the web and the database.
 HEAVY = ("pydantic", "yaml", "jinja2", "fastapi", "sqlalchemy", "aiohttp", "rich", "grprof.detect")
@@ -78,3 +81,71 @@ def test_analyze_imports_only_its_command() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip() == "[]"
+
+
+# -- the cache of validated data files (grprof._cache) -----------------------------------------
+
+ZOO = sorted((Path(__file__).parent / "fixtures" / "zoo").glob("*goroutine.debug2.txt"))
+
+
+def _analyze(cache: str) -> str:
+    env = dict(os.environ, GRPROF_CACHE_DIR=cache)
+    argv = [sys.executable, "-m", "grprof.cli", "analyze", *map(str, ZOO), "--interval", "30s", "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    report = json.loads(out.stdout)
+    report.pop("generated_at", None)
+    return json.dumps(report, sort_keys=True)
+
+
+def test_a_corrupt_or_unwritable_cache_changes_no_result(tmp_path: Path) -> None:
+    without = _analyze("")
+    warm = tmp_path / "warm"
+    assert _analyze(str(warm)) == without  # fills it
+    entries = sorted(warm.glob("*.pickle"))
+    assert {p.name.split(".", 2)[0] for p in entries} >= {"rules", "detect", "owners"}
+    assert _analyze(str(warm)) == without  # reads it
+    for p in entries:
+        p.write_bytes(b"not a pickle")
+    assert _analyze(str(warm)) == without  # corrupt: validated again (and rewritten)
+    for p in entries:  # a valid pickle of the wrong type
+        p.write_bytes(pickle.dumps(["wrong"]))
+    assert _analyze(str(warm)) == without
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    assert _analyze(str(not_a_dir)) == without  # cannot be created
+    assert _analyze(str(not_a_dir / "sub")) == without
+
+
+def test_the_cache_follows_the_data_file_and_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.yaml").write_text("one")
+    module = tmp_path / "validator.py"
+    module.write_text("# v1")
+    monkeypatch.setattr(_cache, "DATA", data)
+    monkeypatch.setenv("GRPROF_CACHE_DIR", str(tmp_path / "cache"))
+    built: list[str] = []
+
+    def build(text: str) -> str:
+        built.append(text)
+        return text.upper()
+
+    def load() -> str:
+        return _cache.shipped("x.yaml", str, build, str(module))
+
+    assert load() == "ONE" and built == ["one"]
+    assert load() == "ONE" and built == ["one"]  # from the cache
+    (data / "x.yaml").write_text("two, longer")  # the data file changed: validated again
+    assert load() == "TWO, LONGER" and built == ["one", "two, longer"]
+    assert len(list((tmp_path / "cache").glob("x.yaml.*.pickle"))) == 1  # the old entry is gone
+    module.write_text("# v2, the schema changed")  # so did the code that validates it
+    assert load() == "TWO, LONGER" and len(built) == 3
+    assert load() == "TWO, LONGER" and len(built) == 3
+    monkeypatch.setenv("GRPROF_CACHE_DIR", "")  # off: validated every time, nothing written
+    assert load() == "TWO, LONGER" and len(built) == 4
+    assert _cache.cache_dir() is None
+    monkeypatch.delenv("GRPROF_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _cache.cache_dir() == tmp_path / "xdg" / "grprof"

@@ -6,12 +6,11 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
-from grprof import schema
+from grprof import _cache, schema
 from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.detect.cost import STACK_MIN, StackCost, stack_cost
 from grprof.model import Frame
@@ -337,8 +336,11 @@ class DetectFile(Strict):
 
 @functools.cache
 def load_detect() -> DetectFile:
-    """data/detect.yaml, validated."""
-    text = resources.files("grprof").joinpath("data/detect.yaml").read_text(encoding="utf-8")
+    """data/detect.yaml, validated once and then read from the user's cache (grprof._cache)."""
+    return _cache.shipped("detect.yaml", DetectFile, _parse_shipped, __file__)
+
+
+def _parse_shipped(text: str) -> DetectFile:
     return parse_detect(text, "grprof/data/detect.yaml")
 
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pathspec
 from pydantic import Field
 
+from grprof import _cache
 from grprof._yamlvalid import Strict, parse, read, validate
 from grprof.detect.model import OwnerBy
 from grprof.model import Frame
@@ -55,8 +55,11 @@ class _DataFile(Strict):
 
 @functools.cache
 def default_unowned() -> tuple[str, ...]:
-    """data/owners.yaml `unowned`, validated."""
-    text = resources.files("grprof").joinpath("data/owners.yaml").read_text(encoding="utf-8")
+    """data/owners.yaml `unowned`, validated once and then read from the user's cache."""
+    return _cache.shipped("owners.yaml", tuple, _parse_shipped, __file__)
+
+
+def _parse_shipped(text: str) -> tuple[str, ...]:
     data: _DataFile = validate(_DataFile, parse(text, "grprof/data/owners.yaml"))
     return data.unowned
 
