@@ -149,3 +149,20 @@ def test_the_cache_follows_the_data_file_and_can_be_turned_off(
     monkeypatch.delenv("GRPROF_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _cache.cache_dir() == tmp_path / "xdg" / "grprof"
+
+
+def test_analyze_with_a_warm_cache_reads_no_yaml(tmp_path: Path) -> None:
+    """The shipped data files come from the cache: no YAML parser, no web or database stack.
+    (pydantic is still imported: the cached objects' modules define the schemas too.)"""
+    crash = Path(__file__).parent / "fixtures" / "crash" / "go1.24.11" / "synctest-panic.all.txt"
+    code = (
+        "import json, sys\nfrom grprof.cli import main\n"
+        f"main(['analyze', {str(crash)!r}])\n"
+        "heavy = ('yaml', 'jinja2', 'fastapi', 'sqlalchemy', 'aiohttp', 'uvicorn')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)), file=sys.stderr)\n"
+    )
+    env = dict(os.environ, GRPROF_CACHE_DIR=str(tmp_path))
+    argv = [sys.executable, "-c", code]
+    for _ in range(2):  # the first run fills the cache
+        out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stderr.splitlines()[-1]) == []
