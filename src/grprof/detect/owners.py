@@ -24,14 +24,17 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
 from pydantic import Field
 
 from grprof import _cache
 from grprof._yamlvalid import Strict, parse, read, validate
 from grprof.detect.model import OwnerBy
 from grprof.model import Frame
+
+if TYPE_CHECKING:  # imported where a CODEOWNERS file is read: most runs have none
+    import pathspec
 
 UNKNOWN = "unknown"
 CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
@@ -99,6 +102,8 @@ class CodeOwners:
                 continue  # comments, GitLab [Section] headers
             parts = line.split()
             rules.append((parts[0], tuple(p for p in parts[1:] if not p.startswith("#")), n))
+        import pathspec
+
         return cls(tuple(rules), tuple(pathspec.GitIgnoreSpec.from_lines([r[0]]) for r in rules))
 
     def owners_of(self, path: str) -> tuple[tuple[str, ...], str] | None:
