@@ -18,12 +18,14 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from grprof.errors import GrprofError
+
+if TYPE_CHECKING:
+    import yaml
 
 Loc = tuple[str | int, ...]
 
@@ -43,7 +45,9 @@ class Located(ValueError):
 class Strict(BaseModel):
     """The base of every input model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it first validates, not when its module
+    # is imported (most runs read the shipped files from grprof._cache and validate nothing).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,10 @@ def read(path: str | Path, error: type[GrprofError] = YamlError, what: str = "fi
 
 def parse(text: str, name: str, error: type[GrprofError] = YamlError) -> Document:
     """YAML text to data, with lines; `error` (one line with the line number) if it is not YAML."""
+    import yaml  # here, not at the top: most runs read no YAML (grprof._cache)
+
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark else name
@@ -87,9 +93,11 @@ def parse(text: str, name: str, error: type[GrprofError] = YamlError) -> Documen
 
 def lines(text: str) -> dict[tuple[str, ...], int]:
     """The line of every key and item of YAML (or JSON) text; empty when it does not parse."""
+    import yaml
+
     out: dict[tuple[str, ...], int] = {}
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=_loader())
     except yaml.YAMLError:
         return out
     if node is not None:
@@ -97,11 +105,17 @@ def lines(text: str) -> dict[tuple[str, ...], int]:
     return out
 
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _loader() -> type[yaml.SafeLoader]:
+    import yaml
+
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
 
 
 def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
     """Each path's line: where its value starts (a block under `key:` starts on the next line)."""
+    import yaml
+
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:

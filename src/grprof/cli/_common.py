@@ -19,30 +19,23 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from grprof.collect.policy import FORMATS
 from grprof.errors import GrprofError
-from grprof.loader import read_input
-from grprof.model import Snapshot
-from grprof.sources import (
-    DEFAULT_MAX_SIZE,
-    DEFAULT_TIMEOUT,
-    Input,
-    looks_like_target,
-    open_source,
-    resolve_target,
-)
 from grprof.units import human_size, parse_duration, parse_size
 
+# Reading inputs (grprof.sources, grprof.loader) is imported by the functions that read them:
+# `grprof --help` and commands that take no input do not pay for it.
 if TYPE_CHECKING:
     from rich.console import Console
 
     from grprof.detect.detector import Options
     from grprof.detect.model import Finding
     from grprof.formats.memstats import RuntimeStats
+    from grprof.model import Snapshot
+    from grprof.sources import Input
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -142,6 +135,8 @@ def pager_arg(p: ArgTarget) -> None:
 
 
 def input_args(p: argparse.ArgumentParser) -> None:
+    from grprof.sources import DEFAULT_MAX_SIZE, DEFAULT_TIMEOUT
+
     src = p.add_argument_group("input")
     src.add_argument(
         "--max-size",
@@ -162,6 +157,8 @@ def input_args(p: argparse.ArgumentParser) -> None:
 
 def format_arg(p: ArgTarget, help: str) -> None:
     """`--format`, the same for `analyze` and `watch` (grprof.sources.resolve_target)."""
+    from grprof.collect.policy import FORMATS
+
     p.add_argument("--format", choices=FORMATS, metavar="debug=0|debug=1|debug=2", help=help)
 
 
@@ -312,6 +309,8 @@ def input_source(text: str, fmt: str | None = None) -> str:
     """What `analyze` reads for an INPUT: `-`, an existing file, else a service or URL resolved
     to its goroutine profile (grprof.sources.resolve_target; debug=2 unless `fmt` or the URL
     says), else the path (which then fails as a missing file)."""
+    from grprof.sources import looks_like_target, resolve_target
+
     if text == "-" or os.path.exists(text) or not looks_like_target(text):
         return text
     return resolve_target(text, fmt, default="debug=2").url
@@ -320,6 +319,9 @@ def input_source(text: str, fmt: str | None = None) -> str:
 def load_inputs(
     inputs: Sequence[str], max_size: int, timeout: float, fmt: str | None = None
 ) -> list[Snapshot]:
+    from grprof.loader import read_input
+    from grprof.sources import open_source
+
     snaps: list[Snapshot] = []
     for text in inputs:
         src = input_source(text, fmt)
@@ -420,11 +422,12 @@ def _page(cmd: list[str], out: str) -> None:
 # -- running a command: errors, Ctrl-C, broken pipes -------------------------------------------
 
 
-def run_guarded(run: Callable[[], int]) -> int:
+def run_guarded(run: Callable[[], int], *, rich: bool = True) -> int:
     """`run()`'s status, with every way a command ends mapped to the exit codes above: a
-    `GrprofError` is one line and status 2, Ctrl-C 130, a reader that left (broken pipe) 0."""
+    `GrprofError` is one line and status 2, Ctrl-C 130, a reader that left (broken pipe) 0.
+    `rich=False`: `run` enters `broken_pipe_raises` itself (once it knows it needs rich)."""
     try:
-        with broken_pipe_raises():
+        with broken_pipe_raises() if rich else nullcontext():
             status = run()
             sys.stdout.flush()  # inside the try: a reader that left shows up here, not at exit
         return status

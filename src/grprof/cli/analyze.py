@@ -23,7 +23,6 @@ from grprof.cli._common import (
     warn,
     write_html,
 )
-from grprof.diff import Focus
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -75,6 +74,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from grprof.detect.detector import detect
+    from grprof.diff import Focus  # here: grprof.diff brings the JSON schema (pydantic)
     from grprof.report.model import GroupFilter, build_report
 
     _gc.tune()  # a short-lived process holding many parsed stacks: see grprof/_gc.py

@@ -13,10 +13,12 @@ goroutines keep alive is not counted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from grprof import schema
 from grprof.formats.memstats import RuntimeStats
+
+if TYPE_CHECKING:
+    from grprof import schema
 
 STACK_MIN = 2048
 """The runtime's starting goroutine stack size, in bytes."""

@@ -6,15 +6,17 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
-from grprof import schema
+from grprof import _cache
 from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.detect.cost import STACK_MIN, StackCost, stack_cost
 from grprof.model import Frame
+
+if TYPE_CHECKING:  # imported by to_json: only JSON output needs the schema (pydantic)
+    from grprof import schema
 
 Verdict = Literal["leak", "suspect", "inconclusive"]
 """`inconclusive`: something was seen (growth between too few snapshots) that is no verdict
@@ -139,6 +141,8 @@ class OwnerBy:
     """The first owned frame from the blocking frame outward; None for a label."""
 
     def to_json(self) -> schema.OwnerBy:
+        from grprof import schema
+
         return {"source": self.source, "rule": self.rule, "frame": schema.frame_or_none(self.frame)}
 
     def __str__(self) -> str:
@@ -161,6 +165,8 @@ class Member:
     frames: Sequence[Frame] = ()
 
     def to_json(self) -> schema.Member:
+        from grprof import schema
+
         return {
             "id": self.id,
             "verdict": self.verdict,
@@ -220,6 +226,8 @@ class Finding:
 
     def to_json(self) -> schema.Finding:
         """The finding in the `grprof.report/v1` shape (`grprof.schema.Finding`)."""
+        from grprof import schema
+
         return {
             "id": self.id,
             "verdict": self.verdict,
@@ -337,8 +345,11 @@ class DetectFile(Strict):
 
 @functools.cache
 def load_detect() -> DetectFile:
-    """data/detect.yaml, validated."""
-    text = resources.files("grprof").joinpath("data/detect.yaml").read_text(encoding="utf-8")
+    """data/detect.yaml, validated once and then read from the user's cache (grprof._cache)."""
+    return _cache.shipped("detect.yaml", DetectFile, _parse_shipped, __file__)
+
+
+def _parse_shipped(text: str) -> DetectFile:
     return parse_detect(text, "grprof/data/detect.yaml")
 
 

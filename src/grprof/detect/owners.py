@@ -23,15 +23,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
 from pydantic import Field
 
+from grprof import _cache
 from grprof._yamlvalid import Strict, parse, read, validate
 from grprof.detect.model import OwnerBy
 from grprof.model import Frame
+
+if TYPE_CHECKING:  # imported where a CODEOWNERS file is read: most runs have none
+    import pathspec
 
 UNKNOWN = "unknown"
 CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
@@ -55,8 +58,11 @@ class _DataFile(Strict):
 
 @functools.cache
 def default_unowned() -> tuple[str, ...]:
-    """data/owners.yaml `unowned`, validated."""
-    text = resources.files("grprof").joinpath("data/owners.yaml").read_text(encoding="utf-8")
+    """data/owners.yaml `unowned`, validated once and then read from the user's cache."""
+    return _cache.shipped("owners.yaml", tuple, _parse_shipped, __file__)
+
+
+def _parse_shipped(text: str) -> tuple[str, ...]:
     data: _DataFile = validate(_DataFile, parse(text, "grprof/data/owners.yaml"))
     return data.unowned
 
@@ -96,6 +102,8 @@ class CodeOwners:
                 continue  # comments, GitLab [Section] headers
             parts = line.split()
             rules.append((parts[0], tuple(p for p in parts[1:] if not p.startswith("#")), n))
+        import pathspec
+
         return cls(tuple(rules), tuple(pathspec.GitIgnoreSpec.from_lines([r[0]]) for r in rules))
 
     def owners_of(self, path: str) -> tuple[tuple[str, ...], str] | None:

@@ -31,12 +31,12 @@ import importlib.metadata
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
+from grprof import _cache
 from grprof._yamlvalid import Document, Located, Strict, hint, parse, read, validate
 from grprof.detect.model import CATEGORIES, Explanation, Verdict, WaitKind
 from grprof.detect.source import WAIT_CATEGORIES, SourceWait
@@ -596,7 +596,11 @@ def combine(sources: Sequence[RuleSource]) -> RuleSet:
 
 @functools.cache
 def _shipped() -> RuleSource:
-    text = resources.files("grprof").joinpath("data/rules.yaml").read_text(encoding="utf-8")
+    """data/rules.yaml, validated once and then read from the user's cache (grprof._cache)."""
+    return _cache.shipped("rules.yaml", RuleSource, _parse_shipped, __file__)
+
+
+def _parse_shipped(text: str) -> RuleSource:
     return parse_yaml(text, SHIPPED)
 
 

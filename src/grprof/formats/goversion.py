@@ -7,11 +7,9 @@ import functools
 import itertools
 import re
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from grprof import _cache
 from grprof.model import Frame
 from grprof.table import GoroutineTable
 
@@ -99,7 +97,13 @@ class LineTable:
 
 @functools.cache
 def line_table() -> LineTable:
-    text = (resources.files("grprof") / "data" / "go_lines.yaml").read_text("utf-8")
+    """data/go_lines.yaml, read once and then from the user's cache (grprof._cache)."""
+    return _cache.shipped("go_lines.yaml", LineTable, _parse_shipped, __file__)
+
+
+def _parse_shipped(text: str) -> LineTable:
+    import yaml
+
     return LineTable(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
 

@@ -15,11 +15,11 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StrictInt, StrictStr, model_validator
 
+from grprof import _cache
 from grprof._yamlvalid import Document, Located, Strict, hint, parse, validate
 from grprof.errors import GrprofError
 from grprof.model import Frame
@@ -317,7 +317,11 @@ def hidden_chains() -> HiddenChains:
 
 @functools.cache
 def load_rules() -> Rules:
-    text = (resources.files("grprof") / "data" / "wait_states.yaml").read_text("utf-8")
+    """data/wait_states.yaml, validated once and then read from the user's cache."""
+    return _cache.shipped("wait_states.yaml", Rules, _parse_shipped_states, __file__)
+
+
+def _parse_shipped_states(text: str) -> Rules:
     return parse_wait_states(text, "grprof/data/wait_states.yaml")
 
 
@@ -437,8 +441,11 @@ class WaitClassesFile(Strict):
 
 @functools.cache
 def load_wait_classes() -> WaitClassesFile:
-    """data/wait_classes.yaml, validated."""
-    text = (resources.files("grprof") / "data" / "wait_classes.yaml").read_text("utf-8")
+    """data/wait_classes.yaml, validated once and then read from the user's cache."""
+    return _cache.shipped("wait_classes.yaml", WaitClassesFile, _parse_shipped_classes, __file__)
+
+
+def _parse_shipped_classes(text: str) -> WaitClassesFile:
     return parse_wait_classes(text, "grprof/data/wait_classes.yaml")
 
 
