@@ -131,7 +131,7 @@ COMMANDS: Sequence[Entry] = (
 
 
 def _version() -> str:
-    from grprof.formats._rust import native  # what formats.traceback.native_scanner() asks
+    from grprof._rust import native  # what formats.traceback.native_scanner() asks
 
     scanner = "native scanner" if native("Scanner") is not None else "pure Python scanner (no native scanner)"
     return f"grprof {__version__} ({scanner})"
