@@ -122,9 +122,10 @@ def test_the_cache_follows_the_data_file_and_can_be_turned_off(
     data = tmp_path / "data"
     data.mkdir()
     (data / "x.yaml").write_text("one")
-    module = tmp_path / "validator.py"
+    module = tmp_path / "validator.py"  # the package's code: a module of it
     module.write_text("# v1")
     monkeypatch.setattr(_cache, "DATA", data)
+    monkeypatch.setattr(_cache, "PACKAGE", tmp_path)
     monkeypatch.setenv("GRPROF_CACHE_DIR", str(tmp_path / "cache"))
     built: list[str] = []
 
@@ -133,14 +134,15 @@ def test_the_cache_follows_the_data_file_and_can_be_turned_off(
         return text.upper()
 
     def load() -> str:
-        return _cache.shipped("x.yaml", str, build, str(module))
+        _cache.code_stamp.cache_clear()  # a new process
+        return _cache.shipped("x.yaml", str, build)
 
     assert load() == "ONE" and built == ["one"]
     assert load() == "ONE" and built == ["one"]  # from the cache
     (data / "x.yaml").write_text("two, longer")  # the data file changed: validated again
     assert load() == "TWO, LONGER" and built == ["one", "two, longer"]
     assert len(list((tmp_path / "cache").glob("x.yaml.*.pickle"))) == 1  # the old entry is gone
-    module.write_text("# v2, the schema changed")  # so did the code that validates it
+    module.write_text("# v2, the schema changed")  # so did the code (any module of grprof)
     assert load() == "TWO, LONGER" and len(built) == 3
     assert load() == "TWO, LONGER" and len(built) == 3
     monkeypatch.setenv("GRPROF_CACHE_DIR", "")  # off: validated every time, nothing written

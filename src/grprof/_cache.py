@@ -1,13 +1,14 @@
 """The user's cache of validated shipped data files (start-up time, issue 9).
 
-    rules = shipped("rules.yaml", RuleSource, _validate, __file__)
+    rules = shipped("rules.yaml", RuleSource, _validate)
 
 Reading a file of `grprof/data/` means YAML and pydantic: tens of milliseconds that every
 `grprof analyze` would pay for the same files. `shipped` keeps the validated result as a
 pickle in `$GRPROF_CACHE_DIR`, else `$XDG_CACHE_HOME/grprof`, else `~/.cache/grprof`; an
-empty `GRPROF_CACHE_DIR=` turns it off. An entry is keyed by the Python version and the mtime
-and size of grprof's version file (`grprof/__init__.py`), of the data file, and of the module
-that validates it (a source checkout changes the schema without a new version). A cache that
+empty `GRPROF_CACHE_DIR=` turns it off. An entry is keyed by the Python version, the mtime
+and size of the data file, and those of every module of grprof (a pickle names classes of
+several modules, and a source checkout changes them without a new version: one stat per
+module, about a millisecond, once per process). A cache that
 is missing, unreadable, corrupt, of another type or unwritable is ignored: the file is
 validated as without a cache, so the cache never changes a result. User files (`--rules`,
 `--owners`, ...) never go through it: they are validated every time.
@@ -15,6 +16,8 @@ validated as without a cache, so the cache never changes a result. User files (`
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pickle
 import sys
@@ -26,9 +29,6 @@ T = TypeVar("T")
 
 PACKAGE = Path(__file__).resolve().parent
 DATA = PACKAGE / "data"
-VERSION_FILE = PACKAGE / "__init__.py"
-"""Where `grprof.__version__` is set: its mtime and size stand for the version in the key (an
-upgrade rewrites it; importing the root package from here would close an import cycle)."""
 
 
 def cache_dir() -> Path | None:
@@ -45,18 +45,29 @@ def _stamp(path: str | Path) -> str:
     return f"{st.st_mtime_ns}-{st.st_size}"
 
 
-def shipped(name: str, kind: type[T], build: Callable[[str], T], module: str) -> T:
-    """`build(text)` of `grprof/data/NAME`, from the cache when an entry is valid for it.
+@functools.cache
+def code_stamp() -> str:
+    """A digest of the mtime and size of every module of grprof (an upgrade or an edit of any
+    class a pickle names changes it)."""
+    h = hashlib.blake2b(digest_size=8)
+    for folder, dirs, files in sorted(os.walk(PACKAGE)):
+        dirs.sort()
+        for f in sorted(files):
+            if f.endswith((".py", ".so", ".pyd")):
+                h.update(f"{folder}/{f}:{_stamp(os.path.join(folder, f))}\n".encode())
+    return h.hexdigest()
 
-    `kind` is the type the entry must have; `module` is the `__file__` of the module whose
-    code `build` runs (its changes invalidate the entry, as the data file's do)."""
+
+def shipped(name: str, kind: type[T], build: Callable[[str], T]) -> T:
+    """`build(text)` of `grprof/data/NAME`, from the cache when an entry is valid for it;
+    `kind` is the type the entry must have."""
     path = DATA / name
     folder = cache_dir()
     entry: Path | None = None
     if folder is not None:
         try:
             v = sys.version_info
-            key = f"py{v.major}{v.minor}-{_stamp(VERSION_FILE)}-{_stamp(path)}-{_stamp(module)}"
+            key = f"py{v.major}{v.minor}-{code_stamp()}-{_stamp(path)}"
             entry = folder / f"{name}.{key}.pickle"
             with open(entry, "rb") as f:
                 value = pickle.load(f)

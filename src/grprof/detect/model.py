@@ -346,7 +346,7 @@ class DetectFile(Strict):
 @functools.cache
 def load_detect() -> DetectFile:
     """data/detect.yaml, validated once and then read from the user's cache (grprof._cache)."""
-    return _cache.shipped("detect.yaml", DetectFile, _parse_shipped, __file__)
+    return _cache.shipped("detect.yaml", DetectFile, _parse_shipped)
 
 
 def _parse_shipped(text: str) -> DetectFile:

@@ -59,7 +59,7 @@ class _DataFile(Strict):
 @functools.cache
 def default_unowned() -> tuple[str, ...]:
     """data/owners.yaml `unowned`, validated once and then read from the user's cache."""
-    return _cache.shipped("owners.yaml", tuple, _parse_shipped, __file__)
+    return _cache.shipped("owners.yaml", tuple, _parse_shipped)
 
 
 def _parse_shipped(text: str) -> tuple[str, ...]:

@@ -597,7 +597,7 @@ def combine(sources: Sequence[RuleSource]) -> RuleSet:
 @functools.cache
 def _shipped() -> RuleSource:
     """data/rules.yaml, validated once and then read from the user's cache (grprof._cache)."""
-    return _cache.shipped("rules.yaml", RuleSource, _parse_shipped, __file__)
+    return _cache.shipped("rules.yaml", RuleSource, _parse_shipped)
 
 
 def _parse_shipped(text: str) -> RuleSource:

@@ -98,7 +98,7 @@ class LineTable:
 @functools.cache
 def line_table() -> LineTable:
     """data/go_lines.yaml, read once and then from the user's cache (grprof._cache)."""
-    return _cache.shipped("go_lines.yaml", LineTable, _parse_shipped, __file__)
+    return _cache.shipped("go_lines.yaml", LineTable, _parse_shipped)
 
 
 def _parse_shipped(text: str) -> LineTable:

@@ -318,7 +318,7 @@ def hidden_chains() -> HiddenChains:
 @functools.cache
 def load_rules() -> Rules:
     """data/wait_states.yaml, validated once and then read from the user's cache."""
-    return _cache.shipped("wait_states.yaml", Rules, _parse_shipped_states, __file__)
+    return _cache.shipped("wait_states.yaml", Rules, _parse_shipped_states)
 
 
 def _parse_shipped_states(text: str) -> Rules:
@@ -442,7 +442,7 @@ class WaitClassesFile(Strict):
 @functools.cache
 def load_wait_classes() -> WaitClassesFile:
     """data/wait_classes.yaml, validated once and then read from the user's cache."""
-    return _cache.shipped("wait_classes.yaml", WaitClassesFile, _parse_shipped_classes, __file__)
+    return _cache.shipped("wait_classes.yaml", WaitClassesFile, _parse_shipped_classes)
 
 
 def _parse_shipped_classes(text: str) -> WaitClassesFile:
