@@ -342,6 +342,8 @@ def test_target_page(client: TestClient, uiworld: UiWorld) -> None:
     assert html.count('<tr class="group"') == 6  # five hostile groups and main.main
     assert 'href="/snapshots/' in html and "/flame" in html and "raw dump" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # First seen in UTC, as the API and every other page write a time.
+    assert f"{NOW.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z (new)" in html
     filtered = client.get("/targets/evil?filter=main.main").text
     assert filtered.count('<tr class="group"') == 1
     states = client.get(f"/targets/states?snapshot={w.states_ids['debug1']}").text

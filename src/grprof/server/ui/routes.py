@@ -877,6 +877,7 @@ def ui_routes(
             to_value=_local_input(span[1]) if span else "",
             filter=filter,
             finding_href=lambda f: f"/findings/{q(f.id)}?target={q(f.target)}",
+            when=_iso,
             can_capture=can_capture,
             captured=request.query_params.get("captured", ""),
             **data,
