@@ -23,6 +23,7 @@ import argparse
 import collections
 import cProfile
 import datetime as dt
+import os
 import pstats
 import tempfile
 import time
@@ -134,7 +135,9 @@ def main() -> None:
     )
     print(f"at 1,000 targets every 15 s: {total * 1000 / 15 / 1000:.2f} of one core, before HTTP and asyncio")
     if prof:
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(
+            int(os.environ.get("PROFILE_TOP", "30"))
+        )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,29 @@ def _insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+# The statements every scrape runs, built once with bound parameters: building one (`.values`,
+# `.where`) costs about five times what executing it on SQLite does, and a daemon runs them
+# some 70 times a second at 1,000 targets (docs/performance.md, "Serving 1,000 targets").
+# SQLAlchemy compiles each once per parameter set and caches it.
+_INSERT_SCRAPE = sa.insert(SC)
+_UPDATE_TARGET = sa.update(T).where(T.c.id == sa.bindparam("tid_"))
+_INSERT_SNAPSHOT = sa.insert(S).returning(S.c.id)
+_INSERT_RAW = sa.insert(R)
+_INSERT_LABELS = sa.insert(L)
+_FINDING_COLS = (F.c.id, F.c.finding_id, F.c.state)
+_OPEN_FINDINGS = sa.select(*_FINDING_COLS).where(
+    F.c.target_id == sa.bindparam("tid_"), F.c.state != "resolved"
+)
+_FINDINGS_BY_ID = sa.select(*_FINDING_COLS).where(
+    F.c.target_id == sa.bindparam("tid_"), F.c.finding_id.in_(sa.bindparam("ids_", expanding=True))
+)
+_UPDATE_FINDING = sa.update(F).where(F.c.id == sa.bindparam("id_"))
+_NEW_FINDING = {
+    name: make(F).on_conflict_do_nothing(index_elements=["target_id", "finding_id"])
+    for name, make in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
 def target_id(conn: sa.Connection, name: str, known: dict[str, int] | None = None) -> int:
     """The target's row id, creating a bare row for a name never upserted.
 
@@ -378,17 +401,18 @@ def _unique(targets: Iterable[Target]) -> list[Target]:
 def _insert_scrape(conn: sa.Connection, tid: int, rec: ScrapeRecord) -> None:
     started = ts(rec.started)
     conn.execute(
-        sa.insert(SC).values(
-            target_id=tid,
-            kind=rec.kind,
-            started=started,
-            duration=rec.duration,
-            bytes=rec.bytes,
-            status=rec.status,
-            error=rec.error,
-        )
+        _INSERT_SCRAPE,
+        {
+            "target_id": tid,
+            "kind": rec.kind,
+            "started": started,
+            "duration": rec.duration,
+            "bytes": rec.bytes,
+            "status": rec.status,
+            "error": rec.error,
+        },
     )
-    conn.execute(sa.update(T).where(T.c.id == tid).values(**_health(rec, started)))
+    conn.execute(_UPDATE_TARGET, {"tid_": tid, **_health(rec, started)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +440,7 @@ def _insert_snapshot(
     builds: dict[int, Mapping[str, Any] | None],
 ) -> int:
     build = build_identity(snap)
-    row = {
+    row: dict[str, Any] = {
         "target_id": tid,
         "time": st.when,
         "format": snap.format,
@@ -426,9 +450,10 @@ def _insert_snapshot(
         "truncated": snap.truncated,
         "downsampled": False,
         "groups": st.blob,
-        "build": build if build is not None else sa.null(),  # SQL NULL, not JSON null
     }
-    sid = int(conn.execute(sa.insert(S).values(row).returning(S.c.id)).scalar_one())
+    if build is not None:  # left out when absent: SQL NULL, where a None would be JSON null
+        row["build"] = build
+    sid = int(conn.execute(_INSERT_SNAPSHOT, row).scalar_one())
     if build is not None:
         if tid not in builds:
             builds[tid] = _previous_build(conn, tid, sid)
@@ -437,9 +462,9 @@ def _insert_snapshot(
             conn.execute(sa.insert(E).values(time=st.when, kind=DEPLOY, text=text, target_id=tid))
         builds[tid] = known_identity(builds[tid], build, deployed=text is not None)
     if raw is not None:
-        conn.execute(sa.insert(R).values(snapshot_id=sid, time=st.when, size=len(raw), data=raw))
+        conn.execute(_INSERT_RAW, {"snapshot_id": sid, "time": st.when, "size": len(raw), "data": raw})
     if st.labels:
-        conn.execute(sa.insert(L), [_label(sid, st.when, r) for r in st.labels])
+        conn.execute(_INSERT_LABELS, [_label(sid, st.when, r) for r in st.labels])
     return sid
 
 
@@ -572,30 +597,24 @@ def _findings_query() -> sa.Select[Any]:
 
 def _finding_rows(conn: sa.Connection, tid: int, ids: Sequence[str]) -> dict[str, sa.RowMapping]:
     """The target's open findings and any row (resolved too) of the ids seen now."""
-    cols = (F.c.id, F.c.finding_id, F.c.state)
-    rows = {
-        r["finding_id"]: r
-        for r in conn.execute(
-            sa.select(*cols).where(F.c.target_id == tid, F.c.state != "resolved")
-        ).mappings()
-    }
+    rows = {r["finding_id"]: r for r in conn.execute(_OPEN_FINDINGS, {"tid_": tid}).mappings()}
     for part in chunks(ids):
-        q = sa.select(*cols).where(F.c.target_id == tid, F.c.finding_id.in_(part))
-        rows.update({r["finding_id"]: r for r in conn.execute(q).mappings()})
+        found = conn.execute(_FINDINGS_BY_ID, {"tid_": tid, "ids_": list(part)}).mappings()
+        rows.update({r["finding_id"]: r for r in found})
     return rows
 
 
 def _record_finding(conn: sa.Connection, tid: int, row: sa.RowMapping | None, f: Finding, t: float) -> None:
     doc = {"doc": f.to_json(), "verdict": f.verdict, "category": f.category, "last_seen": t}
     if row is None:  # DO NOTHING: a replica that owned the target until just now wrote it first
-        new = _insert(conn, F).values(target_id=tid, finding_id=f.id, state="new", first_seen=t, **doc)
-        conn.execute(new.on_conflict_do_nothing(index_elements=["target_id", "finding_id"]))
+        new = _NEW_FINDING[conn.dialect.name]
+        conn.execute(new, {"target_id": tid, "finding_id": f.id, "state": "new", "first_seen": t, **doc})
     elif row["state"] == "resolved":  # it came back: a new episode
         conn.execute(
-            sa.update(F).where(F.c.id == row["id"]).values(state="new", first_seen=t, resolved_at=None, **doc)
+            _UPDATE_FINDING, {"id_": row["id"], "state": "new", "first_seen": t, "resolved_at": None, **doc}
         )
     else:
-        conn.execute(sa.update(F).where(F.c.id == row["id"]).values(state="ongoing", **doc))
+        conn.execute(_UPDATE_FINDING, {"id_": row["id"], "state": "ongoing", **doc})
 
 
 def _stored_finding(r: sa.RowMapping) -> StoredFinding:
