@@ -135,9 +135,14 @@ def main() -> None:
     )
     print(f"at 1,000 targets every 15 s: {total * 1000 / 15 / 1000:.2f} of one core, before HTTP and asyncio")
     if prof:
-        pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(
-            int(os.environ.get("PROFILE_TOP", "30"))
-        )
+        # PROFILE_SORT (cumulative), PROFILE_TOP (30); PROFILE_CALLERS=REGEX: who calls what matches;
+        # PROFILE_OUT=FILE: the stats, for pstats
+        stats = pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
+        stats.print_stats(int(os.environ.get("PROFILE_TOP", "30")))
+        if os.environ.get("PROFILE_OUT"):
+            stats.dump_stats(os.environ["PROFILE_OUT"])
+        if os.environ.get("PROFILE_CALLERS"):
+            stats.print_callers(os.environ["PROFILE_CALLERS"])
 
 
 if __name__ == "__main__":

@@ -209,20 +209,19 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     counting = [s for s in snaps if s.profile == "goroutine"]
     proofs = [s for s in snaps if s.profile == "goroutineleak"]
     times, assumed = snapshot_times(counting, interval)
-    tracks: dict[TrackKey, Track] = {}
-
-    def track(key: TrackKey) -> Track:
-        t = tracks.get(key)
-        if t is None:
-            t = tracks[key] = Track(key, track_id(key), [None] * len(counting), [0] * len(proofs))
-        return t
-
-    for i, s in enumerate(counting):
-        for key, p in snapshot_points(s).items():
-            track(key).points[i] = p
+    # A track per key, in order of first appearance (counting snapshots first); each track's
+    # points read by one comprehension over the snapshots' point maps: a daemon rebuilds the
+    # series of a 40-snapshot window at every scrape.
+    counted = [snapshot_points(s) for s in counting]
+    tracks: dict[TrackKey, Track] = {
+        key: Track(key, track_id(key), [pts.get(key) for pts in counted], [0] * len(proofs))
+        for key in dict.fromkeys(key for pts in counted for key in pts)
+    }
     for j, s in enumerate(proofs):
         for key, p in snapshot_points(s).items():
-            t = track(key)
+            t = tracks.get(key)
+            if t is None:
+                t = tracks[key] = Track(key, track_id(key), [None] * len(counting), [0] * len(proofs))
             t.proof[j] += p.count
             t.proof_group = p.groups[-1]
     detailed = [i for i, s in enumerate(counting) if s.format == "debug=2"]
