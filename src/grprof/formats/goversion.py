@@ -36,10 +36,20 @@ _FEATURES = (
 
 def version_from_paths(files: Iterable[str]) -> str | None:
     for f in set(files):
-        if "/src/" in f and any(d in f for d in _STDLIB_DIRS):
-            m = _GOROOT.search(f)
-            if m:
-                return next(g for g in m.groups() if g)
+        v = _path_version(f)
+        if v:
+            return v
+    return None
+
+
+@functools.lru_cache(maxsize=16384)
+def _path_version(f: str) -> str | None:
+    """The Go version a standard library file's GOROOT names, if it does. Cached: a daemon
+    reads the same few hundred paths in every profile of every service it scrapes."""
+    if "/src/" in f and any(d in f for d in _STDLIB_DIRS):
+        m = _GOROOT.search(f)
+        if m:
+            return next(g for g in m.groups() if g)
     return None
 
 
