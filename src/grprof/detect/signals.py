@@ -7,7 +7,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
@@ -90,7 +90,7 @@ def _level(d: dict[str, Any]) -> GrowthLevel:
 
 @functools.cache
 def default_settings() -> Settings:
-    d = load_detect().model_dump()  # data/detect.yaml, validated
+    d = asdict(load_detect())  # data/detect.yaml, validated
     g = d["growth"]
     return Settings(
         leak=_level(g["leak"]),
