@@ -81,24 +81,40 @@ class RulesError(GrprofError):
 
 
 class _Names:
-    """Function-name patterns (any of them), compiled once, with results memoised per name."""
+    """Function-name patterns (any of them), with results memoised per name.
 
-    __slots__ = ("_cache", "_exact", "_regexes", "patterns")
+    `regexes` are the patterns that compile as regular expressions (the others are function
+    names, matched exactly); they are compiled on the first name that is not an exact match,
+    not when the rules are built or unpickled: the user's cache (grprof._cache) holds a few
+    hundred patterns, most of which a run never tries (start-up time, issue 9).
+    """
 
-    def __init__(self, patterns: Sequence[str], exact: frozenset[str], regexes: Sequence[re.Pattern[str]]):
+    __slots__ = ("_cache", "_compiled", "_exact", "_regexes", "patterns")
+
+    def __init__(self, patterns: Sequence[str], exact: frozenset[str], regexes: Sequence[str]):
         self.patterns = tuple(patterns)
         self._exact = exact
         self._regexes = tuple(regexes)
+        self._compiled: tuple[re.Pattern[str], ...] | None = None
         self._cache: dict[str, bool] = {}
+
+    def __reduce__(self) -> tuple[type[_Names], tuple[tuple[str, ...], frozenset[str], tuple[str, ...]]]:
+        # The patterns only: the memo and the compiled expressions are rebuilt on use.
+        return (_Names, (self.patterns, self._exact, self._regexes))
 
     def __call__(self, name: str) -> bool:
         hit = self._cache.get(name)
         if hit is None:
-            hit = name in self._exact or any(r.fullmatch(name) for r in self._regexes)
+            hit = name in self._exact or any(r.fullmatch(name) for r in self._expressions())
             if len(self._cache) >= _MAX_CACHE:  # a long-lived watcher sees many binaries
                 self._cache.clear()
             self._cache[name] = hit
         return hit
+
+    def _expressions(self) -> tuple[re.Pattern[str], ...]:
+        if self._compiled is None:
+            self._compiled = tuple(re.compile(p) for p in self._regexes)
+        return self._compiled
 
     def any(self, names: Iterable[str]) -> bool:
         return any(self(n) for n in names)
@@ -617,6 +633,8 @@ def parse_yaml(text: str, name: str) -> RuleSource:
 
 
 def _entry_point_sources() -> Iterator[RuleSource]:
+    if not _may_declare(ENTRY_POINT_GROUP):
+        return
     import importlib.metadata
 
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -626,6 +644,50 @@ def _entry_point_sources() -> Iterator[RuleSource]:
         except Exception as e:
             raise RulesError(f"{name}: cannot load: {type(e).__name__}: {e}") from None
         yield _from_object(obj, name)
+
+
+def _may_declare(group: str) -> bool:
+    """Whether a distribution on `sys.path` may declare entry points of `group`: False only
+    when surely none does, so that the usual run (no plugin installed) skips importlib.metadata,
+    which imports the `email` package (about 20 ms; start-up time, issue 9) where this look
+    costs a directory listing per path entry and a read of each `entry_points.txt`.
+
+    Conservative: a meta path finder other than the standard one that finds distributions, a
+    zip file or an egg on the path, an unreadable directory or file all answer True, and
+    importlib.metadata decides as before; the group's name anywhere in a distribution's
+    `entry_points.txt` is enough.
+    """
+    import importlib.machinery
+    import os
+    import sys
+
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    needle = group.encode()
+    try:
+        for entry in sys.path:
+            folder = os.fspath(entry) or "."
+            if not os.path.isdir(folder):
+                if os.path.exists(folder):
+                    return True  # a zip file: importlib.metadata reads inside it
+                continue
+            with os.scandir(folder) as children:
+                for child in children:
+                    low = child.name.lower()
+                    if low.endswith(".egg"):
+                        return True
+                    if not (low.endswith((".dist-info", ".egg-info")) and child.is_dir()):
+                        continue
+                    try:
+                        with open(os.path.join(child.path, "entry_points.txt"), "rb") as f:
+                            if needle in f.read():
+                                return True
+                    except FileNotFoundError:
+                        continue
+    except (OSError, TypeError):
+        return True
+    return False
 
 
 def _from_object(obj: object, name: str) -> RuleSource:
@@ -681,10 +743,11 @@ def _from_doc(doc: Document) -> RuleSource:
 
 
 def _names(patterns: Sequence[str]) -> _Names:
-    regexes: list[re.Pattern[str]] = []
+    regexes: list[str] = []
     for p in patterns:
         with contextlib.suppress(re.error):  # else a function name such as `sync.(*Mutex).Lock`
-            regexes.append(re.compile(p))
+            re.compile(p)
+            regexes.append(p)
     return _Names(patterns, frozenset(patterns), regexes)
 
 
