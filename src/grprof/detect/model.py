@@ -239,11 +239,14 @@ class Finding:
 # The validated file as plain frozen dataclasses: what the detector reads and the user's cache
 # pickles (grprof._cache), so a run that finds it there imports no pydantic. The schema that
 # validates the YAML, with its messages, is `grprof.detect.detect_yaml.DetectFile`: the same
-# keys, as pydantic models; `parse_detect` converts one into the other.
+# keys, as pydantic models; `parse_detect` converts one into the other. (Each class has a
+# docstring: a dataclass without one gets its signature as docstring, through `inspect`, at import.)
 
 
 @dataclass(frozen=True, slots=True)
 class DetectLevel:
+    """detect.yaml `growth.leak` or `growth.suspect`: the growth that makes the verdict."""
+
     rate_per_minute: float
     above_baseline: float
     trend: float
@@ -251,6 +254,8 @@ class DetectLevel:
 
 @dataclass(frozen=True, slots=True)
 class DetectGrowth:
+    """detect.yaml `growth`: when a count grows, and when it has come back down."""
+
     leak: DetectLevel
     suspect: DetectLevel
     min_snapshots: int
@@ -261,6 +266,8 @@ class DetectGrowth:
 
 @dataclass(frozen=True, slots=True)
 class DetectWaitKinds:
+    """detect.yaml `wait_kinds`: how long a wait may be healthy, by frame, source and state."""
+
     frames: dict[str, WaitKind]
     source: dict[str, WaitKind]
     states: dict[WaitKind, tuple[str, ...]]
@@ -268,6 +275,8 @@ class DetectWaitKinds:
 
 @dataclass(frozen=True, slots=True)
 class DetectPersistence:
+    """detect.yaml `persistence`: goroutines that stay, by id, across snapshots."""
+
     min_snapshots: int
     min_span_minutes: float
     on_behalf_creators: tuple[str, ...]
@@ -275,6 +284,8 @@ class DetectPersistence:
 
 @dataclass(frozen=True, slots=True)
 class DetectTier:
+    """detect.yaml `steady.<tier>`: states whose count must hold this long to be `steady`."""
+
     states: tuple[str, ...]
     min_snapshots: int
     min_span_minutes: float
@@ -282,18 +293,24 @@ class DetectTier:
 
 @dataclass(frozen=True, slots=True)
 class DetectTurnover:
+    """detect.yaml `turnover`: a group whose goroutines are replaced, not kept."""
+
     churn: float
     min_count: int
 
 
 @dataclass(frozen=True, slots=True)
 class DetectVerdicts:
+    """detect.yaml `scoring.verdicts`: the scores that make a leak and a suspect."""
+
     leak: float
     suspect: float
 
 
 @dataclass(frozen=True, slots=True)
 class DetectConfidence:
+    """detect.yaml `scoring.confidence`: the curve from a score to a confidence."""
+
     midpoint: float
     steepness: float
     max: float
@@ -301,6 +318,8 @@ class DetectConfidence:
 
 @dataclass(frozen=True, slots=True)
 class DetectScoring:
+    """detect.yaml `scoring`: the weight of each signal, the verdicts, the confidence."""
+
     verdicts: DetectVerdicts
     confidence: DetectConfidence
     weights: dict[str, float]

@@ -136,6 +136,8 @@ def _find_codeowners(source_dir: Path) -> tuple[Path, CodeOwners] | None:
 
 @dataclass(frozen=True)
 class Owners:
+    """How findings get their owner: the label, the prefixes, the unowned code, CODEOWNERS."""
+
     label: str | None = None
     prefixes: tuple[tuple[str, str], ...] = ()
     """Longest prefix first."""

@@ -295,6 +295,8 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A root-cause rule: when it matches a group, the category, the texts and the fix."""
+
     id: str
     category: str
     title: str
@@ -343,6 +345,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class IgnoreRule:
+    """Goroutines that are long-lived by design (`ignore:` in the rules YAML), never a leak."""
+
     id: str
     reason: str
     top_function: _Names | None = None

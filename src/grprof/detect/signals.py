@@ -17,6 +17,8 @@ from grprof.model import Group, Snapshot
 
 @dataclass(frozen=True, slots=True)
 class GrowthLevel:
+    """The growth that makes a verdict (detect.yaml `growth.leak`, `growth.suspect`)."""
+
     rate_per_minute: float
     above_baseline: float
     trend: float
@@ -49,6 +51,8 @@ class Scoring:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """The detector's thresholds (data/detect.yaml), scaled by an SLA with `scaled`."""
+
     leak: GrowthLevel
     suspect: GrowthLevel
     min_snapshots: int
@@ -161,6 +165,8 @@ SHORT_WINDOW_TREND = 0.9
 
 @dataclass(frozen=True, slots=True)
 class Growth:
+    """What a track's counts say about growth: the verdict, the rate and the evidence."""
+
     verdict: str | None
     """"leak", "suspect", "inconclusive" (seen, in too few snapshots) or None."""
     per_minute: float | None
