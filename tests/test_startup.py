@@ -241,6 +241,9 @@ def test_the_detector_data_is_the_validated_file() -> None:
 
 def test_rule_patterns_survive_the_cache_and_compile_on_use() -> None:
     from grprof.detect import rules
+    from grprof.detect.rules_yaml import STACK_MATCH
+
+    assert tuple(STACK_MATCH) == rules._LAYERS  # the schema's layers are the runtime's
 
     names = rules._names(["sync.(*Mutex).Lock", r"main\.worker.*", "net.Dial"])
     back = pickle.loads(pickle.dumps(names))

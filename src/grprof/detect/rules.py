@@ -85,8 +85,8 @@ class _Names:
 
     `regexes` are the patterns that compile as regular expressions (the others are function
     names, matched exactly); they are compiled on the first name that is not an exact match,
-    not when the rules are built or unpickled: the user's cache (grprof._cache) holds a few
-    hundred patterns, most of which a run never tries (start-up time, issue 9).
+    not when the rules are built or unpickled: the shipped rules hold about a hundred regular
+    expressions, most of which a run never tries (start-up time, issue 9).
     """
 
     __slots__ = ("_cache", "_compiled", "_exact", "_regexes", "patterns")
