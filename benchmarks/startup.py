@@ -15,8 +15,11 @@ warm-up that is not counted), and prints min / median / max wall seconds for:
   upgrade pays).
 
 `--src DIR` puts DIR first on PYTHONPATH, to time another tree (e.g. `--src /path/to/main/src`
-for the code before a change) with the same interpreter. The load average at the start and
-the end is printed with the numbers. Nothing is asserted: it reports.
+for the code before a change) with the same interpreter. Given several times (`--src after/src
+--src before/src`), the trees are timed in turn, one run of each before the next run of any,
+so that the machine's load falls on all of them alike; each tree has its own warm cache. The
+load average at the start and the end is printed with the numbers. Nothing is asserted: it
+reports.
 """
 
 from __future__ import annotations
@@ -51,45 +54,61 @@ def run_once(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def measure(args: list[str], runs: int, src: Path, cache: str, tmp: Path) -> list[float]:
+def environment(src: Path) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
     # Bytecode as an installed package has it: compiled once, by the warm-up, into a prefix
     # (the tree timed is not written to), whatever PYTHONDONTWRITEBYTECODE says here.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
+
+
+def measure(args: list[str], runs: int, srcs: list[Path], cache: str, tmp: Path) -> list[list[float]]:
+    """Wall seconds of `runs` runs per tree, the trees taking turns (after one warm-up each)."""
     argv = [sys.executable, "-m", "grprof.cli", *args]
-    warm_dir = tmp / "warm"
-    times = []
+    envs = [environment(src) for src in srcs]
+    times: list[list[float]] = [[] for _ in srcs]
     for i in range(runs + 1):  # run 0: the warm-up (primes the warm cache)
-        if cache == "warm":
-            env["GRPROF_CACHE_DIR"] = str(warm_dir)
-        else:
-            env["GRPROF_CACHE_DIR"] = tempfile.mkdtemp(dir=tmp, prefix="empty-")
-        t = run_once(argv, env)
-        if i:
-            times.append(t)
+        for k, env in enumerate(envs):
+            if cache == "warm":
+                # One warm cache per tree: a tree's entries would replace another's (one per file).
+                env["GRPROF_CACHE_DIR"] = str(tmp / f"warm-{k}")
+            else:
+                env["GRPROF_CACHE_DIR"] = tempfile.mkdtemp(dir=tmp, prefix="empty-")
+            t = run_once(argv, env)
+            if i:
+                times[k].append(t)
     return times
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20, help="timed runs per case (default 20)")
-    ap.add_argument("--src", type=Path, default=REPO / "src", help="the tree to time (default: ./src)")
+    ap.add_argument(
+        "--src",
+        type=Path,
+        action="append",
+        help="a tree to time (default: ./src); repeat to time several in turn",
+    )
     ap.add_argument("--json", type=Path, help="also write the numbers as JSON")
     ap.add_argument("--case", action="append", choices=sorted(CASES), help="only these cases (repeatable)")
     opts = ap.parse_args()
+    srcs = [s.resolve() for s in opts.src or [REPO / "src"]]
     load_before = os.getloadavg()
-    results: dict[str, dict[str, float]] = {}
-    print(f"src {opts.src.resolve()}  python {sys.version.split()[0]}  runs {opts.runs}")
-    print(f"{'case':<22} {'min':>7} {'median':>7} {'max':>7}   (seconds, whole process)")
+    results: dict[str, dict[str, dict[str, float]]] = {str(s): {} for s in srcs}
+    print(f"python {sys.version.split()[0]}  runs {opts.runs}")
+    for k, src in enumerate(srcs):
+        print(f"  [{k}] {src}")
+    print(f"{'case':<22} {'tree':>4} {'min':>7} {'median':>7} {'max':>7}   (seconds, whole process)")
     with tempfile.TemporaryDirectory(prefix="grprof-startup-") as tmp:
         for name in opts.case or CASES:
             for cache in ("warm", "empty"):
-                times = measure(CASES[name], opts.runs, opts.src.resolve(), cache, Path(tmp))
-                row = {"min": min(times), "median": statistics.median(times), "max": max(times)}
-                results[f"{name} ({cache} cache)"] = row
-                label = f"{name} ({cache})"
-                print(f"{label:<22} {row['min']:7.3f} {row['median']:7.3f} {row['max']:7.3f}")
+                per_tree = measure(CASES[name], opts.runs, srcs, cache, Path(tmp))
+                for k, (src, times) in enumerate(zip(srcs, per_tree, strict=True)):
+                    row = {"min": min(times), "median": statistics.median(times), "max": max(times)}
+                    results[str(src)][f"{name} ({cache} cache)"] = row
+                    label = f"{name} ({cache})"
+                    print(f"{label:<22} {k:>4} {row['min']:7.3f} {row['median']:7.3f} {row['max']:7.3f}")
     load_after = os.getloadavg()
     fmt = "load average before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}"
     print(fmt.format(*load_before, *load_after))

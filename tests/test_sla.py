@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from promserver import PromServer, check_config, ensure_prometheus, run_prometheus, wait_for_series
 
-from grprof.detect.sla import DEFAULT_POINTS, SLA, SLAState, alpha, check_points, evaluate, parse_sla
+from grprof.detect.sla import DEFAULT_POINTS, SLA, SLAState, alpha, check_points, evaluate
+from grprof.detect.sla_yaml import parse_sla
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "sla.md"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -154,8 +155,8 @@ def test_the_cache_follows_the_data_file_and_can_be_turned_off(
 
 
 def test_analyze_with_a_warm_cache_reads_no_yaml(tmp_path: Path) -> None:
-    """The shipped data files come from the cache: no YAML parser, no web or database stack.
-    (pydantic is still imported: the cached objects' modules define the schemas too.)"""
+    """The shipped data files come from the cache: no YAML parser, no web or database stack
+    (pydantic neither: test_analyze_of_a_file_imports_no_validation_or_http_client)."""
     crash = Path(__file__).parent / "fixtures" / "crash" / "go1.24.11" / "synctest-panic.all.txt"
     code = (
         "import json, sys\nfrom grprof.cli import main\n"
@@ -168,3 +169,107 @@ def test_analyze_with_a_warm_cache_reads_no_yaml(tmp_path: Path) -> None:
     for _ in range(2):  # the first run fills the cache
         out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     assert json.loads(out.stderr.splitlines()[-1]) == []
+
+
+# -- runtime classes apart from their schemas (grprof.detect.*_yaml) -------------------------
+
+CRASH = Path(__file__).parent / "fixtures" / "crash" / "go1.24.11" / "synctest-panic.all.txt"
+# What `grprof analyze FILE` with a warm cache must not import: validation (pydantic, the
+# schemas, YAML), the JSON schema, the HTTP client (a file is no URL), the entry point machinery
+# (no grprof.rules plugin is installed in the test environment).
+NOT_FOR_A_FILE = (
+    "pydantic",
+    "pydantic_core",
+    "yaml",
+    "http.client",
+    "urllib.request",
+    "importlib.metadata",
+    "grprof._yamlvalid",
+    "grprof.schema",
+    "grprof.detect.detect_yaml",
+    "grprof.detect.rules_yaml",
+    "grprof.detect.owners_yaml",
+    "grprof.detect.sla_yaml",
+    "grprof.formats.states_yaml",
+    "grprof.detect.source",
+)
+ZOO_DIR = Path(__file__).parent / "fixtures" / "zoo"
+
+
+def _modules_after(args: list[str], cache: str) -> set[str]:
+    code = (
+        "import json, sys\nfrom grprof.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    env = dict(os.environ, GRPROF_CACHE_DIR=cache)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return set(json.loads(out.stderr.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "dump",
+    [CRASH, *(ZOO_DIR / f"1-leak-1.goroutine.{kind}" for kind in ("debug1.txt", "debug0.pb.gz"))],
+    ids=["crash-log", "debug1", "debug0"],
+)
+def test_analyze_of_a_file_imports_no_validation_or_http_client(tmp_path: Path, dump: Path) -> None:
+    _modules_after(["analyze", str(dump)], str(tmp_path))  # fills the cache
+    loaded = _modules_after(["analyze", str(dump)], str(tmp_path))
+    assert "grprof.detect.detector" in loaded and "grprof.detect.rules" in loaded  # it did detect
+    if dump is not CRASH:  # the wait states of debug=0 and debug=1 come from the cache too
+        assert "grprof.formats.states" in loaded
+    assert sorted(m for m in NOT_FOR_A_FILE if m in loaded) == []
+    # Without the cache the shipped files are validated: through pydantic, as before.
+    assert {"pydantic", "grprof.detect.rules_yaml", "grprof.detect.detect_yaml"} <= _modules_after(
+        ["analyze", str(dump)], ""
+    )
+
+
+def test_the_detector_data_is_the_validated_file() -> None:
+    """`DetectData` (plain dataclasses, what the cache keeps) holds what the schema validated."""
+    from grprof._yamlvalid import parse, validate
+    from grprof.detect.detect_yaml import DetectFile
+    from grprof.detect.model import DetectData, parse_detect
+
+    text = (_cache.DATA / "detect.yaml").read_text(encoding="utf-8")
+    data = parse_detect(text, "detect.yaml")
+    assert isinstance(data, DetectData)
+    assert dataclasses.asdict(data) == validate(DetectFile, parse(text, "detect.yaml")).model_dump()
+    assert pickle.loads(pickle.dumps(data)) == data
+    assert "pydantic" not in pickle.dumps(data).decode("latin-1")  # unpickling needs no pydantic
+
+
+def test_rule_patterns_survive_the_cache_and_compile_on_use() -> None:
+    from grprof.detect import rules
+    from grprof.detect.rules_yaml import STACK_MATCH
+
+    assert tuple(STACK_MATCH) == rules._LAYERS  # the schema's layers are the runtime's
+
+    names = rules._names(["sync.(*Mutex).Lock", r"main\.worker.*", "net.Dial"])
+    back = pickle.loads(pickle.dumps(names))
+    assert back._compiled is None  # nothing compiled by unpickling
+    assert back("sync.(*Mutex).Lock") and back("main.workerLoop") and back("netXDial")
+    assert not back("main.other") and not back("sync.(*Mutex).Unlock")
+    assert back._compiled is not None and len(back._compiled) == 2  # the function name is no regex
+
+
+def test_plugins_are_looked_for_before_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grprof.detect.rules import ENTRY_POINT_GROUP, _may_declare
+
+    assert not _may_declare(ENTRY_POINT_GROUP)  # none installed here
+    other = tmp_path / "other_plugin-1.0.dist-info"
+    other.mkdir()
+    (other / "entry_points.txt").write_text("[console_scripts]\nx = other:main\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not _may_declare(ENTRY_POINT_GROUP)  # another group
+    dist = tmp_path / "Team_Rules-1.0.DIST-INFO"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nteam = team_rules:RULES\n")
+    assert _may_declare(ENTRY_POINT_GROUP)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    zipped = tmp_path / "plugins.zip"
+    zipped.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: importlib.metadata decides
+    monkeypatch.syspath_prepend(str(zipped))
+    assert _may_declare(ENTRY_POINT_GROUP)

@@ -22,8 +22,9 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.canary.config import ServedCanary
 from grprof.collect.model import Auth, Target
-from grprof.detect.owners import OwnersFile
-from grprof.detect.sla import SLA, SLAConfig
+from grprof.detect.owners_yaml import OwnersFile
+from grprof.detect.sla import SLA
+from grprof.detect.sla_yaml import SLAConfig
 from grprof.errors import GrprofError
 from grprof.redact import RedactConfig
 from grprof.serving.federation import FederateConfig
@@ -208,7 +209,7 @@ class Config(Strict):
     http_sd: list[HttpSDConfig] = Field(default_factory=list)
     sla: dict[str, SLAConfig] = Field(default_factory=dict)
     """Per target name (or `default`): the latency SLA and where its p95 comes from
-    (`grprof.detect.sla.SLAConfig`: latency, p95 or prometheus + query, timeout, points)."""
+    (`grprof.detect.sla_yaml.SLAConfig`: latency, p95 or prometheus + query, timeout, points)."""
     rules: list[str] = Field(default_factory=list)
     canary: ServedCanary = Field(default_factory=ServedCanary.shipped)
     """`POST /api/v1/canary`'s settings: keys of data/canary.yaml replacing the shipped ones."""

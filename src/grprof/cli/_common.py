@@ -13,10 +13,7 @@ import argparse
 import io
 import os
 import re
-import shlex
-import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -355,6 +352,9 @@ DEFAULT_PAGER = "less -FRX"
 def pager_command() -> list[str] | None:
     """The pager to run, as git picks it: `$GRPROF_PAGER`, else `$PAGER`, else `less -FRX`;
     None when it is empty or `cat`, or its program is not installed (print directly then)."""
+    import shlex  # the pager's modules are imported when a report may be paged
+    import shutil
+
     value = os.environ.get("GRPROF_PAGER")
     if value is None:
         value = os.environ.get("PAGER")
@@ -396,6 +396,8 @@ def output_console(page: bool = True) -> Iterator[Console]:
 
 
 def _page(cmd: list[str], out: str) -> None:
+    import subprocess
+
     env = dict(os.environ)
     env.setdefault("LESS", "FRX")  # as git: quit if one screen, keep colours, no screen clearing
     env.setdefault("LV", "-c")

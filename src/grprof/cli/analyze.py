@@ -74,7 +74,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from grprof.detect.detector import detect
-    from grprof.diff import Focus  # here: grprof.diff brings the JSON schema (pydantic)
     from grprof.report.model import GroupFilter, build_report
 
     _gc.tune()  # a short-lived process holding many parsed stacks: see grprof/_gc.py
@@ -88,8 +87,12 @@ def run(args: argparse.Namespace) -> int:
             redactor.apply(s)
     detection = detect(snaps, opts)
     warn(detection.warnings)
-    focus = Focus(args.focus, args.ignore)
-    if focus.active:  # the findings on the groups --focus/--ignore leave out go too (and --fail-on)
+    if args.focus is not None or args.ignore is not None:
+        # The findings on the groups --focus/--ignore leave out go too (and --fail-on). Imported
+        # here: grprof.diff brings the JSON schema (pydantic), which a plain run does not need.
+        from grprof.diff import Focus
+
+        focus = Focus(args.focus, args.ignore)
         detection = replace(detection, findings=focus.findings(detection.findings))
     similarity: Similarity = args.similarity
     flt = GroupFilter(args.focus, args.ignore, max(args.min_count, 1))

@@ -16,18 +16,21 @@
 
 from __future__ import annotations
 
-import base64
-import http.client
+import functools
 import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from grprof.units import human_size
+
+# The HTTP client (http.client, urllib.request: email, ssl, about 25 ms) is imported by the
+# functions that fetch: `grprof analyze FILE` reads and gunzips through this module too.
+if TYPE_CHECKING:
+    import urllib.error
+    import urllib.request
 
 CHUNK = 4 << 20
 """Bytes read from a socket or produced by the gunzip at a time."""
@@ -187,13 +190,16 @@ def gunzip_checked(data: bytes, limit: int, what: str = "the gzip profile") -> b
 # -- the synchronous HTTP GET --------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+@functools.cache
+def _opener(follow_redirects: bool) -> urllib.request.OpenerDirector:
+    """The opener that follows redirects, or the one that refuses them; built once each."""
+    import urllib.request
 
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-_FOLLOW = urllib.request.build_opener()
-_STAY = urllib.request.build_opener(_NoRedirect)
+    return urllib.request.build_opener() if follow_redirects else urllib.request.build_opener(NoRedirect)
 
 
 @dataclass
@@ -214,6 +220,8 @@ class Response:
 
     def chunks(self) -> Iterator[bytes]:
         """The body as sent (no Content-Encoding undone), capped at `max_size` wire bytes."""
+        import http.client  # loaded already: `get` answered
+
         wire = 0
         with self._resp:
             while True:
@@ -251,6 +259,8 @@ class Response:
 
 def basic_auth(url: str) -> tuple[str, dict[str, str]]:
     """The URL without `user:password@`, and the Authorization header it meant."""
+    import base64
+
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url, {}
@@ -275,10 +285,14 @@ def get(
     the start of its body), `redirect` for a 3xx when `follow_redirects` is off, `timeout`,
     `unreachable`. `deadline` (time.monotonic()) bounds the whole body, the timeout each read.
     """
+    import http.client
+    import urllib.error
+    import urllib.request
+
     target, auth = basic_auth(url)
     hdrs = {"User-Agent": "grprof", **({"Accept-Encoding": "gzip"} if accept_gzip else {}), **auth}
     hdrs.update(headers or {})
-    opener = _FOLLOW if follow_redirects else _STAY
+    opener = _opener(follow_redirects)
     try:
         resp = opener.open(urllib.request.Request(target, headers=hdrs), timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -309,6 +323,8 @@ def get(
 
 def _error_body(e: urllib.error.HTTPError, limit: int = 1 << 16) -> bytes:
     """The start of an error answer, its gzip Content-Encoding undone (what decodes of it)."""
+    import http.client
+
     try:
         raw = e.read(limit) or b""
     except (OSError, http.client.HTTPException):

@@ -53,6 +53,8 @@ _PAIR = 2
 
 @dataclass
 class Options:
+    """How to detect: thresholds, rules, SLA, source, owners and the target's memory."""
+
     interval: float | None = None
     """Seconds between text snapshots (overrides file times)."""
     settings: Settings | None = None
@@ -74,6 +76,8 @@ class Options:
 
 @dataclass
 class Detection:
+    """A detection pass: its findings, the series they were read from, the SLA in force."""
+
     findings: list[Finding]
     series: Series
     sla: SLAState

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import AfterValidator
+from typing import TYPE_CHECKING, Any, Literal
 
 from grprof import _cache
-from grprof._yamlvalid import Located, Strict, parse, validate
 from grprof.detect.cost import STACK_MIN, StackCost, stack_cost
+from grprof.detect.vocab import CATEGORIES, VERDICTS, WAIT_KINDS, Verdict, WaitKind
 from grprof.model import Frame
 
 if TYPE_CHECKING:  # imported by to_json: only JSON output needs the schema (pydantic)
     from grprof import schema
 
-Verdict = Literal["leak", "suspect", "inconclusive"]
-"""`inconclusive`: something was seen (growth between too few snapshots) that is no verdict
-either way; the evidence says what would settle it."""
-VERDICTS: tuple[Verdict, ...] = ("leak", "suspect", "inconclusive")
-"""Strongest first."""
-WaitKind = Literal["blocking", "waiting", "idle"]
-"""How long a wait may be healthy (data/detect.yaml `wait_kinds`)."""
-WAIT_KINDS: tuple[WaitKind, ...] = ("blocking", "waiting", "idle")
 Signal = Literal[
     "runtime_proof",
     "growth",
@@ -41,21 +30,6 @@ Signal = Literal[
     "sla",
     "rule",
 ]
-
-# Categories of root cause. Rules may name others ("sdk/<library>"); "unknown" when none matches.
-CATEGORIES = (
-    "channel",
-    "context",
-    "sdk/net/http",
-    "sdk/database/sql",
-    "sdk/mysql",
-    "sdk/grpc",
-    "sdk/kitex",
-    "sync",
-    "timer",
-    "io",
-    "unknown",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,98 +236,149 @@ class Finding:
 
 
 # -- data/detect.yaml ------------------------------------------------------------------------
+# The validated file as plain frozen dataclasses: what the detector reads and the user's cache
+# pickles (grprof._cache), so a run that finds it there imports no pydantic. The schema that
+# validates the YAML, with its messages, is `grprof.detect.detect_yaml.DetectFile`: the same
+# keys, as pydantic models; `parse_detect` converts one into the other. (Each class has a
+# docstring: a dataclass without one gets its signature as docstring, through `inspect`, at import.)
 
 
-def _regexes(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    for i, p in enumerate(patterns):
-        try:
-            re.compile(p)
-        except re.error as e:
-            raise Located((i,), f'bad regex "{p}": {e}') from None
-    return patterns
+@dataclass(frozen=True, slots=True)
+class DetectLevel:
+    """detect.yaml `growth.leak` or `growth.suspect`: the growth that makes the verdict."""
 
-
-class _Level(Strict):
     rate_per_minute: float
     above_baseline: float
     trend: float
 
 
-class _Growth(Strict):
-    leak: _Level
-    suspect: _Level
+@dataclass(frozen=True, slots=True)
+class DetectGrowth:
+    """detect.yaml `growth`: when a count grows, and when it has come back down."""
+
+    leak: DetectLevel
+    suspect: DetectLevel
     min_snapshots: int
     min_span_minutes: float
     window: int
     recovered: float
 
 
-class _WaitKinds(Strict):
+@dataclass(frozen=True, slots=True)
+class DetectWaitKinds:
+    """detect.yaml `wait_kinds`: how long a wait may be healthy, by frame, source and state."""
+
     frames: dict[str, WaitKind]
     source: dict[str, WaitKind]
     states: dict[WaitKind, tuple[str, ...]]
 
 
-class _Persistence(Strict):
+@dataclass(frozen=True, slots=True)
+class DetectPersistence:
+    """detect.yaml `persistence`: goroutines that stay, by id, across snapshots."""
+
     min_snapshots: int
     min_span_minutes: float
     on_behalf_creators: tuple[str, ...]
 
 
-class _Tier(Strict):
+@dataclass(frozen=True, slots=True)
+class DetectTier:
+    """detect.yaml `steady.<tier>`: states whose count must hold this long to be `steady`."""
+
     states: tuple[str, ...]
     min_snapshots: int
     min_span_minutes: float
 
 
-class _Turnover(Strict):
+@dataclass(frozen=True, slots=True)
+class DetectTurnover:
+    """detect.yaml `turnover`: a group whose goroutines are replaced, not kept."""
+
     churn: float
     min_count: int
 
 
-class _Verdicts(Strict):
+@dataclass(frozen=True, slots=True)
+class DetectVerdicts:
+    """detect.yaml `scoring.verdicts`: the scores that make a leak and a suspect."""
+
     leak: float
     suspect: float
 
 
-class _Confidence(Strict):
+@dataclass(frozen=True, slots=True)
+class DetectConfidence:
+    """detect.yaml `scoring.confidence`: the curve from a score to a confidence."""
+
     midpoint: float
     steepness: float
     max: float
 
 
-class _Scoring(Strict):
-    verdicts: _Verdicts
-    confidence: _Confidence
+@dataclass(frozen=True, slots=True)
+class DetectScoring:
+    """detect.yaml `scoring`: the weight of each signal, the verdicts, the confidence."""
+
+    verdicts: DetectVerdicts
+    confidence: DetectConfidence
     weights: dict[str, float]
 
 
-class DetectFile(Strict):
-    """`grprof/data/detect.yaml`: the detector's thresholds, wait kinds and weights."""
+@dataclass(frozen=True, slots=True)
+class DetectData:
+    """`grprof/data/detect.yaml`, validated: the detector's thresholds, wait kinds and weights."""
 
-    growth: _Growth
+    growth: DetectGrowth
     age_minutes: int
     orphans: int
-    request_frames: Annotated[tuple[str, ...], AfterValidator(_regexes)]
+    request_frames: tuple[str, ...]
     busy_states: tuple[str, ...]
-    wait_kinds: _WaitKinds
-    persistence: _Persistence
-    steady: dict[str, _Tier]
-    turnover: _Turnover
-    scoring: _Scoring
+    wait_kinds: DetectWaitKinds
+    persistence: DetectPersistence
+    steady: dict[str, DetectTier]
+    turnover: DetectTurnover
+    scoring: DetectScoring
 
 
 @functools.cache
-def load_detect() -> DetectFile:
+def load_detect() -> DetectData:
     """data/detect.yaml, validated once and then read from the user's cache (grprof._cache)."""
-    return _cache.shipped("detect.yaml", DetectFile, _parse_shipped)
+    return _cache.shipped("detect.yaml", DetectData, _parse_shipped)
 
 
-def _parse_shipped(text: str) -> DetectFile:
+def _parse_shipped(text: str) -> DetectData:
     return parse_detect(text, "grprof/data/detect.yaml")
 
 
-def parse_detect(text: str, name: str) -> DetectFile:
+def parse_detect(text: str, name: str) -> DetectData:
     """detect.yaml text, validated; YamlError `NAME:LINE: key.path: message` when it is wrong."""
-    detect: DetectFile = validate(DetectFile, parse(text, name))
-    return detect
+    # pydantic and the schema only here: a run that reads the file from the cache needs neither.
+    from pydantic import TypeAdapter
+
+    from grprof._yamlvalid import parse, validate
+    from grprof.detect.detect_yaml import DetectFile
+
+    checked: DetectFile = validate(DetectFile, parse(text, name))
+    # The schema's models to the dataclasses of the same keys (a key missing from either fails).
+    data: DetectData = TypeAdapter(DetectData).validate_python(checked.model_dump(), strict=False)
+    return data
+
+
+__all__ = [
+    "CATEGORIES",
+    "VERDICTS",
+    "WAIT_KINDS",
+    "DetectData",
+    "Evidence",
+    "Explanation",
+    "Finding",
+    "Member",
+    "OwnerBy",
+    "Signal",
+    "SourceReport",
+    "Verdict",
+    "WaitKind",
+    "load_detect",
+    "parse_detect",
+]

@@ -26,34 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
-
 from grprof import _cache
-from grprof._yamlvalid import Strict, parse, read, validate
 from grprof.detect.model import OwnerBy
 from grprof.model import Frame
 
-if TYPE_CHECKING:  # imported where a CODEOWNERS file is read: most runs have none
-    import pathspec
+if TYPE_CHECKING:
+    import pathspec  # imported where a CODEOWNERS file is read: most runs have none
+
+    # The schema (pydantic) is imported where a file is validated: a run without `--owners`
+    # reads data/owners.yaml from the user's cache and needs neither it nor pydantic.
+    from grprof.detect.owners_yaml import OwnersFile
 
 UNKNOWN = "unknown"
 CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
 """Where GitHub and GitLab look for the file, first found wins."""
-
-
-class OwnersFile(Strict):
-    """`--owners FILE`, the serve config's `owners:` section."""
-
-    label: str | None = None
-    """A pprof label key whose value names the owner (`team`)."""
-    prefixes: dict[str, str] = Field(default_factory=dict)
-    """Go import path prefix -> owner (`example.com/shop/payments: payments`)."""
-    unowned: tuple[str, ...] = ()
-    """More import path prefixes no team owns (vendored SDKs), added to data/owners.yaml's."""
-
-
-class _DataFile(Strict):
-    unowned: tuple[str, ...]
 
 
 @functools.cache
@@ -63,14 +49,30 @@ def default_unowned() -> tuple[str, ...]:
 
 
 def _parse_shipped(text: str) -> tuple[str, ...]:
-    data: _DataFile = validate(_DataFile, parse(text, "grprof/data/owners.yaml"))
+    from grprof._yamlvalid import parse, validate
+    from grprof.detect.owners_yaml import ShippedOwners
+
+    data: ShippedOwners = validate(ShippedOwners, parse(text, "grprof/data/owners.yaml"))
     return data.unowned
 
 
 def load_owners_file(path: str | Path) -> OwnersFile:
     """A `--owners` YAML file, validated; YamlError `FILE:LINE: key: message` when wrong."""
+    from grprof._yamlvalid import read, validate
+    from grprof.detect.owners_yaml import OwnersFile
+
     owners: OwnersFile = validate(OwnersFile, read(path, what="owners file"))
     return owners
+
+
+def __getattr__(name: str) -> object:
+    """`grprof.detect.owners.OwnersFile`, where it was before the schema moved out (PEP 562):
+    imported on first use, not with this module."""
+    if name == "OwnersFile":
+        from grprof.detect.owners_yaml import OwnersFile
+
+        return OwnersFile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,8 @@ def _find_codeowners(source_dir: Path) -> tuple[Path, CodeOwners] | None:
 
 @dataclass(frozen=True)
 class Owners:
+    """How findings get their owner: the label, the prefixes, the unowned code, CODEOWNERS."""
+
     label: str | None = None
     prefixes: tuple[tuple[str, str], ...] = ()
     """Longest prefix first."""
@@ -143,12 +147,12 @@ class Owners:
 
     @classmethod
     def load(cls, conf: OwnersFile | None = None, source_dir: Path | None = None) -> Owners:
-        conf = conf or OwnersFile()
-        prefixes = sorted(conf.prefixes.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+        # No file: OwnersFile's defaults, without building one (that would import pydantic).
+        prefixes = sorted(conf.prefixes.items(), key=lambda kv: (-len(kv[0]), kv[0])) if conf else []
         return cls(
-            label=conf.label,
+            label=conf.label if conf else None,
             prefixes=tuple(prefixes),
-            unowned=default_unowned() + conf.unowned,
+            unowned=default_unowned() + (conf.unowned if conf else ()),
             source_dir=source_dir,
             codeowners=_find_codeowners(source_dir) if source_dir is not None else None,
         )

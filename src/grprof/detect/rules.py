@@ -27,33 +27,31 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
-
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictStr, model_validator
+from typing import TYPE_CHECKING, TypeVar
 
 from grprof import _cache
-from grprof._yamlvalid import Document, Located, Strict, hint, parse, read, validate
-from grprof.detect.model import CATEGORIES, Explanation, Verdict, WaitKind
-from grprof.detect.source import WAIT_CATEGORIES, SourceWait
+from grprof.detect.model import Explanation, Verdict, WaitKind
 from grprof.errors import GrprofError
 from grprof.model import Frame, Group
+
+# The schema (pydantic, grprof.detect.rules_yaml), YAML and the source reader are imported
+# where a file is validated or the source read: a run that finds the shipped rules in the
+# user's cache (grprof._cache) needs none of them (start-up time, issue 9).
+if TYPE_CHECKING:
+    from grprof._yamlvalid import Document
+    from grprof.detect.rules_yaml import IgnoreEntry, RuleEntry, StackRow, When
+    from grprof.detect.source import SourceWait
 
 ENTRY_POINT_GROUP = "grprof.rules"
 SHIPPED = "grprof/data/rules.yaml"
 VERSION = 1
 
-# The key each layer of the stack table matches on.
-_STACK_MATCH = {"calls": "frames", "creators": "created_by", "runtime": "frames", "states": "state"}
-_SDK = re.compile(r"sdk/[\w./-]+")
-_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
-# Characters that only a regex has: a pattern with one of these that does not compile is a
-# broken regex (an error), not a function name.
-_REGEX_ONLY = re.compile(r"\\|\||\^|\$|\.\*|\.\+|\+\)|\(\?")
+# The stack table's layers (`grprof.detect.rules_yaml.STACK_MATCH`: the key each matches on).
+_LAYERS = ("calls", "creators", "runtime", "states")
 _PLACEHOLDER = re.compile(
     r"\{(site|site_function|created_by|state|count|basis|senders|senders_seen|buffer|channel|channel_at"
     r"|chan_type|ctx|ctx_origin|cancel|cancel_at|ticker|ticker_at)\}"
@@ -83,24 +81,40 @@ class RulesError(GrprofError):
 
 
 class _Names:
-    """Function-name patterns (any of them), compiled once, with results memoised per name."""
+    """Function-name patterns (any of them), with results memoised per name.
 
-    __slots__ = ("_cache", "_exact", "_regexes", "patterns")
+    `regexes` are the patterns that compile as regular expressions (the others are function
+    names, matched exactly); they are compiled on the first name that is not an exact match,
+    not when the rules are built or unpickled: the shipped rules hold about a hundred regular
+    expressions, most of which a run never tries (start-up time, issue 9).
+    """
 
-    def __init__(self, patterns: Sequence[str], exact: frozenset[str], regexes: Sequence[re.Pattern[str]]):
+    __slots__ = ("_cache", "_compiled", "_exact", "_regexes", "patterns")
+
+    def __init__(self, patterns: Sequence[str], exact: frozenset[str], regexes: Sequence[str]):
         self.patterns = tuple(patterns)
         self._exact = exact
         self._regexes = tuple(regexes)
+        self._compiled: tuple[re.Pattern[str], ...] | None = None
         self._cache: dict[str, bool] = {}
+
+    def __reduce__(self) -> tuple[type[_Names], tuple[tuple[str, ...], frozenset[str], tuple[str, ...]]]:
+        # The patterns only: the memo and the compiled expressions are rebuilt on use.
+        return (_Names, (self.patterns, self._exact, self._regexes))
 
     def __call__(self, name: str) -> bool:
         hit = self._cache.get(name)
         if hit is None:
-            hit = name in self._exact or any(r.fullmatch(name) for r in self._regexes)
+            hit = name in self._exact or any(r.fullmatch(name) for r in self._expressions())
             if len(self._cache) >= _MAX_CACHE:  # a long-lived watcher sees many binaries
                 self._cache.clear()
             self._cache[name] = hit
         return hit
+
+    def _expressions(self) -> tuple[re.Pattern[str], ...]:
+        if self._compiled is None:
+            self._compiled = tuple(re.compile(p) for p in self._regexes)
+        return self._compiled
 
     def any(self, names: Iterable[str]) -> bool:
         return any(self(n) for n in names)
@@ -281,6 +295,8 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A root-cause rule: when it matches a group, the category, the texts and the fix."""
+
     id: str
     category: str
     title: str
@@ -329,6 +345,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class IgnoreRule:
+    """Goroutines that are long-lived by design (`ignore:` in the rules YAML), never a leak."""
+
     id: str
     reason: str
     top_function: _Names | None = None
@@ -583,13 +601,13 @@ def combine(sources: Sequence[RuleSource]) -> RuleSet:
     ignores: list[IgnoreRule] = []
     seen_rules: set[str] = set()
     seen_ignores: set[str] = set()
-    layers: dict[str, list[StackEntry]] = {k: [] for k in _STACK_MATCH}
+    layers: dict[str, list[StackEntry]] = {k: [] for k in _LAYERS}
     for src in reversed(sources):
         rules.extend(r for r in src.rules if r.id not in seen_rules)
         ignores.extend(i for i in src.ignores if i.id not in seen_ignores)
         seen_rules |= {r.id for r in src.rules} | src.disabled_rules
         seen_ignores |= {i.id for i in src.ignores} | src.disabled_ignores
-        for k in _STACK_MATCH:
+        for k in _LAYERS:
             layers[k].extend(getattr(src.stack, k))
     return RuleSet(rules, ignores, StackTable(**{k: tuple(v) for k, v in layers.items()}))
 
@@ -606,15 +624,23 @@ def _parse_shipped(text: str) -> RuleSource:
 
 def load_file(path: str | Path) -> RuleSource:
     """A user rule file (`--rules FILE`)."""
+    from grprof._yamlvalid import read
+
     return _from_doc(read(path, RulesError, "rule file"))
 
 
 def parse_yaml(text: str, name: str) -> RuleSource:
     """Rules from YAML text; `name` says where they come from in error messages."""
+    from grprof._yamlvalid import parse
+
     return _from_doc(parse(text, name, RulesError))
 
 
 def _entry_point_sources() -> Iterator[RuleSource]:
+    if not _may_declare(ENTRY_POINT_GROUP):
+        return
+    import importlib.metadata
+
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         name = f'entry point "{ep.name}" ({ep.value})'
         try:
@@ -622,6 +648,50 @@ def _entry_point_sources() -> Iterator[RuleSource]:
         except Exception as e:
             raise RulesError(f"{name}: cannot load: {type(e).__name__}: {e}") from None
         yield _from_object(obj, name)
+
+
+def _may_declare(group: str) -> bool:
+    """Whether a distribution on `sys.path` may declare entry points of `group`: False only
+    when surely none does, so that the usual run (no plugin installed) skips importlib.metadata,
+    which imports the `email` package (about 20 ms; start-up time, issue 9) where this look
+    costs a directory listing per path entry and a read of each `entry_points.txt`.
+
+    Conservative: a meta path finder other than the standard one that finds distributions, a
+    zip file or an egg on the path, an unreadable directory or file all answer True, and
+    importlib.metadata decides as before; the group's name anywhere in a distribution's
+    `entry_points.txt` is enough.
+    """
+    import importlib.machinery
+    import os
+    import sys
+
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    needle = group.encode()
+    try:
+        for entry in sys.path:
+            folder = os.fspath(entry) or "."
+            if not os.path.isdir(folder):
+                if os.path.exists(folder):
+                    return True  # a zip file: importlib.metadata reads inside it
+                continue
+            with os.scandir(folder) as children:
+                for child in children:
+                    low = child.name.lower()
+                    if low.endswith(".egg"):
+                        return True
+                    if not (low.endswith((".dist-info", ".egg-info")) and child.is_dir()):
+                        continue
+                    try:
+                        with open(os.path.join(child.path, "entry_points.txt"), "rb") as f:
+                            if needle in f.read():
+                                return True
+                    except FileNotFoundError:
+                        continue
+    except (OSError, TypeError):
+        return True
+    return False
 
 
 def _from_object(obj: object, name: str) -> RuleSource:
@@ -644,10 +714,15 @@ def _from_object(obj: object, name: str) -> RuleSource:
 
 def parse_data(data: object, name: str) -> RuleSource:
     """Rules from parsed YAML (or an equivalent mapping)."""
+    from grprof._yamlvalid import Document
+
     return _from_doc(Document(name, data))
 
 
 def _from_doc(doc: Document) -> RuleSource:
+    from grprof._yamlvalid import validate
+    from grprof.detect.rules_yaml import STACK_MATCH, RulesFile
+
     f: RulesFile = validate(RulesFile, doc, RulesError)
     name = doc.name
     return RuleSource(
@@ -661,207 +736,22 @@ def _from_doc(doc: Document) -> RuleSource:
                 layer: tuple(
                     _stack_entry(row, layer, f"{name}: stack.{layer}.{i}") for i, row in enumerate(rows)
                 )
-                for layer in _STACK_MATCH
+                for layer in STACK_MATCH
                 if (rows := getattr(f.stack, layer))
             }
         ),
     )
 
 
-# ---------------------------------------------------------------------------- the schema
-# docs/rules.md describes it; _yamlvalid turns a mistake into `FILE:LINE: key.path: message`.
-
-
-def _listify(value: object) -> object:
-    """A single pattern (or state, or category) is a list of one."""
-    return [value] if isinstance(value, str) else value
-
-
-def _mappings(value: object) -> object:
-    """`when:` is a mapping or a list of mappings."""
-    return [value] if isinstance(value, Mapping) else value
-
-
-def _pattern(p: str) -> str:
-    try:
-        re.compile(p)
-    except re.error as e:
-        if _REGEX_ONLY.search(p):
-            raise ValueError(f'bad regex "{p}": {e}') from None
-        # Not a regex: a function name such as `sync.(*Mutex).Lock`, matched exactly.
-    return p
-
-
-def _regex(rx: str) -> str:
-    try:
-        re.compile(rx)
-    except re.error as e:
-        raise ValueError(f'bad regex "{rx}": {e}') from None
-    return rx
-
-
-def _text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-def _known(allowed: Sequence[str], noun: str, *, sdk: bool = False) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in allowed and not (sdk and _SDK.fullmatch(value)):
-            nor = ', nor "sdk/<library>"' if sdk else ""
-            raise ValueError(f'unknown {noun} "{value}"{nor}{hint(value, allowed)}')
-        return value
-
-    return check
-
-
-def _id(value: str) -> str:
-    if not _ID.fullmatch(value):
-        raise ValueError(f"want lowercase letters, digits, '.', '_' or '-', got {value!r}")
-    return value
-
-
-def _unique_ids(items: tuple[_Entry, ...]) -> tuple[_Entry, ...]:
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        if item.id in seen:
-            raise Located((i, "id"), f'"{item.id}" is used twice in this file')
-        seen.add(item.id)
-    return items
-
-
-def _empty(value: object) -> object:
-    return () if value is None else value
-
-
-_Text = Annotated[StrictStr, AfterValidator(_text)]
-_Name = Annotated[StrictStr, Field(min_length=1)]
-_Category = Annotated[StrictStr, AfterValidator(_known(CATEGORIES, "category", sdk=True))]
-_WaitKindName = Annotated[StrictStr, AfterValidator(_known(tuple(WAIT_CATEGORIES), "wait kind"))]
-_Patterns = Annotated[
-    tuple[Annotated[_Name, AfterValidator(_pattern)], ...], BeforeValidator(_listify), Field(min_length=1)
-]
-_States = Annotated[tuple[_Name, ...], BeforeValidator(_listify), Field(min_length=1)]
-_Id = Annotated[StrictStr, AfterValidator(_id)]
-
-
-class When(Strict):
-    """One `when` mapping: every key given must hold."""
-
-    state: _States | None = None
-    not_state: _States | None = None
-    top: _Patterns | None = None
-    blocked_in: _Patterns | None = None
-    frames: _Patterns | None = None
-    frames_all: Annotated[tuple[_Patterns, ...], Field(min_length=1)] | None = None
-    not_frames: _Patterns | None = None
-    created_by: _Patterns | None = None
-    not_created_by: _Patterns | None = None
-    labels: (
-        Annotated[dict[StrictStr, Annotated[StrictStr, AfterValidator(_regex)]], Field(min_length=1)] | None
-    ) = None
-    site_is_innermost: StrictBool | None = None
-    stack: Annotated[tuple[_Category, ...], BeforeValidator(_listify), Field(min_length=1)] | None = None
-    source: Annotated[tuple[_WaitKindName, ...], BeforeValidator(_listify), Field(min_length=1)] | None = None
-
-    @model_validator(mode="after")
-    def _some(self) -> When:
-        if not self.model_fields_set:
-            raise ValueError("want at least one condition")
-        return self
-
-
-class _Entry(Strict):
-    id: _Id
-    enabled: StrictBool = True
-
-
-class RuleEntry(_Entry):
-    category: _Category | None = None
-    when: Annotated[tuple[When, ...], BeforeValidator(_mappings), Field(min_length=1)] | None = None
-    title: _Text | None = None
-    explanation: _Text | None = None
-    fix: _Text | None = None
-    max_verdict: Literal["leak", "suspect"] | None = None
-    wait_kind: WaitKind | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> RuleEntry:
-        for key in ("category", "when", "title", "explanation", "fix"):
-            if self.enabled and getattr(self, key) is None:
-                raise Located((key,), "missing")
-        return self
-
-
-class IgnoreEntry(_Entry):
-    top_function: _Patterns | None = None
-    any_function: _Patterns | None = None
-    created_by: _Patterns | None = None
-    state: _States | None = None
-    reason: _Text | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> IgnoreEntry:
-        if self.enabled and not {"top_function", "any_function", "created_by"} & self.model_fields_set:
-            raise ValueError("needs at least one of top_function, any_function, created_by")
-        if self.enabled and self.reason is None:
-            raise Located(("reason",), "missing: say why these goroutines are never a leak")
-        return self
-
-
-class StackRow(Strict):
-    category: _Category
-    what: _Text
-    frames: _Patterns | None = None
-    created_by: _Patterns | None = None
-    state: _States | None = None
-
-
-def _layer(layer: str) -> Callable[[tuple[StackRow, ...]], tuple[StackRow, ...]]:
-    key = _STACK_MATCH[layer]
-
-    def check(rows: tuple[StackRow, ...]) -> tuple[StackRow, ...]:
-        for i, row in enumerate(rows):
-            if getattr(row, key) is None:
-                raise Located((i, key), "missing")
-            for other in sorted(set(_STACK_MATCH.values()) - {key}):
-                if getattr(row, other) is not None:
-                    owners = " or ".join(k for k, v in _STACK_MATCH.items() if v == other)
-                    raise Located((i, other), f"belongs in stack.{owners}, not {layer}")
-        return rows
-
-    return check
-
-
-class Stack(Strict):
-    """The stack table: rows per layer."""
-
-    calls: Annotated[tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("calls"))] = ()
-    creators: Annotated[
-        tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("creators"))
-    ] = ()
-    runtime: Annotated[tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("runtime"))] = ()
-    states: Annotated[tuple[StackRow, ...], BeforeValidator(_empty), AfterValidator(_layer("states"))] = ()
-
-
-class RulesFile(Strict):
-    """A rule file: `grprof/data/rules.yaml`, `--rules FILE`, an entry point's mapping."""
-
-    version: Literal[1]
-    rules: Annotated[tuple[RuleEntry, ...], BeforeValidator(_empty), AfterValidator(_unique_ids)] = ()
-    ignore: Annotated[tuple[IgnoreEntry, ...], BeforeValidator(_empty), AfterValidator(_unique_ids)] = ()
-    stack: Annotated[Stack, BeforeValidator(lambda v: {} if v is None else v)] = Stack()
-
-
 # ---------------------------------------------------------------------------- validated to compiled
 
 
 def _names(patterns: Sequence[str]) -> _Names:
-    regexes: list[re.Pattern[str]] = []
+    regexes: list[str] = []
     for p in patterns:
         with contextlib.suppress(re.error):  # else a function name such as `sync.(*Mutex).Lock`
-            regexes.append(re.compile(p))
+            re.compile(p)
+            regexes.append(p)
     return _Names(patterns, frozenset(patterns), regexes)
 
 
@@ -920,10 +810,12 @@ def _ignore(i: IgnoreEntry, where: str) -> IgnoreRule:
 
 
 def _stack_entry(row: StackRow, layer: str, where: str) -> StackEntry:
+    from grprof.detect.rules_yaml import STACK_MATCH
+
     what = row.what.strip()
     if layer == "states":
         return StackEntry(row.category, what, states=frozenset(row.state or ()), source=where)
-    return StackEntry(row.category, what, _maybe_names(getattr(row, _STACK_MATCH[layer])), source=where)
+    return StackEntry(row.category, what, _maybe_names(getattr(row, STACK_MATCH[layer])), source=where)
 
 
 __all__ = [

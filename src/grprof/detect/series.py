@@ -59,6 +59,8 @@ class Point:
 
 @dataclass(slots=True)
 class Track:
+    """One group's counts across the series, found by its track key."""
+
     key: TrackKey
     id: str
     points: list[Point | None]
@@ -94,6 +96,8 @@ class Track:
 
 @dataclass(slots=True)
 class Series:
+    """Snapshots of one process in time order, and the track of each group across them."""
+
     snapshots: list[Snapshot]
     """The counting snapshots (goroutine profiles and dumps), in time order."""
     times: list[float]

@@ -7,7 +7,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
@@ -17,6 +17,8 @@ from grprof.model import Group, Snapshot
 
 @dataclass(frozen=True, slots=True)
 class GrowthLevel:
+    """The growth that makes a verdict (detect.yaml `growth.leak`, `growth.suspect`)."""
+
     rate_per_minute: float
     above_baseline: float
     trend: float
@@ -49,6 +51,8 @@ class Scoring:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """The detector's thresholds (data/detect.yaml), scaled by an SLA with `scaled`."""
+
     leak: GrowthLevel
     suspect: GrowthLevel
     min_snapshots: int
@@ -90,7 +94,7 @@ def _level(d: dict[str, Any]) -> GrowthLevel:
 
 @functools.cache
 def default_settings() -> Settings:
-    d = load_detect().model_dump()  # data/detect.yaml, validated
+    d = asdict(load_detect())  # data/detect.yaml, validated
     g = d["growth"]
     return Settings(
         leak=_level(g["leak"]),
@@ -161,6 +165,8 @@ SHORT_WINDOW_TREND = 0.9
 
 @dataclass(frozen=True, slots=True)
 class Growth:
+    """What a track's counts say about growth: the verdict, the rate and the evidence."""
+
     verdict: str | None
     """"leak", "suspect", "inconclusive" (seen, in too few snapshots) or None."""
     per_minute: float | None

@@ -8,6 +8,8 @@ clamped to [0.3, 1.5]. A service far inside its SLA (low ratio) gets lower thres
 are flagged sooner, while there is headroom to investigate them.
 
 p95 comes from config (static) or from one PromQL instant query (grprof.collect.prometheus).
+An SLA as written in config (durations as `200ms`) is validated by `grprof.detect.sla_yaml`
+(pydantic, imported only there: detection without a config needs none of it).
 When Prometheus cannot answer, detection keeps going with α = 1 (the base thresholds) and
 says why.
 """
@@ -17,14 +19,9 @@ from __future__ import annotations
 import itertools
 import math
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
-
-from pydantic import BeforeValidator, ValidationError, model_validator
-
-from grprof._yamlvalid import Located, Strict, problem
-from grprof.units import parse_duration
+from typing import Any
 
 Point = tuple[float, float]
 
@@ -217,43 +214,3 @@ def evaluate(sla: SLA | None, query: QueryFn | None = None) -> SLAState:
 def _state(sla: SLA, p95: float, source: str) -> SLAState:
     ratio = p95 / sla.latency
     return SLAState(alpha(ratio, sla.points), ratio, p95, sla.latency, source)
-
-
-def _seconds(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"want a duration like 200ms, got {value!r}")
-    return parse_duration(str(value))
-
-
-_Seconds = Annotated[float, BeforeValidator(_seconds)]
-
-
-class SLAConfig(Strict):
-    """An SLA as written in the configuration (`sla:` of `grprof serve`'s config)."""
-
-    latency: _Seconds
-    p95: _Seconds | None = None
-    prometheus: str | None = None
-    query: str | None = None
-    points: tuple[tuple[float, float], ...] = DEFAULT_POINTS
-    timeout: _Seconds = 10.0
-
-    @model_validator(mode="after")
-    def _valid(self) -> SLAConfig:
-        try:
-            self.to_sla()
-        except ValueError as err:
-            key, sep, rest = str(err).partition(": ")
-            raise (Located((key,), rest) if sep and key in type(self).model_fields else err) from None
-        return self
-
-    def to_sla(self) -> SLA:
-        return SLA(self.latency, self.p95, self.prometheus, self.query, self.points, self.timeout)
-
-
-def parse_sla(mapping: Mapping[str, Any]) -> SLA:
-    """An SLA from config: durations as `200ms`/`0.2`; ValueError names the offending key."""
-    try:
-        return SLAConfig.model_validate(mapping).to_sla()
-    except ValidationError as err:
-        raise ValueError(problem(err, SLAConfig, mapping)) from None

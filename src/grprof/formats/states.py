@@ -15,17 +15,19 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
-
-from pydantic import BeforeValidator, Field, StrictInt, StrictStr, model_validator
+from typing import TYPE_CHECKING, Any
 
 from grprof import _cache
-from grprof._yamlvalid import Document, Located, Strict, hint, parse, validate
 from grprof.errors import GrprofError
 from grprof.model import Frame
 
+# The schemas (pydantic, grprof.formats.states_yaml) and YAML are imported where a file is
+# validated: a run that reads data/wait_states.yaml from the user's cache needs neither.
+if TYPE_CHECKING:
+    from grprof.formats.states_yaml import WaitClassesFile, WaitStatesFile
+
 UNKNOWN = "unknown"
-_MATCHERS = ("function", "prefix", "contains")
+"""The state of a stack no rule explains (`grprof.formats.states_yaml.UNKNOWN` too)."""
 _MAX_NAMES = 200_000
 _GO_MINOR = re.compile(r"1\.(\d+)")
 # Search effort for one dump's hidden chains: distinct PC tuples get a greedy answer past it.
@@ -327,6 +329,9 @@ def _parse_shipped_states(text: str) -> Rules:
 
 def parse_wait_states(text: str, name: str) -> Rules:
     """wait_states.yaml text, validated and indexed; WaitStatesError (`NAME:LINE: key.path: ...`)."""
+    from grprof._yamlvalid import parse, validate
+    from grprof.formats.states_yaml import WaitStatesFile
+
     return _compile(validate(WaitStatesFile, parse(text, name, WaitStatesError), WaitStatesError))
 
 
@@ -336,60 +341,10 @@ class WaitStatesError(GrprofError, ValueError):
 
 def compile_rules(doc: Any) -> Rules:
     """Validate the YAML document and index its rules; WaitStatesError (a ValueError) if it is malformed."""
-    return _compile(validate(WaitStatesFile, Document(_NAME, doc), WaitStatesError))
+    from grprof._yamlvalid import Document, validate
+    from grprof.formats.states_yaml import WaitStatesFile
 
-
-def _listify(value: object) -> object:
-    return [value] if isinstance(value, str) else value
-
-
-_NAME = "wait_states.yaml"
-_Names = Annotated[tuple[Annotated[StrictStr, Field(min_length=1)], ...], BeforeValidator(_listify)]
-
-
-class StateRule(Strict):
-    function: _Names | None = None
-    prefix: _Names | None = None
-    contains: _Names | None = None
-    caller: _Names = ()
-    max_lines_below_caller: StrictInt | None = None
-    go_before: Annotated[StrictStr, Field(pattern=r"^1\.\d+$")] | None = None
-    state: StrictStr
-
-    @model_validator(mode="after")
-    def _one_matcher(self) -> StateRule:
-        if sum(getattr(self, k) is not None for k in _MATCHERS) != 1:
-            raise ValueError(f"needs exactly one of {'/'.join(_MATCHERS)}")
-        return self
-
-
-class HiddenChain(Strict):
-    sites: _Names
-    state: StrictStr
-
-
-class Hidden(Strict):
-    chains: tuple[HiddenChain, ...]
-    layout: tuple[_Names, ...] = ()
-
-    @model_validator(mode="after")
-    def _layout_sites(self) -> Hidden:
-        sites = {s for c in self.chains for s in c.sites}
-        seen: set[str] = set()
-        for li, names in enumerate(self.layout):
-            for pos, site in enumerate(names):
-                if site in seen:
-                    raise Located(("layout", li, pos), f"{site!r} is named twice")
-                if site not in sites:
-                    raise Located(("layout", li, pos), f"{site!r} is in no chain")
-                seen.add(site)
-        return self
-
-
-class WaitStatesFile(Strict):
-    rules: tuple[StateRule, ...]
-    empty_stack: Annotated[StrictStr, Field(min_length=1)] = UNKNOWN
-    hidden: Hidden | None = None
+    return _compile(validate(WaitStatesFile, Document("wait_states.yaml", doc), WaitStatesError))
 
 
 def _compile(doc: WaitStatesFile) -> Rules:
@@ -403,9 +358,10 @@ def _compile(doc: WaitStatesFile) -> Rules:
             exact.setdefault(name, []).append(rule)
         prefixes.extend((p, rule) for p in item.prefix or ())
         contains.extend((p, rule) for p in item.contains or ())
-    hidden = doc.hidden or Hidden(chains=())
-    chains = [Chain(c.sites, c.state) for c in hidden.chains]
-    order = {site: (li, pos) for li, sites in enumerate(hidden.layout) for pos, site in enumerate(sites)}
+    hidden = doc.hidden
+    chains = [Chain(c.sites, c.state) for c in hidden.chains] if hidden else []
+    layout = hidden.layout if hidden else ()
+    order = {site: (li, pos) for li, sites in enumerate(layout) for pos, site in enumerate(sites)}
     return Rules(
         {k: tuple(v) for k, v in exact.items()},
         tuple(prefixes),
@@ -418,30 +374,11 @@ def _compile(doc: WaitStatesFile) -> Rules:
 # -- data/wait_classes.yaml (grprof.server.runtime.classify_wait) ----------------------------
 
 
-class WaitClass(Strict):
-    exact: tuple[str, ...] = ()
-    prefix: tuple[str, ...] = ()
-
-
-class WaitClassesFile(Strict):
-    """`grprof/data/wait_classes.yaml`: wait reasons grouped into classes for metrics."""
-
-    default: str
-    classes: dict[str, WaitClass]
-
-    @model_validator(mode="after")
-    def _default_is_a_class(self) -> WaitClassesFile:
-        if self.default not in self.classes:
-            raise Located(
-                ("default",),
-                f'"{self.default}" is not one of the classes{hint(self.default, list(self.classes))}',
-            )
-        return self
-
-
 @functools.cache
 def load_wait_classes() -> WaitClassesFile:
     """data/wait_classes.yaml, validated once and then read from the user's cache."""
+    from grprof.formats.states_yaml import WaitClassesFile
+
     return _cache.shipped("wait_classes.yaml", WaitClassesFile, _parse_shipped_classes)
 
 
@@ -450,6 +387,11 @@ def _parse_shipped_classes(text: str) -> WaitClassesFile:
 
 
 def parse_wait_classes(text: str, name: str) -> WaitClassesFile:
-    """wait_classes.yaml text, validated; YamlError `NAME:LINE: key.path: message` when it is wrong."""
+    """wait_classes.yaml text, validated; YamlError `NAME:LINE: key.path: message` when it is wrong.
+    (The validated model is what `grprof serve` reads and the cache keeps: serve imports pydantic
+    anyway.)"""
+    from grprof._yamlvalid import parse, validate
+    from grprof.formats.states_yaml import WaitClassesFile
+
     classes: WaitClassesFile = validate(WaitClassesFile, parse(text, name))
     return classes
