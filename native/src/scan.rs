@@ -3,14 +3,24 @@
 //! Every rule here mirrors the Python reference exactly (tests/test_scan_equivalence.py
 //! compares both on fixtures, every chunking, truncations and generated input); when the
 //! two disagree the Python is right and this file is the bug. No rule may panic on input.
+//!
+//! One difference of form: the Python scanner hands over each distinct stack's text, this
+//! one parses it (`stacks::Builder`, the twin of `traceback.parse_stacks`) when it first
+//! meets it and keeps frame ids, never the text, and knows a stack by a 128-bit hash of its
+//! key rather than by the key. A dump with 100,000 distinct stacks holds some 140 MB of
+//! texts and 120 MB of keys, which a streamed scan must not keep (docs/performance.md,
+//! "Streaming the scan without stack texts").
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::raw::c_long;
 
-use memchr::memmem::Finder;
+use memchr::memmem::{self, Finder};
 use memchr::{memchr, memchr_iter, memrchr};
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
+
+use crate::stacks;
 
 const PROLOGUE_LINES: usize = 64;
 /// Lines between goroutine blocks that do not end the dump: runtime complaints, and the
@@ -24,6 +34,9 @@ const NOISE: [&[u8]; 5] = [
 ];
 /// Signal headers open each per-M section of a crash dump; anywhere else they open a new dump.
 const CRASH_SECTION: [&[u8]; 3] = [b"SIG", b"PC=", b"signal arrived"];
+/// Calls that print a dump (`_scan.DUMPER_CALLS`): a stack holding one is the goroutine
+/// that wrote the dump, which `formats.split_dumps` looks for.
+const DUMPER_CALLS: [&[u8]; 2] = [b"runtime/pprof.writeGoroutineStacks(", b"runtime.Stack("];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -52,6 +65,10 @@ impl Hasher for MulHasher {
         self.0 = (self.0 ^ x)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .rotate_left(26);
+    }
+    fn write_u128(&mut self, x: u128) {
+        // A 128-bit key is a hash already: its low half spreads as well as the whole.
+        self.write_u64(x as u64);
     }
 }
 
@@ -111,7 +128,11 @@ pub struct ScanOutput {
     pub creator: Vec<u8>,
     pub argkey: Vec<u8>,
     pub header_texts: Vec<Vec<u8>>,
-    pub stack_texts: Vec<Vec<u8>>,
+    /// The distinct stack texts, parsed: text i (the `stack` column's i) is
+    /// `stacks.index[i]`, with its `dangling` flag.
+    pub stacks: stacks::Parsed,
+    /// Per distinct stack text, 1 when it holds one of `DUMPER_CALLS`.
+    pub dumper: Vec<u8>,
     pub ancestors: Vec<(usize, Vec<u8>)>,
     pub dumps: Vec<(usize, Vec<u8>)>,
     pub size: u64,
@@ -126,7 +147,13 @@ pub struct Scanner {
     /// A goroutine or creator id past i64: Python raises OverflowError storing it.
     carry: Vec<u8>,
     headers: Interner,
-    stacks: Interner,
+    /// Hash of a distinct stack's key -> its index. A 128-bit hash in place of the key (the
+    /// key is as long as the text): two of a million distinct keys collide with odds of
+    /// 1 in 10^26; the seed is drawn per scanner, so input made to collide for one seed
+    /// does not collide for the next.
+    stack_ix: HashMap<u128, u32, Fast>,
+    seed: u64,
+    parser: stacks::Builder,
     prologue: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     seen: HashSet<u64, Fast>,
@@ -291,7 +318,9 @@ impl Scanner {
             rows: 0,
             carry: Vec::new(),
             headers: Interner::default(),
-            stacks: Interner::default(),
+            stack_ix: HashMap::default(),
+            seed: RandomState::new().build_hasher().finish(),
+            parser: stacks::Builder::default(),
             prologue: VecDeque::with_capacity(PROLOGUE_LINES + 1),
             spare: Vec::new(),
             seen: HashSet::default(),
@@ -352,10 +381,11 @@ impl Scanner {
         if self.state == State::Block {
             self.end_block();
         }
-        // The interners' keys are a copy of every distinct text: gone before the result is
-        // handed to Python (which copies it once more), not when the scanner is dropped.
+        // The interners are gone before the result is handed to Python, not when the scanner
+        // is dropped.
         self.headers = Interner::default();
-        self.stacks = Interner::default();
+        self.stack_ix = HashMap::default();
+        self.out.stacks = std::mem::take(&mut self.parser).finish();
         std::mem::take(&mut self.out)
     }
 
@@ -568,9 +598,14 @@ impl Scanner {
             out.header_texts.push(self.htext.clone());
         }
         out.header.extend_from_slice(&(hi as c_long).to_ne_bytes());
-        let (si, new) = self.stacks.intern(&self.key.buf);
-        if new {
-            out.stack_texts.push(self.raw.buf.clone());
+        let next = self.stack_ix.len() as u32;
+        let h = xxh3_128_with_seed(&self.key.buf, self.seed);
+        let si = *self.stack_ix.entry(h).or_insert(next);
+        if si == next {
+            let raw = &self.raw.buf;
+            self.parser.add(raw);
+            let dumper = DUMPER_CALLS.iter().any(|d| memmem::find(raw, d).is_some());
+            out.dumper.push(u8::from(dumper));
         }
         out.stack.extend_from_slice(&(si as c_long).to_ne_bytes());
         out.creator.extend_from_slice(&creator.to_ne_bytes());

@@ -1,5 +1,6 @@
-//! debug=2 stacks: the Rust twin of `grprof.formats.traceback._parse_stack`, run over every
-//! distinct stack text the scanner found.
+//! debug=2 stacks: the Rust twin of `grprof.formats.traceback._parse_stack`, run by the
+//! scanner over each distinct stack text as it first meets it (`Builder`), and by
+//! `parse_stacks` over a list of texts (the tests' way to hold it to the Python parser).
 //!
 //! A dump whose goroutines all have their own stack (deep middleware, thousands of
 //! handlers) pays the per-stack cost once per goroutine: in Python that is a call per line
@@ -21,6 +22,7 @@ pub struct StackOut {
     pub created: i64,
 }
 
+#[derive(Default)]
 pub struct Parsed {
     /// Distinct frames, first use first.
     pub frames: Vec<(String, String, u64)>,
@@ -55,7 +57,8 @@ fn file_line(s: &str) -> (&str, u64) {
     s = s.trim_end_matches(py_space);
     if let Some(c) = s.rfind(':') {
         let tail = &s[c + 1..];
-        if c > 0 && !tail.is_empty() && tail.len() <= 19 && tail.bytes().all(|b| b.is_ascii_digit()) {
+        if c > 0 && !tail.is_empty() && tail.len() <= 19 && tail.bytes().all(|b| b.is_ascii_digit())
+        {
             return (&s[..c], tail.parse().unwrap());
         }
     }
@@ -81,34 +84,51 @@ impl Interner {
     }
 }
 
-/// (function, file line as written) -> frame id: most frames repeat a call site seen in an
-/// earlier stack, and this finds it without parsing the file line or allocating.
-type ByText<'b> = FxMap<(&'b str, &'b str), u32>;
+/// Entries of `ByText` before it is cleared: a service's stacks are made of a few thousand
+/// call sites, and input whose file lines are all different (`fp=` registers, hostile text)
+/// must not grow it without bound; a cleared cache costs parsing time only.
+const BY_TEXT_MAX: usize = 1 << 16;
 
-fn frame_id<'b>(
-    it: &mut Interner,
-    by_text: &mut Option<&mut ByText<'b>>,
-    name: &'b str,
-    raw: &'b str,
-) -> u32 {
-    if let Some(m) = by_text.as_deref() {
-        if let Some(id) = m.get(&(name, raw)) {
+/// `function\nfile line as written` -> frame id: most frames repeat a call site seen in an
+/// earlier stack, and this finds it without parsing the file line or allocating. Owned
+/// keys: the scanner parses each text as it meets it and keeps no text (a name holds no
+/// `\n`, so the pair is unambiguous).
+#[derive(Default)]
+struct ByText {
+    ids: FxMap<Box<[u8]>, u32>,
+    scratch: Vec<u8>,
+}
+
+impl ByText {
+    /// Puts the key of (name, raw) in `scratch`.
+    fn set_key(&mut self, name: &str, raw: &str) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(name.as_bytes());
+        self.scratch.push(b'\n');
+        self.scratch.extend_from_slice(raw.as_bytes());
+    }
+}
+
+fn frame_id(it: &mut Interner, by_text: &mut Option<&mut ByText>, name: &str, raw: &str) -> u32 {
+    if let Some(m) = by_text.as_deref_mut() {
+        m.set_key(name, raw);
+        if let Some(id) = m.ids.get(m.scratch.as_slice()) {
             return *id;
         }
     }
     let (file, line) = file_line(raw);
     let id = it.id(name, file, line);
     if let Some(m) = by_text.as_deref_mut() {
-        m.insert((name, raw), id);
+        if m.ids.len() >= BY_TEXT_MAX {
+            m.ids.clear();
+        }
+        let key: Box<[u8]> = m.scratch.as_slice().into();
+        m.ids.insert(key, id);
     }
     id
 }
 
-fn parse_str<'b>(
-    text: &'b str,
-    it: &mut Interner,
-    mut by_text: Option<&mut ByText<'b>>,
-) -> (StackOut, bool) {
+fn parse_str(text: &str, it: &mut Interner, mut by_text: Option<&mut ByText>) -> (StackOut, bool) {
     let mut frames = Vec::new();
     let mut elided = false;
     let mut created: i64 = -1;
@@ -163,33 +183,52 @@ fn parse_str<'b>(
     (st, dangling)
 }
 
-pub fn parse(texts: &[&[u8]]) -> Parsed {
-    let mut it = Interner::default();
-    let mut by_text: ByText = FxMap::default();
-    let mut ids: FxMap<StackOut, i64> = FxMap::default();
-    let mut stacks = Vec::new();
-    let mut index = Vec::with_capacity(texts.len());
-    let mut dangling = Vec::with_capacity(texts.len());
-    for t in texts {
-        let (st, d) = match std::str::from_utf8(t) {
-            Ok(s) => parse_str(s, &mut it, Some(&mut by_text)),
+/// Stack texts parsed one at a time, as the scanner meets them: what it keeps is the frames
+/// and the stacks as frame ids, never the texts (a dump with 100,000 distinct stacks has
+/// some 140 MB of them).
+#[derive(Default)]
+pub struct Builder {
+    it: Interner,
+    by_text: ByText,
+    ids: FxMap<StackOut, i64>,
+    stacks: Vec<StackOut>,
+    index: Vec<i64>,
+    dangling: Vec<bool>,
+}
+
+impl Builder {
+    /// Parses the next text (text i is the i-th call).
+    pub fn add(&mut self, text: &[u8]) {
+        let (st, d) = match std::str::from_utf8(text) {
+            Ok(s) => parse_str(s, &mut self.it, Some(&mut self.by_text)),
             // Broken UTF-8 (rare): decoded with replacement, as Python does, uncached.
-            Err(_) => parse_str(&String::from_utf8_lossy(t), &mut it, None),
+            Err(_) => parse_str(&String::from_utf8_lossy(text), &mut self.it, None),
         };
-        let next = stacks.len() as i64;
-        let i = *ids.entry(st.clone()).or_insert(next);
+        let next = self.stacks.len() as i64;
+        let i = *self.ids.entry(st.clone()).or_insert(next);
         if i == next {
-            stacks.push(st);
+            self.stacks.push(st);
         }
-        index.push(i);
-        dangling.push(d);
+        self.index.push(i);
+        self.dangling.push(d);
     }
-    Parsed {
-        frames: it.frames,
-        stacks,
-        index,
-        dangling,
+
+    pub fn finish(self) -> Parsed {
+        Parsed {
+            frames: self.it.frames,
+            stacks: self.stacks,
+            index: self.index,
+            dangling: self.dangling,
+        }
     }
+}
+
+pub fn parse(texts: &[&[u8]]) -> Parsed {
+    let mut b = Builder::default();
+    for t in texts {
+        b.add(t);
+    }
+    b.finish()
 }
 
 #[cfg(test)]
@@ -199,7 +238,10 @@ mod tests {
     #[test]
     fn file_lines() {
         assert_eq!(file_line("\t/src/x.go:42 +0x1d"), ("/src/x.go", 42));
-        assert_eq!(file_line("\tC:/src/x.go:7 +0x1d fp=0x1 sp=0x2 pc=0x3"), ("C:/src/x.go", 7));
+        assert_eq!(
+            file_line("\tC:/src/x.go:7 +0x1d fp=0x1 sp=0x2 pc=0x3"),
+            ("C:/src/x.go", 7)
+        );
         assert_eq!(file_line("\t:42"), (":42", 0));
         assert_eq!(file_line("\tx.go:\u{b2}"), ("x.go:\u{b2}", 0));
         assert_eq!(file_line("\u{1c}\tx.go:1\u{1f}"), ("x.go", 1));
