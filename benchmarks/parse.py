@@ -147,13 +147,14 @@ def native_used() -> bool:
     return native_scanner() is not None
 
 
-def child_time(path: str, iters: int) -> dict[str, Any]:
-    """Time `grprof.load(path).groups()`: one warm-up, then `iters` timed runs."""
+def child_time(path: str, iters: int, load_only: bool = False) -> dict[str, Any]:
+    """Time `grprof.load(path).groups()` (or `load(path)` alone): one warm-up, then `iters`
+    timed runs."""
     import grprof
 
     def run() -> tuple[grprof.Snapshot, list[grprof.Group]]:
         snap = grprof.load(path)
-        return snap, snap.groups()
+        return snap, [] if load_only else snap.groups()
 
     kept: tuple[grprof.Snapshot, list[grprof.Group]] | None = run()
     assert kept is not None
@@ -479,7 +480,7 @@ def child_main(argv: list[str]) -> None:
     if mode == "native":
         print(json.dumps({"native": native_used()}))
     elif mode == "time":
-        print(json.dumps(child_time(argv[1], int(argv[2]))))
+        print(json.dumps(child_time(argv[1], int(argv[2]), load_only=argv[3:] == ["load"])))
     elif mode == "rss":
         print(json.dumps(child_rss(argv[1], load_only=argv[2:] == ["load"])))
     elif mode == "phases":

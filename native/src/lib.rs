@@ -415,14 +415,15 @@ fn parsed_to_py<'py>(
         frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
     }
     let out = PyList::empty(py);
-    for st in &d.stacks {
-        let tuple = PyTuple::new(py, st.frames.iter().map(|i| &frames[*i as usize]))?;
-        let created = if st.created >= 0 {
-            frames[st.created as usize].clone()
+    let st = &d.stacks;
+    for i in 0..st.len() {
+        let tuple = PyTuple::new(py, st.frames_of(i).iter().map(|f| &frames[*f as usize]))?;
+        let created = if st.created[i] >= 0 {
+            frames[st.created[i] as usize].clone()
         } else {
             py.None().into_bound(py)
         };
-        out.append((tuple, st.elided, created))?;
+        out.append((tuple, st.elided[i], created))?;
     }
     let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
     Ok((out, i64_bytes(py, &d.index), PyBytes::new(py, &dangling)))
