@@ -363,7 +363,17 @@ _STATES = st.sampled_from(
     ]
 )
 _FUNCS = st.sampled_from(
-    ["main.f", "main.(*T).m", "runtime.gopark", "main.main.func1", "net/http.(*conn).serve", "x"]
+    [
+        "main.f",
+        "main.(*T).m",
+        "runtime.gopark",
+        "main.main.func1",
+        "net/http.(*conn).serve",
+        "x",
+        # The calls that mark the goroutine writing a dump (`ScanResult.dumper`).
+        "runtime.Stack",
+        "runtime/pprof.writeGoroutineStacks",
+    ]
 )
 _ARGS = st.sampled_from(["()", "(...)", "(0x1, {0x2, 0x3})", "(0xc000012345?, 0x0)", ")", "(0x1"])
 _NOISE = st.sampled_from(
