@@ -21,7 +21,8 @@ against the 300 MB budget. Nothing is asserted: it reports.
 `--big distinct` takes the million-goroutine traceback from `distinct` instead (100,000
 distinct stacks, goroutine i on path i % 100,000, ~1.1 GB; issue 9's goal: peak RSS under
 400 MB); `--phases` also reports `load()` alone and the RSS after each step of the debug=2
-path (scan, parse_stacks, table, groups()) with the sizes of what each keeps.
+path (scan, parse_stacks, table, groups()) with the sizes of what each keeps (the native
+scanner parses the stacks as it scans: no parse_stacks step there).
 """
 
 from __future__ import annotations
@@ -146,13 +147,14 @@ def native_used() -> bool:
     return native_scanner() is not None
 
 
-def child_time(path: str, iters: int) -> dict[str, Any]:
-    """Time `grprof.load(path).groups()`: one warm-up, then `iters` timed runs."""
+def child_time(path: str, iters: int, load_only: bool = False) -> dict[str, Any]:
+    """Time `grprof.load(path).groups()` (or `load(path)` alone): one warm-up, then `iters`
+    timed runs."""
     import grprof
 
     def run() -> tuple[grprof.Snapshot, list[grprof.Group]]:
         snap = grprof.load(path)
-        return snap, snap.groups()
+        return snap, [] if load_only else snap.groups()
 
     kept: tuple[grprof.Snapshot, list[grprof.Group]] | None = run()
     assert kept is not None
@@ -209,9 +211,10 @@ def child_phases(path: str) -> dict[str, Any]:
     """RSS after each step of load().groups() on a debug=2 file, with the sizes of what it keeps.
 
     The steps are those of grprof.formats.parse_chunks for plain debug=2 text: scan (4 MiB
-    chunks -> ScanResult), build (parse_stacks of the distinct stack texts, then the table's
-    columns and snapshot), then groups(). "peak" is the process's peak RSS so far (ru_maxrss),
-    "rss" the RSS when the step returned."""
+    chunks -> ScanResult; the native scanner parses each distinct stack as it meets it),
+    build (pure Python: parse_stacks of the distinct stack texts; then the table's columns and
+    snapshot), then groups(). "peak" is the process's peak RSS so far (ru_maxrss), "rss" the
+    RSS when the step returned."""
     import resource
 
     from grprof.formats import split_dumps, traceback
@@ -238,12 +241,21 @@ def child_phases(path: str) -> dict[str, Any]:
     inp = open_source(path, max_size=max_size(path))
     r = traceback.scan(inp.chunks())
     columns = sum(a.itemsize * len(a) for a in (r.ids, r.header, r.stack, r.creator, r.argkey))
+    if r.parsed is not None:  # the native scanner: stacks parsed, no texts
+        stacks: dict[str, int] = {
+            "distinct_stacks": len(r.parsed.stacks),
+            "distinct_frames": len({id(f) for st in r.parsed.stacks for f in st.frames}),
+        }
+    else:
+        stacks = {
+            "stack_texts": len(r.stack_texts),
+            "stack_text_bytes": sum(map(len, r.stack_texts)),
+            "stack_texts_size": _bytes_size(r.stack_texts),
+        }
     mark(
         "scan",
         rows=len(r.ids),
-        stack_texts=len(r.stack_texts),
-        stack_text_bytes=sum(map(len, r.stack_texts)),
-        stack_texts_size=_bytes_size(r.stack_texts),
+        **stacks,
         header_texts=len(r.header_texts),
         header_texts_size=_bytes_size(r.header_texts),
         columns_size=columns,
@@ -468,7 +480,7 @@ def child_main(argv: list[str]) -> None:
     if mode == "native":
         print(json.dumps({"native": native_used()}))
     elif mode == "time":
-        print(json.dumps(child_time(argv[1], int(argv[2]))))
+        print(json.dumps(child_time(argv[1], int(argv[2]), load_only=argv[3:] == ["load"])))
     elif mode == "rss":
         print(json.dumps(child_rss(argv[1], load_only=argv[2:] == ["load"])))
     elif mode == "phases":

@@ -5,12 +5,19 @@ are fed the same bytes in the same chunks and must return equal `ScanResult`s (t
 real `traceback._from_native` conversion), or raise the same exception at the same call:
 on every recorded fixture, every chunking, truncations at many offsets, and generated
 input (dump-like lines, mutated real dumps, random bytes).
+
+The Rust scanner parses each distinct stack as it meets it and hands over no stack text:
+the Python scanner's texts are parsed with the pure-Python parser
+(`parse_stacks(native=False)`) and compared with its parsed stacks, frame identity
+included. The snapshots built from either (`split_dumps` then `traceback.build`) are
+compared too: tables, headers, stacks, frames, prologues, truncation, notes.
 """
 
 from __future__ import annotations
 
 import itertools
 import pathlib
+import re
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -21,9 +28,10 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grprof.formats import _scan
-from grprof.formats._scan import ScanResult
-from grprof.formats.traceback import _from_native
+from grprof.formats import _scan, split_dumps, traceback
+from grprof.formats._scan import ParsedStacks, ScanResult
+from grprof.formats.traceback import _from_native, parse_stacks
+from grprof.model import Frame, Snapshot
 
 try:
     from grprof import _native
@@ -40,11 +48,35 @@ needs_native = pytest.mark.skipif(_native is None, reason="grprof._native is not
 Outcome = tuple[str, Any]
 
 
+def _stacks_shape(parsed: ParsedStacks) -> tuple[Any, ...]:
+    """The stacks, plus which frames are the same object (by first-use order of ids)."""
+    order: dict[int, int] = {}
+
+    def ref(f: Any) -> tuple[Any, int]:
+        return f, order.setdefault(id(f), len(order))
+
+    stacks = [
+        ([ref(f) for f in s.frames], s.frames_elided, None if s.created_by is None else ref(s.created_by))
+        for s in parsed.stacks
+    ]
+    return stacks, parsed.text_stack.tolist(), list(parsed.dangling)
+
+
 def _fields(r: ScanResult) -> dict[str, Any]:
+    """The result as plain data; the stacks parsed (the Python scanner's texts by the Python
+    parser), so that both scanners' results compare."""
+    parsed = r.parsed if r.parsed is not None else parse_stacks(r.stack_texts, native=False)
+    r.parsed = None
+    texts, r.stack_texts = r.stack_texts, []
     d = asdict(r)
     for k, v in d.items():
         if isinstance(v, array):
             d[k] = (v.typecode, v.tolist())
+    d["dumper"] = bytes(r.dumper)
+    d["parsed"] = _stacks_shape(parsed)
+    # One entry per distinct stack, whoever parsed it.
+    assert len(r.dumper) == len(parsed.text_stack) == len(parsed.dangling)
+    assert not texts or len(texts) == len(r.dumper)
     return d
 
 
@@ -66,7 +98,7 @@ def scan_py(chunks: Sequence[bytes]) -> Outcome:
 
 def scan_native(chunks: Sequence[bytes]) -> Outcome:
     assert _native is not None
-    return _run(_native.Scanner, lambda sc: _from_native(sc.finish()), chunks)
+    return _run(_native.Scanner, lambda sc: _from_native(sc.finish(Frame)), chunks)
 
 
 def split(data: bytes, size: int | None) -> list[bytes]:
@@ -88,6 +120,62 @@ def assert_same(chunks: Sequence[bytes]) -> Outcome:
     else:
         assert nat == py
     return py
+
+
+def _snapshot(s: Snapshot) -> dict[str, Any]:
+    """What a snapshot holds, row by row, with equal frames shown as one object or not."""
+    t = s.table
+    order: dict[int, int] = {}
+
+    def ref(f: Frame | None) -> tuple[Frame | None, int]:
+        return f, -1 if f is None else order.setdefault(id(f), len(order))
+
+    stacks = [([ref(f) for f in st.frames], st.frames_elided, ref(st.created_by)) for st in t.stacks]
+    return {
+        "source": s.source,
+        "format": s.format,
+        "profile": s.profile,
+        "truncated": s.truncated,
+        "go_version": s.go_version,
+        "prologue": s.prologue,
+        "headers": [(h, dict(h.labels)) for h in t.headers],
+        "stacks": stacks,
+        "rows": list(zip(t.ids, t.header, t.stack, t.creator, t.argkey, strict=True)),
+        "extras": t.extras,
+        "counts": t.counts,
+    }
+
+
+def build_both(chunks: Sequence[bytes]) -> list[Any]:
+    """Snapshots from either scanner, as `formats` builds them from debug=2 text."""
+    out = []
+    for r in (_scan_py_raw(chunks), _scan_native_raw(chunks)):
+        notes = split_dumps(r, "in")
+        out.append((notes, [_snapshot(s) for s in traceback.build(r, "in")]))
+    return out
+
+
+def _scan_py_raw(chunks: Sequence[bytes]) -> ScanResult:
+    sc = _scan.Scanner()
+    for c in chunks:
+        sc.feed(c)
+    return sc.finish()
+
+
+def _scan_native_raw(chunks: Sequence[bytes]) -> ScanResult:
+    sc = _native.Scanner()
+    for c in chunks:
+        sc.feed(c)
+    return _from_native(sc.finish(Frame))
+
+
+def assert_same_snapshots(chunks: Sequence[bytes]) -> list[dict[str, Any]]:
+    py, nat = build_both(chunks)
+    assert nat[0] == py[0]  # split_dumps' notes
+    assert len(nat[1]) == len(py[1])
+    for a, b in zip(nat[1], py[1], strict=True):
+        assert a == b
+    return py[1]
 
 
 def _id(p: pathlib.Path) -> str:
@@ -118,6 +206,16 @@ def test_fixture_every_chunking(path: pathlib.Path, size: int | None) -> None:
 
 @needs_native
 @pytest.mark.parametrize("path", FIXTURES, ids=_id)
+def test_fixture_snapshots(path: pathlib.Path) -> None:
+    """The snapshots built from either scanner's result are the same, row by row."""
+    data = path.read_bytes()
+    snaps = assert_same_snapshots([data])
+    if re.search(rb"(?m)^goroutine \d+ \[", data):
+        assert snaps and any(s["rows"] for s in snaps)
+
+
+@needs_native
+@pytest.mark.parametrize("path", FIXTURES, ids=_id)
 def test_fixture_truncated(path: pathlib.Path) -> None:
     """Cut anywhere (mid-line, mid-block, right after a newline): a dump stopped by the 64 MiB cap."""
     data = path.read_bytes()
@@ -129,6 +227,8 @@ def test_fixture_truncated(path: pathlib.Path) -> None:
         assert_same([data[:k]])
         if i % 8 == 0:  # small chunks too, on a sample: a cut inside the carried-over line
             assert_same(split(data[:k], 7))
+        if i % 4 == 0:  # and what is built from them: `partial`, `truncated`
+            assert_same_snapshots([data[:k]])
 
 
 @needs_native
@@ -140,6 +240,20 @@ def test_all_fixtures_in_one_stream() -> None:
         assert kind == "ok"
         assert r["dumps"]
         assert len(r["ids"][1]) > len(FIXTURES)  # the scanner did see the goroutines
+    snaps = assert_same_snapshots(split(data, 1 << 20))
+    assert len(snaps) > 1
+
+
+@needs_native
+def test_dumper_flag_marks_the_goroutine_that_wrote_the_dump() -> None:
+    """The one stack-text fact the Rust scanner keeps: which stacks call runtime.Stack or
+    writeGoroutineStacks (split_dumps looks for the goroutine that wrote a second dump)."""
+    data = b"".join(p.read_bytes() for p in FIXTURES)
+    py = _scan_py_raw([data])
+    nat = _scan_native_raw([data])
+    want = [any(d in t for d in _scan.DUMPER_CALLS) for t in py.stack_texts]
+    assert sum(want) > 0 and not all(want)
+    assert [bool(b) for b in nat.dumper] == want == [bool(b) for b in py.dumper]
 
 
 @needs_native
@@ -148,14 +262,15 @@ def test_argkey_is_xxh3_of_the_argument_lists() -> None:
     data = b"".join(p.read_bytes() for p in FIXTURES)
     sc = _native.Scanner()
     sc.feed(data)
-    r = _from_native(sc.finish())
+    r = _from_native(sc.finish(Frame))
+    texts = _scan_py_raw([data]).stack_texts  # the Rust scanner keeps none
     assert len(r.argkey) == len(r.ids) > 100
     # A stack's raw text is that of its first row: recompute that row's argkey from it.
     first_row: dict[int, int] = {}
     for row, s in enumerate(r.stack):
         first_row.setdefault(s, row)
     for s, row in first_row.items():
-        lines = r.stack_texts[s].split(b"\n")
+        lines = texts[s].split(b"\n")
         args = [ln[ln.rfind(b"(") :] for ln in lines if ln.endswith(b")") and ln[:1] not in (b" ", b"\t")]
         assert r.argkey[row] == xxhash.xxh3_64_intdigest(b"\n".join(args))
 
@@ -216,11 +331,11 @@ def test_ids_past_int64_are_not_ids(data: bytes) -> None:
 def test_native_scanner_refuses_use_after_finish() -> None:
     sc = _native.Scanner()
     sc.feed(HEADER)
-    sc.finish()
+    sc.finish(Frame)
     with pytest.raises(RuntimeError):
         sc.feed(HEADER)
     with pytest.raises(RuntimeError):
-        sc.finish()
+        sc.finish(Frame)
 
 
 @needs_native
@@ -228,7 +343,7 @@ def test_bytearray_chunks_scan_like_bytes() -> None:
     def run(chunk: bytes | bytearray) -> dict[str, Any]:
         sc = _native.Scanner()
         sc.feed(chunk)  # type: ignore[arg-type]  # bytes-like is fine for the Rust one
-        return _fields(_from_native(sc.finish()))
+        return _fields(_from_native(sc.finish(Frame)))
 
     assert run(bytearray(HEADER)) == run(HEADER)
 
@@ -248,7 +363,17 @@ _STATES = st.sampled_from(
     ]
 )
 _FUNCS = st.sampled_from(
-    ["main.f", "main.(*T).m", "runtime.gopark", "main.main.func1", "net/http.(*conn).serve", "x"]
+    [
+        "main.f",
+        "main.(*T).m",
+        "runtime.gopark",
+        "main.main.func1",
+        "net/http.(*conn).serve",
+        "x",
+        # The calls that mark the goroutine writing a dump (`ScanResult.dumper`).
+        "runtime.Stack",
+        "runtime/pprof.writeGoroutineStacks",
+    ]
 )
 _ARGS = st.sampled_from(["()", "(...)", "(0x1, {0x2, 0x3})", "(0xc000012345?, 0x0)", ")", "(0x1"])
 _NOISE = st.sampled_from(
@@ -397,6 +522,7 @@ _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Hea
 @given(chunked(dump_text()))
 def test_generated_dumps(chunks: list[bytes]) -> None:
     assert_same(chunks)
+    assert_same_snapshots(chunks)
 
 
 @needs_native
@@ -404,6 +530,7 @@ def test_generated_dumps(chunks: list[bytes]) -> None:
 @given(chunked(mutated_dump()))
 def test_mutated_fixtures(chunks: list[bytes]) -> None:
     assert_same(chunks)
+    assert_same_snapshots(chunks)
 
 
 @needs_native

@@ -1,8 +1,10 @@
 //! `grprof._native`: the Rust twins of `grprof.formats._scan.Scanner` and of the debug=0
 //! decoder in `grprof.formats.pprof`.
 //!
-//! `Scanner().feed(chunk)` any number of times, then `finish()` returns the dict that
-//! `grprof.formats.traceback._from_native` turns into a `ScanResult`.
+//! `Scanner().feed(chunk)` any number of times, then `finish(Frame)` returns the dict that
+//! `grprof.formats.traceback._from_native` turns into a `ScanResult`: the scanner parses
+//! each distinct stack when it first meets it, so the dict holds the stacks as frames
+//! (`frame` objects, one per call site), never their texts.
 //! `decode_pprof(data, Frame)` returns the dict `grprof.formats.pprof._from_native` turns
 //! into a snapshot, or raises ValueError(message, offset).
 //! `parse_debug1(data, Frame, stop)` returns the dict `grprof.formats.debug1._from_native`
@@ -56,11 +58,15 @@ impl Scanner {
         self.check()
     }
 
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        frame: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         self.done = true;
         let out = self.inner.finish();
-        to_dict(py, out)
+        to_dict(py, out, frame)
     }
 }
 
@@ -87,7 +93,11 @@ fn bytes_list(py: Python<'_>, items: Vec<Vec<u8>>) -> PyResult<Bound<'_, PyList>
 }
 
 /// `out` moves into Python piece by piece, each piece dropped once copied (see `bytes_list`).
-fn to_dict(py: Python<'_>, out: scan::ScanOutput) -> PyResult<Bound<'_, PyDict>> {
+fn to_dict<'py>(
+    py: Python<'py>,
+    out: scan::ScanOutput,
+    frame: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let scan::ScanOutput {
         ids,
@@ -96,7 +106,8 @@ fn to_dict(py: Python<'_>, out: scan::ScanOutput) -> PyResult<Bound<'_, PyDict>>
         creator,
         argkey,
         header_texts,
-        stack_texts,
+        stacks: parsed,
+        dumper,
         ancestors,
         dumps: dump_list,
         size,
@@ -114,7 +125,11 @@ fn to_dict(py: Python<'_>, out: scan::ScanOutput) -> PyResult<Bound<'_, PyDict>>
         d.set_item(name, PyBytes::new(py, &col))?;
     }
     d.set_item("header_texts", bytes_list(py, header_texts)?)?;
-    d.set_item("stack_texts", bytes_list(py, stack_texts)?)?;
+    let (stacks, index, dangling) = parsed_to_py(py, parsed, frame)?;
+    d.set_item("stacks", stacks)?;
+    d.set_item("text_stack", index)?;
+    d.set_item("dangling", dangling)?;
+    d.set_item("dumper", PyBytes::new(py, &dumper))?;
     let anc = PyDict::new(py);
     for (row, text) in &ancestors {
         anc.set_item(row, PyBytes::new(py, text))?;
@@ -380,29 +395,38 @@ fn parse_stacks<'py>(
     } else {
         stacks::parse(&views)
     };
+    let (stacks, index, dangling) = parsed_to_py(py, d, frame)?;
+    PyTuple::new(
+        py,
+        [stacks.into_any(), index.into_any(), dangling.into_any()],
+    )
+}
+
+/// Parsed stacks as Python: the distinct stacks as `(frames, elided, created_by)` (`frames`
+/// a tuple of `frame` objects, one object per distinct frame; `created_by` one or None),
+/// each text's stack (int64 bytes), each text's dangling flag (a byte each).
+fn parsed_to_py<'py>(
+    py: Python<'py>,
+    d: stacks::Parsed,
+    frame: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
     let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
     for (name, file, line) in &d.frames {
         frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
     }
     let out = PyList::empty(py);
-    for st in &d.stacks {
-        let tuple = PyTuple::new(py, st.frames.iter().map(|i| &frames[*i as usize]))?;
-        let created = if st.created >= 0 {
-            frames[st.created as usize].clone()
+    let st = &d.stacks;
+    for i in 0..st.len() {
+        let tuple = PyTuple::new(py, st.frames_of(i).iter().map(|f| &frames[*f as usize]))?;
+        let created = if st.created[i] >= 0 {
+            frames[st.created[i] as usize].clone()
         } else {
             py.None().into_bound(py)
         };
-        out.append((tuple, st.elided, created))?;
+        out.append((tuple, st.elided[i], created))?;
     }
     let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
-    PyTuple::new(
-        py,
-        [
-            out.into_any(),
-            i64_bytes(py, &d.index).into_any(),
-            PyBytes::new(py, &dangling).into_any(),
-        ],
-    )
+    Ok((out, i64_bytes(py, &d.index), PyBytes::new(py, &dangling)))
 }
 
 #[pymodule]

@@ -3,14 +3,24 @@
 //! Every rule here mirrors the Python reference exactly (tests/test_scan_equivalence.py
 //! compares both on fixtures, every chunking, truncations and generated input); when the
 //! two disagree the Python is right and this file is the bug. No rule may panic on input.
+//!
+//! One difference of form: the Python scanner hands over each distinct stack's text, this
+//! one parses it (`stacks::Builder`, the twin of `traceback.parse_stacks`) when it first
+//! meets it and keeps frame ids, never the text, and knows a stack by a 128-bit hash of its
+//! key rather than by the key. A dump with 100,000 distinct stacks holds some 140 MB of
+//! texts and 120 MB of keys, which a streamed scan must not keep (docs/performance.md,
+//! "Streaming the scan without stack texts").
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::raw::c_long;
 
-use memchr::memmem::Finder;
+use memchr::memmem::{self, Finder};
 use memchr::{memchr, memchr_iter, memrchr};
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
+
+use crate::stacks;
 
 const PROLOGUE_LINES: usize = 64;
 /// Lines between goroutine blocks that do not end the dump: runtime complaints, and the
@@ -24,6 +34,9 @@ const NOISE: [&[u8]; 5] = [
 ];
 /// Signal headers open each per-M section of a crash dump; anywhere else they open a new dump.
 const CRASH_SECTION: [&[u8]; 3] = [b"SIG", b"PC=", b"signal arrived"];
+/// Calls that print a dump (`_scan.DUMPER_CALLS`): a stack holding one is the goroutine
+/// that wrote the dump, which `formats.split_dumps` looks for.
+const DUMPER_CALLS: [&[u8]; 2] = [b"runtime/pprof.writeGoroutineStacks(", b"runtime.Stack("];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -53,6 +66,10 @@ impl Hasher for MulHasher {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .rotate_left(26);
     }
+    fn write_u128(&mut self, x: u128) {
+        // A 128-bit key is a hash already: its low half spreads as well as the whole.
+        self.write_u64(x as u64);
+    }
 }
 
 type Fast = BuildHasherDefault<MulHasher>;
@@ -77,6 +94,54 @@ impl Interner {
         slot.push(i as u32);
         self.keys.push(key.to_vec());
         (i, true)
+    }
+}
+
+/// Ids below this are kept as bits (at most 8 MiB of them), the rest in a hash set.
+const ID_BITS: u64 = 1 << 26;
+
+/// The goroutine ids of the current dump. Go numbers goroutines from 1 up, so a bitmap up to
+/// the largest id is 1 bit per id where a hash set takes some 18 bytes: 150 KB instead of
+/// 18 MB for a million goroutines.
+#[derive(Default)]
+struct IdSet {
+    bits: Vec<u64>,
+    /// The words of `bits` set since the last `clear`, which zeroes only those: input made
+    /// of many small dumps with large ids must not cost a bitmap's worth each.
+    touched: Vec<u32>,
+    big: HashSet<u64, Fast>,
+}
+
+impl IdSet {
+    fn contains(&self, id: u64) -> bool {
+        if id < ID_BITS {
+            let w = (id / 64) as usize;
+            w < self.bits.len() && self.bits[w] & (1 << (id % 64)) != 0
+        } else {
+            self.big.contains(&id)
+        }
+    }
+
+    fn insert(&mut self, id: u64) {
+        if id < ID_BITS {
+            let w = (id / 64) as usize;
+            if w >= self.bits.len() {
+                self.bits.resize(w + 1, 0);
+            }
+            if self.bits[w] == 0 {
+                self.touched.push(w as u32);
+            }
+            self.bits[w] |= 1 << (id % 64);
+        } else {
+            self.big.insert(id);
+        }
+    }
+
+    fn clear(&mut self) {
+        for w in self.touched.drain(..) {
+            self.bits[w as usize] = 0;
+        }
+        self.big.clear();
     }
 }
 
@@ -111,7 +176,11 @@ pub struct ScanOutput {
     pub creator: Vec<u8>,
     pub argkey: Vec<u8>,
     pub header_texts: Vec<Vec<u8>>,
-    pub stack_texts: Vec<Vec<u8>>,
+    /// The distinct stack texts, parsed: text i (the `stack` column's i) is
+    /// `stacks.index[i]`, with its `dangling` flag.
+    pub stacks: stacks::Parsed,
+    /// Per distinct stack text, 1 when it holds one of `DUMPER_CALLS`.
+    pub dumper: Vec<u8>,
     pub ancestors: Vec<(usize, Vec<u8>)>,
     pub dumps: Vec<(usize, Vec<u8>)>,
     pub size: u64,
@@ -126,10 +195,16 @@ pub struct Scanner {
     /// A goroutine or creator id past i64: Python raises OverflowError storing it.
     carry: Vec<u8>,
     headers: Interner,
-    stacks: Interner,
+    /// Hash of a distinct stack's key -> its index. A 128-bit hash in place of the key (the
+    /// key is as long as the text): two of a million distinct keys collide with odds of
+    /// 1 in 10^26; the seed is drawn per scanner, so input made to collide for one seed
+    /// does not collide for the next.
+    stack_ix: HashMap<u128, u32, Fast>,
+    seed: u64,
+    parser: stacks::Builder,
     prologue: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
-    seen: HashSet<u64, Fast>,
+    seen: IdSet,
     state: State,
     gid: u64,
     htext: Vec<u8>,
@@ -291,10 +366,12 @@ impl Scanner {
             rows: 0,
             carry: Vec::new(),
             headers: Interner::default(),
-            stacks: Interner::default(),
+            stack_ix: HashMap::default(),
+            seed: RandomState::new().build_hasher().finish(),
+            parser: stacks::Builder::default(),
             prologue: VecDeque::with_capacity(PROLOGUE_LINES + 1),
             spare: Vec::new(),
-            seen: HashSet::default(),
+            seen: IdSet::default(),
             state: State::Outside,
             gid: 0,
             htext: Vec::new(),
@@ -352,10 +429,12 @@ impl Scanner {
         if self.state == State::Block {
             self.end_block();
         }
-        // The interners' keys are a copy of every distinct text: gone before the result is
-        // handed to Python (which copies it once more), not when the scanner is dropped.
+        // The interners are gone before the result is handed to Python, not when the scanner
+        // is dropped.
         self.headers = Interner::default();
-        self.stacks = Interner::default();
+        self.stack_ix = HashMap::default();
+        self.seen = IdSet::default();
+        self.out.stacks = std::mem::take(&mut self.parser).finish();
         std::mem::take(&mut self.out)
     }
 
@@ -487,7 +566,7 @@ impl Scanner {
             return;
         }
         if let Some(gid) = header_id(line) {
-            let repeated = gid != 0 && self.seen.contains(&gid);
+            let repeated = gid != 0 && self.seen.contains(gid);
             if state == State::Outside || (repeated && !self.crash) {
                 self.start_dump();
             } else if repeated {
@@ -568,9 +647,14 @@ impl Scanner {
             out.header_texts.push(self.htext.clone());
         }
         out.header.extend_from_slice(&(hi as c_long).to_ne_bytes());
-        let (si, new) = self.stacks.intern(&self.key.buf);
-        if new {
-            out.stack_texts.push(self.raw.buf.clone());
+        let next = self.stack_ix.len() as u32;
+        let h = xxh3_128_with_seed(&self.key.buf, self.seed);
+        let si = *self.stack_ix.entry(h).or_insert(next);
+        if si == next {
+            let raw = &self.raw.buf;
+            self.parser.add(raw);
+            let dumper = DUMPER_CALLS.iter().any(|d| memmem::find(raw, d).is_some());
+            out.dumper.push(u8::from(dumper));
         }
         out.stack.extend_from_slice(&(si as c_long).to_ne_bytes());
         out.creator.extend_from_slice(&creator.to_ne_bytes());
@@ -591,5 +675,28 @@ impl Scanner {
         if let Some(anc) = self.anc.take() {
             self.anc_buf = anc;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IdSet, ID_BITS};
+
+    #[test]
+    fn id_set() {
+        let mut s = IdSet::default();
+        for id in [0, 1, 63, 64, 1_000_000, ID_BITS - 1, ID_BITS, u64::MAX >> 1] {
+            assert!(!s.contains(id), "{id}");
+            s.insert(id);
+            assert!(s.contains(id), "{id}");
+        }
+        assert!(!s.contains(2) && !s.contains(65) && !s.contains(ID_BITS + 1));
+        s.clear();
+        for id in [0, 1, 63, 64, 1_000_000, ID_BITS - 1, ID_BITS, u64::MAX >> 1] {
+            assert!(!s.contains(id), "{id} after clear");
+        }
+        assert!(s.touched.is_empty());
+        s.insert(5);
+        assert!(s.contains(5) && !s.contains(1_000_000));
     }
 }

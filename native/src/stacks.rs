@@ -1,5 +1,6 @@
-//! debug=2 stacks: the Rust twin of `grprof.formats.traceback._parse_stack`, run over every
-//! distinct stack text the scanner found.
+//! debug=2 stacks: the Rust twin of `grprof.formats.traceback._parse_stack`, run by the
+//! scanner over each distinct stack text as it first meets it (`Builder`), and by
+//! `parse_stacks` over a list of texts (the tests' way to hold it to the Python parser).
 //!
 //! A dump whose goroutines all have their own stack (deep middleware, thousands of
 //! handlers) pays the per-stack cost once per goroutine: in Python that is a call per line
@@ -12,21 +13,56 @@
 
 use crate::pprof::FxMap;
 
-/// One stack: its frames (indexes into `Parsed::frames`), whether frames were elided, and its
-/// `created by` frame (an index, or -1).
-#[derive(PartialEq, Eq, Hash, Clone)]
-pub struct StackOut {
+/// Distinct stacks, first use first, in flat arrays (one allocation each, not one per stack:
+/// a dump may have 100,000 of them). Stack i's frames (indexes into `Parsed::frames`) are
+/// `frames[offsets[i]..offsets[i + 1]]`; `elided[i]`: whether frames were elided;
+/// `created[i]`: its `created by` frame (an index, or -1).
+pub struct Stacks {
     pub frames: Vec<u32>,
-    pub elided: bool,
-    pub created: i64,
+    pub offsets: Vec<u32>,
+    pub elided: Vec<bool>,
+    pub created: Vec<i64>,
 }
 
+impl Default for Stacks {
+    fn default() -> Self {
+        Stacks {
+            frames: Vec::new(),
+            offsets: vec![0],
+            elided: Vec::new(),
+            created: Vec::new(),
+        }
+    }
+}
+
+impl Stacks {
+    pub fn len(&self) -> usize {
+        self.elided.len()
+    }
+
+    pub fn frames_of(&self, i: usize) -> &[u32] {
+        &self.frames[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    fn is(&self, i: usize, frames: &[u32], elided: bool, created: i64) -> bool {
+        self.elided[i] == elided && self.created[i] == created && self.frames_of(i) == frames
+    }
+
+    fn push(&mut self, frames: &[u32], elided: bool, created: i64) {
+        self.frames.extend_from_slice(frames);
+        self.offsets.push(self.frames.len() as u32);
+        self.elided.push(elided);
+        self.created.push(created);
+    }
+}
+
+#[derive(Default)]
 pub struct Parsed {
     /// Distinct frames, first use first.
     pub frames: Vec<(String, String, u64)>,
     /// Distinct stacks, first use first: texts that differ only in what a stack leaves out
     /// (argument values, offsets) give one.
-    pub stacks: Vec<StackOut>,
+    pub stacks: Stacks,
     /// For each text, its stack's index in `stacks`.
     pub index: Vec<i64>,
     /// For each text, whether it ends in a function (or `created by`) line without its file
@@ -55,7 +91,8 @@ fn file_line(s: &str) -> (&str, u64) {
     s = s.trim_end_matches(py_space);
     if let Some(c) = s.rfind(':') {
         let tail = &s[c + 1..];
-        if c > 0 && !tail.is_empty() && tail.len() <= 19 && tail.bytes().all(|b| b.is_ascii_digit()) {
+        if c > 0 && !tail.is_empty() && tail.len() <= 19 && tail.bytes().all(|b| b.is_ascii_digit())
+        {
             return (&s[..c], tail.parse().unwrap());
         }
     }
@@ -81,35 +118,59 @@ impl Interner {
     }
 }
 
-/// (function, file line as written) -> frame id: most frames repeat a call site seen in an
-/// earlier stack, and this finds it without parsing the file line or allocating.
-type ByText<'b> = FxMap<(&'b str, &'b str), u32>;
+/// Entries of `ByText` before it is cleared: a service's stacks are made of a few thousand
+/// call sites, and input whose file lines are all different (`fp=` registers, hostile text)
+/// must not grow it without bound; a cleared cache costs parsing time only.
+const BY_TEXT_MAX: usize = 1 << 16;
 
-fn frame_id<'b>(
-    it: &mut Interner,
-    by_text: &mut Option<&mut ByText<'b>>,
-    name: &'b str,
-    raw: &'b str,
-) -> u32 {
-    if let Some(m) = by_text.as_deref() {
-        if let Some(id) = m.get(&(name, raw)) {
+/// `function\nfile line as written` -> frame id: most frames repeat a call site seen in an
+/// earlier stack, and this finds it without parsing the file line or allocating. Owned
+/// keys: the scanner parses each text as it meets it and keeps no text (a name holds no
+/// `\n`, so the pair is unambiguous).
+#[derive(Default)]
+struct ByText {
+    ids: FxMap<Box<[u8]>, u32>,
+    scratch: Vec<u8>,
+}
+
+impl ByText {
+    /// Puts the key of (name, raw) in `scratch`.
+    fn set_key(&mut self, name: &str, raw: &str) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(name.as_bytes());
+        self.scratch.push(b'\n');
+        self.scratch.extend_from_slice(raw.as_bytes());
+    }
+}
+
+fn frame_id(it: &mut Interner, by_text: &mut Option<&mut ByText>, name: &str, raw: &str) -> u32 {
+    if let Some(m) = by_text.as_deref_mut() {
+        m.set_key(name, raw);
+        if let Some(id) = m.ids.get(m.scratch.as_slice()) {
             return *id;
         }
     }
     let (file, line) = file_line(raw);
     let id = it.id(name, file, line);
     if let Some(m) = by_text.as_deref_mut() {
-        m.insert((name, raw), id);
+        if m.ids.len() >= BY_TEXT_MAX {
+            m.ids.clear();
+        }
+        let key: Box<[u8]> = m.scratch.as_slice().into();
+        m.ids.insert(key, id);
     }
     id
 }
 
-fn parse_str<'b>(
-    text: &'b str,
+/// One stack text: its frames go to `frames` (cleared first); returns (elided, created by
+/// frame or -1, dangling).
+fn parse_str(
+    text: &str,
     it: &mut Interner,
-    mut by_text: Option<&mut ByText<'b>>,
-) -> (StackOut, bool) {
-    let mut frames = Vec::new();
+    mut by_text: Option<&mut ByText>,
+    frames: &mut Vec<u32>,
+) -> (bool, i64, bool) {
+    frames.clear();
     let mut elided = false;
     let mut created: i64 = -1;
     let mut pending: Option<&str> = None;
@@ -155,51 +216,136 @@ fn parse_str<'b>(
     if let Some(name) = pending_created {
         created = it.id(name, "", 0) as i64;
     }
-    let st = StackOut {
-        frames,
-        elided,
-        created,
-    };
-    (st, dangling)
+    (elided, created, dangling)
+}
+
+/// Stack texts parsed one at a time, as the scanner meets them: what it keeps is the frames
+/// and the stacks as frame ids, never the texts (a dump with 100,000 distinct stacks has
+/// some 140 MB of them).
+#[derive(Default)]
+pub struct Builder {
+    it: Interner,
+    by_text: ByText,
+    /// Hash of a stack -> the first stack with that hash; `next[i]`: the next stack with
+    /// stack i's hash (`u32::MAX`: none). Equal stacks are found by comparing the frames,
+    /// so a collision costs a comparison, never a wrong stack.
+    heads: FxMap<u64, u32>,
+    next: Vec<u32>,
+    stacks: Stacks,
+    scratch: Vec<u32>,
+    index: Vec<i64>,
+    dangling: Vec<bool>,
+}
+
+/// An Fx-style fold: the chains in `Builder` make equal hashes cost a comparison only.
+fn stack_hash(frames: &[u32], elided: bool, created: i64) -> u64 {
+    let mix = |h: u64, x: u64| (h.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    let h = frames
+        .iter()
+        .fold(mix(u64::from(elided), created as u64), |h, f| {
+            mix(h, u64::from(*f))
+        });
+    mix(h, frames.len() as u64)
+}
+
+impl Builder {
+    /// Parses the next text (text i is the i-th call).
+    pub fn add(&mut self, text: &[u8]) {
+        let mut frames = std::mem::take(&mut self.scratch);
+        let (elided, created, d) = match std::str::from_utf8(text) {
+            Ok(s) => parse_str(s, &mut self.it, Some(&mut self.by_text), &mut frames),
+            // Broken UTF-8 (rare): decoded with replacement, as Python does, uncached.
+            Err(_) => parse_str(
+                &String::from_utf8_lossy(text),
+                &mut self.it,
+                None,
+                &mut frames,
+            ),
+        };
+        let at = self.intern(
+            stack_hash(&frames, elided, created),
+            &frames,
+            elided,
+            created,
+        );
+        self.scratch = frames;
+        self.index.push(i64::from(at));
+        self.dangling.push(d);
+    }
+
+    /// The index of the stack (frames, elided, created), whose hash is `h`; added if new.
+    fn intern(&mut self, h: u64, frames: &[u32], elided: bool, created: i64) -> u32 {
+        let n = self.stacks.len() as u32;
+        let mut at = *self.heads.entry(h).or_insert(n);
+        while at != n && !self.stacks.is(at as usize, frames, elided, created) {
+            let next = self.next[at as usize];
+            if next == u32::MAX {
+                self.next[at as usize] = n;
+                at = n;
+            } else {
+                at = next;
+            }
+        }
+        if at == n {
+            self.stacks.push(frames, elided, created);
+            self.next.push(u32::MAX);
+        }
+        at
+    }
+
+    pub fn finish(self) -> Parsed {
+        Parsed {
+            frames: self.it.frames,
+            stacks: self.stacks,
+            index: self.index,
+            dangling: self.dangling,
+        }
+    }
 }
 
 pub fn parse(texts: &[&[u8]]) -> Parsed {
-    let mut it = Interner::default();
-    let mut by_text: ByText = FxMap::default();
-    let mut ids: FxMap<StackOut, i64> = FxMap::default();
-    let mut stacks = Vec::new();
-    let mut index = Vec::with_capacity(texts.len());
-    let mut dangling = Vec::with_capacity(texts.len());
+    let mut b = Builder::default();
     for t in texts {
-        let (st, d) = match std::str::from_utf8(t) {
-            Ok(s) => parse_str(s, &mut it, Some(&mut by_text)),
-            // Broken UTF-8 (rare): decoded with replacement, as Python does, uncached.
-            Err(_) => parse_str(&String::from_utf8_lossy(t), &mut it, None),
-        };
-        let next = stacks.len() as i64;
-        let i = *ids.entry(st.clone()).or_insert(next);
-        if i == next {
-            stacks.push(st);
-        }
-        index.push(i);
-        dangling.push(d);
+        b.add(t);
     }
-    Parsed {
-        frames: it.frames,
-        stacks,
-        index,
-        dangling,
-    }
+    b.finish()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::file_line;
+    use super::{file_line, Builder};
+
+    #[test]
+    fn stacks_with_one_hash_stay_apart() {
+        // A hash shared by different stacks (collisions are easy to make for an Fx fold)
+        // chains them: each is found again, none is taken for another.
+        let mut b = Builder::default();
+        let stacks: [(&[u32], bool, i64); 4] = [
+            (&[1, 2], false, -1),
+            (&[1, 2], true, -1),
+            (&[1], false, 2),
+            (&[], false, -1),
+        ];
+        let first: Vec<u32> = stacks
+            .iter()
+            .map(|(f, e, c)| b.intern(7, f, *e, *c))
+            .collect();
+        assert_eq!(first, [0, 1, 2, 3]);
+        for (i, (f, e, c)) in stacks.iter().enumerate().rev() {
+            assert_eq!(b.intern(7, f, *e, *c), i as u32);
+        }
+        assert_eq!(b.intern(8, &[1, 2], false, -1), 4); // another hash: not looked up
+        assert_eq!(b.stacks.len(), 5);
+        assert_eq!(b.stacks.frames_of(2), [1]);
+    }
 
     #[test]
     fn file_lines() {
         assert_eq!(file_line("\t/src/x.go:42 +0x1d"), ("/src/x.go", 42));
-        assert_eq!(file_line("\tC:/src/x.go:7 +0x1d fp=0x1 sp=0x2 pc=0x3"), ("C:/src/x.go", 7));
+        assert_eq!(
+            file_line("\tC:/src/x.go:7 +0x1d fp=0x1 sp=0x2 pc=0x3"),
+            ("C:/src/x.go", 7)
+        );
         assert_eq!(file_line("\t:42"), (":42", 0));
         assert_eq!(file_line("\tx.go:\u{b2}"), ("x.go:\u{b2}", 0));
         assert_eq!(file_line("\u{1c}\tx.go:1\u{1f}"), ("x.go", 1));

@@ -5,7 +5,10 @@ from typing import Any
 class Scanner:
     def __init__(self) -> None: ...
     def feed(self, chunk: bytes) -> None: ...
-    def finish(self) -> dict[str, Any]: ...
+    def finish(self, frame: Callable[[str, str, int], Any]) -> dict[str, Any]:
+        """The scan's result (see formats/traceback.py `_from_native`): columns, header texts,
+        and the distinct stacks parsed as `parse_stacks` gives them (no stack texts), with a
+        `dumper` byte per distinct stack. A scanner is used once: RuntimeError after this."""
 
 def decode_pprof(
     data: bytes, frame: Callable[[str, str, int], Any], stop: Callable[[Any], bool] | None = None

@@ -183,14 +183,10 @@ def split_dumps(r: ScanResult, source: str) -> list[str]:
     return notes
 
 
-_DUMPERS = (b"runtime/pprof.writeGoroutineStacks(", b"runtime.Stack(")
-
-
 def _dumper(r: ScanResult, row: int) -> bool:
-    """Whether the goroutine at `row` is the one printing a dump (Go prints it first)."""
-    return r.header_texts[r.header[row]].startswith(b"[running") and any(
-        d in r.stack_texts[r.stack[row]] for d in _DUMPERS
-    )
+    """Whether the goroutine at `row` is the one printing a dump (Go prints it first): its
+    stack calls one of `_scan.DUMPER_CALLS`, which the scanner notes per stack."""
+    return r.header_texts[r.header[row]].startswith(b"[running") and bool(r.dumper[r.stack[row]])
 
 
 def _evidence(prologue: bytes, repeated: set[int]) -> str | None:

@@ -8,14 +8,23 @@ or a stack *means* is `traceback.py`'s business, done once per distinct text.
 Per goroutine it records the id, the header text from `[` to the end of the line, the
 stack (normalised: argument values, `in goroutine N`, `fp= sp= pc=` dropped) and, apart,
 the creator id and an xxh3 hash of the argument values (for "exact" grouping).
+
+One difference of form between the two: this scanner hands over each distinct stack's text
+(`stack_texts`, parsed later by `traceback.parse_stacks`), the Rust one parses each text
+when it first meets it and hands over the parsed stacks (`parsed`) without any text, so a
+streamed dump with 100,000 distinct stacks never holds their 140 MB of text.
 """
 
 from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
+
+if TYPE_CHECKING:
+    from grprof.table import Stack
 
 PROLOGUE_LINES = 64
 _WS = b" \t"
@@ -26,6 +35,21 @@ _NOISE = (b"-----", b"[signal ", b"runtime: ", b"non-Go function", b"goroutine r
 _CRASH_SECTION = (b"SIG", b"PC=", b"signal arrived")
 _HEX = frozenset(b"0123456789abcdef")
 _ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
+# Calls that print a dump: a stack text holding one is the goroutine that wrote the dump
+# (`ScanResult.dumper`, for `formats.split_dumps`). native/src/scan.rs has the same list.
+DUMPER_CALLS = (b"runtime/pprof.writeGoroutineStacks(", b"runtime.Stack(")
+
+
+class ParsedStacks(NamedTuple):
+    """The distinct stack texts of a dump, parsed."""
+
+    stacks: list[Stack]
+    """Distinct stacks, first use first: texts that differ only in what a stack leaves out
+    (argument values, offsets, notes) give one. Equal frames are one object."""
+    text_stack: array[int]
+    """Each text's stack (an index into `stacks`)."""
+    dangling: bytes
+    """Per text, 1 when it ends in a function line without its file line (a cut dump)."""
 
 
 @dataclass
@@ -38,7 +62,13 @@ class ScanResult:
     header_texts: list[bytes] = field(default_factory=list)
     """Distinct header texts, from `[` to the end of the line."""
     stack_texts: list[bytes] = field(default_factory=list)
-    """Distinct stacks: the first occurrence's raw lines, newline-joined."""
+    """Distinct stacks: the first occurrence's raw lines, newline-joined (this scanner; the
+    Rust one gives `parsed` instead and leaves this empty)."""
+    dumper: bytearray = field(default_factory=bytearray)
+    """Per distinct stack, 1 when its text holds one of `DUMPER_CALLS`."""
+    parsed: ParsedStacks | None = None
+    """The distinct stacks parsed, when the scanner parsed them (the Rust one): what
+    `traceback.parse_stacks(stack_texts)` gives."""
     ancestors: dict[int, bytes] = field(default_factory=dict)
     """Row -> raw text of its `[originating from goroutine N]:` sections."""
     dumps: list[tuple[int, bytes]] = field(default_factory=list)
@@ -269,7 +299,9 @@ class Scanner:
         si = self._stack_ix.get(key)
         if si is None:
             si = self._stack_ix[key] = len(r.stack_texts)
-            r.stack_texts.append(b"\n".join(self._raw))
+            raw = b"\n".join(self._raw)
+            r.stack_texts.append(raw)
+            r.dumper.append(any(d in raw for d in DUMPER_CALLS))
         r.stack.append(si)
         r.creator.append(self._creator)
         r.argkey.append(xxhash.xxh3_64_intdigest(b"\n".join(self._args)))

@@ -2,21 +2,23 @@
 
 The scanner (`_scan.py`, or its Rust twin `grprof._native`) splits the text into dumps and
 goroutine blocks and interns distinct headers and stacks; this module gives them meaning,
-once per distinct text, and builds the snapshots. The stack texts are parsed by the Rust
-twin of `_parse_stack` (`grprof._native.parse_stacks`, native/src/stacks.rs) unless it is
-missing or GRPROF_PURE=1 is set: a dump whose goroutines all have their own stack has as
-many texts as goroutines (tests/test_stack_equivalence.py holds the two to the same stacks).
+once per distinct text, and builds the snapshots. The Rust scanner parses each distinct
+stack itself when it first meets it (native/src/stacks.rs, the twin of `_parse_stack`) and
+hands over frames, never texts: a streamed dump with 100,000 distinct stacks would hold
+some 140 MB of them. The Python scanner's texts are parsed here by `parse_stacks`
+(tests/test_stack_equivalence.py and tests/test_scan_equivalence.py hold the two paths to
+the same stacks and snapshots).
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from grprof import _rust
 from grprof.formats import goquote
-from grprof.formats._scan import Scanner, ScanResult, header_id
+from grprof.formats._scan import ParsedStacks, Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot
 from grprof.table import GoroutineTable, Header, RowExtra, Stack, gc_paused
@@ -30,18 +32,6 @@ _PROLOGUE_START = ("panic: ", "fatal error: ", "SIG", "unexpected signal", "unex
 def native_scanner() -> Any | None:
     """The Rust scanner, unless unavailable or disabled with GRPROF_PURE=1."""
     return _rust.native("Scanner")
-
-
-class ParsedStacks(NamedTuple):
-    """The distinct stack texts of a dump, parsed."""
-
-    stacks: list[Stack]
-    """Distinct stacks, first use first: texts that differ only in what a stack leaves out
-    (argument values, offsets, notes) give one. Equal frames are one object."""
-    text_stack: array[int]
-    """Each text's stack (an index into `stacks`)."""
-    dangling: bytes
-    """Per text, 1 when it ends in a function line without its file line (a cut dump)."""
 
 
 def parse_stacks(texts: list[bytes], *, native: bool | None = None) -> ParsedStacks:
@@ -80,15 +70,19 @@ def scan(chunks: Iterable[bytes]) -> ScanResult:
     nsc = cls()
     for c in chunks:
         nsc.feed(c)
-    return _from_native(nsc.finish())
+    return _from_native(nsc.finish(Frame))
 
 
 def _from_native(d: dict[str, Any]) -> ScanResult:
+    """The Rust scanner's result (`Scanner.finish(Frame)`) as a `ScanResult`: its stacks come
+    parsed (`parsed`), with no `stack_texts`."""
+
     def arr(code: str, key: str) -> array[int]:
         a = array(code)
         a.frombytes(d.pop(key))  # the bytes go as soon as copied: 8 bytes a goroutine each
         return a
 
+    parsed = ParsedStacks([Stack(*t) for t in d.pop("stacks")], arr("q", "text_stack"), d["dangling"])
     return ScanResult(
         ids=arr("q", "ids"),
         header=arr("l", "header"),
@@ -96,7 +90,8 @@ def _from_native(d: dict[str, Any]) -> ScanResult:
         creator=arr("q", "creator"),
         argkey=arr("Q", "argkey"),
         header_texts=d["header_texts"],
-        stack_texts=d["stack_texts"],
+        dumper=bytearray(d["dumper"]),
+        parsed=parsed,
         ancestors=d["ancestors"],
         dumps=d["dumps"],
         size=d["size"],
@@ -112,19 +107,21 @@ def parse(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
 
 
 def build(r: ScanResult, source: str) -> list[Snapshot]:
-    """The snapshots of a scanned input. It consumes `r`: its stack texts are dropped once
-    parsed (a dump with 100,000 distinct stacks holds some 140 MB of them)."""
+    """The snapshots of a scanned input. It consumes `r`: its stack texts (the Python
+    scanner's) are dropped once parsed, and so are its parsed stacks (the Rust scanner's)
+    once in the table."""
     if not r.dumps:
         return []
-    with gc_paused(len(r.stack_texts)):
+    with gc_paused(len(r.dumper)):
         return _build(r, source)
 
 
 def _build(r: ScanResult, source: str) -> list[Snapshot]:
     table = GoroutineTable()
     hmap = [table.intern_header(parse_header(t)) for t in r.header_texts]
-    parsed = parse_stacks(r.stack_texts)
+    parsed = r.parsed if r.parsed is not None else parse_stacks(r.stack_texts)
     r.stack_texts = []
+    r.parsed = None
     smap = parsed.text_stack
     table.set_stacks(parsed.stacks)
     table.ids = r.ids
@@ -179,7 +176,8 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
 def _remap(col: array[int], mapping: Sequence[int]) -> array[int]:
     if all(i == m for i, m in enumerate(mapping)):
         return col
-    return array("l", [mapping[i] for i in col])
+    # From an iterator, not a list: a list of a million rows holds 36 MB of int objects.
+    return array("l", map(mapping.__getitem__, col))
 
 
 def _prologue(raw: bytes) -> str:
