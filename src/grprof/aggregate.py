@@ -544,9 +544,22 @@ class StackNode:
         }
 
 
-def stack_tree(groups: Sequence[Group]) -> StackNode:
-    """Merge groups into a prefix tree of frames, outermost first."""
+def stack_tree(groups: Sequence[Group], *, native: bool | None = None) -> StackNode:
+    """Merge groups into a prefix tree of frames, outermost first.
+
+    With the extension (`native`: see `grprof._rust.native`) the tree is built in Rust on
+    integers (each distinct frame object read once, its function name an id; a node a
+    (parent, function id) pair), then its `StackNode`s made once each: the same tree, names,
+    frames, counts and `children` order as the Python path, several times faster (a dump of
+    20,000 distinct stacks: 99,207 nodes from 171,012 frames)."""
     with gc_paused(len(groups)):
+        fn = _rust.native("stack_tree_of", native)
+        if fn is not None:
+            try:
+                root: StackNode = fn(groups, StackNode)
+                return root
+            except OverflowError:  # counts past int64: Python's ints hold them
+                pass
         return _stack_tree(groups)
 
 
