@@ -19,7 +19,8 @@ from test_aggregate_equivalence import _fields, reference_group
 
 import grprof
 import grprof.model
-from grprof.aggregate import CreatorCounts, group
+from grprof import aggregate
+from grprof.aggregate import SIMILARITIES, CreatorCounts, group
 from grprof.cli import main
 from grprof.frames import Frame
 from grprof.store.codec import encode
@@ -106,10 +107,11 @@ def test_store_documents_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("base", [2**40, -50, 1000])
-def test_sparse_or_negative_ids_match_reference(base: int) -> None:
+def test_sparse_or_negative_ids_match_reference(base: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ids a bytearray cannot index (far apart, negative) take the set path, dense ones the
-    bytearray, with the same orphans: creators 7 and `base` + 1 are members, 3 and 2**50
-    are not."""
+    bytearray (forced here on a small table), with the same orphans: creators 7 and
+    `base` + 1 are members, 3 and 2**50 are not."""
+    monkeypatch.setattr(aggregate, "_BYTEARRAY_AT", 0)
     t = GoroutineTable()
     stacks = [Stack((Frame("main.a", "/a.go", 1),)), Stack((Frame("main.b", "/b.go", 2),))]
     header = Header.make("chan receive")
@@ -121,6 +123,17 @@ def test_sparse_or_negative_ids_match_reference(base: int) -> None:
     assert got == [_fields(g) for g in reference_group(t, "default")]
     orphans = sorted(i for g in group(t) for i in g.orphans)
     assert orphans == sorted(base + r for r, cr in enumerate(creators) if cr in (3, 2**50))
+
+
+@pytest.mark.parametrize("path", [*ZOO, *CRASH, *STATES], ids=lambda p: p.split("fixtures/")[1])
+def test_bytearray_presence_matches_reference(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytearray of present ids (big dumps) finds the orphans the set (small ones) finds."""
+    monkeypatch.setattr(aggregate, "_BYTEARRAY_AT", 0)
+    for snap in grprof.load_all(path):
+        t = snap.table
+        assert isinstance(aggregate._presence(t.ids), bytearray) or min(t.ids) < 0
+        for sim in SIMILARITIES:
+            assert [_fields(g) for g in group(t, sim)] == [_fields(g) for g in reference_group(t, sim)]
 
 
 def test_creator_counts_is_the_dict_it_replaces() -> None:

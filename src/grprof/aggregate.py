@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import sys
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
-from itertools import compress, pairwise
+from itertools import pairwise, repeat
 from types import MappingProxyType
 from typing import Literal
 
@@ -43,8 +43,8 @@ class Group:
     bytes a member, not a Python int each), an empty list for aggregated formats. A sequence:
     `len`, `in`, iteration and indexing as a list; `list(g.ids)` where a list is needed (JSON)."""
     orphans: Sequence[int]
-    """Members whose creator goroutine is no longer in the snapshot (as `ids`: an `array('q')`,
-    or an empty list for aggregated formats)."""
+    """Members whose creator goroutine is no longer in the snapshot, in the dump's order: an
+    `array('q')` (an empty tuple when none), an empty list for aggregated formats."""
     leaked: int
     locked_to_thread: int
     partial: int
@@ -436,19 +436,22 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
     group's count is its number of rows, and `groups` is in order of first row, so rows keep
     their order within a group), then each group takes its slice: 8 bytes a member and a
     few arrays a group, where lists and dicts of Python ints took about 90 bytes a member.
+    Orphans are appended to an array per group as found (an empty tuple when none).
     Whether a creator is still in the snapshot is read from a bytearray over the goroutine
-    ids (one byte an id: 1 MB for a million goroutines, where a set of them took 66 MB);
-    ids that are negative or too sparse for it (a hostile dump) fall back to a set."""
+    ids on big tables (one byte an id: 1 MB for a million goroutines, where a set of them
+    took 66 MB; `_presence`)."""
     n = len(table.ids)
-    start: dict[int, int] = {}
+    # Each group's next position, indexed by group number: a list when the numbers are few
+    # next to the rows (a table slice may number 100,000 stacks for 10 rows: then a dict).
+    last = max(groups, default=0)
+    at: dict[int, int] | list[int] = {} if last > 2 * n else [0] * (last + 1)
     pos = 0
     for k, g in groups.items():
-        start[k] = pos
+        at[k] = pos
         pos += g.count
-    at = dict(start)
     ids = array("q", bytes(8 * n))
     creator_of = array("q", bytes(8 * n))
-    orphan = bytearray(n)
+    orphans: dict[int, array[int]] = {}  # few rows: appended as found, in row order
     seen = _presence(table.ids)
     if isinstance(seen, bytearray):
         top = len(seen)
@@ -458,7 +461,7 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
             ids[p] = gid
             creator_of[p] = cr
             if cr >= 0 and (cr >= top or not seen[cr]):
-                orphan[p] = 1
+                orphans.setdefault(k, array("q")).append(gid)
     else:
         for k, gid, cr in zip(keys, table.ids, table.creator, strict=True):
             p = at[k]
@@ -466,26 +469,34 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
             ids[p] = gid
             creator_of[p] = cr
             if cr >= 0 and cr not in seen:
-                orphan[p] = 1
+                orphans.setdefault(k, array("q")).append(gid)
     del at, seen
+    a = 0
     for k, g in groups.items():
-        a = start[k]
         b = a + g.count
-        members = g.ids = ids[a:b]
-        g.orphans = array("q", compress(members, orphan[a:b])) if orphan.find(1, a, b) >= 0 else array("q")
+        g.ids = ids[a:b]
+        g.orphans = orphans.get(k, ())
         of = creator_of[a:b]
         g.creators = CreatorCounts(of) if max(of) >= 0 else {}
+        a = b
+
+
+# From this many rows up the present ids are a bytearray rather than a set: below, the set is
+# faster to build and small (some 2 MB at 2**17 ids); above, its ints cost 66 MB a million.
+_BYTEARRAY_AT = 1 << 17
 
 
 def _presence(ids: array[int]) -> bytearray | set[int]:
-    """The goroutine ids present, for orphan checks: a bytearray indexed by id (1 = present)
-    when the ids are non-negative and dense enough (goroutine ids count up from 1, so a
-    dump's ids are below a few times its size), else a set."""
-    if not ids or min(ids) < 0 or max(ids) > 16 * len(ids) + (1 << 20):
+    """The goroutine ids present, for orphan checks: from `_BYTEARRAY_AT` rows, a bytearray
+    indexed by id (1 = present) when the ids are non-negative and dense enough (goroutine ids
+    count up from 1, so a dump's ids are below a few times its size); else a set."""
+    if len(ids) < _BYTEARRAY_AT:
         return set(ids)
-    seen = bytearray(max(ids) + 1)
-    for gid in ids:
-        seen[gid] = 1
+    lo, hi = min(ids), max(ids)
+    if lo < 0 or hi > 16 * len(ids) + (1 << 20):
+        return set(ids)
+    seen = bytearray(hi + 1)
+    deque(map(seen.__setitem__, ids, repeat(1)), maxlen=0)  # seen[gid] = 1 for each, in C
     return seen
 
 
