@@ -260,17 +260,19 @@ def _loose_groups(stacks: Sequence[Stack], native: bool | None) -> tuple[list[in
 def _row_keys(
     table: GoroutineTable, similarity: Similarity
 ) -> tuple[Sequence[int], list[Stack], list[str] | None]:
-    """Map every row to a group number; return the numbers (an integer column: the table's
-    own stack column at default similarity, not a copy), each group's stack and, for loose
-    similarity (which finds its groups by their text), each group's signature."""
+    """Map every row to a group number; return the numbers (the table's own stack column at
+    default similarity, not a copy), each group's stack and, for loose similarity (which
+    finds its groups by their text), each group's signature."""
     if similarity == "default":
         return table.stack, table.stacks, None
     if similarity == "loose":
         stack_group, first, sigs = _loose_groups(table.stacks, None)
         stacks = table.stacks
-        return array("l", map(stack_group.__getitem__, table.stack)), [stacks[i] for i in first], sigs
+        # A list of the group numbers `stack_group` holds (8 bytes a row, no int made per row,
+        # as an array would be), built faster than an array from an iterator.
+        return list(map(stack_group.__getitem__, table.stack)), [stacks[i] for i in first], sigs
     index: dict[tuple[int, int], int] = {}
-    keys = array("l")
+    keys: list[int] = []  # as for loose: each row refers to its group's number in `index`
     reps: list[Stack] = []
     stacks = table.stacks
     for pair in zip(table.stack, table.argkey, strict=True):
