@@ -136,6 +136,23 @@ def test_bytearray_presence_matches_reference(path: str, monkeypatch: pytest.Mon
             assert [_fields(g) for g in group(t, sim)] == [_fields(g) for g in reference_group(t, sim)]
 
 
+@pytest.mark.parametrize("bytearray_at", [0, 1 << 17])
+@pytest.mark.parametrize("base", [2**40, 1000])
+def test_a_row_per_group_matches_reference(
+    base: int, bytearray_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each row its own group (no sorting: `_attach_single`), ids present and gone."""
+    monkeypatch.setattr(aggregate, "_BYTEARRAY_AT", bytearray_at)
+    t = GoroutineTable()
+    header = Header.make("select")
+    creators = [-1, 3, base + 1, 7, 2**50, base + 5, base]
+    for row, cr in enumerate(creators):
+        t.add(header, Stack((Frame(f"main.f{row}", "/f.go", row),)), id=base + row, creator=cr)
+    assert [_fields(g) for g in group(t)] == [_fields(g) for g in reference_group(t, "default")]
+    orphans = sorted(i for g in group(t) for i in g.orphans)
+    assert orphans == sorted(base + r for r, cr in enumerate(creators) if cr in (3, 7, 2**50))
+
+
 def test_creator_counts_is_the_dict_it_replaces() -> None:
     c = CreatorCounts(array("q", [5, -1, 9, 5, 5, -1]))
     assert dict(c) == {5: 3, 9: 1} and list(c.items()) == [(5, 3), (9, 1)]

@@ -443,6 +443,9 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
     ids on big tables (one byte an id: 1 MB for a million goroutines, where a set of them
     took 66 MB; `_presence`)."""
     n = len(table.ids)
+    if len(groups) == n:  # a row per group (exact similarity of a shapes dump): no sorting
+        _attach_single(table, groups)
+        return
     # Each group's next position, indexed by group number: a list when the numbers are few
     # next to the rows (a table slice may number 100,000 stacks for 10 rows: then a dict).
     last = max(groups, default=0)
@@ -481,6 +484,23 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
         of = creator_of[a:b]
         g.creators = CreatorCounts(of) if max(of) >= 0 else {}
         a = b
+
+
+def _attach_single(table: GoroutineTable, groups: dict[int, Group]) -> None:
+    """`_attach_members` when each group has one row: `groups` is then in row order, so the
+    columns are already in group order and each group takes row i."""
+    ids, creator = table.ids, table.creator
+    seen = _presence(ids)
+    for i, g in enumerate(groups.values()):
+        g.ids = ids[i : i + 1]
+        cr = creator[i]
+        if cr < 0:
+            g.creators = {}
+            continue
+        g.creators = CreatorCounts(creator[i : i + 1])
+        gone = (cr >= len(seen) or not seen[cr]) if isinstance(seen, bytearray) else cr not in seen
+        if gone:
+            g.orphans = ids[i : i + 1]
 
 
 # From this many rows up the present ids are a bytearray rather than a set: below, the set is
