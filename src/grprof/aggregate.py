@@ -466,7 +466,7 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
             ids[p] = gid
             creator_of[p] = cr
             if cr >= 0 and (cr >= top or not seen[cr]):
-                orphans.setdefault(k, array("q")).append(gid)
+                _append(orphans, k, gid)
     else:
         for k, gid, cr in zip(keys, table.ids, table.creator, strict=True):
             p = at[k]
@@ -474,7 +474,7 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
             ids[p] = gid
             creator_of[p] = cr
             if cr >= 0 and cr not in seen:
-                orphans.setdefault(k, array("q")).append(gid)
+                _append(orphans, k, gid)
     del at, seen
     a = 0
     for k, g in groups.items():
@@ -501,6 +501,14 @@ def _attach_single(table: GoroutineTable, groups: dict[int, Group]) -> None:
         gone = (cr >= len(seen) or not seen[cr]) if isinstance(seen, bytearray) else cr not in seen
         if gone:
             g.orphans = ids[i : i + 1]
+
+
+def _append(lists: dict[int, array[int]], k: int, x: int) -> None:
+    """`lists.setdefault(k, array("q")).append(x)` without an array made per call."""
+    a = lists.get(k)
+    if a is None:
+        a = lists[k] = array("q")
+    a.append(x)
 
 
 # From this many rows up the present ids are a bytearray rather than a set: below, the set is
