@@ -193,8 +193,8 @@ def _fields(g: Group) -> tuple[Any, ...]:
         list(g.states.items()),
         list(g.wait_minutes.items()),
         [(k, list(v.items())) for k, v in g.labels.items()],
-        g.ids,
-        g.orphans,
+        list(g.ids),  # an array('q') now, a list in the reference: the same ids in the same order
+        list(g.orphans),
         g.leaked,
         g.locked_to_thread,
         g.partial,

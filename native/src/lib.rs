@@ -13,12 +13,15 @@
 //! of `grprof.formats.traceback._parse_stack`).
 //! `signatures_of(stacks, argkeys, loose)` and `loose_groups_of(stacks, loose)` compute group
 //! signatures (the twins of `grprof.aggregate._stack_bytes` + `_digest_bytes`).
+//! `stack_tree_of(groups, node)` builds the flame graphs' stack tree (the twin of
+//! `grprof.aggregate._stack_tree`).
 
 mod debug1;
 mod pprof;
 mod scan;
 mod signature;
 mod stacks;
+mod tree;
 
 use std::borrow::Cow;
 
@@ -437,5 +440,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_stacks, m)?)?;
     m.add_function(wrap_pyfunction!(signature::signatures_of, m)?)?;
     m.add_function(wrap_pyfunction!(signature::loose_groups_of, m)?)?;
+    m.add_function(wrap_pyfunction!(tree::stack_tree_of, m)?)?;
     Ok(())
 }

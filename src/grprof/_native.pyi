@@ -39,3 +39,7 @@ def loose_groups_of(
 ) -> tuple[list[int], list[int], list[str]]:
     """Stacks grouped by loose text (see aggregate.py `_loose_groups`): each stack's group,
     each group's first stack, each group's signature."""
+
+def stack_tree_of(groups: Sequence[Any], node: Callable[..., Any]) -> Any:
+    """The stack tree of `groups` (see aggregate.py `stack_tree`), its nodes made with
+    `node(name, count, self_count, frame, children)`; OverflowError past int64 counts."""

@@ -1,10 +1,11 @@
 """Which of the Rust extension's twins to use: one rule for every fast path.
 
 Each fast path (the parsers' `Scanner`, `parse_stacks`, `parse_debug1`, `decode_pprof`, and
-the core's `signatures_of`, `loose_groups_of`) has a pure-Python reference that equivalence
-tests hold it to; the Python one runs when the extension is missing or GRPROF_PURE=1 is set,
-or when a caller asks for it. A low module of its own (it imports nothing of grprof but the
-extension): the core below `grprof.formats` uses it too, and may not import upward.
+the core's `signatures_of`, `loose_groups_of`, `stack_tree_of`) has a pure-Python reference
+that equivalence tests hold it to; the Python one runs when the extension is missing or
+GRPROF_PURE=1 is set, or when a caller asks for it. A low module of its own (it imports
+nothing of grprof but the extension): the core below `grprof.formats` uses it too, and may
+not import upward.
 """
 
 from __future__ import annotations

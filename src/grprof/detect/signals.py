@@ -345,7 +345,7 @@ def orphans(
         f"(created by {group.created_by.function}, creator gone){still}",
         len(ids),
         None,
-        {"ids": ids[:20], "persistent": earlier is not None},
+        {"ids": list(ids[:20]), "persistent": earlier is not None},  # a slice of an array('q')
     )
 
 

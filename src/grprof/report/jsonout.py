@@ -34,8 +34,8 @@ def group_json(g: Group, snapshot: int, crashed: int | None = None) -> schema.Gr
         "locked_to_thread": g.locked_to_thread,
         "partial": g.partial,
         "orphans": len(g.orphans),
-        "orphan_ids": g.orphans,
-        "ids": g.ids,
+        "orphan_ids": list(g.orphans),  # an array('q') in the group
+        "ids": list(g.ids),
         "labels": g.labels,
         "site": _frame(g.site),
         "created_by": _frame(g.created_by),
