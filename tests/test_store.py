@@ -252,6 +252,28 @@ def test_every_fixture_round_trips(store: SQLStore) -> None:
     assert store.raw(10**9) is None
 
 
+def test_blob_is_the_documented_document_with_frames_written_once_per_stack() -> None:
+    import json
+    import zlib
+
+    from grprof.store import codec
+
+    for path in dump_files():
+        snap = grprof.load(path)
+        groups = snap.groups()
+        expected = {
+            "v": codec.VERSION,
+            "source": snap.source,
+            "go_version": snap.go_version,
+            "prologue": snap.prologue,
+            "groups": [codec.group_doc(g) for g in groups],
+        }
+        first = codec.encode(snap, groups)  # frames' text cached by the tuples' identity
+        again = codec.encode(snap, groups)  # ... and read back from the cache
+        assert json.loads(zlib.decompress(first)) == expected, path
+        assert again == first, path
+
+
 def test_snapshot_time_falls_back_to_now(store: SQLStore) -> None:
     snap = grprof.load(ZOO.joinpath("0-warm-up.goroutine.debug1.txt").read_bytes())  # bytes: no mtime
     assert snap.time is None and snap.mtime is None

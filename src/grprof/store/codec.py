@@ -40,6 +40,12 @@ def frame_doc(f: Frame) -> FrameDoc:
 
 
 def group_doc(g: Group) -> GroupDoc:
+    doc = _group_head(g)
+    doc["frames"] = [frame_doc(f) for f in g.frames]
+    return doc
+
+
+def _group_head(g: Group) -> GroupDoc:
     return {
         "signature": g.signature,
         "track": track_id(track_key(g)),
@@ -52,21 +58,46 @@ def group_doc(g: Group) -> GroupDoc:
         "orphans": len(g.orphans),
         "partial": g.partial,
         "labels": g.labels,
-        "frames": [frame_doc(f) for f in g.frames],
         "frames_elided": g.frames_elided,
         "created_by": frame_doc(g.created_by) if g.created_by else None,
     }
 
 
+# A daemon stores the same stacks at every scrape (a window shares them across snapshots,
+# `serving.window`), and their frames are most of a blob's JSON: the text of a frames tuple
+# is kept, by the tuple's identity. An entry holds its tuple, so the id is not reused while
+# the entry lives; bounded by clearing when full.
+_FRAMES_JSON: dict[int, tuple[tuple[Frame, ...], str]] = {}
+_FRAMES_JSON_MAX = 16_384
+# One encoder: `json.dumps` with arguments builds a new one per call.
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _frames_json(frames: tuple[Frame, ...]) -> str:
+    hit = _FRAMES_JSON.get(id(frames))
+    if hit is not None and hit[0] is frames:
+        return hit[1]
+    text = _json([frame_doc(f) for f in frames])
+    if len(_FRAMES_JSON) >= _FRAMES_JSON_MAX:
+        _FRAMES_JSON.clear()
+    _FRAMES_JSON[id(frames)] = (frames, text)
+    return text
+
+
+def _group_json(g: Group) -> str:
+    head = _json(_group_head(g))
+    return f'{head[:-1]},"frames":{_frames_json(g.frames)}}}'
+
+
 def encode(snap: Snapshot, groups: Sequence[Group]) -> bytes:
-    doc = {
-        "v": VERSION,
-        "source": snap.source,
-        "go_version": snap.go_version,
-        "prologue": snap.prologue,
-        "groups": [group_doc(g) for g in groups],
-    }
-    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 6)
+    """The blob: the document `group_doc` describes, written by parts (each stack's frames
+    once per process, see `_frames_json`); level 3 compresses about 3.5x faster than 6 for
+    blobs about 14 % larger."""
+    head = _json(
+        {"v": VERSION, "source": snap.source, "go_version": snap.go_version, "prologue": snap.prologue}
+    )
+    text = f'{head[:-1]},"groups":[{",".join(_group_json(g) for g in groups)}]}}'
+    return zlib.compress(text.encode(), 3)
 
 
 def decode(blob: bytes) -> dict[str, Any]:
