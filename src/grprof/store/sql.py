@@ -321,8 +321,10 @@ class SQLStore:
             if not report:
                 return []
             touched = [*seen, *gone]
-            q = _findings_query().where(F.c.target_id == tid)
-            out = {r["finding_id"]: _stored_finding(r) for r in conn.execute(q).mappings()}
+            out: dict[str, StoredFinding] = {}
+            for part in chunks(touched):  # only these: a target's resolved history can be long
+                q = _findings_query().where(F.c.target_id == tid, F.c.finding_id.in_(part))
+                out.update((r["finding_id"], _stored_finding(r)) for r in conn.execute(q).mappings())
         return [out[fid] for fid in touched if fid in out]
 
     def findings(
