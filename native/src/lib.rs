@@ -441,5 +441,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(signature::signatures_of, m)?)?;
     m.add_function(wrap_pyfunction!(signature::loose_groups_of, m)?)?;
     m.add_function(wrap_pyfunction!(tree::stack_tree_of, m)?)?;
+    m.add_function(wrap_pyfunction!(tree::untrack_groups, m)?)?;
     Ok(())
 }

@@ -43,3 +43,7 @@ def loose_groups_of(
 def stack_tree_of(groups: Sequence[Any], node: Callable[..., Any]) -> Any:
     """The stack tree of `groups` (see aggregate.py `stack_tree`), its nodes made with
     `node(name, count, self_count, frame, children)`; OverflowError past int64 counts."""
+
+def untrack_groups(groups: Sequence[Any], types: tuple[type, ...]) -> None:
+    """Untrack `groups` and their `ids`, `orphans`, `creators` (and a creators' `creator_of`)
+    of a type in `types` from the cyclic collector (see aggregate.py `_untrack`)."""
