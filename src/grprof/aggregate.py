@@ -12,6 +12,7 @@ from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Literal
 
@@ -426,7 +427,10 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
     if not inferred:
         _attach_members(table, keys, groups)
     out = list(groups.values())
-    out.sort(key=lambda g: (-g.count, g.signature))
+    # Largest first, ties by signature: two stable sorts with C-level keys, the same order as
+    # one by (-count, signature) without a Python call and a tuple per group.
+    out.sort(key=attrgetter("signature"))
+    out.sort(key=attrgetter("count"), reverse=True)
     _untrack(out)
     return out
 

@@ -21,7 +21,7 @@ from grprof.formats import goquote
 from grprof.formats._scan import ParsedStacks, Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot
-from grprof.table import GoroutineTable, Header, RowExtra, Stack, gc_paused
+from grprof.table import GoroutineTable, Header, RowExtra, Stack, gc_paused, stacks_of
 
 # /debug/pprof/goroutine?debug=2 stops writing at this size (runtime/pprof writeGoroutineStacks).
 PPROF_DEBUG2_CAP = 64 << 20
@@ -44,7 +44,7 @@ def parse_stacks(texts: list[bytes], *, native: bool | None = None) -> ParsedSta
         found, raw_index, dangling = fn(texts, Frame)
         index = array("q")
         index.frombytes(raw_index)
-        return ParsedStacks([Stack(*t) for t in found], index, dangling)
+        return ParsedStacks(stacks_of(found), index, dangling)
     cache = FrameCache()
     parsed = [parse_stack(t, cache) for t in texts]
     # Equal frames are one object here, so frame ids tell equal stacks apart without
@@ -82,7 +82,7 @@ def _from_native(d: dict[str, Any]) -> ScanResult:
         a.frombytes(d.pop(key))  # the bytes go as soon as copied: 8 bytes a goroutine each
         return a
 
-    parsed = ParsedStacks([Stack(*t) for t in d.pop("stacks")], arr("q", "text_stack"), d["dangling"])
+    parsed = ParsedStacks(stacks_of(d.pop("stacks")), arr("q", "text_stack"), d["dangling"])
     return ScanResult(
         ids=arr("q", "ids"),
         header=arr("l", "header"),
