@@ -17,6 +17,7 @@
 //! `grprof.aggregate._stack_tree`).
 
 mod debug1;
+mod members;
 mod pprof;
 mod scan;
 mod signature;
@@ -442,5 +443,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(signature::loose_groups_of, m)?)?;
     m.add_function(wrap_pyfunction!(tree::stack_tree_of, m)?)?;
     m.add_function(wrap_pyfunction!(tree::untrack_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(members::attach_members, m)?)?;
     Ok(())
 }

@@ -154,20 +154,20 @@ pub fn stack_tree_of<'py>(
 }
 
 /// Takes `groups` (`aggregate.Group`s just built by `group()`) and the objects they alone
-/// hold out of the cyclic garbage collector's lists: each group, and each of its `ids`,
-/// `orphans` and `creators` whose type is in `types` (`array.array`, `CreatorCounts`; a
-/// `CreatorCounts`' `creator_of` array too). None of them can be part of a cycle that
-/// `group()` makes (an array holds no references; a group refers down to its frames, dicts
-/// and arrays, never up), so reference counting frees them; the collector's first pass over
-/// the 100,000 objects of a 20,000-group result, once `gc_paused` ends, took longer than
-/// building them. A caller that makes a cycle through a group (none in grprof) would leak it.
+/// hold out of the cyclic garbage collector's lists: each group, each of its `ids`, `orphans`
+/// and `creators` that is an `array` (type `array`) or a `counts` (`CreatorCounts`), and a
+/// `counts`' `creator_of` array. None of them can be part of a cycle that `group()` makes
+/// (an array holds no references; a group refers down to its frames, dicts and arrays, never
+/// up), so reference counting frees them; the collector's first pass over the 100,000
+/// objects of a 20,000-group result, once `gc_paused` ends, took longer than building them.
+/// A caller that makes a cycle through a group (none in grprof) would leak it.
 #[pyfunction]
 pub fn untrack_groups<'py>(
     py: Python<'py>,
     groups: &Bound<'py, PyAny>,
-    types: &Bound<'py, PyTuple>,
+    array: &Bound<'py, PyType>,
+    counts: &Bound<'py, PyType>,
 ) -> PyResult<()> {
-    let types: Vec<usize> = types.iter().map(|t| t.as_ptr() as usize).collect();
     let untrack = |o: &Bound<'py, PyAny>| {
         // SAFETY: a live object; only a tracked object (of a GC type) is untracked.
         unsafe {
@@ -176,7 +176,6 @@ pub fn untrack_groups<'py>(
             }
         }
     };
-    let is_listed = |o: &Bound<'py, PyAny>| types.contains(&(o.get_type().as_ptr() as usize));
     for g in groups.try_iter()? {
         let g = g?;
         for attr in [
@@ -185,11 +184,12 @@ pub fn untrack_groups<'py>(
             intern!(py, "creators"),
         ] {
             let v = g.getattr(attr)?;
-            if is_listed(&v) {
-                if let Ok(inner) = v.getattr(intern!(py, "creator_of")) {
-                    if is_listed(&inner) {
-                        untrack(&inner);
-                    }
+            if v.get_type().is(array) {
+                untrack(&v);
+            } else if v.get_type().is(counts) {
+                let inner = v.getattr(intern!(py, "creator_of"))?;
+                if inner.get_type().is(array) {
+                    untrack(&inner);
                 }
                 untrack(&v);
             }

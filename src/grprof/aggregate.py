@@ -424,14 +424,16 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
                 for k, v in sorted(g.labels.items())
             }
     del per_header  # transient: freed before the members' columns are built
+    many = len(groups) >= PAUSE_GC_AT
     if not inferred:
-        _attach_members(table, keys, groups)
+        _attach_members(table, keys, groups, untrack=many)
     out = list(groups.values())
     # Largest first, ties by signature: two stable sorts with C-level keys, the same order as
     # one by (-count, signature) without a Python call and a tuple per group.
     out.sort(key=attrgetter("signature"))
     out.sort(key=attrgetter("count"), reverse=True)
-    _untrack(out)
+    if many and inferred:  # per-goroutine groups were untracked with their members
+        _untrack(out)
     return out
 
 
@@ -441,14 +443,14 @@ def _untrack(groups: list[Group]) -> None:
     is in a cycle, so reference counting frees them, and the collector's first pass over them
     once `gc_paused` ends cost more than building them (some 100,000 objects for 20,000
     groups). Nothing else changes: the pure-Python path leaves them tracked."""
-    if len(groups) < PAUSE_GC_AT:
-        return
     fn = _rust.native("untrack_groups")
     if fn is not None:
-        fn(groups, (array, CreatorCounts))
+        fn(groups, array, CreatorCounts)
 
 
-def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int, Group]) -> None:
+def _attach_members(
+    table: GoroutineTable, keys: Sequence[int], groups: dict[int, Group], *, untrack: bool = False
+) -> None:
     """Set each group's `ids`, `orphans` and `creators` (a per-goroutine table: one row per
     goroutine) from slices of the id and creator columns with rows sorted by group.
 
@@ -459,7 +461,15 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
     Orphans are appended to an array per group as found (an empty tuple when none).
     Whether a creator is still in the snapshot is read from a bytearray over the goroutine
     ids on big tables (one byte an id: 1 MB for a million goroutines, where a set of them
-    took 66 MB; `_presence`)."""
+    took 66 MB; `_presence`).
+
+    With the extension (`attach_members`, native/src/members.rs) both loops run in Rust, the
+    same arrays and `CreatorCounts` made once each; with `untrack`, the groups and what is
+    made for them also leave the cyclic collector's lists (see `_untrack`)."""
+    fn = _rust.native("attach_members")
+    if fn is not None:
+        fn(groups, keys, table.ids, table.creator, array, CreatorCounts, untrack)
+        return
     n = len(table.ids)
     if len(groups) == n:  # a row per group (exact similarity of a shapes dump): no sorting
         _attach_single(table, groups)
