@@ -12,6 +12,7 @@ the same stacks and snapshots).
 
 from __future__ import annotations
 
+import functools
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -166,7 +167,8 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
                 profile="goroutine",
                 table=t,
                 truncated=is_last and cut,
-                go_version=infer_go_version(t, header_texts=r.header_texts),
+                # Inferred when first read: it walks every distinct frame of the dump.
+                go_version_of=functools.partial(infer_go_version, t, header_texts=r.header_texts),
                 prologue=_prologue(prologue),
             )
         )
