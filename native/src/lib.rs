@@ -422,6 +422,7 @@ fn parsed_to_py<'py>(
     let st = &d.stacks;
     for i in 0..st.len() {
         let tuple = PyTuple::new(py, st.frames_of(i).iter().map(|f| &frames[*f as usize]))?;
+        stacks::untrack_frames(&tuple);
         let created = if st.created[i] >= 0 {
             frames[st.created[i] as usize].clone()
         } else {
