@@ -12,7 +12,7 @@ from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Literal
 
@@ -370,7 +370,11 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
         loose_sigs
         if loose_sigs is not None
         else _group_signatures(
-            dict.fromkeys(k for k, _ in per_header), reps, similarity, first_argkey, table.signature_cache
+            dict.fromkeys(map(itemgetter(0), per_header)),
+            reps,
+            similarity,
+            first_argkey,
+            table.signature_cache,
         )
     )
     groups: dict[int, Group] = {}
