@@ -312,7 +312,9 @@ def _group_signatures(
                 cache.put(st, sig)
         return out
     argkeys = [first_argkey[k] for k in present] if similarity == "exact" else None
-    return dict(zip(present, signatures([reps[k] for k in present], similarity, argkeys), strict=True))
+    return dict(
+        zip(present, signatures(list(map(reps.__getitem__, present)), similarity, argkeys), strict=True)
+    )
 
 
 def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Group]:
