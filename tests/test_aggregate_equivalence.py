@@ -12,10 +12,13 @@ partial rows).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import pathlib
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -203,11 +206,28 @@ def _fields(g: Group) -> tuple[Any, ...]:
     )
 
 
+@contextlib.contextmanager
+def _pure() -> Iterator[None]:
+    """GRPROF_PURE=1 meanwhile: `group()`'s Python twins (members, signatures) run."""
+    old = os.environ.get("GRPROF_PURE")
+    os.environ["GRPROF_PURE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["GRPROF_PURE"]
+        else:
+            os.environ["GRPROF_PURE"] = old
+
+
 def _check(table: GoroutineTable) -> None:
     for sim in SIMILARITIES:
         want = [_fields(g) for g in reference_group(table, sim)]
         got = [_fields(g) for g in group(table, sim)]
         assert got == want, sim
+        with _pure():
+            pure = [_fields(g) for g in group(table, sim)]
+        assert pure == want, (sim, "pure Python")
 
 
 def _tables(path: pathlib.Path) -> list[GoroutineTable]:
@@ -227,7 +247,9 @@ def test_fixture_groups_match_reference(path: pathlib.Path) -> None:
             _check(t.slice(n // 2, n))
 
 
-@pytest.mark.parametrize("name", ["distinct-20000.debug0.pb.gz", "shapes-21000.debug0.pb.gz"])
+@pytest.mark.parametrize(
+    "name", ["distinct-20000.debug0.pb.gz", "shapes-21000.debug0.pb.gz", "distinct-20000.debug2.txt"]
+)
 def test_benchmark_profiles_match_reference(name: str) -> None:
     """The all-distinct and few-shapes profiles `benchmarks/pprof.py` generates, when present."""
     path = BENCH / name

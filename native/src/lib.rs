@@ -17,6 +17,7 @@
 //! `grprof.aggregate._stack_tree`).
 
 mod debug1;
+mod members;
 mod pprof;
 mod scan;
 mod signature;
@@ -421,6 +422,7 @@ fn parsed_to_py<'py>(
     let st = &d.stacks;
     for i in 0..st.len() {
         let tuple = PyTuple::new(py, st.frames_of(i).iter().map(|f| &frames[*f as usize]))?;
+        stacks::untrack_frames(&tuple);
         let created = if st.created[i] >= 0 {
             frames[st.created[i] as usize].clone()
         } else {
@@ -441,5 +443,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(signature::signatures_of, m)?)?;
     m.add_function(wrap_pyfunction!(signature::loose_groups_of, m)?)?;
     m.add_function(wrap_pyfunction!(tree::stack_tree_of, m)?)?;
+    m.add_function(wrap_pyfunction!(tree::untrack_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(members::attach_members, m)?)?;
     Ok(())
 }

@@ -43,3 +43,19 @@ def loose_groups_of(
 def stack_tree_of(groups: Sequence[Any], node: Callable[..., Any]) -> Any:
     """The stack tree of `groups` (see aggregate.py `stack_tree`), its nodes made with
     `node(name, count, self_count, frame, children)`; OverflowError past int64 counts."""
+
+def untrack_groups(groups: Sequence[Any], array: type, counts: type) -> None:
+    """Untrack `groups` and their `ids`, `orphans` and `creators` of type `array` or `counts`
+    (and a `counts`' `creator_of`) from the cyclic collector (see aggregate.py `_untrack`)."""
+
+def attach_members(
+    groups: dict[int, Any],
+    keys: Sequence[int],
+    ids: Sequence[int],
+    creator: Sequence[int],
+    array: type,
+    counts: type,
+    untrack: bool,
+) -> None:
+    """Set each group's `ids`, `orphans` and `creators` (see aggregate.py `_attach_members`);
+    with `untrack`, the groups and what is made for them leave the cyclic collector's lists."""

@@ -12,12 +12,13 @@ from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Literal
 
 from grprof import _rust
 from grprof.frames import Frame, FuncName, site_of
-from grprof.table import GoroutineTable, SignatureCache, Stack, gc_paused
+from grprof.table import PAUSE_GC_AT, GoroutineTable, SignatureCache, Stack, gc_paused
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
@@ -311,7 +312,9 @@ def _group_signatures(
                 cache.put(st, sig)
         return out
     argkeys = [first_argkey[k] for k in present] if similarity == "exact" else None
-    return dict(zip(present, signatures([reps[k] for k in present], similarity, argkeys), strict=True))
+    return dict(
+        zip(present, signatures(list(map(reps.__getitem__, present)), similarity, argkeys), strict=True)
+    )
 
 
 def group(table: GoroutineTable, similarity: Similarity = "default") -> list[Group]:
@@ -369,7 +372,11 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
         loose_sigs
         if loose_sigs is not None
         else _group_signatures(
-            dict.fromkeys(k for k, _ in per_header), reps, similarity, first_argkey, table.signature_cache
+            dict.fromkeys(map(itemgetter(0), per_header)),
+            reps,
+            similarity,
+            first_argkey,
+            table.signature_cache,
         )
     )
     groups: dict[int, Group] = {}
@@ -423,14 +430,33 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
                 for k, v in sorted(g.labels.items())
             }
     del per_header  # transient: freed before the members' columns are built
+    many = len(groups) >= PAUSE_GC_AT
     if not inferred:
-        _attach_members(table, keys, groups)
+        _attach_members(table, keys, groups, untrack=many)
     out = list(groups.values())
-    out.sort(key=lambda g: (-g.count, g.signature))
+    # Largest first, ties by signature: two stable sorts with C-level keys, the same order as
+    # one by (-count, signature) without a Python call and a tuple per group.
+    out.sort(key=attrgetter("signature"))
+    out.sort(key=attrgetter("count"), reverse=True)
+    if many and inferred:  # per-goroutine groups were untracked with their members
+        _untrack(out)
     return out
 
 
-def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int, Group]) -> None:
+def _untrack(groups: list[Group]) -> None:
+    """Take many new groups, and the arrays and `CreatorCounts` they alone hold, out of the
+    cyclic collector's lists (with the extension: `untrack_groups`, native/src/tree.rs): none
+    is in a cycle, so reference counting frees them, and the collector's first pass over them
+    once `gc_paused` ends cost more than building them (some 100,000 objects for 20,000
+    groups). Nothing else changes: the pure-Python path leaves them tracked."""
+    fn = _rust.native("untrack_groups")
+    if fn is not None:
+        fn(groups, array, CreatorCounts)
+
+
+def _attach_members(
+    table: GoroutineTable, keys: Sequence[int], groups: dict[int, Group], *, untrack: bool = False
+) -> None:
     """Set each group's `ids`, `orphans` and `creators` (a per-goroutine table: one row per
     goroutine) from slices of the id and creator columns with rows sorted by group.
 
@@ -441,7 +467,15 @@ def _attach_members(table: GoroutineTable, keys: Sequence[int], groups: dict[int
     Orphans are appended to an array per group as found (an empty tuple when none).
     Whether a creator is still in the snapshot is read from a bytearray over the goroutine
     ids on big tables (one byte an id: 1 MB for a million goroutines, where a set of them
-    took 66 MB; `_presence`)."""
+    took 66 MB; `_presence`).
+
+    With the extension (`attach_members`, native/src/members.rs) both loops run in Rust, the
+    same arrays and `CreatorCounts` made once each; with `untrack`, the groups and what is
+    made for them also leave the cyclic collector's lists (see `_untrack`)."""
+    fn = _rust.native("attach_members")
+    if fn is not None:
+        fn(groups, keys, table.ids, table.creator, array, CreatorCounts, untrack)
+        return
     n = len(table.ids)
     if len(groups) == n:  # a row per group (exact similarity of a shapes dump): no sorting
         _attach_single(table, groups)

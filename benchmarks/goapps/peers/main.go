@@ -106,7 +106,7 @@ func main() {
 		"best_mibs":   mibs(len(data), times[0]),
 		"median_mibs": mibs(len(data), times[len(times)/2]),
 		"goroutines":  out.goroutines, "groups": out.groups, "errors": out.errors,
-		"go": runtime.Version(),
+		"go": runtime.Version(), "times_s": secs(times),
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
 		fail(err)
@@ -116,4 +116,12 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "peers:", err)
 	os.Exit(1)
+}
+
+func secs(ts []time.Duration) []float64 {
+	out := make([]float64, len(ts))
+	for i, t := range ts {
+		out[i] = t.Seconds()
+	}
+	return out
 }

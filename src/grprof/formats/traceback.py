@@ -12,6 +12,7 @@ the same stacks and snapshots).
 
 from __future__ import annotations
 
+import functools
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from grprof.formats import goquote
 from grprof.formats._scan import ParsedStacks, Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot
-from grprof.table import GoroutineTable, Header, RowExtra, Stack, gc_paused
+from grprof.table import GoroutineTable, Header, RowExtra, Stack, gc_paused, stacks_of
 
 # /debug/pprof/goroutine?debug=2 stops writing at this size (runtime/pprof writeGoroutineStacks).
 PPROF_DEBUG2_CAP = 64 << 20
@@ -44,7 +45,7 @@ def parse_stacks(texts: list[bytes], *, native: bool | None = None) -> ParsedSta
         found, raw_index, dangling = fn(texts, Frame)
         index = array("q")
         index.frombytes(raw_index)
-        return ParsedStacks([Stack(*t) for t in found], index, dangling)
+        return ParsedStacks(stacks_of(found), index, dangling)
     cache = FrameCache()
     parsed = [parse_stack(t, cache) for t in texts]
     # Equal frames are one object here, so frame ids tell equal stacks apart without
@@ -82,7 +83,7 @@ def _from_native(d: dict[str, Any]) -> ScanResult:
         a.frombytes(d.pop(key))  # the bytes go as soon as copied: 8 bytes a goroutine each
         return a
 
-    parsed = ParsedStacks([Stack(*t) for t in d.pop("stacks")], arr("q", "text_stack"), d["dangling"])
+    parsed = ParsedStacks(stacks_of(d.pop("stacks")), arr("q", "text_stack"), d["dangling"])
     return ScanResult(
         ids=arr("q", "ids"),
         header=arr("l", "header"),
@@ -166,7 +167,8 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
                 profile="goroutine",
                 table=t,
                 truncated=is_last and cut,
-                go_version=infer_go_version(t, header_texts=r.header_texts),
+                # Inferred when first read: it walks every distinct frame of the dump.
+                go_version_of=functools.partial(infer_go_version, t, header_texts=r.header_texts),
                 prologue=_prologue(prologue),
             )
         )
