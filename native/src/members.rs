@@ -36,12 +36,45 @@ fn untrack(o: &Bound<'_, PyAny>) {
     }
 }
 
-fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> Bound<'py, PyBytes> {
-    let mut out = Vec::with_capacity(v.len() * 8);
-    for x in v {
-        out.extend_from_slice(&x.to_ne_bytes());
+fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> PyResult<Bound<'py, PyBytes>> {
+    // Written in place: no second copy of a column the size of the table.
+    PyBytes::new_with(py, v.len() * 8, |out| {
+        for (dst, x) in out.chunks_exact_mut(8).zip(v) {
+            dst.copy_from_slice(&x.to_ne_bytes());
+        }
+        Ok(())
+    })
+}
+
+/// The goroutine ids present, as a bitmap when they are small (they count up from 1 in a
+/// process: 128 KB for a million), else a hash set (tens of MB for a million).
+enum Present {
+    Bits(Vec<u64>),
+    Set(HashSet<i64, BuildHasherDefault<MulHasher>>),
+}
+
+impl Present {
+    fn of(ids: &[i64]) -> Present {
+        let top = ids.iter().copied().max().unwrap_or(0);
+        if ids.iter().all(|&i| i >= 0) && top < (1 << 28) {
+            let mut bits = vec![0u64; (top as usize >> 6) + 1];
+            for &i in ids {
+                bits[i as usize >> 6] |= 1 << (i & 63);
+            }
+            Present::Bits(bits)
+        } else {
+            Present::Set(ids.iter().copied().collect())
+        }
     }
-    PyBytes::new(py, &out)
+
+    fn contains(&self, i: i64) -> bool {
+        match self {
+            Present::Bits(bits) => {
+                i >= 0 && bits.get(i as usize >> 6).is_some_and(|w| w & (1 << (i & 63)) != 0)
+            }
+            Present::Set(set) => set.contains(&i),
+        }
+    }
 }
 
 /// Sets `ids`, `orphans` and `creators` of each group of `groups` (group number -> `Group`,
@@ -110,7 +143,7 @@ pub fn attach_members<'py>(
         }
         Ok(i as usize)
     };
-    let present: HashSet<i64, BuildHasherDefault<MulHasher>> = id_col.iter().copied().collect();
+    let present = Present::of(&id_col);
     let mut at: Vec<usize> = start[..objs.len()].to_vec();
     let mut sorted_ids = vec![0i64; n];
     let mut sorted_cr = vec![0i64; n];
@@ -122,14 +155,16 @@ pub fn attach_members<'py>(
         let (gid, cr) = (id_col[r], cr_col[r]);
         sorted_ids[p] = gid;
         sorted_cr[p] = cr;
-        if cr >= 0 && !present.contains(&cr) {
+        if cr >= 0 && !present.contains(cr) {
             orphans[gi].push(gid);
         }
     }
     drop(present);
+    drop((keys, id_col, cr_col)); // copies of the columns: freed before the arrays are made
     let q = intern!(py, "q");
-    let all_ids = array.call1((q, i64_bytes(py, &sorted_ids)))?;
-    let all_cr = array.call1((q, i64_bytes(py, &sorted_cr)))?;
+    let all_ids = array.call1((q, i64_bytes(py, &sorted_ids)?))?;
+    drop(sorted_ids);
+    let all_cr = array.call1((q, i64_bytes(py, &sorted_cr)?))?;
     let empty = PyTuple::empty(py);
     let new = counts.getattr(intern!(py, "__new__"))?;
     for (gi, g) in objs.iter().enumerate() {
@@ -139,7 +174,7 @@ pub fn attach_members<'py>(
         if orphans[gi].is_empty() {
             g.setattr(intern!(py, "orphans"), &empty)?;
         } else {
-            let o = array.call1((q, i64_bytes(py, &orphans[gi])))?;
+            let o = array.call1((q, i64_bytes(py, &orphans[gi])?))?;
             g.setattr(intern!(py, "orphans"), &o)?;
             if untrack_all {
                 untrack(&o);
