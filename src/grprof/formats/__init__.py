@@ -24,7 +24,8 @@ def sniff(head: bytes) -> str | None:
     """Guess the format from the first bytes: "debug=0", "debug=1", "debug=2" or None."""
     if _DEBUG1.match(head):
         return "debug=1"
-    if _HEADER.search(head):
+    # The literal first: the regular expression tries every offset (70 us on a 7 KB profile).
+    if b"goroutine " in head and _HEADER.search(head):
         return "debug=2"
     if _looks_like_profile_proto(head):
         return "debug=0"
