@@ -17,6 +17,7 @@
 //! `grprof.aggregate._stack_tree`).
 
 mod debug1;
+mod objcache;
 mod pprof;
 mod scan;
 mod signature;
@@ -170,13 +171,19 @@ fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> Bound<'py, PyBytes> {
 /// its frames: the state of a stack is taken to depend only on its frames up to the first
 /// one `stop` accepts and the one after it. Stacks equal in that prefix share a "state
 /// class" (`state_class` per stack, `state_reps`: the first stack of each class).
+///
+/// With `stack` (`grprof.table.Stack`) and `rules` (what `stop`'s answers depend on), frames
+/// and stacks come from the process-wide cache of `objcache` and the dict holds what
+/// `objcache::decoded_to_py` describes instead of `locs`, `stacks` as tuples and the classes.
 #[pyfunction]
-#[pyo3(signature = (data, frame, stop=None))]
+#[pyo3(signature = (data, frame, stop=None, stack=None, rules=None))]
 fn decode_pprof<'py>(
     py: Python<'py>,
     data: &[u8],
     frame: &Bound<'py, PyAny>,
     stop: Option<&Bound<'py, PyAny>>,
+    stack: Option<&Bound<'py, pyo3::types::PyType>>,
+    rules: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let decoded = if data.len() >= DETACH_MIN {
         py.detach(|| pprof::decode(data))
@@ -186,6 +193,12 @@ fn decode_pprof<'py>(
     let d = decoded.map_err(|e| PyValueError::new_err((e.message, e.pos)))?;
     let out = PyDict::new(py);
     out.set_item("profile", d.profile)?;
+    if let (Some(stack), Some(stop), Some(rules)) = (stack, stop, rules) {
+        let frame = frame.cast::<pyo3::types::PyType>()?;
+        objcache::decoded_to_py(py, &d, frame, stack, stop, rules, &out)?;
+        pprof_rest(py, &d, &out)?;
+        return Ok(out);
+    }
     let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
     for (name, file, line) in &d.frames {
         frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
@@ -209,6 +222,16 @@ fn decode_pprof<'py>(
         out.set_item("state_class", i64_bytes(py, &classes))?;
         out.set_item("state_reps", reps)?;
     }
+    pprof_rest(py, &d, &out)?;
+    Ok(out)
+}
+
+/// Label sets, rows, time and origin: the same with or without the cache.
+fn pprof_rest<'py>(
+    py: Python<'py>,
+    d: &pprof::Decoded<'_>,
+    out: &Bound<'py, PyDict>,
+) -> PyResult<()> {
     let s = |i: u32| d.strings[i as usize].as_ref();
     let labelsets = PyList::empty(py);
     for ls in &d.labelsets {
@@ -237,7 +260,7 @@ fn decode_pprof<'py>(
             out.set_item("origin_error", (e.message.as_str(), e.pos))?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Stacks grouped by the frames their wait state can depend on: `stop(frame)` says where a
