@@ -300,12 +300,18 @@ fn state_classes(
 /// `stop` as for `decode_pprof`. Returns the dict `grprof.formats.debug1._from_native` turns
 /// into snapshots; errors are data (`"error"`), since the Python side parses the label lines
 /// and a bad one before the first bad line wins.
+///
+/// With `stack` and `rules`, as for `decode_pprof`: each profile's `stacks`, `frames` and
+/// state classes come from `objcache::debug1_to_py` (with `frames_key` and `generation`).
 #[pyfunction]
+#[pyo3(signature = (data, frame, stop, stack=None, rules=None))]
 fn parse_debug1<'py>(
     py: Python<'py>,
     data: &[u8],
     frame: &Bound<'py, PyAny>,
     stop: &Bound<'py, PyAny>,
+    stack: Option<&Bound<'py, pyo3::types::PyType>>,
+    rules: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = if data.len() >= DETACH_MIN {
         py.detach(|| debug1::parse(data))
@@ -313,11 +319,16 @@ fn parse_debug1<'py>(
         debug1::parse(data)
     };
     let out = PyDict::new(py);
-    let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
-    for (name, file, line) in &d.frames {
-        frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
+    let cached = stack.zip(rules);
+    let mut frames: Vec<Bound<'py, PyAny>> = Vec::new();
+    if cached.is_none() {
+        frames.reserve(d.frames.len());
+        for (name, file, line) in &d.frames {
+            frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
+        }
     }
     let profiles = PyList::empty(py);
+    let mut dicts = Vec::new();
     for p in &d.profiles {
         let pd = PyDict::new(py);
         pd.set_item(
@@ -326,24 +337,28 @@ fn parse_debug1<'py>(
         )?;
         pd.set_item("total", p.total)?;
         pd.set_item("cut", p.cut)?;
-        let stacks = PyList::empty(py);
-        for w in p.stack_offsets.windows(2) {
-            let ids = &p.stack_frames[w[0]..w[1]];
-            stacks.append(PyTuple::new(py, ids.iter().map(|i| &frames[*i as usize]))?)?;
-        }
-        pd.set_item("stacks", stacks)?;
-        // The profile's distinct frames, first use first (for its Go version).
-        let mut seen = vec![false; frames.len()];
-        let used = PyList::empty(py);
-        for i in &p.stack_frames {
-            if !std::mem::replace(&mut seen[*i as usize], true) {
-                used.append(&frames[*i as usize])?;
+        if cached.is_some() {
+            dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone()));
+        } else {
+            let stacks = PyList::empty(py);
+            for w in p.stack_offsets.windows(2) {
+                let ids = &p.stack_frames[w[0]..w[1]];
+                stacks.append(PyTuple::new(py, ids.iter().map(|i| &frames[*i as usize]))?)?;
             }
+            pd.set_item("stacks", stacks)?;
+            // The profile's distinct frames, first use first (for its Go version).
+            let mut seen = vec![false; frames.len()];
+            let used = PyList::empty(py);
+            for i in &p.stack_frames {
+                if !std::mem::replace(&mut seen[*i as usize], true) {
+                    used.append(&frames[*i as usize])?;
+                }
+            }
+            pd.set_item("frames", used)?;
+            let (classes, reps) = state_classes(&frames, &p.stack_offsets, &p.stack_frames, stop)?;
+            pd.set_item("state_class", i64_bytes(py, &classes))?;
+            pd.set_item("state_reps", reps)?;
         }
-        pd.set_item("frames", used)?;
-        let (classes, reps) = state_classes(&frames, &p.stack_offsets, &p.stack_frames, stop)?;
-        pd.set_item("state_class", i64_bytes(py, &classes))?;
-        pd.set_item("state_reps", reps)?;
         pd.set_item("row_stack", i64_bytes(py, &p.row_stack))?;
         pd.set_item("row_labels", i64_bytes(py, &p.row_labels))?;
         pd.set_item("row_count", i64_bytes(py, &p.row_count))?;
@@ -358,6 +373,10 @@ fn parse_debug1<'py>(
         }
         pd.set_item("fallback", fallback)?;
         profiles.append(pd)?;
+    }
+    if let Some((stack, rules)) = cached {
+        let frame = frame.cast::<pyo3::types::PyType>()?;
+        objcache::debug1_to_py(py, &d.frames, &dicts, frame, stack, stop, rules)?;
     }
     out.set_item("profiles", profiles)?;
     let labels = PyList::empty(py);

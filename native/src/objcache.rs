@@ -174,6 +174,32 @@ impl Cache {
         Ok(i)
     }
 
+    /// A frame object with an id of its own, not found again by value.
+    pub fn frame_uncached(
+        &mut self,
+        py: Python<'_>,
+        function: &str,
+        file: &str,
+        line: u64,
+    ) -> PyResult<u32> {
+        let names = self.names.as_ref().expect("names set");
+        let cls = self.frame_cls.as_ref().expect("class set");
+        let obj = new_object(
+            py,
+            cls,
+            &names[0..3],
+            &[
+                PyString::new(py, function).as_any(),
+                PyString::new(py, file).as_any(),
+                line.into_pyobject(py)?.as_any(),
+            ],
+        )?;
+        let i = self.frames.len() as u32;
+        self.frames.push(obj.unbind());
+        self.stops.push(0);
+        Ok(i)
+    }
+
     pub fn frame_object<'py>(&self, py: Python<'py>, id: u32) -> &Bound<'py, PyAny> {
         self.frames[id as usize].bind(py)
     }
@@ -206,6 +232,48 @@ impl Cache {
         self.stacks.insert(ids.into(), obj.clone().unbind());
         self.stack_frames += ids.len();
         Ok(obj)
+    }
+    /// The distinct stacks (frame indexes into `gid`, the frames' process-wide ids) as
+    /// `stacks`, `state_class`, `state_reps` and `state_keys` in `out`; the class of each stack.
+    fn stacks_to_py<'py>(
+        &mut self,
+        py: Python<'py>,
+        gid: &[u32],
+        offsets: &[usize],
+        stack_frames: &[u32],
+        stop: &Bound<'py, PyAny>,
+        out: &Bound<'py, PyDict>,
+    ) -> PyResult<Vec<i64>> {
+        let global: Vec<u32> = stack_frames.iter().map(|i| gid[*i as usize]).collect();
+        let stacks = PyList::empty(py);
+        let mut classes: Vec<i64> = Vec::with_capacity(offsets.len());
+        let mut reps: Vec<i64> = Vec::new();
+        let keys = PyList::empty(py);
+        let mut seen: FxMap<&[u32], i64> = FxMap::default();
+        for (si, w) in offsets.windows(2).enumerate() {
+            let ids = &global[w[0]..w[1]];
+            stacks.append(self.stack(py, ids)?)?;
+            let mut k = ids.len();
+            for (j, id) in ids.iter().enumerate() {
+                if self.stops(*id, stop)? {
+                    k = j;
+                    break;
+                }
+            }
+            let prefix = &ids[..(k + 2).min(ids.len())];
+            let next = reps.len() as i64;
+            let class = *seen.entry(prefix).or_insert(next);
+            if class == next {
+                reps.push(si as i64);
+                keys.append(u32_bytes(py, prefix))?;
+            }
+            classes.push(class);
+        }
+        out.set_item("stacks", stacks)?;
+        out.set_item("state_class", i64_bytes(py, &classes))?;
+        out.set_item("state_reps", reps)?;
+        out.set_item("state_keys", keys)?;
+        Ok(classes)
     }
 }
 
@@ -266,35 +334,7 @@ pub fn decoded_to_py<'py>(
         sorted.sort_unstable();
         out.set_item("frames_key", u32_bytes(py, &sorted))?;
         out.set_item("generation", c.generation)?;
-        let global: Vec<u32> = d.stack_frames.iter().map(|i| gid[*i as usize]).collect();
-        let stacks = PyList::empty(py);
-        let mut classes: Vec<i64> = Vec::with_capacity(d.stack_offsets.len());
-        let mut reps: Vec<i64> = Vec::new();
-        let keys = PyList::empty(py);
-        let mut seen: FxMap<&[u32], i64> = FxMap::default();
-        for (si, w) in d.stack_offsets.windows(2).enumerate() {
-            let ids = &global[w[0]..w[1]];
-            stacks.append(c.stack(py, ids)?)?;
-            let mut k = ids.len();
-            for (j, id) in ids.iter().enumerate() {
-                if c.stops(*id, stop)? {
-                    k = j;
-                    break;
-                }
-            }
-            let prefix = &ids[..(k + 2).min(ids.len())];
-            let next = reps.len() as i64;
-            let class = *seen.entry(prefix).or_insert(next);
-            if class == next {
-                reps.push(si as i64);
-                keys.append(u32_bytes(py, prefix))?;
-            }
-            classes.push(class);
-        }
-        out.set_item("stacks", stacks)?;
-        out.set_item("state_class", i64_bytes(py, &classes))?;
-        out.set_item("state_reps", reps)?;
-        out.set_item("state_keys", keys)?;
+        let classes = c.stacks_to_py(py, &gid, &d.stack_offsets, &d.stack_frames, stop, out)?;
         let mut pairs: FxMap<(i64, i64), i64> = FxMap::default();
         let (mut pair_class, mut pair_labels) = (Vec::new(), Vec::new());
         let mut row_pair = Vec::with_capacity(d.row_stack.len());
@@ -311,6 +351,49 @@ pub fn decoded_to_py<'py>(
         out.set_item("row_pair", i64_bytes(py, &row_pair))?;
         out.set_item("pair_class", i64_bytes(py, &pair_class))?;
         out.set_item("pair_labels", i64_bytes(py, &pair_labels))?;
+        Ok(())
+    })
+}
+
+/// What `parse_debug1` gives with `stack`, per profile: as `decoded_to_py` for `frames`
+/// (the profile's distinct frames, first use first), `frames_key`, `generation`, `stacks`
+/// and the state classes.
+#[allow(clippy::too_many_arguments)]
+pub fn debug1_to_py<'py>(
+    py: Python<'py>,
+    frames: &[(String, String, u64)],
+    profiles: &[(&[usize], &[u32], Bound<'py, PyDict>)],
+    frame_cls: &Bound<'py, PyType>,
+    stack_cls: &Bound<'py, PyType>,
+    stop: &Bound<'py, PyAny>,
+    rules: &Bound<'py, PyAny>,
+) -> PyResult<()> {
+    with_cache(py, frame_cls, stack_cls, rules, |c| {
+        let mut gid: Vec<u32> = Vec::with_capacity(frames.len());
+        for (function, file, line) in frames {
+            gid.push(match i64::try_from(*line) {
+                Ok(line) => c.frame(py, &(function.clone(), file.clone(), line))?,
+                // Past int64 (no Go program has such a line): made, given an id, not kept.
+                Err(_) => c.frame_uncached(py, function, file, *line)?,
+            });
+        }
+        for (offsets, stack_frames, out) in profiles {
+            let mut seen = vec![false; gid.len()];
+            let mut used: Vec<u32> = Vec::new();
+            for i in stack_frames.iter() {
+                if !std::mem::replace(&mut seen[*i as usize], true) {
+                    used.push(gid[*i as usize]);
+                }
+            }
+            out.set_item(
+                "frames",
+                PyList::new(py, used.iter().map(|i| c.frame_object(py, *i)))?,
+            )?;
+            used.sort_unstable();
+            out.set_item("frames_key", u32_bytes(py, &used))?;
+            out.set_item("generation", c.generation)?;
+            c.stacks_to_py(py, &gid, offsets, stack_frames, stop, out)?;
+        }
         Ok(())
     })
 }

@@ -22,10 +22,15 @@ def decode_pprof(
     class), frames and stacks are objects kept across calls (native/src/objcache.rs)."""
 
 def parse_debug1(
-    data: bytes, frame: Callable[[str, str, int], Any], stop: Callable[[Any], bool]
+    data: bytes,
+    frame: Callable[[str, str, int], Any],
+    stop: Callable[[Any], bool],
+    stack: type | None = None,
+    rules: object = None,
 ) -> dict[str, Any]:
     """One or more debug=1 text profiles read (see formats/debug1.py `_from_native`); errors
-    are returned as data under "error", never raised."""
+    are returned as data under "error", never raised. With `stack` and `rules`, frames and
+    stacks are objects kept across calls, as for `decode_pprof`."""
 
 def parse_stacks(
     texts: list[bytes], frame: Callable[[str, str, int], Any]
