@@ -42,9 +42,21 @@ class Input:
     raw: Iterator[bytes]
     max_size: int = DEFAULT_MAX_SIZE
     mtime: float | None = None
+    whole: bytes | None = None
+    """The input when it was given as bytes (`raw` is then its slices)."""
 
     def chunks(self) -> Iterator[bytes]:
-        """Decompressed content in chunks; raises SourceError past `max_size`."""
+        """Decompressed content in chunks; raises SourceError past `max_size`.
+
+        Bytes given whole, not gzipped and within `max_size`, come as a `Whole` iterator: its
+        `data` is the input itself, which a parser may take instead of joining the chunks."""
+        w = self.whole
+        if w is not None and 2 <= len(w) <= self.max_size and w[:2] != GZIP_MAGIC:
+            self.whole = None
+            return Whole(w, self.raw)
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[bytes]:
         first = b""
         for first in self.raw:
             if first:
@@ -75,6 +87,22 @@ class Input:
 
     def _error(self, e: FetchError) -> GrprofError:
         return source_error(self.name, e)
+
+
+class Whole:
+    """The chunks of an input held in memory whole, and the input itself (`data`)."""
+
+    __slots__ = ("data", "chunks")
+
+    def __init__(self, data: bytes, chunks: Iterator[bytes]) -> None:
+        self.data = data
+        self.chunks = chunks
+
+    def __iter__(self) -> Whole:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.chunks)
 
 
 def source_error(name: str, e: FetchError) -> GrprofError:
@@ -270,7 +298,10 @@ def open_source(
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return Input(
-            name or "<bytes>", iter([data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]), max_size
+            name or "<bytes>",
+            iter([data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]),
+            max_size,
+            whole=data,
         )
     if isinstance(source, str) and source == "-":
         return Input(name or "<stdin>", _read_stream(sys.stdin.buffer), max_size)
