@@ -162,13 +162,18 @@ def _build(d: dict[str, Any], source: str, rules: object) -> Snapshot:
         class_states.append(st)
     # A header per distinct (state class, label set), in order of first use: the decoder
     # numbers those pairs per sample, so no Python code runs per sample.
+    # Many classes share a state: a header per distinct (state, label set) is made once.
     labelsets = d["labelsets"]
     table = GoroutineTable(aggregated=True)
     intern = table.intern_header
-    pair_header = [
-        intern(_header(class_states[c], leaked, labelsets[li]))
-        for c, li in zip(_ints(d["pair_class"]), _ints(d["pair_labels"]), strict=True)
-    ]
+    made: dict[tuple[str, int], int] = {}
+    pair_header = []
+    for c, li in zip(_ints(d["pair_class"]), _ints(d["pair_labels"]), strict=True):
+        key = (class_states[c], li)
+        h = made.get(key)
+        if h is None:
+            h = made[key] = intern(_header(key[0], leaked, labelsets[li]))
+        pair_header.append(h)
     row_pair = _longs(d["row_pair"])
     n = len(row_pair)
     table.set_stacks(stacks)
