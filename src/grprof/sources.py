@@ -124,6 +124,12 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+def _slices(data: bytes) -> Iterator[bytes]:
+    """`data` in CHUNK pieces, each cut when asked for (a parser may take `data` whole)."""
+    for i in range(0, len(data), CHUNK):
+        yield data[i : i + CHUNK]
+
+
 def _read_stream(f: _Readable) -> Iterator[bytes]:
     while True:
         c = f.read(CHUNK)
@@ -297,12 +303,7 @@ def open_source(
     """Open any supported source. Nothing is read beyond the first request or `open()`."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return Input(
-            name or "<bytes>",
-            iter([data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]),
-            max_size,
-            whole=data,
-        )
+        return Input(name or "<bytes>", _slices(data), max_size, whole=data)
     if isinstance(source, str) and source == "-":
         return Input(name or "<stdin>", _read_stream(sys.stdin.buffer), max_size)
     if isinstance(source, str) and is_url(source):
