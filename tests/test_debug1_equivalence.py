@@ -277,3 +277,17 @@ def test_mutated_real_profiles(seed: int, edits: list[tuple[int, int, int]]) -> 
         elif i < len(data):
             del data[i]
     assert_same(bytes(data))
+
+
+def test_frames_and_stacks_are_kept_across_profiles() -> None:
+    """As for debug=0 (tests/test_pprof_equivalence.py): the same stack objects when a profile
+    is read again after others, and an equal snapshot; debug=0 and debug=1 share them."""
+    data = SEEDS[0]
+    first = debug1.parse(data, "a", native=True)
+    for other in SEEDS[1:]:
+        debug1.parse(other, "b", native=True)
+    again = debug1.parse(data, "a", native=True)
+    for s1, s2 in zip(first, again, strict=True):
+        assert all(a is b for a, b in zip(s1.table.stacks, s2.table.stacks, strict=True))
+    want = [summary(s) for s in debug1.parse(data, "a", native=False)]
+    assert [summary(s) for s in again] == [summary(s) for s in first] == want

@@ -281,3 +281,62 @@ def test_mutated_real_profiles(seed: int, edits: list[tuple[int, int, int]]) -> 
         elif i < len(data):
             del data[i]
     assert_same(bytes(data))
+
+
+def test_frames_and_stacks_are_kept_across_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension keeps each frame and stack object, and pprof.py the Go version and wait
+    states it inferred, across profiles: a profile read again gives the same objects and an
+    equal snapshot, after other profiles too; other rules or another line table are not
+    served from what was inferred under the old ones."""
+    from grprof.formats import goversion, states
+
+    data = SEEDS[0]
+    first = pprof.parse(data, "a", native=True)
+    for other in SEEDS[1:]:
+        pprof.parse(other, "b", native=True)
+    again = pprof.parse(data, "a", native=True)
+    assert all(a is b for a, b in zip(first.table.stacks, again.table.stacks, strict=True))
+    assert summary(again) == summary(first) == summary(pprof.parse(data, "a", native=False))
+    # A stack's state comes from the rules in force, not from the cache.
+    rules = states.load_rules()
+    fake = states.Rules({}, (), (), "no rule", rules.hidden)
+    monkeypatch.setattr(states, "load_rules", lambda: fake)
+    monkeypatch.setattr(pprof, "load_rules", lambda: fake)
+    changed = pprof.parse(data, "a", native=True)
+    assert {h.state for h in changed.table.headers} <= {"unknown", "no rule"}
+    assert summary(changed) == summary(pprof.parse(data, "a", native=False))
+    monkeypatch.undo()
+    assert summary(pprof.parse(data, "a", native=True)) == summary(first)
+    # The Go version comes from the line table in force.
+    table = goversion.line_table()
+    monkeypatch.setattr(pprof, "line_table", lambda: goversion.LineTable({"minors": [1], "frames": {}}))
+    monkeypatch.setattr(pprof, "infer_go_version", lambda frames: "1.1")
+    assert pprof.parse(data, "a", native=True).go_version == "1.1"
+    monkeypatch.undo()
+    assert goversion.line_table() is table
+    assert pprof.parse(data, "a", native=True).go_version == first.go_version
+
+
+def test_threads_parsing_at_once_get_equal_snapshots() -> None:
+    """The extension's cache is taken without waiting (a thread waiting for it while holding
+    the GIL would deadlock): a thread that finds it busy parses with a cache of its own."""
+    import threading
+
+    want = [summary(pprof.parse(d, "a", native=False)) for d in SEEDS[:6]]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(5):
+                for d, w in zip(SEEDS[:6], want, strict=True):
+                    assert summary(pprof.parse(d, "a", native=True)) == w
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[0]
+    assert not any(t.is_alive() for t in threads)

@@ -18,6 +18,7 @@
 
 mod debug1;
 mod members;
+mod objcache;
 mod pprof;
 mod scan;
 mod signature;
@@ -171,13 +172,19 @@ fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> Bound<'py, PyBytes> {
 /// its frames: the state of a stack is taken to depend only on its frames up to the first
 /// one `stop` accepts and the one after it. Stacks equal in that prefix share a "state
 /// class" (`state_class` per stack, `state_reps`: the first stack of each class).
+///
+/// With `stack` (`grprof.table.Stack`) and `rules` (what `stop`'s answers depend on), frames
+/// and stacks come from the process-wide cache of `objcache` and the dict holds what
+/// `objcache::decoded_to_py` describes instead of `locs`, `stacks` as tuples and the classes.
 #[pyfunction]
-#[pyo3(signature = (data, frame, stop=None))]
+#[pyo3(signature = (data, frame, stop=None, stack=None, rules=None))]
 fn decode_pprof<'py>(
     py: Python<'py>,
     data: &[u8],
     frame: &Bound<'py, PyAny>,
     stop: Option<&Bound<'py, PyAny>>,
+    stack: Option<&Bound<'py, pyo3::types::PyType>>,
+    rules: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let decoded = if data.len() >= DETACH_MIN {
         py.detach(|| pprof::decode(data))
@@ -187,6 +194,12 @@ fn decode_pprof<'py>(
     let d = decoded.map_err(|e| PyValueError::new_err((e.message, e.pos)))?;
     let out = PyDict::new(py);
     out.set_item("profile", d.profile)?;
+    if let (Some(stack), Some(stop), Some(rules)) = (stack, stop, rules) {
+        let frame = frame.cast::<pyo3::types::PyType>()?;
+        objcache::decoded_to_py(py, &d, frame, stack, stop, rules, &out)?;
+        pprof_rest(py, &d, &out)?;
+        return Ok(out);
+    }
     let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
     for (name, file, line) in &d.frames {
         frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
@@ -210,6 +223,16 @@ fn decode_pprof<'py>(
         out.set_item("state_class", i64_bytes(py, &classes))?;
         out.set_item("state_reps", reps)?;
     }
+    pprof_rest(py, &d, &out)?;
+    Ok(out)
+}
+
+/// Label sets, rows, time and origin: the same with or without the cache.
+fn pprof_rest<'py>(
+    py: Python<'py>,
+    d: &pprof::Decoded<'_>,
+    out: &Bound<'py, PyDict>,
+) -> PyResult<()> {
     let s = |i: u32| d.strings[i as usize].as_ref();
     let labelsets = PyList::empty(py);
     for ls in &d.labelsets {
@@ -238,7 +261,7 @@ fn decode_pprof<'py>(
             out.set_item("origin_error", (e.message.as_str(), e.pos))?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Stacks grouped by the frames their wait state can depend on: `stop(frame)` says where a
@@ -278,12 +301,18 @@ fn state_classes(
 /// `stop` as for `decode_pprof`. Returns the dict `grprof.formats.debug1._from_native` turns
 /// into snapshots; errors are data (`"error"`), since the Python side parses the label lines
 /// and a bad one before the first bad line wins.
+///
+/// With `stack` and `rules`, as for `decode_pprof`: each profile's `stacks`, `frames` and
+/// state classes come from `objcache::debug1_to_py` (with `frames_key` and `generation`).
 #[pyfunction]
+#[pyo3(signature = (data, frame, stop, stack=None, rules=None))]
 fn parse_debug1<'py>(
     py: Python<'py>,
     data: &[u8],
     frame: &Bound<'py, PyAny>,
     stop: &Bound<'py, PyAny>,
+    stack: Option<&Bound<'py, pyo3::types::PyType>>,
+    rules: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = if data.len() >= DETACH_MIN {
         py.detach(|| debug1::parse(data))
@@ -291,11 +320,16 @@ fn parse_debug1<'py>(
         debug1::parse(data)
     };
     let out = PyDict::new(py);
-    let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
-    for (name, file, line) in &d.frames {
-        frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
+    let cached = stack.zip(rules);
+    let mut frames: Vec<Bound<'py, PyAny>> = Vec::new();
+    if cached.is_none() {
+        frames.reserve(d.frames.len());
+        for (name, file, line) in &d.frames {
+            frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
+        }
     }
     let profiles = PyList::empty(py);
+    let mut dicts = Vec::new();
     for p in &d.profiles {
         let pd = PyDict::new(py);
         pd.set_item(
@@ -304,24 +338,28 @@ fn parse_debug1<'py>(
         )?;
         pd.set_item("total", p.total)?;
         pd.set_item("cut", p.cut)?;
-        let stacks = PyList::empty(py);
-        for w in p.stack_offsets.windows(2) {
-            let ids = &p.stack_frames[w[0]..w[1]];
-            stacks.append(PyTuple::new(py, ids.iter().map(|i| &frames[*i as usize]))?)?;
-        }
-        pd.set_item("stacks", stacks)?;
-        // The profile's distinct frames, first use first (for its Go version).
-        let mut seen = vec![false; frames.len()];
-        let used = PyList::empty(py);
-        for i in &p.stack_frames {
-            if !std::mem::replace(&mut seen[*i as usize], true) {
-                used.append(&frames[*i as usize])?;
+        if cached.is_some() {
+            dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone()));
+        } else {
+            let stacks = PyList::empty(py);
+            for w in p.stack_offsets.windows(2) {
+                let ids = &p.stack_frames[w[0]..w[1]];
+                stacks.append(PyTuple::new(py, ids.iter().map(|i| &frames[*i as usize]))?)?;
             }
+            pd.set_item("stacks", stacks)?;
+            // The profile's distinct frames, first use first (for its Go version).
+            let mut seen = vec![false; frames.len()];
+            let used = PyList::empty(py);
+            for i in &p.stack_frames {
+                if !std::mem::replace(&mut seen[*i as usize], true) {
+                    used.append(&frames[*i as usize])?;
+                }
+            }
+            pd.set_item("frames", used)?;
+            let (classes, reps) = state_classes(&frames, &p.stack_offsets, &p.stack_frames, stop)?;
+            pd.set_item("state_class", i64_bytes(py, &classes))?;
+            pd.set_item("state_reps", reps)?;
         }
-        pd.set_item("frames", used)?;
-        let (classes, reps) = state_classes(&frames, &p.stack_offsets, &p.stack_frames, stop)?;
-        pd.set_item("state_class", i64_bytes(py, &classes))?;
-        pd.set_item("state_reps", reps)?;
         pd.set_item("row_stack", i64_bytes(py, &p.row_stack))?;
         pd.set_item("row_labels", i64_bytes(py, &p.row_labels))?;
         pd.set_item("row_count", i64_bytes(py, &p.row_count))?;
@@ -336,6 +374,10 @@ fn parse_debug1<'py>(
         }
         pd.set_item("fallback", fallback)?;
         profiles.append(pd)?;
+    }
+    if let Some((stack, rules)) = cached {
+        let frame = frame.cast::<pyo3::types::PyType>()?;
+        objcache::debug1_to_py(py, &d.frames, &dicts, frame, stack, stop, rules)?;
     }
     out.set_item("profiles", profiles)?;
     let labels = PyList::empty(py);

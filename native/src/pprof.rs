@@ -634,14 +634,15 @@ pub fn decode(data: &[u8]) -> R<Decoded<'_>> {
 
 #[cfg(test)]
 mod tests {
-    /// `GRPROF_PB=file.pb cargo test --release -- --ignored --nocapture time_decode`
+    /// `GRPROF_PB=file.pb [GRPROF_ITERS=30] cargo test --release -- --ignored --nocapture time_decode`
     #[test]
     #[ignore]
     fn time_decode() {
         let path = std::env::var("GRPROF_PB").unwrap_or("/tmp/d.pb".into());
         let data = std::fs::read(path).unwrap();
+        let iters: usize = std::env::var("GRPROF_ITERS").map_or(30, |n| n.parse().unwrap());
         let mut best = f64::MAX;
-        for _ in 0..30 {
+        for _ in 0..iters {
             let t = std::time::Instant::now();
             let d = super::decode(&data).ok().unwrap();
             std::hint::black_box(&d);

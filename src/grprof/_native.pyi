@@ -11,16 +11,26 @@ class Scanner:
         `dumper` byte per distinct stack. A scanner is used once: RuntimeError after this."""
 
 def decode_pprof(
-    data: bytes, frame: Callable[[str, str, int], Any], stop: Callable[[Any], bool] | None = None
+    data: bytes,
+    frame: Callable[[str, str, int], Any],
+    stop: Callable[[Any], bool] | None = None,
+    stack: type | None = None,
+    rules: object = None,
 ) -> dict[str, Any]:
     """A gunzipped goroutine profile.proto decoded (see formats/pprof.py `_from_native`);
-    ValueError(message, offset) when malformed."""
+    ValueError(message, offset) when malformed. With `stack` and `rules` (and `frame` a
+    class), frames and stacks are objects kept across calls (native/src/objcache.rs)."""
 
 def parse_debug1(
-    data: bytes, frame: Callable[[str, str, int], Any], stop: Callable[[Any], bool]
+    data: bytes,
+    frame: Callable[[str, str, int], Any],
+    stop: Callable[[Any], bool],
+    stack: type | None = None,
+    rules: object = None,
 ) -> dict[str, Any]:
     """One or more debug=1 text profiles read (see formats/debug1.py `_from_native`); errors
-    are returned as data under "error", never raised."""
+    are returned as data under "error", never raised. With `stack` and `rules`, frames and
+    stacks are objects kept across calls, as for `decode_pprof`."""
 
 def parse_stacks(
     texts: list[bytes], frame: Callable[[str, str, int], Any]

@@ -42,9 +42,21 @@ class Input:
     raw: Iterator[bytes]
     max_size: int = DEFAULT_MAX_SIZE
     mtime: float | None = None
+    whole: bytes | None = None
+    """The input when it was given as bytes (`raw` is then its slices)."""
 
     def chunks(self) -> Iterator[bytes]:
-        """Decompressed content in chunks; raises SourceError past `max_size`."""
+        """Decompressed content in chunks; raises SourceError past `max_size`.
+
+        Bytes given whole, not gzipped and within `max_size`, come as a `Whole` iterator: its
+        `data` is the input itself, which a parser may take instead of joining the chunks."""
+        w = self.whole
+        if w is not None and 2 <= len(w) <= self.max_size and w[:2] != GZIP_MAGIC:
+            self.whole = None
+            return Whole(w, self.raw)
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[bytes]:
         first = b""
         for first in self.raw:
             if first:
@@ -77,6 +89,22 @@ class Input:
         return source_error(self.name, e)
 
 
+class Whole:
+    """The chunks of an input held in memory whole, and the input itself (`data`)."""
+
+    __slots__ = ("data", "chunks")
+
+    def __init__(self, data: bytes, chunks: Iterator[bytes]) -> None:
+        self.data = data
+        self.chunks = chunks
+
+    def __iter__(self) -> Whole:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.chunks)
+
+
 def source_error(name: str, e: FetchError) -> GrprofError:
     """The CLI's error for a shared one: bad gzip is a ParseError (the input is not readable as
     a dump), anything else a SourceError; a cap says how to raise it."""
@@ -94,6 +122,12 @@ def source_error(name: str, e: FetchError) -> GrprofError:
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
+
+
+def _slices(data: bytes) -> Iterator[bytes]:
+    """`data` in CHUNK pieces, each cut when asked for (a parser may take `data` whole)."""
+    for i in range(0, len(data), CHUNK):
+        yield data[i : i + CHUNK]
 
 
 def _read_stream(f: _Readable) -> Iterator[bytes]:
@@ -269,9 +303,7 @@ def open_source(
     """Open any supported source. Nothing is read beyond the first request or `open()`."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return Input(
-            name or "<bytes>", iter([data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]), max_size
-        )
+        return Input(name or "<bytes>", _slices(data), max_size, whole=data)
     if isinstance(source, str) and source == "-":
         return Input(name or "<stdin>", _read_stream(sys.stdin.buffer), max_size)
     if isinstance(source, str) and is_url(source):

@@ -24,7 +24,8 @@ def sniff(head: bytes) -> str | None:
     """Guess the format from the first bytes: "debug=0", "debug=1", "debug=2" or None."""
     if _DEBUG1.match(head):
         return "debug=1"
-    if _HEADER.search(head):
+    # The literal first: the regular expression tries every offset (70 us on a 7 KB profile).
+    if b"goroutine " in head and _HEADER.search(head):
         return "debug=2"
     if _looks_like_profile_proto(head):
         return "debug=0"
@@ -70,7 +71,11 @@ def _looks_text(head: bytes) -> bool:
 
 
 def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
-    """Parse a decompressed byte stream into snapshots (several if it holds several dumps)."""
+    """Parse a decompressed byte stream into snapshots (several if it holds several dumps).
+
+    When `chunks` is a `sources.Whole` (bytes given to `load`), debug=0 and debug=1 take its
+    `data` rather than joining the chunks: 32 ms less for a 24 MB debug=1 text."""
+    whole: bytes | None = getattr(chunks, "data", None)
     it = iter(chunks)
     head = b""
     pending: list[bytes] = []
@@ -91,7 +96,7 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
             notes = [f"{source}: {n}" for n in notes]
             # The process the log's prefixes name, when they name one.
             origin = origins[0] if len(origins) == 1 else None
-            pending, it, head = [text], iter(()), text[:SNIFF]
+            pending, it, head, whole = [text], iter(()), text[:SNIFF], None
             kind = sniff(head)
     if kind is None and head and _looks_text(head):
         from grprof.formats import goleak
@@ -108,11 +113,12 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
     if kind == "debug=1":
         from grprof.formats import debug1
 
-        return _noted(debug1.parse(b"".join(_chain(pending, it)), source), notes, origin)
+        data = whole if whole is not None else b"".join(_chain(pending, it))
+        return _noted(debug1.parse(data, source), notes, origin)
     if kind == "debug=0":
         from grprof.formats import pprof
 
-        return [pprof.parse(b"".join(_chain(pending, it)), source)]
+        return [pprof.parse(whole if whole is not None else b"".join(_chain(pending, it)), source)]
     if not head:
         raise ParseError(source, "empty input: expected a goroutine dump or profile")
     # Text: a dump may start anywhere in a log, so scan all of it.

@@ -39,9 +39,9 @@ from typing import Any
 from grprof import _rust
 from grprof.errors import ParseError
 from grprof.formats.goquote import LabelSyntaxError, parse_labels
-from grprof.formats.goversion import infer_go_version, version_minor
-from grprof.formats.pprof import _header, _stops_state
-from grprof.formats.states import UNKNOWN, hidden_chains, infer_state
+from grprof.formats.goversion import infer_go_version, line_table, version_minor
+from grprof.formats.pprof import _KNOWN, _header, _stops_state
+from grprof.formats.states import UNKNOWN, hidden_chains, infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot
 from grprof.table import GoroutineTable, Header, Stack, gc_paused
 
@@ -309,7 +309,8 @@ def _from_native(parse_fn: Any, data: bytes, source: str) -> list[Snapshot]:
     byte, as `_Reader` and `_snapshot` give (tests/test_debug1_equivalence.py)."""
     if type(data) is not bytes:  # the extension borrows bytes only
         data = bytes(data)
-    d = parse_fn(data, Frame, _stops_state)
+    rules = load_rules()
+    d = parse_fn(data, Frame, _stops_state, Stack, rules)
     reader = _Reader(data, source)
     profiles = d["profiles"]
     # The label lines, first use first, are parsed here; the first bad one comes before the
@@ -335,7 +336,7 @@ def _from_native(parse_fn: Any, data: bytes, source: str) -> list[Snapshot]:
     code = tuple(d["code"])
     # Tens of thousands of stacks and headers, no cycles: as the other parsers do.
     with gc_paused(sum(len(p["stacks"]) for p in profiles)):
-        return [_with_code(_native_snapshot(p, labels, d["hidden"], source), code) for p in profiles]
+        return [_with_code(_native_snapshot(p, labels, d["hidden"], source, rules), code) for p in profiles]
 
 
 def _ints(raw: bytes) -> array[int]:
@@ -345,22 +346,38 @@ def _ints(raw: bytes) -> array[int]:
 
 
 def _native_snapshot(
-    p: dict[str, Any], labels: list[dict[str, str]], hidden_pcs: list[tuple[int, ...]], source: str
+    p: dict[str, Any],
+    labels: list[dict[str, str]],
+    hidden_pcs: list[tuple[int, ...]],
+    source: str,
+    rules: object,
 ) -> Snapshot:
-    """`_snapshot` on the native parser's columns: the same states, headers and rows."""
-    frames = p["stacks"]
+    """`_snapshot` on the native parser's columns: the same states, headers and rows. The Go
+    version and the states of the frames shown are cached as for debug=0 (`pprof._Known`)."""
+    stacks: list[Stack] = p["stacks"]
+    versions, states = _KNOWN.get(p["generation"], rules, line_table())
     # The profile's distinct frames as one sequence: what the version depends on (the set of
     # frames), without visiting every frame of every stack.
-    version = infer_go_version([p["frames"]])
+    frames_key = p["frames_key"]
+    if frames_key in versions:
+        version = versions[frames_key]
+    else:
+        version = versions[frames_key] = infer_go_version([p["frames"]])
     minor = version_minor(version)
-    class_states = [infer_state(frames[i], minor) for i in p["state_reps"]]
+    class_states = []
+    for key, rep in zip(p["state_keys"], p["state_reps"], strict=True):
+        ck = (key, minor)
+        st = states.get(ck)
+        if st is None:
+            st = states[ck] = infer_state(stacks[rep].frames, minor)
+        class_states.append(st)
     stack_state = [class_states[c] for c in _ints(p["state_class"])]
     row_stack = _ints(p["row_stack"])
     row_labels = _ints(p["row_labels"])
     counts = _ints(p["row_count"])
     row_state = [stack_state[s] for s in row_stack]
     # Where the frames shown say nothing, the hidden runtime frames may (see `_snapshot`).
-    unknown = [r for r, st in enumerate(row_state) if st == UNKNOWN and frames[row_stack[r]]]
+    unknown = [r for r, st in enumerate(row_state) if st == UNKNOWN and stacks[row_stack[r]].frames]
     if unknown:
         row_hidden = _ints(p["row_hidden"])
         fallback = {row: _hidden(pcs, first) for row, pcs, first in p["fallback"]}
@@ -391,7 +408,7 @@ def _native_snapshot(
         for key in dict.fromkeys(keys)
     }
     n = len(row_stack)
-    table.set_stacks([Stack(f) for f in frames])
+    table.set_stacks(stacks)
     table.header = array("l", map(index.__getitem__, keys))
     table.stack = array("l", row_stack)
     table.counts = counts

@@ -9,7 +9,9 @@ The Rust extension has a twin of this decoder (`grprof._native.decode_pprof`, na
 pprof.rs) with the same checks and messages; `parse` uses it unless it is missing or
 GRPROF_PURE=1 is set (tests/test_pprof_equivalence.py holds the two to the same snapshots).
 It returns distinct frames, stacks and label sets with one row per sample, and the table is
-filled from those columns without hashing a frame.
+filled from those columns without hashing a frame. Its `Frame` and `Stack` objects are kept
+across profiles (native/src/objcache.rs), and so are the Go version and the wait states
+inferred from them here (`_Known`): a scraped service repeats its frames every 15 s.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, NamedTuple
 
 from grprof import _rust
 from grprof.errors import ParseError
-from grprof.formats.goversion import infer_go_version, version_minor
+from grprof.formats.goversion import infer_go_version, line_table, version_minor
 from grprof.formats.states import infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot
 from grprof.table import GoroutineTable, Header, Stack, gc_paused
@@ -94,53 +96,92 @@ def _stops_state(frame: Frame) -> bool:
 def _from_native(decode: Any, data: bytes, source: str) -> Snapshot:
     if type(data) is not bytes:  # the extension borrows bytes only (bytearray, memoryview: copy)
         data = bytes(data)
+    rules = load_rules()
     try:
-        d = decode(data, Frame, _stops_state)
+        d = decode(data, Frame, _stops_state, Stack, rules)
     except ValueError as e:
         message, pos = e.args
         raise _Malformed(message, pos) from None
     # Tens of thousands of stacks and headers, no cycles: as the traceback parser does.
     with gc_paused(len(d["stacks"]) + len(d["labelsets"])):
-        return _build(d, source)
+        return _build(d, source, rules)
 
 
-def _build(d: dict[str, Any], source: str) -> Snapshot:
+class _Known:
+    """What the native decoder's frames and stacks imply, kept across profiles: the Go version
+    of a set of frames and the wait state of a state class, keyed by the process-wide frame
+    ids the extension hands out (valid for its `generation`) and for the rules and the line
+    table they were inferred with. A scraped service repeats both every 15 s."""
+
+    limit = 200_000
+
+    def __init__(self) -> None:
+        self.key: tuple[int, object, object] = (-1, None, None)
+        self.versions: dict[bytes, str | None] = {}
+        self.states: dict[tuple[bytes, int | None], str] = {}
+
+    def get(
+        self, generation: int, rules: object, lines: object
+    ) -> tuple[dict[bytes, str | None], dict[tuple[bytes, int | None], str]]:
+        """The caches for these ids, rules and line table: new ones when any of them changed.
+        A parse keeps what it got (another thread may start new ones meanwhile)."""
+        key = self.key
+        if (
+            generation != key[0]
+            or rules is not key[1]
+            or lines is not key[2]
+            or len(self.states) > self.limit
+            or len(self.versions) > self.limit
+        ):
+            self.key = (generation, rules, lines)
+            self.versions = {}
+            self.states = {}
+        return self.versions, self.states
+
+
+_KNOWN = _Known()
+
+
+def _build(d: dict[str, Any], source: str, rules: object) -> Snapshot:
     profile: Profile = d["profile"]
-    version = infer_go_version(d["locs"])
+    versions, states = _KNOWN.get(d["generation"], rules, line_table())
+    frames_key = d["frames_key"]
+    if frames_key in versions:
+        version = versions[frames_key]
+    else:
+        version = versions[frames_key] = infer_go_version([d["frames"]])
     go_minor = version_minor(version)
     leaked = profile == "goroutineleak"
-    frames = d["stacks"]
-    stacks = [Stack(f) for f in frames]
-    class_states = [infer_state(frames[i], go_minor) for i in d["state_reps"]]
-    state_class = array("q")
-    state_class.frombytes(d["state_class"])
-    row_stack = array("q")
-    row_stack.frombytes(d["row_stack"])
-    row_labels = array("q")
-    row_labels.frombytes(d["row_labels"])
-    # A header per distinct (state, label set), interned in order of first use; keys are
-    # ints (state number * label sets + label set) so that no tuple is built per row.
-    state_names = list(dict.fromkeys(class_states))
-    state_number = {s: i for i, s in enumerate(state_names)}
-    class_key = [state_number[s] for s in class_states]
+    stacks: list[Stack] = d["stacks"]
+    class_states = []
+    for key, rep in zip(d["state_keys"], d["state_reps"], strict=True):
+        k = (key, go_minor)
+        st = states.get(k)
+        if st is None:
+            st = states[k] = infer_state(stacks[rep].frames, go_minor)
+        class_states.append(st)
+    # A header per distinct (state class, label set), in order of first use: the decoder
+    # numbers those pairs per sample, so no Python code runs per sample.
+    # Many classes share a state: a header per distinct (state, label set) is made once.
     labelsets = d["labelsets"]
-    nsets = len(labelsets)
-    keys = [
-        class_key[c] * nsets + li
-        for c, li in zip(map(state_class.__getitem__, row_stack), row_labels, strict=True)
-    ]
     table = GoroutineTable(aggregated=True)
     intern = table.intern_header
-    index = {
-        key: intern(_header(state_names[key // nsets], leaked, labelsets[key % nsets]))
-        for key in dict.fromkeys(keys)
-    }
-    n = len(row_stack)
+    made: dict[tuple[str, int], int] = {}
+    pair_header = []
+    for c, li in zip(_ints(d["pair_class"]), _ints(d["pair_labels"]), strict=True):
+        key = (class_states[c], li)
+        h = made.get(key)
+        if h is None:
+            h = made[key] = intern(_header(key[0], leaked, labelsets[li]))
+        pair_header.append(h)
+    row_pair = _longs(d["row_pair"])
+    n = len(row_pair)
     table.set_stacks(stacks)
-    table.header = array("l", map(index.__getitem__, keys))
-    table.stack = array("l", row_stack)
-    table.counts = array("q")
-    table.counts.frombytes(d["row_count"])
+    if pair_header != list(range(len(pair_header))):  # else each pair is its own header
+        row_pair = array("l", map(pair_header.__getitem__, row_pair))
+    table.header = row_pair
+    table.stack = _longs(d["row_stack"])
+    table.counts = _ints(d["row_count"])
     table.ids = array("q", [-1]) * n
     table.creator = array("q", [-1]) * n
     table.argkey = array("Q", [0]) * n
@@ -159,6 +200,21 @@ def _build(d: dict[str, Any], source: str) -> Snapshot:
         if binary or build_id:
             snap.origin = Origin(binary=binary or None, build_id=build_id or None)
     return snap
+
+
+def _ints(raw: bytes) -> array[int]:
+    a = array("q")
+    a.frombytes(raw)
+    return a
+
+
+def _longs(raw: bytes) -> array[int]:
+    """int64 bytes as the table's columns ("l") hold them."""
+    a = array("l")
+    if a.itemsize != 8:
+        return array("l", _ints(raw))
+    a.frombytes(raw)
+    return a
 
 
 # Headers of recent profiles (frozen, so shared): a service scraped every 15 s shows the
