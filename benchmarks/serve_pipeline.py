@@ -23,6 +23,8 @@ import argparse
 import collections
 import cProfile
 import datetime as dt
+import hashlib
+import json
 import os
 import pstats
 import tempfile
@@ -46,6 +48,12 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=45, help="scrapes per target (window: 40)")
     ap.add_argument("--profile", action="store_true", help="cProfile the measured rounds")
+    ap.add_argument(
+        "--dump",
+        type=Path,
+        help="write each scrape's findings (round, target, SHA-256 of their JSON) to this file: "
+        "two trees' files are equal when their detection agrees",
+    )
     ap.add_argument("--debug2-every", type=int, default=4, help="scrape.debug2_every (0: never)")
     ap.add_argument(
         "--format", default="debug=1", choices=("debug=1", "debug=0", "debug=2"), help="scrape.format"
@@ -71,6 +79,7 @@ def main() -> None:
     size: collections.Counter[str] = collections.Counter()
     per_kind: collections.defaultdict[str, float] = collections.defaultdict(float)
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    dump = args.dump.open("w") if args.dump else None
 
     def scrape(i: int, r: int) -> None:
         name = names[i]
@@ -91,6 +100,9 @@ def main() -> None:
         store.sync_findings(name, j.detection.findings, started, report=False)
         policy.findings(states[name], j.detection.findings)
         e = time.process_time()
+        if dump is not None:
+            text = json.dumps([f.to_json() for f in j.detection.findings], sort_keys=True)
+            dump.write(f"{r} {name} {hashlib.sha256(text.encode()).hexdigest()}\n")
         size["bytes"] += len(body)
         size["findings"] += len(j.detection.findings)
         size[kind] += 1
@@ -114,6 +126,8 @@ def main() -> None:
             scrape(i, r)
     if prof:
         prof.disable()
+    if dump is not None:
+        dump.close()
     n = MEASURED * len(names)
     total = 1000 * (time.process_time() - mark) / n
     print(
