@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import grprof
 from grprof.detect import series as series_mod
 from grprof.detect.detector import Options, detect
 from grprof.detect.rules import load_rules
+from grprof.detect.signals import theil_sen
 from grprof.serving.judge import judge_window
 from grprof.serving.window import Window
 
@@ -131,3 +134,31 @@ def test_cached_passes_equal_fresh_passes_and_the_recorded_ones() -> None:
     assert findings > 100  # the windows do make findings
     if record:
         GOLDEN.write_text(json.dumps(seen, indent=1) + "\n")
+
+
+def _theil_sen_reference(xs: list[float], ys: list[int]) -> float:
+    """`theil_sen` as it was before its fast path for counts that never fall."""
+    slopes = sorted(
+        (ys[j] - ys[i]) / (xs[j] - xs[i])
+        for i in range(len(xs))
+        for j in range(i + 1, len(xs))
+        if xs[j] != xs[i]
+    )
+    if not slopes:
+        return 0.0
+    mid = len(slopes) // 2
+    return slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
+
+
+def test_theil_sen_equals_the_reference() -> None:
+    rng = random.Random(9)
+    for _ in range(3000):
+        n = rng.randint(0, 41)
+        xs = sorted(rng.sample(range(100_000), n))
+        ts = [(x + rng.random()) / 60 for x in xs]
+        steps = rng.choice((0.0, 0.1, 0.5, 0.9))
+        ys = list(itertools.accumulate(rng.randint(1, 9) if rng.random() < steps else 0 for _ in range(n)))
+        if rng.random() < 0.2 and n:  # counts that fall too (the general path)
+            ys[rng.randrange(n)] -= 3
+        assert theil_sen(ts, ys) == _theil_sen_reference(ts, ys)
+        assert str(theil_sen(ts, ys)) == str(_theil_sen_reference(ts, ys))  # 0.0, never -0.0

@@ -49,12 +49,22 @@ class Point:
     groups: list[Group]
     id_set: frozenset[int] | None = None
     """Member ids, computed once (`point_ids`): a daemon compares them at every scrape."""
+    with_ids: bool | None = None
+    """Whether a group has member ids, computed once (`point_has_ids`)."""
+    largest: Group | None = None
+    """`group`, computed once when there are several."""
+    creator_set: frozenset[int] | None = None
+    """The groups' creators, computed once (`point_creators`)."""
 
     @property
     def group(self) -> Group:
         """The largest group: the one whose stack and creator represent the track."""
         groups = self.groups
-        return groups[0] if len(groups) == 1 else max(groups, key=lambda g: g.count)
+        if len(groups) == 1:
+            return groups[0]
+        if self.largest is None:
+            self.largest = max(groups, key=lambda g: g.count)
+        return self.largest
 
 
 @dataclass(slots=True)
@@ -68,10 +78,13 @@ class Track:
     proof: list[int] = field(default_factory=list)
     """Goroutines listed per goroutineleak profile (debug=0/1), in order."""
     proof_group: Group | None = None
+    memo: TrackMemo | None = None
+    """What one detection pass derives from the track more than once (`track_memo`)."""
 
     @property
     def counts(self) -> list[int]:
-        return [p.count if p else 0 for p in self.points]
+        """Per counting snapshot (a new list: a finding keeps it)."""
+        return list(track_counts(self))
 
     @property
     def latest(self) -> Point | None:
@@ -95,6 +108,39 @@ class Track:
 
 
 @dataclass(slots=True)
+class TrackMemo:
+    """Per track, for one detection pass: what several signals read. Each value is computed
+    from the track's points (which never change once the track is built) and, for the ids,
+    from the series' `detailed` list it was computed with (`detailed`, compared by identity:
+    a track judged against another series computes again)."""
+
+    counts: list[int] | None = None
+    detailed: list[int] | None = None
+    with_ids: list[int] | None = None
+    persisting: tuple[frozenset[int], int, int] | None = None
+
+
+def track_memo(track: Track, detailed: list[int]) -> TrackMemo:
+    """The track's memo for the series whose `detailed` list this is."""
+    m = track.memo
+    if m is None:
+        m = track.memo = TrackMemo(detailed=detailed)
+    elif m.detailed is not detailed:
+        m.detailed, m.with_ids, m.persisting = detailed, None, None
+    return m
+
+
+def track_counts(track: Track) -> list[int]:
+    """The track's counts, computed once per track; shared: callers must not change it."""
+    m = track.memo
+    if m is None:
+        m = track.memo = TrackMemo()
+    if m.counts is None:
+        m.counts = [p.count if p else 0 for p in track.points]
+    return m.counts
+
+
+@dataclass(slots=True)
 class Series:
     """Snapshots of one process in time order, and the track of each group across them."""
 
@@ -108,6 +154,13 @@ class Series:
     """No usable times: snapshots taken to be `DEFAULT_INTERVAL` (or `--interval`) apart."""
     detailed: list[int] = field(default_factory=list)
     """Indexes of the per-goroutine snapshots (debug=2 dumps, tracebacks): the ones with ids."""
+
+    data: list[SnapshotData] = field(default_factory=list)
+    """Each counting snapshot's `snapshot_data`, in order (filled by `build_series`)."""
+    minutes: list[float] | None = None
+    """`times` in minutes (`series_minutes`), computed once per series."""
+    leaked: bool | None = None
+    """Whether a counting snapshot marks a goroutine ` (leaked)` (`series_leaked`)."""
 
     @property
     def span_minutes(self) -> float:
@@ -163,6 +216,10 @@ class SnapshotData:
     """The ids of goroutines serving a request (for `grprof.detect.signals.serving_ids`)."""
     main_site: tuple[tuple[str, int] | None] | None = None
     """Where main.main is parked (`_main_site`), in a 1-tuple once computed (it may be None)."""
+    minor: tuple[str | None] | None = None
+    """The Go minor version (`_minor` of `go_version`), in a 1-tuple once computed."""
+    leaked: bool | None = None
+    """Whether a group marks goroutines ` (leaked)` (`snapshot_leaked`)."""
 
 
 _DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
@@ -189,24 +246,64 @@ def snapshot_points(s: Snapshot) -> dict[TrackKey, Point]:
     """A snapshot's groups merged per track key, computed once per snapshot: a daemon judges
     the same window again at every scrape. The points are shared; nothing changes them."""
 
-    def compute() -> dict[TrackKey, Point]:
-        out: dict[TrackKey, Point] = {}
-        for g, key in keyed_groups(s):
-            p = out.get(key)
-            if p is None:
-                out[key] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
-            else:
-                p.count += g.count
-                p.leaked += g.leaked
-                p.max_wait = max(p.max_wait, g.max_wait_minutes)
-                p.orphans += len(g.orphans)
-                p.groups.append(g)
-        return out
+    return _points(s, snapshot_data(s))
 
-    d = snapshot_data(s)
+
+def _points(s: Snapshot, d: SnapshotData) -> dict[TrackKey, Point]:
+    """`snapshot_points`, given the snapshot's data."""
     if d.points is None:
-        d.points = compute()
+        d.points = snapshot_points_of(s)
     return d.points
+
+
+def snapshot_points_of(s: Snapshot) -> dict[TrackKey, Point]:
+    """A snapshot's groups merged per track key, computed (`snapshot_points` keeps them)."""
+    out: dict[TrackKey, Point] = {}
+    for g, key in keyed_groups(s):
+        p = out.get(key)
+        if p is None:
+            out[key] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
+        else:
+            p.count += g.count
+            p.leaked += g.leaked
+            p.max_wait = max(p.max_wait, g.max_wait_minutes)
+            p.orphans += len(g.orphans)
+            p.groups.append(g)
+    return out
+
+
+def snapshot_leaked(s: Snapshot) -> bool:
+    """Whether any of the snapshot's groups marks goroutines ` (leaked)` (once per snapshot)."""
+    return _leaked(s, snapshot_data(s))
+
+
+def _leaked(s: Snapshot, d: SnapshotData) -> bool:
+    if d.leaked is None:
+        d.leaked = any(p.leaked for p in _points(s, d).values())
+    return d.leaked
+
+
+def _with_data(series: Series) -> list[tuple[Snapshot, SnapshotData]]:
+    """The counting snapshots with their data (`series.data`, or looked up when a series was
+    built by hand)."""
+    if len(series.data) != len(series.snapshots):
+        series.data = [snapshot_data(s) for s in series.snapshots]
+    return list(zip(series.snapshots, series.data, strict=True))
+
+
+def series_leaked(series: Series) -> bool:
+    """Whether any counting snapshot of the series marks goroutines ` (leaked)`: when none
+    does, every point's `leaked` is 0 (a point sums its groups' marks, each >= 0)."""
+    if series.leaked is None:
+        series.leaked = any(_leaked(s, d) for s, d in _with_data(series))
+    return series.leaked
+
+
+def series_minutes(series: Series) -> list[float]:
+    """`series.times` in minutes (each `t / 60`, as `growth` computed them), once per series."""
+    if series.minutes is None:
+        series.minutes = [t / 60 for t in series.times]
+    return series.minutes
 
 
 def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
@@ -216,7 +313,8 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     # A track per key, in order of first appearance (counting snapshots first); each track's
     # points read by one comprehension over the snapshots' point maps: a daemon rebuilds the
     # series of a 40-snapshot window at every scrape.
-    counted = [snapshot_points(s) for s in counting]
+    data = [snapshot_data(s) for s in counting]
+    counted = [_points(s, d) for s, d in zip(counting, data, strict=True)]
     tracks: dict[TrackKey, Track] = {
         key: Track(key, track_id(key), [pts.get(key) for pts in counted], [0] * len(proofs))
         for key in dict.fromkeys(key for pts in counted for key in pts)
@@ -229,7 +327,7 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
             t.proof[j] += p.count
             t.proof_group = p.groups[-1]
     detailed = [i for i, s in enumerate(counting) if s.format == "debug=2"]
-    return Series(list(counting), times, proofs, list(tracks.values()), assumed, detailed)
+    return Series(list(counting), times, proofs, list(tracks.values()), assumed, detailed, data)
 
 
 def present_ids(s: Snapshot) -> frozenset[int]:
@@ -247,6 +345,20 @@ def point_ids(p: Point) -> frozenset[int]:
     return p.id_set
 
 
+def point_creators(p: Point) -> frozenset[int]:
+    """The creators of a track's goroutines in one snapshot (computed once per point)."""
+    if p.creator_set is None:
+        p.creator_set = frozenset(c for g in p.groups for c in g.creators)
+    return p.creator_set
+
+
+def point_has_ids(p: Point) -> bool:
+    """Whether one of the point's groups has member ids (computed once per point)."""
+    if p.with_ids is None:
+        p.with_ids = any(g.ids for g in p.groups)
+    return p.with_ids
+
+
 _MAJOR_MINOR = re.compile(r"(\d+)\.(\d+)(?:\..*)?")
 """`1.22` of `1.22.12` or `1.22`; not of `1.22rc1` (no release to compare)."""
 
@@ -260,10 +372,16 @@ def _minor(version: str | None) -> str | None:
     return f"{m[1]}.{m[2]}" if m else None
 
 
-def _main_site(s: Snapshot) -> tuple[str, int] | None:
+def _snapshot_minor(s: Snapshot, d: SnapshotData) -> str | None:
+    """`_minor(s.go_version)`, once per snapshot."""
+    if d.minor is None:
+        d.minor = (_minor(s.go_version),)
+    return d.minor[0]
+
+
+def _main_site(s: Snapshot, d: SnapshotData) -> tuple[str, int] | None:
     """Where the program's main.main is parked: its file and line identify the build. Once per
     snapshot: a daemon compares its 40 snapshots again at every scrape."""
-    d = snapshot_data(s)
     if d.main_site is None:
         found = ((f.file, f.line) for g in s.groups() for f in g.frames if f.function == "main.main")
         d.main_site = (next(found, None),)
@@ -312,13 +430,13 @@ def series_warnings(series: Series) -> list[str]:
     out: list[str] = []
     snaps = series.snapshots
     warned: set[tuple[int, int]] = set()
-    for i, (a, b) in enumerate(itertools.pairwise(snaps)):
-        va, vb = _minor(a.go_version), _minor(b.go_version)
+    for i, ((a, da), (b, db)) in enumerate(itertools.pairwise(_with_data(series))):
+        va, vb = _snapshot_minor(a, da), _snapshot_minor(b, db)
         if va and vb and va != vb:
             out.append(f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds")
             warned.add((i, i + 1))
             continue
-        ma, mb = _main_site(a), _main_site(b)
+        ma, mb = _main_site(a, da), _main_site(b, db)
         if ma and mb and ma != mb:
             out.append(
                 f"{a.source} and {b.source} run different builds "
