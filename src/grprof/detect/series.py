@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from grprof.frames import Frame
 from grprof.model import Group, Snapshot, moved_code
 
 KEY_FRAMES = 8
@@ -234,11 +235,30 @@ def snapshot_data(s: Snapshot) -> SnapshotData:
     return d
 
 
+_FRAME_KEYS: dict[int, tuple[tuple[Frame, ...], TrackKey]] = {}
+"""Frames tuple (by identity) -> its track key: a window's snapshots share their stacks'
+frames (`grprof.serving.window`), so a new snapshot's groups mostly have frames whose key is
+known. An entry keeps its frames, so the id cannot be reused while the entry lives."""
+
+
+def _frames_key(g: Group) -> TrackKey:
+    """`_interned(track_key(g))`, remembered per frames tuple (the key depends on nothing else)."""
+    frames = g.frames
+    e = _FRAME_KEYS.get(id(frames))
+    if e is not None and e[0] is frames:
+        return e[1]
+    key = _interned(track_key(g))
+    if len(_FRAME_KEYS) >= _MAX_KEYS:
+        _FRAME_KEYS.clear()
+    _FRAME_KEYS[id(frames)] = (frames, key)
+    return key
+
+
 def keyed_groups(s: Snapshot) -> list[tuple[Group, TrackKey]]:
     """A snapshot's groups with their track keys (computed once per snapshot)."""
     d = snapshot_data(s)
     if d.keyed is None:
-        d.keyed = [(g, _interned(track_key(g))) for g in s.groups()]
+        d.keyed = [(g, _frames_key(g)) for g in s.groups()]
     return d.keyed
 
 
@@ -317,7 +337,7 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     counted = [_points(s, d) for s, d in zip(counting, data, strict=True)]
     tracks: dict[TrackKey, Track] = {
         key: Track(key, track_id(key), [pts.get(key) for pts in counted], [0] * len(proofs))
-        for key in dict.fromkeys(key for pts in counted for key in pts)
+        for key in dict.fromkeys(itertools.chain.from_iterable(counted))
     }
     for j, s in enumerate(proofs):
         for key, p in snapshot_points(s).items():

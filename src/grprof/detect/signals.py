@@ -12,6 +12,7 @@ from typing import Any
 
 from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
 from grprof.detect.series import (
+    Point,
     Series,
     Track,
     point_creators,
@@ -23,6 +24,7 @@ from grprof.detect.series import (
     track_counts,
     track_memo,
 )
+from grprof.frames import Frame
 from grprof.model import Group, Snapshot
 
 
@@ -244,6 +246,10 @@ def growth(
     by 60 (`series_minutes`), when the caller has them.
     """
     counts = track_counts(track)[-st.window :]
+    if len(counts) >= _LINE and min(counts) == max(counts):
+        # Flat (most groups of a healthy service, every scrape): what the code below gives,
+        # `_judge`'s flat answer for the whole window, its tail of one point adding nothing.
+        return Growth(None, 0.0, None)
     ts = minutes[-st.window :] if minutes is not None else [t / 60 for t in times[-st.window :]]
     whole = _judge(counts, ts, st)
     if whole.verdict == "leak" or len(counts) < _LINE:
@@ -383,6 +389,8 @@ def orphans(
     per-goroutine snapshot, only orphans already there count: the same goroutines, still
     stuck, rather than short-lived work caught in flight.
     """
+    if not group.orphans:  # first: the cheapest of the tests that make it None
+        return None
     if group.created_by is None or not group.created_by.is_user or group.state in st.busy_states:
         return None
     ids = group.orphans
@@ -506,6 +514,18 @@ def blocked_ids(series: Series, st: Settings, kinds: Mapping[str, WaitKind]) -> 
     return frozenset(out)
 
 
+def _may_persist(p: Point, creator: Frame, st: Settings, stuck_creators: frozenset[int]) -> bool:
+    """A bound `persistence` checks before its costlier tests: False when its answer is None.
+
+    Without `on_behalf` and without a creator among `stuck_creators`, the goroutines that
+    count are the point's orphans (`orphans` there), so a point without orphans (`p.orphans`
+    sums its groups' orphans) leaves `stuck_orphans` empty and the answer None. Every test it
+    goes before returns None or goes on, with no side effect but caches: the result is the same."""
+    if creator.function in st.on_behalf_creators or p.orphans:
+        return True
+    return bool(stuck_creators) and bool(point_creators(p) & stuck_creators)
+
+
 def persistence(
     track: Track, series: Series, st: Settings, kind: WaitKind, stuck_creators: frozenset[int] = frozenset()
 ) -> Evidence | None:
@@ -525,9 +545,11 @@ def persistence(
     if p is None:
         return None  # drained since
     g = p.group
-    if g.created_by is None or g.state in st.busy_states:
+    if g.created_by is None or not _may_persist(p, g.created_by, st, stuck_creators):
         return None
     on_behalf = g.created_by.function in st.on_behalf_creators
+    if g.state in st.busy_states:
+        return None
     if not (g.created_by.is_user or on_behalf):
         return None
     stuck, start, n = persisting(track, series)
