@@ -221,6 +221,11 @@ class SnapshotData:
     """The Go minor version (`_minor` of `go_version`), in a 1-tuple once computed."""
     leaked: bool | None = None
     """Whether a group marks goroutines ` (leaked)` (`snapshot_leaked`)."""
+    builds_vs: tuple[weakref.ref[Snapshot], str | None] | None = None
+    """`_builds_difference` against the snapshot before it in a series (held weakly: the same
+    one scrape after scrape in a daemon's window; another one computes again)."""
+    origin_vs: tuple[weakref.ref[Snapshot], tuple[str, list[str]] | None] | None = None
+    """`_origin_differences` against the snapshot with an origin before it, likewise."""
 
 
 _DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
@@ -437,6 +442,20 @@ def _origin_differences(a: Snapshot, b: Snapshot) -> tuple[str, list[str]] | Non
     return None
 
 
+def _builds_difference(a: Snapshot, da: SnapshotData, b: Snapshot, db: SnapshotData) -> str | None:
+    """Why two snapshots in a row come from different builds (Go version, main.main), or None."""
+    va, vb = _snapshot_minor(a, da), _snapshot_minor(b, db)
+    if va and vb and va != vb:
+        return f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds"
+    ma, mb = _main_site(a, da), _main_site(b, db)
+    if ma and mb and ma != mb:
+        return (
+            f"{a.source} and {b.source} run different builds "
+            f"(main.main at {ma[0]}:{ma[1]} and {mb[0]}:{mb[1]})"
+        )
+    return None
+
+
 def series_warnings(series: Series) -> list[str]:
     """Why the snapshots may not be one process, which a growth series assumes: another Go
     version, another build of main (main.main parked at another file or line), or what the
@@ -450,24 +469,28 @@ def series_warnings(series: Series) -> list[str]:
     out: list[str] = []
     snaps = series.snapshots
     warned: set[tuple[int, int]] = set()
-    for i, ((a, da), (b, db)) in enumerate(itertools.pairwise(_with_data(series))):
-        va, vb = _snapshot_minor(a, da), _snapshot_minor(b, db)
-        if va and vb and va != vb:
-            out.append(f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds")
-            warned.add((i, i + 1))
-            continue
-        ma, mb = _main_site(a, da), _main_site(b, db)
-        if ma and mb and ma != mb:
-            out.append(
-                f"{a.source} and {b.source} run different builds "
-                f"(main.main at {ma[0]}:{ma[1]} and {mb[0]}:{mb[1]})"
-            )
+    data = _with_data(series)
+    for i, ((a, da), (b, db)) in enumerate(itertools.pairwise(data)):
+        e = db.builds_vs
+        if e is not None and e[0]() is a:
+            why = e[1]
+        else:
+            why = _builds_difference(a, da, b, db)
+            db.builds_vs = (weakref.ref(a), why)
+        if why is not None:
+            out.append(why)
             warned.add((i, i + 1))
     # Origins: each snapshot that has one against the one before that has one (text dumps
     # between two profiles carry none).
     known = [i for i, s in enumerate(snaps) if s.origin is not None]
     for i, j in itertools.pairwise(known):
-        diff = _origin_differences(snaps[i], snaps[j])
+        a, (b, db) = snaps[i], data[j]
+        o = db.origin_vs
+        if o is not None and o[0]() is a:
+            diff = o[1]
+        else:
+            diff = _origin_differences(a, b)
+            db.origin_vs = (weakref.ref(a), diff)
         if diff is not None and (i, j) not in warned:
             what, details = diff
             out.append(

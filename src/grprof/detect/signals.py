@@ -567,7 +567,7 @@ def persistence(
     if not stuck_orphans:
         return None
     present = present_ids(series.snapshots[last])
-    calls = len({c for grp in p.groups for c in grp.creators if c not in present or c in stuck_creators})
+    calls = len({c for c in point_creators(p) if c not in present or c in stuck_creators})
     w = st.scoring.weight(f"persistence_{kind}")
     if calls >= _CALLS:
         w += st.scoring.weight("persistence_calls")
