@@ -110,6 +110,9 @@ def play(target: str, *, clear: bool) -> list[str]:
         if clear:
             series_mod._DATA.clear()  # nothing derived from an earlier pass
         out.append(json.dumps(outcome(w, opts), sort_keys=True))
+        if not clear and i:  # the series was built from the last one's columns, slid by one
+            assert series_mod.snapshot_data(w.snapshots[-2]).columns is None
+            assert series_mod.snapshot_data(w.snapshots[-1]).columns is not None
     return out
 
 

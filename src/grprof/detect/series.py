@@ -12,6 +12,7 @@ import functools
 import hashlib
 import itertools
 import math
+import operator
 import re
 import weakref
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from grprof.model import Group, Snapshot, moved_code
 
 KEY_FRAMES = 8
 DEFAULT_INTERVAL = 30.0
+_PAIR = 2
 
 TrackKey = tuple[tuple[str, int], ...]
 
@@ -226,6 +228,8 @@ class SnapshotData:
     one scrape after scrape in a daemon's window; another one computes again)."""
     origin_vs: tuple[weakref.ref[Snapshot], tuple[str, list[str]] | None] | None = None
     """`_origin_differences` against the snapshot with an origin before it, likewise."""
+    columns: _Columns | None = None
+    """The point columns of the last series built that ended with this snapshot (`_columns`)."""
 
 
 _DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
@@ -331,6 +335,57 @@ def series_minutes(series: Series) -> list[float]:
     return series.minutes
 
 
+@dataclass(slots=True)
+class _Columns:
+    """The point columns (`_columns`) of the series that ended with a snapshot: the next scrape's
+    series, its window slid by one snapshot, starts from them."""
+
+    data: list[SnapshotData]
+    """The counting snapshots' data, in order (held: compared by identity)."""
+    columns: dict[TrackKey, list[Point | None]]
+
+
+def _columns(
+    data: list[SnapshotData], counted: list[dict[TrackKey, Point]]
+) -> dict[TrackKey, list[Point | None]]:
+    """Each track key (in order of first appearance) with its point per counting snapshot
+    (None where absent): `[pts.get(key) for pts in counted]` for every key of
+    `dict.fromkeys(chain(counted))`.
+
+    A daemon's next window is the last one with its oldest snapshot dropped (when full) and
+    the new one appended, the others the same objects: the columns of the series that ended
+    with the snapshot before the new one are kept on its data, and a key's column is then its
+    old column without its first point, plus the new snapshot's point. Same lists, since the
+    snapshots they were read from are the same objects (`data`, compared by identity; a
+    snapshot's points never change once computed). Any other sequence is read in full."""
+    order = dict.fromkeys(itertools.chain.from_iterable(counted))
+    prev = data[-2].columns if len(data) >= _PAIR else None
+    drop = -1
+    if prev is not None:
+        old = prev.data
+        if len(old) == len(data) and all(map(operator.is_, old[1:], data[:-1])):
+            drop = 1
+        elif len(old) == len(data) - 1 and all(map(operator.is_, old, data[:-1])):
+            drop = 0
+    out: dict[TrackKey, list[Point | None]] = {}
+    if prev is not None and drop >= 0:
+        new = counted[-1]
+        for key in order:
+            col = prev.columns.get(key)
+            if col is None:
+                out[key] = [pts.get(key) for pts in counted]
+            else:
+                col = col[drop:]
+                col.append(new.get(key))
+                out[key] = col
+        data[-2].columns = None  # superseded: only the newest snapshot keeps them
+    else:
+        out = {key: [pts.get(key) for pts in counted] for key in order}
+    if data:
+        data[-1].columns = _Columns(list(data), out)
+    return out
+
+
 def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
     counting = [s for s in snaps if s.profile == "goroutine"]
     proofs = [s for s in snaps if s.profile == "goroutineleak"]
@@ -340,9 +395,9 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     # series of a 40-snapshot window at every scrape.
     data = [snapshot_data(s) for s in counting]
     counted = [_points(s, d) for s, d in zip(counting, data, strict=True)]
+    columns = _columns(data, counted)
     tracks: dict[TrackKey, Track] = {
-        key: Track(key, track_id(key), [pts.get(key) for pts in counted], [0] * len(proofs))
-        for key in dict.fromkeys(itertools.chain.from_iterable(counted))
+        key: Track(key, track_id(key), list(col), [0] * len(proofs)) for key, col in columns.items()
     }
     for j, s in enumerate(proofs):
         for key, p in snapshot_points(s).items():
