@@ -119,7 +119,6 @@ class TrackMemo:
 
     counts: list[int] | None = None
     detailed: list[int] | None = None
-    with_ids: list[int] | None = None
     persisting: tuple[frozenset[int], int, int] | None = None
 
 
@@ -129,7 +128,7 @@ def track_memo(track: Track, detailed: list[int]) -> TrackMemo:
     if m is None:
         m = track.memo = TrackMemo(detailed=detailed)
     elif m.detailed is not detailed:
-        m.detailed, m.with_ids, m.persisting = detailed, None, None
+        m.detailed, m.persisting = detailed, None
     return m
 
 

@@ -455,14 +455,19 @@ def wait_kind(group: Group, st: Settings, source: str | None = None) -> WaitKind
     return st.wait_states.get(base_state(group.state), "waiting")
 
 
-def _with_ids(track: Track, series: Series) -> list[int]:
-    """The per-goroutine snapshots, in order, where the track has goroutines with ids (once
-    per track and series; shared: callers must not change it)."""
-    m = track_memo(track, series.detailed)
-    if m.with_ids is None:
-        points = track.points
-        m.with_ids = [i for i in series.detailed if (p := points[i]) is not None and point_has_ids(p)]
-    return m.with_ids
+def _with_ids(track: Track, series: Series, last: int) -> list[int]:
+    """The `last` latest per-goroutine snapshots (or fewer), in order, where the track has
+    goroutines with ids: read from the latest back, as far as needed."""
+    out: list[int] = []
+    points = track.points
+    for i in reversed(series.detailed):
+        p = points[i]
+        if p is not None and point_has_ids(p):
+            out.append(i)
+            if len(out) == last:
+                break
+    out.reverse()
+    return out
 
 
 def _minutes(series: Series, i: int, j: int) -> float:
@@ -600,10 +605,10 @@ def persistence(
 def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:
     """The share of a group's goroutines in one debug=2 snapshot that are gone by the next one:
     requests that come and go. High turnover is churn, whatever the count does."""
-    rows = _with_ids(track, series)
+    rows = _with_ids(track, series, _LINE)
     if len(rows) < _LINE:
         return None
-    i, j = rows[-2], rows[-1]
+    i, j = rows
     before_p, after_p = track.points[i], track.points[j]
     assert before_p is not None and after_p is not None
     before, after = point_ids(before_p), point_ids(after_p)
@@ -628,7 +633,7 @@ def steady(track: Track, series: Series, st: Settings, group: Group) -> Evidence
     """Without ids (debug=0/1): a wait that never ends by itself (detect.yaml `steady`) whose
     count was there from the first snapshot and never fell, over enough snapshots."""
     need = st.steady.get(base_state(group.state))
-    if need is None or _with_ids(track, series):
+    if need is None or _with_ids(track, series, 1):
         return None
     snapshots, minutes = need
     counts = track_counts(track)[-st.window :]
