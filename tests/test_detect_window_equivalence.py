@@ -15,6 +15,7 @@ only (steady waits).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import itertools
 import json
@@ -165,3 +166,16 @@ def test_theil_sen_equals_the_reference() -> None:
             ys[rng.randrange(n)] -= 3
         assert theil_sen(ts, ys) == _theil_sen_reference(ts, ys)
         assert str(theil_sen(ts, ys)) == str(_theil_sen_reference(ts, ys))  # 0.0, never -0.0
+
+
+def test_a_dropped_window_leaves_no_detection_data_behind_without_the_collector() -> None:
+    """The columns a series keeps for the next scrape's form no reference cycle: a window's
+    detection data goes with its snapshots at once, not at the next collection."""
+    gc.collect()
+    gc.disable()
+    try:
+        play("rebuilt", clear=False)  # its window, and every snapshot it held, dropped on return
+        left = [o for o in gc.get_objects() if isinstance(o, series_mod.SnapshotData)]
+    finally:
+        gc.enable()
+    assert left == []

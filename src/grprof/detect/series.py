@@ -339,8 +339,9 @@ class _Columns:
     """The point columns (`_columns`) of the series that ended with a snapshot: the next scrape's
     series, its window slid by one snapshot, starts from them."""
 
-    data: list[SnapshotData]
-    """The counting snapshots' data, in order (held: compared by identity)."""
+    before: list[SnapshotData]
+    """The data of the counting snapshots before the one that keeps these columns, in order
+    (held: compared by identity; not that one's own, which would make a reference cycle)."""
     columns: dict[TrackKey, list[Point | None]]
 
 
@@ -355,16 +356,16 @@ def _columns(
     the new one appended, the others the same objects: the columns of the series that ended
     with the snapshot before the new one are kept on its data, and a key's column is then its
     old column without its first point, plus the new snapshot's point. Same lists, since the
-    snapshots they were read from are the same objects (`data`, compared by identity; a
+    snapshots they were read from are the same objects (their data, compared by identity; a
     snapshot's points never change once computed). Any other sequence is read in full."""
     order = dict.fromkeys(itertools.chain.from_iterable(counted))
     prev = data[-2].columns if len(data) >= _PAIR else None
     drop = -1
-    if prev is not None:
-        old = prev.data
-        if len(old) == len(data) and all(map(operator.is_, old[1:], data[:-1])):
+    if prev is not None:  # the previous series: prev.before, then data[-2]
+        old = prev.before
+        if len(old) == len(data) - 1 and all(map(operator.is_, old[1:], data[:-2])):
             drop = 1
-        elif len(old) == len(data) - 1 and all(map(operator.is_, old, data[:-1])):
+        elif len(old) == len(data) - 2 and all(map(operator.is_, old, data[:-2])):
             drop = 0
     out: dict[TrackKey, list[Point | None]] = {}
     if prev is not None and drop >= 0:
@@ -381,7 +382,7 @@ def _columns(
     else:
         out = {key: [pts.get(key) for pts in counted] for key in order}
     if data:
-        data[-1].columns = _Columns(list(data), out)
+        data[-1].columns = _Columns(data[:-1], out)
     return out
 
 
