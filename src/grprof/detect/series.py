@@ -81,8 +81,11 @@ class Track:
     proof: list[int] = field(default_factory=list)
     """Goroutines listed per goroutineleak profile (debug=0/1), in order."""
     proof_group: Group | None = None
-    memo: TrackMemo | None = None
-    """What one detection pass derives from the track more than once (`track_memo`)."""
+    memo_counts: list[int] | None = None
+    """`counts`, computed once (`track_counts`): several signals read them in one pass."""
+    memo_persisting: tuple[list[int], tuple[frozenset[int], int, int]] | None = None
+    """`grprof.detect.signals.persisting`, with the series' `detailed` list it was computed
+    with (compared by identity: a track judged against another series computes again)."""
 
     @property
     def counts(self) -> list[int]:
@@ -110,36 +113,12 @@ class Track:
         return self.proof_group
 
 
-@dataclass(slots=True)
-class TrackMemo:
-    """Per track, for one detection pass: what several signals read. Each value is computed
-    from the track's points (which never change once the track is built) and, for the ids,
-    from the series' `detailed` list it was computed with (`detailed`, compared by identity:
-    a track judged against another series computes again)."""
-
-    counts: list[int] | None = None
-    detailed: list[int] | None = None
-    persisting: tuple[frozenset[int], int, int] | None = None
-
-
-def track_memo(track: Track, detailed: list[int]) -> TrackMemo:
-    """The track's memo for the series whose `detailed` list this is."""
-    m = track.memo
-    if m is None:
-        m = track.memo = TrackMemo(detailed=detailed)
-    elif m.detailed is not detailed:
-        m.detailed, m.persisting = detailed, None
-    return m
-
-
 def track_counts(track: Track) -> list[int]:
     """The track's counts, computed once per track; shared: callers must not change it."""
-    m = track.memo
-    if m is None:
-        m = track.memo = TrackMemo()
-    if m.counts is None:
-        m.counts = [p.count if p else 0 for p in track.points]
-    return m.counts
+    counts = track.memo_counts
+    if counts is None:
+        counts = track.memo_counts = [p.count if p else 0 for p in track.points]
+    return counts
 
 
 @dataclass(slots=True)
@@ -311,19 +290,19 @@ def _leaked(s: Snapshot, d: SnapshotData) -> bool:
     return d.leaked
 
 
-def _with_data(series: Series) -> list[tuple[Snapshot, SnapshotData]]:
-    """The counting snapshots with their data (`series.data`, or looked up when a series was
-    built by hand)."""
+def _series_data(series: Series) -> list[SnapshotData]:
+    """The counting snapshots' data (`series.data`, or looked up when a series was built by
+    hand)."""
     if len(series.data) != len(series.snapshots):
         series.data = [snapshot_data(s) for s in series.snapshots]
-    return list(zip(series.snapshots, series.data, strict=True))
+    return series.data
 
 
 def series_leaked(series: Series) -> bool:
     """Whether any counting snapshot of the series marks goroutines ` (leaked)`: when none
     does, every point's `leaked` is 0 (a point sums its groups' marks, each >= 0)."""
     if series.leaked is None:
-        series.leaked = any(_leaked(s, d) for s, d in _with_data(series))
+        series.leaked = any(map(_leaked, series.snapshots, _series_data(series)))
     return series.leaked
 
 
@@ -397,7 +376,9 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     counted = [_points(s, d) for s, d in zip(counting, data, strict=True)]
     columns = _columns(data, counted)
     tracks: dict[TrackKey, Track] = {
-        key: Track(key, track_id(key), list(col), [0] * len(proofs)) for key, col in columns.items()
+        # The track shares its column with the kept columns: nothing changes a track's points.
+        key: Track(key, track_id(key), col, [0] * len(proofs))
+        for key, col in columns.items()
     }
     for j, s in enumerate(proofs):
         for key, p in snapshot_points(s).items():
@@ -524,8 +505,8 @@ def series_warnings(series: Series) -> list[str]:
     out: list[str] = []
     snaps = series.snapshots
     warned: set[tuple[int, int]] = set()
-    data = _with_data(series)
-    for i, ((a, da), (b, db)) in enumerate(itertools.pairwise(data)):
+    data = _series_data(series)
+    for i, ((a, da), (b, db)) in enumerate(itertools.pairwise(zip(snaps, data, strict=True))):
         e = db.builds_vs
         if e is not None and e[0]() is a:
             why = e[1]
@@ -539,7 +520,7 @@ def series_warnings(series: Series) -> list[str]:
     # between two profiles carry none).
     known = [i for i, s in enumerate(snaps) if s.origin is not None]
     for i, j in itertools.pairwise(known):
-        a, (b, db) = snaps[i], data[j]
+        a, b, db = snaps[i], snaps[j], data[j]
         o = db.origin_vs
         if o is not None and o[0]() is a:
             diff = o[1]

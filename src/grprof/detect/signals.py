@@ -22,7 +22,6 @@ from grprof.detect.series import (
     series_leaked,
     snapshot_data,
     track_counts,
-    track_memo,
 )
 from grprof.frames import Frame
 from grprof.model import Group, Snapshot
@@ -480,10 +479,12 @@ def persisting(track: Track, series: Series) -> tuple[frozenset[int], int, int]:
     series."""
     if not series.detailed:
         return frozenset(), 0, 0
-    m = track_memo(track, series.detailed)
-    if m.persisting is None:
-        m.persisting = _persisting(track, series)
-    return m.persisting
+    memo = track.memo_persisting
+    if memo is not None and memo[0] is series.detailed:
+        return memo[1]
+    found = _persisting(track, series)
+    track.memo_persisting = (series.detailed, found)
+    return found
 
 
 def _persisting(track: Track, series: Series) -> tuple[frozenset[int], int, int]:
