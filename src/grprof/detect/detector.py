@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING
 from grprof.detect.cost import STACK_MIN, StackBasis, stack_basis, stack_cost
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict, WaitKind
 from grprof.detect.rules import RuleSet, load_rules
-from grprof.detect.series import Point, Series, Track, build_series, series_warnings
+from grprof.detect.series import (
+    Point,
+    Series,
+    Track,
+    build_series,
+    series_leaked,
+    series_minutes,
+    series_warnings,
+    track_counts,
+)
 from grprof.detect.signals import (
     Growth,
     Scoring,
@@ -255,13 +264,17 @@ def weigh(
     the wait kind when already known (from the source)."""
     w = st.scoring.weight
     kind = kind or wait_kind(rep, st)
-    proof = runtime_proof(track)
-    grow = growth(track, series.times, st) if series.snapshots else Growth(None, None, None)
+    proof = runtime_proof(track, series_leaked(series))
+    if series.snapshots:
+        grow = growth(track, series.times, st, series_minutes(series))
+    else:
+        grow = Growth(None, None, None)
     detail, earlier, minutes = _details(track, series)
     old = orph = None
     if detail is not None:
         snap, g = detail
-        old = age(g, request_scoped(snap, g, st), st)
+        # `age` is None below `age_minutes` whatever the request scope: not counted then.
+        old = age(g, request_scoped(snap, g, st), st) if g.max_wait_minutes >= st.age_minutes else None
         orph = orphans(g, st, earlier, minutes)
     stuck = persistence(track, series, st, kind, blocked)
     # Goroutines that stay put are stuck whatever else comes and goes at the same site.
@@ -431,7 +444,7 @@ def _kind(rules: RuleSet, track: Track, rep: Group, st: Settings, wait: SourceWa
     Rules are asked only about groups whose count moved: the kind weighs growth, and a flat
     group of library goroutines has no persistence to weigh (matching every rule against
     every group of a dump with 20,000 distinct stacks would cost seconds)."""
-    counts = track.counts
+    counts = track_counts(track)
     if counts and min(counts) != max(counts):
         rule = rules.match(rep, wait)
         if rule is not None and rule.wait_kind is not None:

@@ -12,15 +12,18 @@ import functools
 import hashlib
 import itertools
 import math
+import operator
 import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from grprof.frames import Frame
 from grprof.model import Group, Snapshot, moved_code
 
 KEY_FRAMES = 8
 DEFAULT_INTERVAL = 30.0
+_PAIR = 2
 
 TrackKey = tuple[tuple[str, int], ...]
 
@@ -49,12 +52,22 @@ class Point:
     groups: list[Group]
     id_set: frozenset[int] | None = None
     """Member ids, computed once (`point_ids`): a daemon compares them at every scrape."""
+    with_ids: bool | None = None
+    """Whether a group has member ids, computed once (`point_has_ids`)."""
+    largest: Group | None = None
+    """`group`, computed once when there are several."""
+    creator_set: frozenset[int] | None = None
+    """The groups' creators, computed once (`point_creators`)."""
 
     @property
     def group(self) -> Group:
         """The largest group: the one whose stack and creator represent the track."""
         groups = self.groups
-        return groups[0] if len(groups) == 1 else max(groups, key=lambda g: g.count)
+        if len(groups) == 1:
+            return groups[0]
+        if self.largest is None:
+            self.largest = max(groups, key=lambda g: g.count)
+        return self.largest
 
 
 @dataclass(slots=True)
@@ -68,10 +81,16 @@ class Track:
     proof: list[int] = field(default_factory=list)
     """Goroutines listed per goroutineleak profile (debug=0/1), in order."""
     proof_group: Group | None = None
+    memo_counts: list[int] | None = None
+    """`counts`, computed once (`track_counts`): several signals read them in one pass."""
+    memo_persisting: tuple[list[int], tuple[frozenset[int], int, int]] | None = None
+    """`grprof.detect.signals.persisting`, with the series' `detailed` list it was computed
+    with (compared by identity: a track judged against another series computes again)."""
 
     @property
     def counts(self) -> list[int]:
-        return [p.count if p else 0 for p in self.points]
+        """Per counting snapshot (a new list: a finding keeps it)."""
+        return list(track_counts(self))
 
     @property
     def latest(self) -> Point | None:
@@ -94,6 +113,14 @@ class Track:
         return self.proof_group
 
 
+def track_counts(track: Track) -> list[int]:
+    """The track's counts, computed once per track; shared: callers must not change it."""
+    counts = track.memo_counts
+    if counts is None:
+        counts = track.memo_counts = [p.count if p else 0 for p in track.points]
+    return counts
+
+
 @dataclass(slots=True)
 class Series:
     """Snapshots of one process in time order, and the track of each group across them."""
@@ -108,6 +135,13 @@ class Series:
     """No usable times: snapshots taken to be `DEFAULT_INTERVAL` (or `--interval`) apart."""
     detailed: list[int] = field(default_factory=list)
     """Indexes of the per-goroutine snapshots (debug=2 dumps, tracebacks): the ones with ids."""
+
+    data: list[SnapshotData] = field(default_factory=list)
+    """Each counting snapshot's `snapshot_data`, in order (filled by `build_series`)."""
+    minutes: list[float] | None = None
+    """`times` in minutes (`series_minutes`), computed once per series."""
+    leaked: bool | None = None
+    """Whether a counting snapshot marks a goroutine ` (leaked)` (`series_leaked`)."""
 
     @property
     def span_minutes(self) -> float:
@@ -163,6 +197,17 @@ class SnapshotData:
     """The ids of goroutines serving a request (for `grprof.detect.signals.serving_ids`)."""
     main_site: tuple[tuple[str, int] | None] | None = None
     """Where main.main is parked (`_main_site`), in a 1-tuple once computed (it may be None)."""
+    minor: tuple[str | None] | None = None
+    """The Go minor version (`_minor` of `go_version`), in a 1-tuple once computed."""
+    leaked: bool | None = None
+    """Whether a group marks goroutines ` (leaked)` (`snapshot_leaked`)."""
+    builds_vs: tuple[weakref.ref[Snapshot], str | None] | None = None
+    """`_builds_difference` against the snapshot before it in a series (held weakly: the same
+    one scrape after scrape in a daemon's window; another one computes again)."""
+    origin_vs: tuple[weakref.ref[Snapshot], tuple[str, list[str]] | None] | None = None
+    """`_origin_differences` against the snapshot with an origin before it, likewise."""
+    columns: _Columns | None = None
+    """The point columns of the last series built that ended with this snapshot (`_columns`)."""
 
 
 _DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
@@ -177,11 +222,30 @@ def snapshot_data(s: Snapshot) -> SnapshotData:
     return d
 
 
+_FRAME_KEYS: dict[int, tuple[tuple[Frame, ...], TrackKey]] = {}
+"""Frames tuple (by identity) -> its track key: a window's snapshots share their stacks'
+frames (`grprof.serving.window`), so a new snapshot's groups mostly have frames whose key is
+known. An entry keeps its frames, so the id cannot be reused while the entry lives."""
+
+
+def _frames_key(g: Group) -> TrackKey:
+    """`_interned(track_key(g))`, remembered per frames tuple (the key depends on nothing else)."""
+    frames = g.frames
+    e = _FRAME_KEYS.get(id(frames))
+    if e is not None and e[0] is frames:
+        return e[1]
+    key = _interned(track_key(g))
+    if len(_FRAME_KEYS) >= _MAX_KEYS:
+        _FRAME_KEYS.clear()
+    _FRAME_KEYS[id(frames)] = (frames, key)
+    return key
+
+
 def keyed_groups(s: Snapshot) -> list[tuple[Group, TrackKey]]:
     """A snapshot's groups with their track keys (computed once per snapshot)."""
     d = snapshot_data(s)
     if d.keyed is None:
-        d.keyed = [(g, _interned(track_key(g))) for g in s.groups()]
+        d.keyed = [(g, _frames_key(g)) for g in s.groups()]
     return d.keyed
 
 
@@ -189,24 +253,116 @@ def snapshot_points(s: Snapshot) -> dict[TrackKey, Point]:
     """A snapshot's groups merged per track key, computed once per snapshot: a daemon judges
     the same window again at every scrape. The points are shared; nothing changes them."""
 
-    def compute() -> dict[TrackKey, Point]:
-        out: dict[TrackKey, Point] = {}
-        for g, key in keyed_groups(s):
-            p = out.get(key)
-            if p is None:
-                out[key] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
-            else:
-                p.count += g.count
-                p.leaked += g.leaked
-                p.max_wait = max(p.max_wait, g.max_wait_minutes)
-                p.orphans += len(g.orphans)
-                p.groups.append(g)
-        return out
+    return _points(s, snapshot_data(s))
 
-    d = snapshot_data(s)
+
+def _points(s: Snapshot, d: SnapshotData) -> dict[TrackKey, Point]:
+    """`snapshot_points`, given the snapshot's data."""
     if d.points is None:
-        d.points = compute()
+        d.points = snapshot_points_of(s)
     return d.points
+
+
+def snapshot_points_of(s: Snapshot) -> dict[TrackKey, Point]:
+    """A snapshot's groups merged per track key, computed (`snapshot_points` keeps them)."""
+    out: dict[TrackKey, Point] = {}
+    for g, key in keyed_groups(s):
+        p = out.get(key)
+        if p is None:
+            out[key] = Point(g.count, g.leaked, g.max_wait_minutes, len(g.orphans), [g])
+        else:
+            p.count += g.count
+            p.leaked += g.leaked
+            p.max_wait = max(p.max_wait, g.max_wait_minutes)
+            p.orphans += len(g.orphans)
+            p.groups.append(g)
+    return out
+
+
+def snapshot_leaked(s: Snapshot) -> bool:
+    """Whether any of the snapshot's groups marks goroutines ` (leaked)` (once per snapshot)."""
+    return _leaked(s, snapshot_data(s))
+
+
+def _leaked(s: Snapshot, d: SnapshotData) -> bool:
+    if d.leaked is None:
+        d.leaked = any(p.leaked for p in _points(s, d).values())
+    return d.leaked
+
+
+def _series_data(series: Series) -> list[SnapshotData]:
+    """The counting snapshots' data (`series.data`, or looked up when a series was built by
+    hand)."""
+    if len(series.data) != len(series.snapshots):
+        series.data = [snapshot_data(s) for s in series.snapshots]
+    return series.data
+
+
+def series_leaked(series: Series) -> bool:
+    """Whether any counting snapshot of the series marks goroutines ` (leaked)`: when none
+    does, every point's `leaked` is 0 (a point sums its groups' marks, each >= 0)."""
+    if series.leaked is None:
+        series.leaked = any(map(_leaked, series.snapshots, _series_data(series)))
+    return series.leaked
+
+
+def series_minutes(series: Series) -> list[float]:
+    """`series.times` in minutes (each `t / 60`, as `growth` computed them), once per series."""
+    if series.minutes is None:
+        series.minutes = [t / 60 for t in series.times]
+    return series.minutes
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The point columns (`_columns`) of the series that ended with a snapshot: the next scrape's
+    series, its window slid by one snapshot, starts from them."""
+
+    before: list[SnapshotData]
+    """The data of the counting snapshots before the one that keeps these columns, in order
+    (held: compared by identity; not that one's own, which would make a reference cycle)."""
+    columns: dict[TrackKey, list[Point | None]]
+
+
+def _columns(
+    data: list[SnapshotData], counted: list[dict[TrackKey, Point]]
+) -> dict[TrackKey, list[Point | None]]:
+    """Each track key (in order of first appearance) with its point per counting snapshot
+    (None where absent): `[pts.get(key) for pts in counted]` for every key of
+    `dict.fromkeys(chain(counted))`.
+
+    A daemon's next window is the last one with its oldest snapshot dropped (when full) and
+    the new one appended, the others the same objects: the columns of the series that ended
+    with the snapshot before the new one are kept on its data, and a key's column is then its
+    old column without its first point, plus the new snapshot's point. Same lists, since the
+    snapshots they were read from are the same objects (their data, compared by identity; a
+    snapshot's points never change once computed). Any other sequence is read in full."""
+    order = dict.fromkeys(itertools.chain.from_iterable(counted))
+    prev = data[-2].columns if len(data) >= _PAIR else None
+    drop = -1
+    if prev is not None:  # the previous series: prev.before, then data[-2]
+        old = prev.before
+        if len(old) == len(data) - 1 and all(map(operator.is_, old[1:], data[:-2])):
+            drop = 1
+        elif len(old) == len(data) - 2 and all(map(operator.is_, old, data[:-2])):
+            drop = 0
+    out: dict[TrackKey, list[Point | None]] = {}
+    if prev is not None and drop >= 0:
+        new = counted[-1]
+        for key in order:
+            col = prev.columns.get(key)
+            if col is None:
+                out[key] = [pts.get(key) for pts in counted]
+            else:
+                col = col[drop:]
+                col.append(new.get(key))
+                out[key] = col
+        data[-2].columns = None  # superseded: only the newest snapshot keeps them
+    else:
+        out = {key: [pts.get(key) for pts in counted] for key in order}
+    if data:
+        data[-1].columns = _Columns(data[:-1], out)
+    return out
 
 
 def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Series:
@@ -216,10 +372,13 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     # A track per key, in order of first appearance (counting snapshots first); each track's
     # points read by one comprehension over the snapshots' point maps: a daemon rebuilds the
     # series of a 40-snapshot window at every scrape.
-    counted = [snapshot_points(s) for s in counting]
+    data = [snapshot_data(s) for s in counting]
+    counted = [_points(s, d) for s, d in zip(counting, data, strict=True)]
+    columns = _columns(data, counted)
     tracks: dict[TrackKey, Track] = {
-        key: Track(key, track_id(key), [pts.get(key) for pts in counted], [0] * len(proofs))
-        for key in dict.fromkeys(key for pts in counted for key in pts)
+        # The track shares its column with the kept columns: nothing changes a track's points.
+        key: Track(key, track_id(key), col, [0] * len(proofs))
+        for key, col in columns.items()
     }
     for j, s in enumerate(proofs):
         for key, p in snapshot_points(s).items():
@@ -229,7 +388,7 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
             t.proof[j] += p.count
             t.proof_group = p.groups[-1]
     detailed = [i for i, s in enumerate(counting) if s.format == "debug=2"]
-    return Series(list(counting), times, proofs, list(tracks.values()), assumed, detailed)
+    return Series(list(counting), times, proofs, list(tracks.values()), assumed, detailed, data)
 
 
 def present_ids(s: Snapshot) -> frozenset[int]:
@@ -247,6 +406,20 @@ def point_ids(p: Point) -> frozenset[int]:
     return p.id_set
 
 
+def point_creators(p: Point) -> frozenset[int]:
+    """The creators of a track's goroutines in one snapshot (computed once per point)."""
+    if p.creator_set is None:
+        p.creator_set = frozenset(c for g in p.groups for c in g.creators)
+    return p.creator_set
+
+
+def point_has_ids(p: Point) -> bool:
+    """Whether one of the point's groups has member ids (computed once per point)."""
+    if p.with_ids is None:
+        p.with_ids = any(g.ids for g in p.groups)
+    return p.with_ids
+
+
 _MAJOR_MINOR = re.compile(r"(\d+)\.(\d+)(?:\..*)?")
 """`1.22` of `1.22.12` or `1.22`; not of `1.22rc1` (no release to compare)."""
 
@@ -260,10 +433,16 @@ def _minor(version: str | None) -> str | None:
     return f"{m[1]}.{m[2]}" if m else None
 
 
-def _main_site(s: Snapshot) -> tuple[str, int] | None:
+def _snapshot_minor(s: Snapshot, d: SnapshotData) -> str | None:
+    """`_minor(s.go_version)`, once per snapshot."""
+    if d.minor is None:
+        d.minor = (_minor(s.go_version),)
+    return d.minor[0]
+
+
+def _main_site(s: Snapshot, d: SnapshotData) -> tuple[str, int] | None:
     """Where the program's main.main is parked: its file and line identify the build. Once per
     snapshot: a daemon compares its 40 snapshots again at every scrape."""
-    d = snapshot_data(s)
     if d.main_site is None:
         found = ((f.file, f.line) for g in s.groups() for f in g.frames if f.function == "main.main")
         d.main_site = (next(found, None),)
@@ -299,6 +478,20 @@ def _origin_differences(a: Snapshot, b: Snapshot) -> tuple[str, list[str]] | Non
     return None
 
 
+def _builds_difference(a: Snapshot, da: SnapshotData, b: Snapshot, db: SnapshotData) -> str | None:
+    """Why two snapshots in a row come from different builds (Go version, main.main), or None."""
+    va, vb = _snapshot_minor(a, da), _snapshot_minor(b, db)
+    if va and vb and va != vb:
+        return f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds"
+    ma, mb = _main_site(a, da), _main_site(b, db)
+    if ma and mb and ma != mb:
+        return (
+            f"{a.source} and {b.source} run different builds "
+            f"(main.main at {ma[0]}:{ma[1]} and {mb[0]}:{mb[1]})"
+        )
+    return None
+
+
 def series_warnings(series: Series) -> list[str]:
     """Why the snapshots may not be one process, which a growth series assumes: another Go
     version, another build of main (main.main parked at another file or line), or what the
@@ -312,24 +505,28 @@ def series_warnings(series: Series) -> list[str]:
     out: list[str] = []
     snaps = series.snapshots
     warned: set[tuple[int, int]] = set()
-    for i, (a, b) in enumerate(itertools.pairwise(snaps)):
-        va, vb = _minor(a.go_version), _minor(b.go_version)
-        if va and vb and va != vb:
-            out.append(f"{a.source} (Go {va}) and {b.source} (Go {vb}) come from different builds")
-            warned.add((i, i + 1))
-            continue
-        ma, mb = _main_site(a), _main_site(b)
-        if ma and mb and ma != mb:
-            out.append(
-                f"{a.source} and {b.source} run different builds "
-                f"(main.main at {ma[0]}:{ma[1]} and {mb[0]}:{mb[1]})"
-            )
+    data = _series_data(series)
+    for i, ((a, da), (b, db)) in enumerate(itertools.pairwise(zip(snaps, data, strict=True))):
+        e = db.builds_vs
+        if e is not None and e[0]() is a:
+            why = e[1]
+        else:
+            why = _builds_difference(a, da, b, db)
+            db.builds_vs = (weakref.ref(a), why)
+        if why is not None:
+            out.append(why)
             warned.add((i, i + 1))
     # Origins: each snapshot that has one against the one before that has one (text dumps
     # between two profiles carry none).
     known = [i for i, s in enumerate(snaps) if s.origin is not None]
     for i, j in itertools.pairwise(known):
-        diff = _origin_differences(snaps[i], snaps[j])
+        a, b, db = snaps[i], snaps[j], data[j]
+        o = db.origin_vs
+        if o is not None and o[0]() is a:
+            diff = o[1]
+        else:
+            diff = _origin_differences(a, b)
+            db.origin_vs = (weakref.ref(a), diff)
         if diff is not None and (i, j) not in warned:
             what, details = diff
             out.append(

@@ -11,7 +11,19 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
-from grprof.detect.series import Series, Track, point_ids, present_ids, snapshot_data
+from grprof.detect.series import (
+    Point,
+    Series,
+    Track,
+    point_creators,
+    point_has_ids,
+    point_ids,
+    present_ids,
+    series_leaked,
+    snapshot_data,
+    track_counts,
+)
+from grprof.frames import Frame
 from grprof.model import Group, Snapshot
 
 
@@ -136,6 +148,15 @@ def default_settings() -> Settings:
 
 def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Median of pairwise slopes: one burst or one missed scrape does not bend it."""
+    n = len(xs)
+    if (
+        n > _LINE
+        and len(ys) == n
+        and all(type(y) is int for y in ys)
+        and all(b >= a for a, b in itertools.pairwise(ys))
+        and all(b > a for a, b in itertools.pairwise(xs))
+    ):
+        return _theil_sen_rising(xs, ys)
     slopes = sorted(
         (ys[j] - ys[i]) / (xs[j] - xs[i])
         for i in range(len(xs))
@@ -146,6 +167,38 @@ def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float:
         return 0.0
     mid = len(slopes) // 2
     return slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
+
+
+def _theil_sen_rising(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """`theil_sen` of integer counts that never fall at strictly increasing times (a track's
+    lower envelope), with the same result, computing only the slopes it needs.
+
+    Why it is the same: every pair (i < j) has xs[j] - xs[i] > 0, so each slope is kept, and
+    ys[j] - ys[i] is an int >= 0: a pair of equal counts has the slope 0 / dx == 0.0 exactly
+    (never -0.0), every other pair a slope > 0.0. The sorted slopes are therefore `zeros`
+    times 0.0 (the pairs within each run of equal counts) followed by the positive slopes,
+    sorted; sorting equal multisets of floats gives equal lists, so the median element(s)
+    read from that list are the ones the sort of all the slopes gives. When the median falls
+    among the zeros, no positive slope is needed."""
+    n = len(xs)
+    total = n * (n - 1) // 2
+    zeros = 0
+    run = 1
+    for a, b in itertools.pairwise(ys):
+        if a == b:
+            run += 1
+        else:
+            zeros += run * (run - 1) // 2
+            run = 1
+    zeros += run * (run - 1) // 2
+    mid = total // 2
+    if mid < zeros:  # the median element(s) (mid, and mid - 1 when even) are zeros
+        return 0.0
+    positive = sorted(
+        (ys[j] - ys[i]) / (xs[j] - xs[i]) for i in range(n) for j in range(i + 1, n) if ys[j] != ys[i]
+    )
+    slopes = [0.0] * zeros + positive
+    return slopes[mid] if total % 2 else (slopes[mid - 1] + slopes[mid]) / 2
 
 
 def kendall_tau(ys: Sequence[float]) -> float:
@@ -182,19 +235,26 @@ _SHOWN_IDS = 5
 """Goroutine ids named in a summary."""
 
 
-def growth(track: Track, times: Sequence[float], st: Settings) -> Growth:
+def growth(
+    track: Track, times: Sequence[float], st: Settings, minutes: Sequence[float] | None = None
+) -> Growth:
     """Judge the window, and the part of it since the count was last at its minimum.
 
     A leak that starts after a long flat stretch shows in the tail long before the flat pairs
-    stop outvoting it in the whole window's slope and trend.
+    stop outvoting it in the whole window's slope and trend. `minutes`: `times` already divided
+    by 60 (`series_minutes`), when the caller has them.
     """
-    counts = track.counts[-st.window :]
-    ts = [t / 60 for t in times[-st.window :]]
+    counts = track_counts(track)[-st.window :]
+    if len(counts) >= _LINE and min(counts) == max(counts):
+        # Flat (most groups of a healthy service, every scrape): what the code below gives,
+        # `_judge`'s flat answer for the whole window, its tail of one point adding nothing.
+        return Growth(None, 0.0, None)
+    ts = minutes[-st.window :] if minutes is not None else [t / 60 for t in times[-st.window :]]
     whole = _judge(counts, ts, st)
     if whole.verdict == "leak" or len(counts) < _LINE:
         return whole
     low = min(counts)
-    start = max(i for i, c in enumerate(counts) if c == low)
+    start = len(counts) - 1 - counts[::-1].index(low)  # the last index at the minimum
     if start == 0:
         return whole
     tail = _judge(counts[start:], ts[start:], st)
@@ -328,6 +388,8 @@ def orphans(
     per-goroutine snapshot, only orphans already there count: the same goroutines, still
     stuck, rather than short-lived work caught in flight.
     """
+    if not group.orphans:  # first: the cheapest of the tests that make it None
+        return None
     if group.created_by is None or not group.created_by.is_user or group.state in st.busy_states:
         return None
     ids = group.orphans
@@ -349,8 +411,10 @@ def orphans(
     )
 
 
-def runtime_proof(track: Track) -> Evidence | None:
-    marked = max((p.leaked for p in track.points if p), default=0)
+def runtime_proof(track: Track, leaked: bool = True) -> Evidence | None:
+    """`leaked`: False when no snapshot of the series marks a goroutine leaked
+    (`series_leaked`), so that no point's `leaked` can be above 0."""
+    marked = max((p.leaked for p in track.points if p), default=0) if leaked else 0
     listed = max(track.proof, default=0)
     if not marked and not listed:
         return None
@@ -390,13 +454,18 @@ def wait_kind(group: Group, st: Settings, source: str | None = None) -> WaitKind
     return st.wait_states.get(base_state(group.state), "waiting")
 
 
-def _with_ids(track: Track, series: Series) -> list[int]:
-    """The per-goroutine snapshots, in order, where the track has goroutines with ids."""
-    out = []
-    for i in series.detailed:
-        p = track.points[i]
-        if p is not None and any(g.ids for g in p.groups):
+def _with_ids(track: Track, series: Series, last: int) -> list[int]:
+    """The `last` latest per-goroutine snapshots (or fewer), in order, where the track has
+    goroutines with ids: read from the latest back, as far as needed."""
+    out: list[int] = []
+    points = track.points
+    for i in reversed(series.detailed):
+        p = points[i]
+        if p is not None and point_has_ids(p):
             out.append(i)
+            if len(out) == last:
+                break
+    out.reverse()
     return out
 
 
@@ -406,9 +475,19 @@ def _minutes(series: Series, i: int, j: int) -> float:
 
 def persisting(track: Track, series: Series) -> tuple[frozenset[int], int, int]:
     """The track's goroutines present in every debug=2 snapshot from the latest back (without a
-    gap): (their ids, the first of those snapshots, how many snapshots)."""
+    gap): (their ids, the first of those snapshots, how many snapshots); once per track and
+    series."""
     if not series.detailed:
         return frozenset(), 0, 0
+    memo = track.memo_persisting
+    if memo is not None and memo[0] is series.detailed:
+        return memo[1]
+    found = _persisting(track, series)
+    track.memo_persisting = (series.detailed, found)
+    return found
+
+
+def _persisting(track: Track, series: Series) -> tuple[frozenset[int], int, int]:
     last = series.detailed[-1]
     p = track.points[last]
     if p is None:
@@ -441,6 +520,18 @@ def blocked_ids(series: Series, st: Settings, kinds: Mapping[str, WaitKind]) -> 
     return frozenset(out)
 
 
+def _may_persist(p: Point, creator: Frame, st: Settings, stuck_creators: frozenset[int]) -> bool:
+    """A bound `persistence` checks before its costlier tests: False when its answer is None.
+
+    Without `on_behalf` and without a creator among `stuck_creators`, the goroutines that
+    count are the point's orphans (`orphans` there), so a point without orphans (`p.orphans`
+    sums its groups' orphans) leaves `stuck_orphans` empty and the answer None. Every test it
+    goes before returns None or goes on, with no side effect but caches: the result is the same."""
+    if creator.function in st.on_behalf_creators or p.orphans:
+        return True
+    return bool(stuck_creators) and bool(point_creators(p) & stuck_creators)
+
+
 def persistence(
     track: Track, series: Series, st: Settings, kind: WaitKind, stuck_creators: frozenset[int] = frozenset()
 ) -> Evidence | None:
@@ -460,20 +551,21 @@ def persistence(
     if p is None:
         return None  # drained since
     g = p.group
-    if g.created_by is None or g.state in st.busy_states:
+    if g.created_by is None or not _may_persist(p, g.created_by, st, stuck_creators):
         return None
     on_behalf = g.created_by.function in st.on_behalf_creators
+    if g.state in st.busy_states:
+        return None
     if not (g.created_by.is_user or on_behalf):
         return None
     stuck, start, n = persisting(track, series)
     span = _minutes(series, start, last)
     if n < st.persistence_snapshots or span < st.persistence_span:
         return None
-    counts = track.counts[start:]
+    counts = track_counts(track)[start:]
     if any(b < a for a, b in itertools.pairwise(counts)):
         return None
-    creators = {c for grp in p.groups for c in grp.creators}
-    if on_behalf or creators & stuck_creators:
+    if on_behalf or point_creators(p) & stuck_creators:
         orphans = set(stuck)
     else:
         orphans = {gid for grp in p.groups for gid in grp.orphans}
@@ -481,7 +573,7 @@ def persistence(
     if not stuck_orphans:
         return None
     present = present_ids(series.snapshots[last])
-    calls = len({c for grp in p.groups for c in grp.creators if c not in present or c in stuck_creators})
+    calls = len({c for c in point_creators(p) if c not in present or c in stuck_creators})
     w = st.scoring.weight(f"persistence_{kind}")
     if calls >= _CALLS:
         w += st.scoring.weight("persistence_calls")
@@ -514,10 +606,10 @@ def persistence(
 def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:
     """The share of a group's goroutines in one debug=2 snapshot that are gone by the next one:
     requests that come and go. High turnover is churn, whatever the count does."""
-    rows = _with_ids(track, series)
+    rows = _with_ids(track, series, _LINE)
     if len(rows) < _LINE:
         return None
-    i, j = rows[-2], rows[-1]
+    i, j = rows
     before_p, after_p = track.points[i], track.points[j]
     assert before_p is not None and after_p is not None
     before, after = point_ids(before_p), point_ids(after_p)
@@ -542,10 +634,10 @@ def steady(track: Track, series: Series, st: Settings, group: Group) -> Evidence
     """Without ids (debug=0/1): a wait that never ends by itself (detect.yaml `steady`) whose
     count was there from the first snapshot and never fell, over enough snapshots."""
     need = st.steady.get(base_state(group.state))
-    if need is None or _with_ids(track, series):
+    if need is None or _with_ids(track, series, 1):
         return None
     snapshots, minutes = need
-    counts = track.counts[-st.window :]
+    counts = track_counts(track)[-st.window :]
     times = series.times[-st.window :]
     if len(counts) < snapshots or counts[0] <= 0:
         return None
@@ -579,7 +671,7 @@ def not_proven(track: Track, series: Series, st: Settings, kind: WaitKind, group
     reachable from a global, or woken by a ticker, is not provable."""
     if not series.leak_profiles or any(track.proof) or track.latest is None:
         return None
-    if any(p.leaked for p in track.points if p):
+    if series_leaked(series) and any(p.leaked for p in track.points if p):
         return None
     n = len(series.leak_profiles)
     profiles = (
