@@ -59,7 +59,17 @@ def main() -> None:
     ap.add_argument(
         "--format", default="debug=1", choices=("debug=1", "debug=0", "debug=2"), help="scrape.format"
     )
+    ap.add_argument(
+        "--daemon-gc",
+        action="store_true",
+        help="the collector's thresholds as `grprof serve` sets them (grprof._gc.tune; "
+        "default: CPython's, as in the numbers before 2026-12-06)",
+    )
     args = ap.parse_args()
+    if args.daemon_gc:
+        from grprof import _gc
+
+        _gc.tune(freeze=True)
     paths = [
         *sorted(FIXTURES.glob("states/*/goroutine.debug1.txt")),
         FIXTURES / "zoo" / "0-warm-up.goroutine.debug1.txt",
