@@ -305,10 +305,11 @@ def running_fleet(binary: Path, n: int, phase_every: float) -> Iterator[Fleet]:
         stop(proc)
 
 
-def write_config(path: Path, services: Sequence[dict[str, Any]], db: Path) -> None:
-    """The YAML config: every service a static target with three labels; defaults otherwise."""
+def write_config(path: Path, services: Sequence[dict[str, Any]], db: Path, fmt: str = "debug=1") -> None:
+    """The YAML config: every service a static target with three labels; `scrape.format`
+    `fmt`; defaults otherwise (a debug=2 capture every 4th scrape)."""
     q = json.dumps  # a JSON string is a YAML flow scalar
-    lines = ["version: 1", f"db: {q(str(db))}", "scrape:", "  interval: 15s", "targets:"]
+    lines = ["version: 1", f"db: {q(str(db))}", "scrape:", "  interval: 15s", f"  format: {fmt}", "targets:"]
     for i, s in enumerate(services):
         labels = f"{{team: {q(f'team-{i % 40:02d}')}, env: bench, go: {q(s['variant'])}}}"
         lines.append(f"  - {{name: {q(s['name'])}, url: {q('http://' + s['addr'])}, labels: {labels}}}")
@@ -337,8 +338,13 @@ def scrape_rows(db: Path) -> list[ScrapeRow]:
     return [ScrapeRow(*r) for r in rows]
 
 
+# The goroutine profile of a slot, in whichever form the capture policy picked for it.
+SCHEDULED = ("debug=0", "debug=1", "debug=2")
+
+
 def lag_report(rows: Sequence[ScrapeRow], targets: int, start: float, end: float) -> dict[str, Any]:
-    """When each scheduled (debug=1) scrape started, against its target's slot.
+    """When each scheduled scrape (debug=0, 1 or 2; a goroutineleak request follows one)
+    started, against its target's slot.
 
     The scraper puts target T's slots at `phase(T) + k * interval` (Unix seconds) and makes
     each one due a random 0..jitter*interval later (1.5 s at the defaults); its lag is the
@@ -350,7 +356,7 @@ def lag_report(rows: Sequence[ScrapeRow], targets: int, start: float, end: float
     gaps: list[float] = []
     last: dict[str, float] = {}
     for r in rows:
-        if r.kind != "debug=1":
+        if r.kind not in SCHEDULED:
             continue
         if start <= r.started <= end:
             off = (r.started - phase(r.target, INTERVAL)) % INTERVAL
@@ -516,7 +522,7 @@ def run_fleet(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db = workdir / "grprof.db"
     config = workdir / "grprof.yaml"
     with running_fleet(binary, args.targets, args.phase) as fleet:
-        write_config(config, fleet.services, db)
+        write_config(config, fleet.services, db, args.format)
         growth = {s["name"] for s in fleet.services if s["growth"]}
         print(f"fleet: {len(fleet.services)} services; starting grprof serve ...", file=sys.stderr)
         with running_serve(["--config", str(config)], workdir) as srv:
@@ -859,6 +865,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="200 targets, 1+1 min, 2 rounds of 20 s")
     p.add_argument("--skip-fleet", action="store_true")
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--format", default="debug=1", choices=SCHEDULED, help="scrape.format of the fleet part")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
     p.add_argument("--json", type=Path, help="also write every number here")
     args = p.parse_args(argv)
