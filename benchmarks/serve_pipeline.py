@@ -30,6 +30,7 @@ import os
 import pstats
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 from grprof.collect.model import ScrapeResult, Target
@@ -65,7 +66,15 @@ def main() -> None:
         help="the collector's thresholds as `grprof serve` sets them (grprof._gc.tune; "
         "default: CPython's, as in the numbers before 2026-12-06)",
     )
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="trace allocations (tracemalloc; CPU numbers then mean nothing) and print what the "
+        "full windows hold: bytes per retained snapshot and the lines that allocated them",
+    )
     args = ap.parse_args()
+    if args.memory:
+        tracemalloc.start(int(os.environ.get("MEMORY_FRAMES", "1")))
     if args.daemon_gc:
         from grprof import _gc
 
@@ -187,6 +196,8 @@ def main() -> None:
         + ", ".join(f"{k} {1000 * (v - gc_time[k]) / n:.2f}" for k, v in parts.items())
     )
     print(f"at 1,000 targets every 15 s: {total * 1000 / 15 / 1000:.2f} of one core, before HTTP and asyncio")
+    if args.memory:
+        memory_report(windows, store)
     if prof:
         # PROFILE_SORT (cumulative), PROFILE_TOP (30); PROFILE_CALLERS=REGEX: who calls what matches;
         # PROFILE_OUT=FILE: the stats, for pstats
@@ -196,6 +207,39 @@ def main() -> None:
             stats.dump_stats(os.environ["PROFILE_OUT"])
         if os.environ.get("PROFILE_CALLERS"):
             stats.print_callers(os.environ["PROFILE_CALLERS"])
+
+
+def memory_report(windows: dict[str, Window], store: object) -> None:
+    """What the windows hold: traced bytes before and after dropping them (the difference is
+    theirs, with whatever only they kept alive), per retained snapshot, and by allocating line."""
+    gc.collect()
+    rss = _rss_mb()
+    full = tracemalloc.take_snapshot()
+    kept = sum(len(w.snapshots) + len(w.leak_profiles) for w in windows.values())
+    windows.clear()
+    gc.collect()
+    empty = tracemalloc.take_snapshot()
+    traced = sum(s.size for s in full.statistics("filename"))
+    held = traced - sum(s.size for s in empty.statistics("filename"))
+    print(
+        f"memory: RSS {rss:.0f} MB; traced {traced / 1e6:.1f} MB, "
+        f"of which the windows {held / 1e6:.1f} MB: {held / max(kept, 1) / 1024:.1f} KiB per retained "
+        f"snapshot ({kept} snapshots)"
+    )
+    top = int(os.environ.get("MEMORY_TOP", "25"))
+    key = "traceback" if tracemalloc.get_traceback_limit() > 1 else "lineno"
+    print(f"what the windows held, by allocating {key} (KiB per retained snapshot):")
+    for d in full.compare_to(empty, key)[:top]:  # full - empty, largest first
+        tb = " <- ".join(str(f) for f in d.traceback)
+        print(f"  {d.size_diff / max(kept, 1) / 1024:8.2f}  {d.count_diff / max(kept, 1):8.1f} objects  {tb}")
+    del store
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

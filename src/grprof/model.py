@@ -148,6 +148,30 @@ class Snapshot:
         self.table.share_stacks(shared, signatures)
         self._groups.clear()
 
+    def share_groups(self, earlier: Snapshot, similarity: Similarity = "default") -> bool:
+        """Swap this snapshot's groups for `earlier`'s equal ones (same signature and every
+        field equal: counts, states, waits, labels, members). A daemon keeps a service's last
+        40 scrapes, most of whose groups equal the scrape's before: it then holds one object
+        for each, not 40. Groups do not change once made, so nothing else changes. True when
+        every group was swapped (the two snapshots group alike)."""
+        earlier.groups(similarity)
+        theirs = earlier._groups[similarity]
+        if not theirs:
+            return False
+        mine = self._groups.get(similarity)
+        if mine is None:
+            mine = self._groups[similarity] = group(self.table, similarity)
+        by_sig = {g.signature: g for g in theirs}
+        swapped = 0
+        for i, g in enumerate(mine):
+            e = by_sig.get(g.signature)
+            if e is not None and e is not g and e == g:
+                mine[i] = e
+                swapped += 1
+            elif e is g:
+                swapped += 1
+        return swapped == len(mine) == len(theirs)
+
     @property
     def go_version(self) -> str | None:
         """`1.22.12` when paths name it, `>=1.21` from format features, None when unknown."""

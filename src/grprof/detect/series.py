@@ -290,6 +290,29 @@ def _leaked(s: Snapshot, d: SnapshotData) -> bool:
     return d.leaked
 
 
+def carry_over(earlier: Snapshot, later: Snapshot) -> None:
+    """Let `later` share `earlier`'s groups and detection data where they are equal: the next
+    scrape of one service, same format (`grprof.serving.window`). A service that changed
+    little shows the same groups and points again; a window of 40 such snapshots then keeps
+    one copy of each, not 40 (the daemon's memory is mostly its windows). Groups and points
+    do not change once made, and what is carried over derives from the groups alone (not
+    from the settings or the snapshot's version), so detection reads the same values."""
+    same = later.share_groups(earlier)
+    ed = snapshot_data(earlier)
+    _points(earlier, ed)  # known already, unless the window is being restored
+    assert ed.points is not None and ed.keyed is not None
+    ld = snapshot_data(later)
+    if same:
+        ld.keyed, ld.points, ld.leaked = ed.keyed, ed.points, ed.leaked
+        ld.ids, ld.main_site = ed.ids, ed.main_site
+        return
+    points = _points(later, ld)
+    for key, p in points.items():
+        q = ed.points.get(key)
+        if q is not None and len(q.groups) == len(p.groups) and all(map(operator.is_, q.groups, p.groups)):
+            points[key] = q
+
+
 def _series_data(series: Series) -> list[SnapshotData]:
     """The counting snapshots' data (`series.data`, or looked up when a series was built by
     hand)."""

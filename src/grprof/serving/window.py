@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
+from grprof.detect.series import carry_over
 from grprof.detect.signals import default_settings
 from grprof.detect.sla import SLAState
 from grprof.model import Snapshot
@@ -52,7 +53,13 @@ class Window:
         # A service shows the same stacks scrape after scrape, and its replicas show the same
         # stacks too: keep one copy of each, for every window of the process.
         snap.share_stacks(_shared_stack, _SIGNATURES)
-        (self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots).append(snap)
+        kept = self.leak_profiles if snap.profile == "goroutineleak" else self.snapshots
+        # ... and its groups and their detection data equal the last scrape's of that format
+        # mostly: keep one copy of those too (`carry_over`).
+        earlier = next((s for s in reversed(kept) if s.format == snap.format), None)
+        if earlier is not None:
+            carry_over(earlier, snap)
+        kept.append(snap)
 
     def all(self) -> list[Snapshot]:
         return [*self.snapshots, *self.leak_profiles]
