@@ -1,12 +1,13 @@
 """CPU per scrape of `grprof serve`'s pipeline, without HTTP or asyncio: where the time goes.
 
 For every scrape the daemon parses the body (debug=1 by default; `--format debug=0` reads the
-recorded profile.proto of the same programs), adds the snapshot to the target's window,
-stores the scrape and its snapshot (one transaction), runs the detector over the window and
-syncs the findings. This runs exactly those calls, single-threaded, for N targets over R rounds
-(bodies: the recorded debug=1 profiles of tests/fixtures, one per target, cycling), and prints
-the CPU time and the bytes per scrape of the last 5 rounds, when every window is full (40
-snapshots).
+recorded profile.proto of the same programs), adds the snapshot to the target's window, runs
+the detector over the window, and stores the scrape, its snapshot and the findings (one
+transaction; before 2026-12-06 the store came before detection and the findings' sync was a
+transaction of its own: phases "store scrape", "detect", "store findings"). This runs exactly
+those calls, single-threaded, for N targets over R rounds (bodies: the recorded debug=1
+profiles of tests/fixtures, one per target, cycling), and prints the CPU time and the bytes
+per scrape of the last 5 rounds, when every window is full (40 snapshots).
 
 The capture policy (grprof.collect.policy) decides, as in serve, which scrapes are debug=2
 instead: the recorded debug=2 dump of the same program then. `--debug2-every 0` is serve
@@ -111,17 +112,17 @@ def main() -> None:
         a = time.process_time()
         snap = parse_payload(ScrapeResult(name, kind, started, 0.01, "ok", len(body), body))
         b = time.process_time()
-        phase[0] = "store scrape"
+        phase[0] = "window + detect"
         policy.observed(states[name], decision, True, 15.0 * r, snap.total)
         w = windows.setdefault(name, Window(collections.deque(maxlen=default_settings().window)))
         w.add(snap)
-        store.add_scrape(ScrapeRecord(name, kind, started, 0.01, "ok", len(body)), snap)
-        c = time.process_time()
-        phase[0] = "detect"
         j = judge_window(w.all(), w.snapshots[-1], opts)
-        d = time.process_time()
-        phase[0] = "store findings"
-        store.sync_findings(name, j.detection.findings, started, report=False)
+        c = time.process_time()
+        phase[0] = "store"
+        # as grprof serve: the scrape, its snapshot and the findings in one transaction
+        store.add_scrape(
+            ScrapeRecord(name, kind, started, 0.01, "ok", len(body)), snap, None, j.detection.findings
+        )
         policy.findings(states[name], j.detection.findings)
         e = time.process_time()
         if dump is not None:
@@ -132,9 +133,8 @@ def main() -> None:
         size[kind] += 1
         parts["parse"] += b - a
         per_kind[kind] += b - a
-        parts["store scrape"] += c - b
-        parts["detect"] += d - c
-        parts["store findings"] += e - d
+        parts["window + detect"] += c - b
+        parts["store"] += e - c
 
     # The cyclic collector runs inside whichever call allocates: its time is inside the phases
     # above, in whichever a collection happened to fall (a full one takes about 0.2 s here).

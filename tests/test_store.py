@@ -427,6 +427,27 @@ def test_finding_lifecycle(store: SQLStore, zoo_findings: list[Finding]) -> None
     assert states(store, "other") == {a.id: "new"}
 
 
+def test_a_scrape_its_snapshot_and_its_findings_in_one_transaction(
+    store: SQLStore, zoo_findings: list[Finding]
+) -> None:
+    """What `grprof serve` does after each scrape: `add_scrape(..., findings)` records the
+    findings as `sync_findings` at the scrape's start would, with the scrape and snapshot."""
+    a, b, c = zoo_findings[:3]
+    snap = load_at(zoo_files()[0], T0)
+    t = [T0 + dt.timedelta(minutes=i) for i in range(3)]
+    sid = store.add_scrape(ScrapeRecord("zoo", "debug=1", t[0], 0.01, "ok", 10), snap, None, [a, b, a])
+    assert sid is not None and store.snapshot(sid) is not None
+    assert states(store) == {a.id: "new", b.id: "new"}
+    store.add_scrape(ScrapeRecord("zoo", "debug=1", t[1], 0.01, "ok", 10), snap, None, [a, c])
+    got = {f.id: f for f in store.findings(target="zoo")}
+    assert {k: f.state for k, f in got.items()} == {a.id: "ongoing", b.id: "resolved", c.id: "new"}
+    assert (got[a.id].first_seen, got[a.id].last_seen, got[b.id].resolved_at) == (t[0], t[1], t[1])
+    # without findings (a failed scrape, or a caller that syncs apart) they stay as they were
+    store.add_scrape(ScrapeRecord("zoo", "debug=1", t[2], 5.0, "timeout"))
+    assert states(store) == {a.id: "ongoing", b.id: "resolved", c.id: "new"}
+    assert scalar(store, "SELECT count(*) FROM scrapes") == 3
+
+
 def test_findings_filters_and_json(store: SQLStore, zoo_findings: list[Finding]) -> None:
     now = T0
     store.sync_findings("zoo", zoo_findings, now)

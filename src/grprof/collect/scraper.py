@@ -188,6 +188,12 @@ class _Progress:
     wire: int = 0
 
 
+# A debug=0 profile of a typical service is a few KB compressed and gunzips in tens of
+# microseconds: less than a hop to a worker thread and back, which at 1,000 targets also
+# queued behind the pipeline's work (p99 of a debug=0 scrape 160 ms, of debug=1 20 ms).
+# Bigger bodies still gunzip off the event loop.
+INLINE_GUNZIP = 32 * 1024
+
 class Scraper:
     """Scrapes targets on a schedule and hands every scheduled result (the goroutine
     profile and the goroutineleak profile, ok or not) to `on_result`."""
@@ -476,7 +482,11 @@ class Scraper:
             async with asyncio.timeout(self.settings.timeout):
                 http_status, body = await self._get(self._session, target, url, progress)
             if body.startswith(GZIP_MAGIC):  # debug=0, or anything a parser would gunzip
-                plain = await asyncio.to_thread(gunzip_checked, body, self.settings.max_response)
+                cap = self.settings.max_response
+                if len(body) <= INLINE_GUNZIP:
+                    plain = gunzip_checked(body, cap)
+                else:
+                    plain = await asyncio.to_thread(gunzip_checked, body, cap)
         except FetchError as stop:
             status, http_status, error = stop.status, stop.http_status or http_status, str(stop)
         except TimeoutError:

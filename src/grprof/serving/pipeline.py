@@ -11,11 +11,9 @@ supervisor (`grprof.serve`) hands in the rules and the SLAs, and the store and s
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import functools
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from grprof.collect.fetch import GZIP_MAGIC, FetchError, gunzip
@@ -31,7 +29,7 @@ from grprof.formats.memstats import parse_runtime_stats
 from grprof.model import Snapshot
 from grprof.redact import Redactor
 from grprof.server.runtime import Runtime, TargetRuntime
-from grprof.serving.judge import judge_window
+from grprof.serving.judge import Judgement, judge_window
 from grprof.serving.window import Window
 from grprof.sources import DEFAULT_MAX_SIZE
 from grprof.store import ScrapeRecord, Store
@@ -73,6 +71,17 @@ def scrape_record(result: ScrapeResult) -> ScrapeRecord:
         result.bytes,
         result.error,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What `Pipeline._process` hands back to the event loop."""
+
+    result: ScrapeResult
+    """The scrape, a `parse_error` when its body did not parse."""
+    snap: Snapshot | None = None
+    judged: Judgement | None = None
+    sid: int | None = None
 
 
 class Pipeline:
@@ -148,43 +157,58 @@ class Pipeline:
         if result.kind == "memstats":
             self.observe_stats(rt, result)
             return None
+        window = self.windows.setdefault(result.target, Window.empty())
+        opts = await self._options(result.target, rt, window) if result.status == "ok" else None
+        # Parse, window, detection and store in one worker-thread hop: each hop back to the
+        # event loop is a wake-up through its self-pipe, and at 1,000 targets the scrape's
+        # four hops were some 8 % of the daemon's busy samples.
+        done = await asyncio.to_thread(self._process, result, window, opts)
+        result = done.result
+        rt.observe(result.kind, result.status, result.started, result.error)
+        if result.kind == "goroutineleak" and result.status in ("ok", "not_found"):
+            rt.leak_profile = result.status == "ok"
+        if done.snap is None or done.judged is None:
+            return None
+        if result.kind != "goroutineleak":
+            rt.goroutines = done.snap.total
+            if self.scraper is not None:
+                self.scraper.note_goroutines(result.target, done.snap.total)
+                rt.scrape_lag = self.scraper.lag(result.target)
+        self._judged(result.target, rt, window, done.judged)
+        return done.sid
+
+    def _process(self, result: ScrapeResult, window: Window, opts: Options | None) -> _Done:
+        """A scrape's work off the event loop: parse (a body that does not parse is a
+        `parse_error` scrape), redact, add to the window, judge, and store the scrape, its
+        snapshot and the findings in one transaction. A target's scrapes come one after the
+        other, so nothing else touches its window meanwhile."""
+        store = self.store_or_fail()
         snap = None
         if result.status == "ok":
             try:
-                snap = await asyncio.to_thread(parse_payload, result)
+                snap = parse_payload(result)
                 if self.redactor is not None:
                     self.redactor.apply(snap)
             except GrprofError as e:
                 result = replace(result, status="parse_error", error=str(e))
-        rt.observe(result.kind, result.status, result.started, result.error)
-        if result.kind == "goroutineleak" and result.status == "not_found":
-            rt.leak_profile = False
         rec = scrape_record(result)
-        store = self.store_or_fail()
-        if snap is None:
-            await asyncio.to_thread(store.record_scrape, rec)
-            return None
-        if result.kind == "goroutineleak":
-            rt.leak_profile = True
-        else:
-            rt.goroutines = snap.total
-            if self.scraper is not None:
-                self.scraper.note_goroutines(result.target, snap.total)
-                rt.scrape_lag = self.scraper.lag(result.target)
+        if snap is None or opts is None:
+            store.record_scrape(rec)
+            return _Done(result)
         # Raw bytes for the rarer, richer profiles (leak profiles, debug=2 captures asked for or
         # taken for a new suspect): what a person wants to download later; retention keeps them
         # within `retention.raw_budget`.
         keep = result.kind == "goroutineleak" or (result.kind == "debug=2" and result.reason in RAW_KEPT_FOR)
         if self.redactor is not None and result.kind != "debug=2":
             keep = False  # a leak profile's text carries the raw labels; debug=2 text has none
-        raw = result.body if keep else None
-        window = self.windows.setdefault(result.target, Window.empty())
         # Into the window first: it swaps the snapshot's stacks for the copies earlier snapshots
         # share, before anything (the store) aggregates and memoizes groups on them.
         window.add(snap)
-        sid = await asyncio.to_thread(store.add_scrape, rec, snap, raw)  # one transaction
-        await self.detect(result.target, rt, window)
-        return sid
+        latest = window.snapshots[-1] if window.snapshots else None
+        # serving.judge: the one way to judge a window (`watch` too); no `inconclusive` findings.
+        j = judge_window(window.all(), latest, opts)
+        sid = store.add_scrape(rec, snap, result.body if keep else None, j.detection.findings)
+        return _Done(result, snap, j, sid)
 
     def observe_stats(self, rt: TargetRuntime, result: ScrapeResult) -> None:
         """A memstats scrape: the stack figures the next detection runs cost findings with. It
@@ -202,23 +226,20 @@ class Pipeline:
         except GrprofError as e:
             log.warning("target %s: %s", result.target, e)
 
-    async def detect(self, name: str, rt: TargetRuntime, window: Window) -> None:
-        opts = Options(
+    async def _options(self, name: str, rt: TargetRuntime, window: Window) -> Options:
+        return Options(
             rules=self.rules,
             sla_state=await self._sla(name, window),
             owners=self.owners,
             memory_limit=self.memory_limit,
             runtime_stats=rt.runtime_stats,
         )
-        latest = window.snapshots[-1] if window.snapshots else None
-        # serving.judge: the one way to judge a window (`watch` too); no `inconclusive` findings.
-        j = await asyncio.to_thread(judge_window, window.all(), latest, opts)
+
+    def _judged(self, name: str, rt: TargetRuntime, window: Window, j: Judgement) -> None:
+        """What the API and /metrics show of a target after its window was judged."""
         d = j.detection
-        now = dt.datetime.now(dt.UTC)
-        sync = functools.partial(self.store_or_fail().sync_findings, report=False)
-        await asyncio.to_thread(sync, name, d.findings, now)
         rt.findings = d.findings
-        if latest is not None:
+        if window.snapshots:  # else a leak profile alone: the latest snapshot's figures stay
             rt.top_groups, rt.blocked = j.top_groups, j.blocked
         rt.growth_per_minute = j.growth_per_minute
         if self.scraper is not None:

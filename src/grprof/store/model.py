@@ -173,10 +173,15 @@ class Store(Protocol):
         """Store a snapshot's groups (compressed) and, optionally, its raw profile bytes."""
 
     def add_scrape(
-        self, rec: ScrapeRecord, snap: Snapshot | None = None, raw: bytes | None = None
+        self,
+        rec: ScrapeRecord,
+        snap: Snapshot | None = None,
+        raw: bytes | None = None,
+        findings: Sequence[Finding] | None = None,
     ) -> int | None:
-        """`record_scrape` and, when the scrape gave one, `add_snapshot` in one transaction (a
-        daemon does this for every scrape); returns the snapshot's id."""
+        """`record_scrape`, when the scrape gave one `add_snapshot`, and with `findings` the
+        detection run over it (`sync_findings` at the scrape's start, `report=False`), in one
+        transaction (a daemon does this for every scrape); returns the snapshot's id."""
 
     def snapshots(
         self, target: str, *, limit: int = 100, before: dt.datetime | None = None

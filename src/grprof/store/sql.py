@@ -166,12 +166,18 @@ class SQLStore:
             _insert_scrape(conn, target_id(conn, rec.target, self._target_ids), rec)
 
     def add_scrape(
-        self, rec: ScrapeRecord, snap: Snapshot | None = None, raw: bytes | None = None
+        self,
+        rec: ScrapeRecord,
+        snap: Snapshot | None = None,
+        raw: bytes | None = None,
+        findings: Sequence[Finding] | None = None,
     ) -> int | None:
         staged = _stage_snapshot(snap) if snap is not None else None
         with self._write() as conn:
             tid = target_id(conn, rec.target, self._target_ids)
             _insert_scrape(conn, tid, rec)
+            if findings is not None:
+                _sync_findings(conn, tid, findings, ts(rec.started))
             if snap is None or staged is None:
                 return None
             return _insert_snapshot(conn, tid, snap, staged, raw, self._builds)
@@ -306,18 +312,9 @@ class SQLStore:
     def sync_findings(
         self, target: str, findings: Sequence[Finding], now: dt.datetime, *, report: bool = True
     ) -> list[StoredFinding]:
-        seen: dict[str, Finding] = {}
-        for f in findings:
-            seen.setdefault(f.id, f)  # the first of duplicate ids wins
-        t = ts(now)
         with self._write() as conn:
             tid = target_id(conn, target, self._target_ids)
-            rows = _finding_rows(conn, tid, list(seen))
-            for fid, f in seen.items():
-                _record_finding(conn, tid, rows.get(fid), f, t)
-            gone = [fid for fid, r in rows.items() if fid not in seen and r["state"] != "resolved"]
-            for part in chunks([rows[fid]["id"] for fid in gone]):
-                conn.execute(sa.update(F).where(F.c.id.in_(part)).values(state="resolved", resolved_at=t))
+            seen, gone = _sync_findings(conn, tid, findings, ts(now))
             if not report:
                 return []
             touched = [*seen, *gone]
@@ -595,6 +592,23 @@ def _label_hits(
 
 def _findings_query() -> sa.Select[Any]:
     return sa.select(F, T.c.name.label("target")).join(T, T.c.id == F.c.target_id)
+
+
+def _sync_findings(
+    conn: sa.Connection, tid: int, findings: Sequence[Finding], t: float
+) -> tuple[list[str], list[str]]:
+    """`sync_findings` inside a transaction: the finding ids seen (first of duplicates wins)
+    and those resolved now."""
+    seen: dict[str, Finding] = {}
+    for f in findings:
+        seen.setdefault(f.id, f)
+    rows = _finding_rows(conn, tid, list(seen))
+    for fid, f in seen.items():
+        _record_finding(conn, tid, rows.get(fid), f, t)
+    gone = [fid for fid, r in rows.items() if fid not in seen and r["state"] != "resolved"]
+    for part in chunks([rows[fid]["id"] for fid in gone]):
+        conn.execute(sa.update(F).where(F.c.id.in_(part)).values(state="resolved", resolved_at=t))
+    return list(seen), gone
 
 
 def _finding_rows(conn: sa.Connection, tid: int, ids: Sequence[str]) -> dict[str, sa.RowMapping]:
