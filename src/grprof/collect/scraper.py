@@ -194,6 +194,7 @@ class _Progress:
 # Bigger bodies still gunzip off the event loop.
 INLINE_GUNZIP = 32 * 1024
 
+
 class Scraper:
     """Scrapes targets on a schedule and hands every scheduled result (the goroutine
     profile and the goroutineleak profile, ok or not) to `on_result`."""
