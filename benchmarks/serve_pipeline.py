@@ -197,7 +197,7 @@ def main() -> None:
     )
     print(f"at 1,000 targets every 15 s: {total * 1000 / 15 / 1000:.2f} of one core, before HTTP and asyncio")
     if args.memory:
-        memory_report(windows, store)
+        memory_report(windows)
     if prof:
         # PROFILE_SORT (cumulative), PROFILE_TOP (30); PROFILE_CALLERS=REGEX: who calls what matches;
         # PROFILE_OUT=FILE: the stats, for pstats
@@ -209,7 +209,7 @@ def main() -> None:
             stats.print_callers(os.environ["PROFILE_CALLERS"])
 
 
-def memory_report(windows: dict[str, Window], store: object) -> None:
+def memory_report(windows: dict[str, Window]) -> None:
     """What the windows hold: traced bytes before and after dropping them (the difference is
     theirs, with whatever only they kept alive), per retained snapshot, and by allocating line."""
     gc.collect()
@@ -232,7 +232,6 @@ def memory_report(windows: dict[str, Window], store: object) -> None:
     for d in full.compare_to(empty, key)[:top]:  # full - empty, largest first
         tb = " <- ".join(str(f) for f in d.traceback)
         print(f"  {d.size_diff / max(kept, 1) / 1024:8.2f}  {d.count_diff / max(kept, 1):8.1f} objects  {tb}")
-    del store
 
 
 def _rss_mb() -> float:

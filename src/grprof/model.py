@@ -165,10 +165,8 @@ class Snapshot:
         swapped = 0
         for i, g in enumerate(mine):
             e = by_sig.get(g.signature)
-            if e is not None and e is not g and e == g:
+            if e is not None and (e is g or e == g):
                 mine[i] = e
-                swapped += 1
-            elif e is g:
                 swapped += 1
         return swapped == len(mine) == len(theirs)
 

@@ -299,16 +299,15 @@ def carry_over(earlier: Snapshot, later: Snapshot) -> None:
     from the settings or the snapshot's version), so detection reads the same values."""
     same = later.share_groups(earlier)
     ed = snapshot_data(earlier)
-    _points(earlier, ed)  # known already, unless the window is being restored
-    assert ed.points is not None and ed.keyed is not None
+    earlier_points = _points(earlier, ed)  # known already, unless the window is being restored
     ld = snapshot_data(later)
     if same:
-        ld.keyed, ld.points, ld.leaked = ed.keyed, ed.points, ed.leaked
+        ld.keyed, ld.points, ld.leaked = keyed_groups(earlier), earlier_points, ed.leaked
         ld.ids, ld.main_site = ed.ids, ed.main_site
         return
     points = _points(later, ld)
     for key, p in points.items():
-        q = ed.points.get(key)
+        q = earlier_points.get(key)
         if q is not None and len(q.groups) == len(p.groups) and all(map(operator.is_, q.groups, p.groups)):
             points[key] = q
 
