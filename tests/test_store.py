@@ -274,6 +274,22 @@ def test_blob_is_the_documented_document_with_frames_written_once_per_stack() ->
         assert again == first, path
 
 
+def test_recent_texts_forget_keys_not_written_lately() -> None:
+    """A target that went away must not keep its last snapshot's groups alive."""
+    from grprof.store import codec
+
+    snap = grprof.load(ZOO / "0-warm-up.goroutine.debug1.txt")
+    texts = codec.RecentTexts(keep=8)
+    texts.encode("gone", snap, snap.groups())
+    for _ in range(7):
+        texts.encode("live", snap, snap.groups())
+    assert len(texts) == 2  # written within the last 8 calls: kept
+    for _ in range(8):
+        texts.encode("live", snap, snap.groups())
+    assert len(texts) == 1
+    assert texts.encode("live", snap, snap.groups()) == codec.encode(snap, snap.groups())
+
+
 def test_snapshot_time_falls_back_to_now(store: SQLStore) -> None:
     snap = grprof.load(ZOO.joinpath("0-warm-up.goroutine.debug1.txt").read_bytes())  # bytes: no mtime
     assert snap.time is None and snap.mtime is None
@@ -733,6 +749,42 @@ def test_add_scrape_records_the_scrape_and_its_snapshot_together(store: SQLStore
     assert (a.up, a.last_scrape, a.last_error) == (False, t2, "timed out after 5s")
     assert scalar(store, "SELECT count(*) FROM scrapes") == 2
     assert len(store.snapshots("a")) == 1
+
+
+def test_a_daemons_scrapes_store_what_a_fresh_encoding_stores(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`add_scrape` reuses the JSON of groups a window carried over from the target's previous
+    snapshot (`codec.encode`): what it stores is what encoding each snapshot alone stores,
+    when groups are shared, when one changed, across formats and across targets."""
+    from grprof.serving.window import Window
+    from grprof.store import codec
+
+    encoded: list[str] = []
+    head = codec._group_head
+    monkeypatch.setattr(codec, "_group_head", lambda g: encoded.append(g.signature) or head(g))
+    phases = ["0-warm-up", "0-warm-up", "1-leak-1", "1-leak-1", "0-warm-up"]
+    windows = {"a": Window.empty(), "b": Window.empty()}
+    i = 0
+    for n, phase in enumerate(phases):
+        for fmt, kind in (("debug0.pb.gz", "debug=0"), ("debug2.txt", "debug=2")):
+            for name, w in windows.items():
+                t = T0 + dt.timedelta(seconds=15 * i)
+                i += 1
+                snap = load_at(ZOO / f"{phase}.goroutine.{fmt}", t)
+                w.add(snap)  # shares the unchanged groups of the previous same-format snapshot
+                encoded.clear()
+                sid = store.add_scrape(ScrapeRecord(name, kind, t, 0.01, "ok", 10), snap)
+                assert sid is not None
+                # a repeated phase is all shared groups: nothing encoded again; a new one is
+                changed = n == 0 or phases[n - 1] != phase
+                assert bool(encoded) == changed, (phase, fmt, name)
+                _, stored = store.snapshot(sid) or (None, [])
+                fresh = codec.decode(codec.encode(snap, snap.groups()))["groups"]
+                assert [stored_summary(g) for g in stored] == [
+                    stored_summary(codec.stored_group(g)) for g in fresh
+                ], (phase, fmt, name)
+    assert len(store._texts) == 4  # one snapshot's texts per target and format
 
 
 def test_sync_findings_without_report_records_the_same(store: SQLStore, zoo_findings: list[Finding]) -> None:

@@ -48,13 +48,27 @@ def database_url(url_or_path: str) -> sa.URL:
     raise StoreError(f"{url_or_path}: unsupported database (a file path, sqlite:///PATH or postgresql://...)")
 
 
-def make_engine(url: sa.URL) -> sa.Engine:
+def make_engine(url: sa.URL, **pool: Any) -> sa.Engine:
     if url.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **pool)
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def writer(engine: sa.Engine) -> sa.Engine:
+    """The engine a store writes through. SQLite: its own, of one connection, which writers of
+    this process take in turn (waiting up to the busy timeout); PostgreSQL: `engine`.
+
+    Why: a SQLite connection drops its whole page cache when it starts a transaction after
+    another connection wrote. With the pool's connections taking turns at writing, as a
+    daemon's worker threads do, every write began cold: the b-tree pages of each table and
+    index it touched read again from the file (`pread`) at every scrape. One writing
+    connection keeps them; SQLite lets one writer at a time in any case."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return make_engine(engine.url, pool_size=1, max_overflow=0, pool_timeout=BUSY_TIMEOUT_MS / 1000)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

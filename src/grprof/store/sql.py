@@ -25,7 +25,7 @@ from grprof.collect.model import Target
 from grprof.detect.model import Finding
 from grprof.model import Snapshot
 from grprof.store import codec
-from grprof.store.engine import StoreError, connect, transaction
+from grprof.store.engine import StoreError, connect, transaction, writer
 from grprof.store.events import DEPLOY, build_identity, deploy_text, known_identity
 from grprof.store.model import (
     FindingState,
@@ -121,11 +121,15 @@ class SQLStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._writer = writer(engine)
         self._target_ids: dict[str, int] = {}
         self._builds: dict[int, Mapping[str, Any] | None] = {}
         """Each target's latest stored build identity (`grprof.store.events`), read from the
         database once per target, kept here after: a target has one writer (its shard's
         replica), and reading it back would walk the previous snapshot's blob on SQLite."""
+        self._texts = codec.RecentTexts()
+        """The group texts of each target's snapshot `add_scrape` stored last, per format and
+        profile: a daemon's unchanged groups are encoded once."""
 
     @classmethod
     def open(cls, url_or_path: str) -> SQLStore:
@@ -138,13 +142,14 @@ class SQLStore:
         return self.engine.dialect.name
 
     def close(self) -> None:
+        self._writer.dispose()
         self.engine.dispose()
 
     def _read(self) -> AbstractContextManager[sa.Connection]:
         return transaction(self.engine, write=False)
 
     def _write(self) -> AbstractContextManager[sa.Connection]:
-        return transaction(self.engine, write=True)
+        return transaction(self._writer, write=True)
 
     # -- targets and scrapes -----------------------------------------------------------
 
@@ -172,7 +177,7 @@ class SQLStore:
         raw: bytes | None = None,
         findings: Sequence[Finding] | None = None,
     ) -> int | None:
-        staged = _stage_snapshot(snap) if snap is not None else None
+        staged = _stage_snapshot(snap, self._texts, rec.target) if snap is not None else None
         with self._write() as conn:
             tid = target_id(conn, rec.target, self._target_ids)
             _insert_scrape(conn, tid, rec)
@@ -381,7 +386,7 @@ class SQLStore:
     def _release_free_pages(self) -> None:
         """Shrink the SQLite file by the pages retention freed. `incremental_vacuum` frees one
         page per step and the driver's `execute` steps once; `executescript` runs it out."""
-        conn = self.engine.raw_connection()
+        conn = self._writer.raw_connection()
         try:
             conn.driver_connection.executescript("PRAGMA incremental_vacuum;")  # type: ignore[union-attr]
         finally:
@@ -424,10 +429,16 @@ class _Staged:
     labels: list[tuple[str, str, str, int]]
 
 
-def _stage_snapshot(snap: Snapshot) -> _Staged:
+def _stage_snapshot(snap: Snapshot, texts: codec.RecentTexts | None = None, target: str = "") -> _Staged:
+    """The rows of `snap`; with `texts`, encoded reusing the texts of the target's previous
+    snapshot of the same format and profile (`codec.RecentTexts`)."""
     groups = snap.groups()
     when = ts(snap.time or snap.mtime or dt.datetime.now(dt.UTC))
-    return _Staged(len(groups), codec.encode(snap, groups), when, list(codec.label_rows(groups)))
+    if texts is None:
+        blob = codec.encode(snap, groups)
+    else:
+        blob = texts.encode((target, snap.format, snap.profile), snap, groups)
+    return _Staged(len(groups), blob, when, list(codec.label_rows(groups)))
 
 
 def _insert_snapshot(
@@ -614,7 +625,8 @@ def _sync_findings(
 def _finding_rows(conn: sa.Connection, tid: int, ids: Sequence[str]) -> dict[str, sa.RowMapping]:
     """The target's open findings and any row (resolved too) of the ids seen now."""
     rows = {r["finding_id"]: r for r in conn.execute(_OPEN_FINDINGS, {"tid_": tid}).mappings()}
-    for part in chunks(ids):
+    # An open row is the id's only row (unique per target): ask only for the others.
+    for part in chunks([i for i in ids if i not in rows]):
         found = conn.execute(_FINDINGS_BY_ID, {"tid_": tid, "ids_": list(part)}).mappings()
         rows.update({r["finding_id"]: r for r in found})
     return rows
