@@ -47,13 +47,30 @@ class Judged:
 
 def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
     """Every change of `a` is r times the matching change of `b`, for one r; both changed."""
-    if len(a) != len(b) or len(a) < MIN_POINTS:
+    sa, sb = _shape(a), _shape(b)
+    return sa is not None and sb is not None and _lockstep(sa, sb)
+
+
+_Shape = tuple[Sequence[int], int, int, int]
+"""Counts, their minimum, last rise and span over the minimum: read once per finding, not once
+per pair of findings."""
+
+
+def _shape(counts: Sequence[int]) -> _Shape | None:
+    """None for counts that cannot move in lockstep: too few points, or flat (flat groups
+    would all move "together")."""
+    if len(counts) < MIN_POINTS:
+        return None
+    base = min(counts)
+    span = max(counts) - base
+    return None if span == 0 else (counts, base, counts[-1] - base, span)
+
+
+def _lockstep(sa: _Shape, sb: _Shape) -> bool:
+    a, base_a, rise_a, span_a = sa
+    b, base_b, rise_b, span_b = sb
+    if len(a) != len(b):
         return False
-    base_a, base_b = min(a), min(b)
-    rise_a, rise_b = a[-1] - base_a, b[-1] - base_b
-    span_a, span_b = max(a) - base_a, max(b) - base_b
-    if span_a == 0 or span_b == 0:
-        return False  # flat groups would all move "together"
     r = (rise_a / rise_b) if rise_b else span_a / span_b
     if r <= 0:
         return False
@@ -107,8 +124,9 @@ def merge_units(judged: Sequence[Judged]) -> list[Finding]:
             i = parent[i]
         return i
 
-    for i, k in itertools.combinations(range(len(head)), 2):
-        if root(i) == root(k) or not lockstep(head[i].finding.counts, head[k].finding.counts):
+    moving = [(i, sh) for i, j in enumerate(head) if (sh := _shape(j.finding.counts)) is not None]
+    for (i, si), (k, sk) in itertools.combinations(moving, 2):
+        if root(i) == root(k) or not _lockstep(si, sk):
             continue
         if tied(head[i], head[k]) is not None:
             parent[root(k)] = root(i)
