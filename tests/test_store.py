@@ -287,7 +287,13 @@ def test_recent_texts_forget_keys_not_written_lately() -> None:
     for _ in range(8):
         texts.encode("live", snap, snap.groups())
     assert len(texts) == 1
-    assert texts.encode("live", snap, snap.groups()) == codec.encode(snap, snap.groups())
+    blob = texts.encode("live", snap, snap.groups())
+    assert blob == codec.encode(snap, snap.groups())
+    # the same groups and snapshot fields again: the last blob itself, not a new one
+    assert texts.encode("live", snap, snap.groups()) is blob
+    snap.source = "elsewhere"
+    again = texts.encode("live", snap, snap.groups())
+    assert again is not blob and again == codec.encode(snap, snap.groups())
 
 
 def test_snapshot_time_falls_back_to_now(store: SQLStore) -> None:

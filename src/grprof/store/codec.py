@@ -16,6 +16,7 @@ import json
 import threading
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from grprof.detect.series import track_id, track_key
@@ -105,11 +106,31 @@ def encode(
     once per process, see `_frames_json`); level 3 compresses about 3.5x faster than 6 for
     blobs about 14 % larger. A group found in `last` by identity is not encoded again (a
     group does not change once made); each group's text goes into `made` (`RecentTexts`)."""
-    head = _json(
+    return _encode(_head(snap), groups, last, made)
+
+
+def _head(snap: Snapshot) -> str:
+    return _json(
         {"v": VERSION, "source": snap.source, "go_version": snap.go_version, "prologue": snap.prologue}
     )
+
+
+def _encode(head: str, groups: Sequence[Group], last: GroupTexts | None, made: GroupTexts | None) -> bytes:
     text = f'{head[:-1]},"groups":[{",".join([_group_json(g, last, made) for g in groups])}]}}'
     return zlib.compress(text.encode(), 3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Last:
+    """What `RecentTexts` keeps of a key's last snapshot."""
+
+    at: int
+    """The call that wrote it."""
+    texts: GroupTexts
+    groups: tuple[int, ...]
+    """Its groups' ids, in order: `texts` holds the groups, so equal ids are the same groups."""
+    head: str
+    blob: bytes
 
 
 class RecentTexts:
@@ -118,14 +139,16 @@ class RecentTexts:
 
     A window hands each new snapshot the earlier one's `Group` objects where nothing changed
     (`Snapshot.share_groups`), so a steady service's groups are encoded once, not at every
-    scrape. Only the last snapshot's texts are kept per key, and its groups are ones the
-    window holds anyway; a key not written in the last `keep` calls (a target gone, or
-    scraped far more rarely than the rest) is dropped, so that its groups do not stay alive
-    here. Thread-safe: a daemon stores from several worker threads."""
+    scrape; when every group and the snapshot's own fields are the last snapshot's, its blob
+    is the last blob (nothing joined or compressed again). Only the last snapshot is kept per
+    key, and its groups are ones the window holds anyway; a key not written in the last
+    `keep` calls (a target gone, or scraped far more rarely than the rest) is dropped, so that
+    its groups do not stay alive here. Thread-safe: a daemon stores from several worker
+    threads."""
 
     def __init__(self, keep: int = 16_384) -> None:
         self._keep = keep
-        self._by_key: dict[Hashable, tuple[int, GroupTexts]] = {}
+        self._by_key: dict[Hashable, _Last] = {}
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -133,15 +156,20 @@ class RecentTexts:
         return len(self._by_key)
 
     def encode(self, key: Hashable, snap: Snapshot, groups: Sequence[Group]) -> bytes:
-        entry = self._by_key.get(key)
-        made: GroupTexts = {}
-        blob = encode(snap, groups, entry[1] if entry is not None else None, made)
+        last = self._by_key.get(key)
+        head = _head(snap)
+        ids = tuple(map(id, groups))
+        if last is not None and last.groups == ids and last.head == head:
+            texts, blob = last.texts, last.blob
+        else:
+            texts = {}
+            blob = _encode(head, groups, last.texts if last is not None else None, texts)
         with self._lock:
             self._calls += 1
-            self._by_key[key] = (self._calls, made)
+            self._by_key[key] = _Last(self._calls, texts, ids, head, blob)
             if self._calls % (self._keep // 4 or 1) == 0:
                 old = self._calls - self._keep
-                for k in [k for k, (at, _) in self._by_key.items() if at <= old]:
+                for k in [k for k, e in self._by_key.items() if e.at <= old]:
                     del self._by_key[k]
         return blob
 
