@@ -301,6 +301,21 @@ def test_label_sanitising() -> None:
     assert static_labels({"a.b": "1", "a_b": "2", "a-b": "3"}) == {"a_b": "3", "a_b_2": "1", "a_b_3": "2"}
 
 
+def test_exposition_is_prometheus_clients_text() -> None:
+    """`exposition` writes each label pair once per call; what it writes is byte for byte what
+    prometheus_client's `generate_latest` writes of the same registry, escapes included."""
+    from grprof.server.metrics import exposition
+
+    rt, _, _ = zoo_runtime()
+    odd = {"path": 'C:\\go\\"x"\nnext', "unicode": "héllo ✓", "empty": ""}
+    rt.targets["odd"] = TargetRuntime(Target("odd", "http://127.0.0.1:3", odd), up=False, goroutines=3)
+    rt.observe_scrape(ScrapeResult("odd", "debug=2", T0, 1e-7, "ok"))
+    rt.observe_scrape(ScrapeResult("odd", "debug=2", T0, 12345678.9, "ok"))
+    text = exposition(rt.metrics.registry)
+    assert text == prometheus_client.generate_latest(rt.metrics.registry)
+    assert b'path="C:\\\\go\\\\\\"x\\"\\nnext"' in text
+
+
 def test_promtool_accepts_the_exposition(scenario: Any, tmp_path: Path) -> None:
     if ensure_prometheus() is None:
         pytest.skip("promtool not installed and not root: cannot apt-get install prometheus")

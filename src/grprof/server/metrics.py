@@ -12,12 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, cast
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from grprof import __version__, schema
 from grprof.collect.model import ScrapeResult, Target
@@ -372,8 +375,70 @@ def federated(families: Sequence[Metric], view: FederationView) -> list[Metric]:
 
 
 def exposition(registry: CollectorRegistry) -> bytes:
-    """The text format (0.0.4) of everything in `registry`."""
-    return generate_latest(registry)
+    """The text format (0.0.4) of everything in `registry`, byte for byte what
+    prometheus_client's `generate_latest` writes, at about a quarter of its cost here.
+
+    Why not `generate_latest`: it escapes and joins every label of every sample anew, and
+    1,000 targets are some 80,000 samples whose labels are mostly the same few hundred
+    (name, value) pairs, their target's; it took 0.65 s of CPU per scrape of `/metrics`
+    (performance.md). Here each pair, name and value is written once per exposition."""
+    out: list[str] = []
+    pairs: dict[tuple[str, str], str] = {}
+    names: dict[str, str] = {}
+    values: dict[float, str] = {}
+
+    def name_of(n: str) -> str:
+        e = names.get(n)
+        if e is None:
+            e = names[n] = escape_metric_name(n)
+        return e
+
+    def line(sample: Sample) -> str:
+        labels = ""
+        if sample.labels:
+            parts = []
+            for kv in sorted(sample.labels.items()):
+                text = pairs.get(kv)
+                if text is None:
+                    k, v = kv
+                    text = pairs[kv] = f'{escape_label_name(k)}="{_escape_value(v)}"'
+                parts.append(text)
+            labels = "{" + ",".join(parts) + "}"
+        x = sample.value
+        value = values.get(x)
+        if value is None:
+            value = values[x] = _go_float(x)
+        stamp = f" {int(float(sample.timestamp) * 1000):d}" if sample.timestamp is not None else ""
+        return f"{name_of(sample.name)}{labels} {value}{stamp}\n"
+
+    for metric in registry.collect():
+        mname, mtype = metric.name, _TYPES.get(metric.type, metric.type)
+        mname += _NAME_SUFFIXES.get(metric.type, "")
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name_of(mname)} {doc}\n# TYPE {name_of(mname)} {mtype}\n")
+        # OpenMetrics-only samples go into gauges of their own after the family (as there).
+        special = {metric.name + suffix: suffix for suffix in ("_created", "_gsum", "_gcount")}
+        om: dict[str, list[str]] = {}
+        for sample in metric.samples:
+            suffix = special.get(sample.name)
+            if suffix is None:
+                out.append(line(sample))
+            else:
+                om.setdefault(suffix, []).append(line(sample))
+        for suffix, lines in sorted(om.items()):
+            n = name_of(metric.name + suffix)
+            out.append(f"# HELP {n} {doc}\n# TYPE {n} gauge\n")
+            out.extend(lines)
+    return "".join(out).encode("utf-8")
+
+
+_go_float = cast(Callable[[float], str], floatToGoString)  # untyped there
+_TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
+_NAME_SUFFIXES = {"counter": "_total", "info": "_info"}
+
+
+def _escape_value(v: str) -> str:
+    return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 __all__ = [
