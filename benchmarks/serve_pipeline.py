@@ -139,11 +139,10 @@ def main() -> None:
         )
         policy.findings(states[name], j.detection.findings)
         e = time.thread_time()
-        if dump is not None:  # (with --threads, a round's lines in the order its scrapes ended)
-            text = json.dumps([f.to_json() for f in j.detection.findings], sort_keys=True)
-            with counting:
-                dump.write(f"{r} {name} {hashlib.sha256(text.encode()).hexdigest()}\n")
+        text = json.dumps([f.to_json() for f in j.detection.findings], sort_keys=True) if dump else ""
         with counting:
+            if dump is not None:  # (with --threads, a round's lines in the order its scrapes ended)
+                dump.write(f"{r} {name} {hashlib.sha256(text.encode()).hexdigest()}\n")
             size["bytes"] += len(body)
             size["findings"] += len(j.detection.findings)
             size[kind] += 1

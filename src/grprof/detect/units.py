@@ -45,12 +45,6 @@ class Judged:
     the latest snapshot: a daemon scrapes debug=1 between its debug=2 captures."""
 
 
-def lockstep(a: Sequence[int], b: Sequence[int]) -> bool:
-    """Every change of `a` is r times the matching change of `b`, for one r; both changed."""
-    sa, sb = _shape(a), _shape(b)
-    return sa is not None and sb is not None and _lockstep(sa, sb)
-
-
 _Shape = tuple[Sequence[int], int, int, int]
 """Counts, their minimum, last rise and span over the minimum: read once per finding, not once
 per pair of findings."""
@@ -67,6 +61,8 @@ def _shape(counts: Sequence[int]) -> _Shape | None:
 
 
 def _lockstep(sa: _Shape, sb: _Shape) -> bool:
+    """Every change of the one's counts is r times the matching change of the other's, for one
+    r; both changed (`_shape` is None for counts that did not)."""
     a, base_a, rise_a, span_a = sa
     b, base_b, rise_b, span_b = sb
     if len(a) != len(b):

@@ -156,8 +156,8 @@ _LE = [*(_go_float(b) for b in SCRAPE_BUCKETS), "+Inf"]
 
 @dataclass(slots=True)
 class _Durations:
-    """One (target, kind)'s histogram: goroutines per bucket (not cumulative; the last one
-    above every bound) and the sum of the durations."""
+    """One (target, kind)'s histogram: scrapes per bucket (not cumulative; the last one above
+    every bound) and the sum of their durations."""
 
     counts: list[int]
     total: float = 0.0
