@@ -17,6 +17,11 @@ are at most one per `debug2_extra_gap` (30 s: every other scrape at 15 s, i.e. `
 
     .venv/bin/python benchmarks/serve_pipeline.py --targets 100 --rounds 45 [--debug2-every 4] [--profile]
 
+The scrapes are stored as the daemon stores them: queued (`add_scrape(..., wait=False)`) and
+committed in batches by the store's writer thread (grprof.store.commits), whose CPU time is the
+"store (writer thread)" phase; `--wait` stores each scrape in a transaction of its own, as
+before 2026-12-07 (a tree without the `wait` parameter always does).
+
 `--threads N` runs each round's scrapes on N worker threads, as the daemon's `asyncio.to_thread`
 does (its default executor: 6 threads on 2 CPUs): the store then sees transactions from several
 threads at once, and each phase is timed on its thread's own CPU clock.
@@ -30,6 +35,7 @@ import cProfile
 import datetime as dt
 import gc
 import hashlib
+import inspect
 import json
 import os
 import pstats
@@ -79,6 +85,7 @@ def main() -> None:
         default=0,
         help="worker threads per round (0: the scrapes one after the other, in the main thread)",
     )
+    ap.add_argument("--wait", action="store_true", help="each scrape stored in its own transaction")
     ap.add_argument(
         "--memory",
         action="store_true",
@@ -106,6 +113,9 @@ def main() -> None:
     names = [f"t{i}" for i in range(args.targets)]
     store.upsert_targets([Target(n, f"http://127.0.0.1:{10000 + i}", {}) for i, n in enumerate(names)], None)
     opts = Options(rules=load_rules())
+    queued = (
+        {} if args.wait or "wait" not in inspect.signature(store.add_scrape).parameters else {"wait": False}
+    )
     windows: dict[str, Window] = {}
     states = {n: CaptureState(offset=offset_for(n)) for n in names}
     parts: collections.Counter[str] = collections.Counter()
@@ -135,7 +145,11 @@ def main() -> None:
         phase[0] = "store"
         # as grprof serve: the scrape, its snapshot and the findings in one transaction
         store.add_scrape(
-            ScrapeRecord(name, kind, started, 0.01, "ok", len(body)), snap, None, j.detection.findings
+            ScrapeRecord(name, kind, started, 0.01, "ok", len(body)),
+            snap,
+            None,
+            j.detection.findings,
+            **queued,
         )
         policy.findings(states[name], j.detection.findings)
         e = time.thread_time()
@@ -170,11 +184,20 @@ def main() -> None:
     prof = cProfile.Profile() if args.profile else None
     pool = ThreadPoolExecutor(args.threads) if args.threads > 0 else None
     mark = 0.0
+    writer_clock: list[int] = []
+    writer_mark = 0.0
     for r in range(args.rounds):
         if r == args.rounds - MEASURED:
+            store.snapshots(names[0], limit=1)  # a read: what earlier rounds queued is committed
             parts.clear()
             size.clear()
             per_kind.clear()
+            writer_clock = [
+                time.pthread_getcpuclockid(t.ident)
+                for t in threading.enumerate()
+                if t.name == "grprof-store-writer" and t.ident is not None
+            ]
+            writer_mark = sum(time.clock_gettime(c) for c in writer_clock)
             mark = time.process_time()
             measuring[0] = True
             if prof:
@@ -184,6 +207,9 @@ def main() -> None:
                 scrape(i, r)
         else:
             list(pool.map(scrape, range(len(names)), [r] * len(names)))
+    store.snapshots(names[0], limit=1)  # the last batch committed, inside the measured time
+    if writer_clock:
+        parts["store (writer thread)"] = sum(time.clock_gettime(c) for c in writer_clock) - writer_mark
     measuring[0] = False
     if prof:
         prof.disable()

@@ -147,9 +147,10 @@ class Pipeline:
 
     # -- one scrape ------------------------------------------------------------------------
 
-    async def on_result(self, result: ScrapeResult) -> int | None:
-        """Parse, store and judge one scrape; the stored snapshot's id (None when the scrape
-        gave none)."""
+    async def on_result(self, result: ScrapeResult, *, wait: bool = False) -> int | None:
+        """Parse, store and judge one scrape. With `wait`, return once it is stored, with the
+        stored snapshot's id (None when the scrape gave none); without, the write is queued
+        for the store's next batch (`grprof.store.commits`) and None returned."""
         self.runtime.observe_scrape(result)
         rt = self.runtime.targets.get(result.target)
         if rt is None:
@@ -162,7 +163,7 @@ class Pipeline:
         # Parse, window, detection and store in one worker-thread hop: each hop back to the
         # event loop is a wake-up through its self-pipe, and at 1,000 targets the scrape's
         # four hops were some 8 % of the daemon's busy samples.
-        done = await asyncio.to_thread(self._process, result, window, opts)
+        done = await asyncio.to_thread(self._process, result, window, opts, wait)
         result = done.result
         rt.observe(result.kind, result.status, result.started, result.error)
         if result.kind == "goroutineleak" and result.status in ("ok", "not_found"):
@@ -177,7 +178,7 @@ class Pipeline:
         self._judged(result.target, rt, window, done.judged)
         return done.sid
 
-    def _process(self, result: ScrapeResult, window: Window, opts: Options | None) -> _Done:
+    def _process(self, result: ScrapeResult, window: Window, opts: Options | None, wait: bool) -> _Done:
         """A scrape's work off the event loop: parse (a body that does not parse is a
         `parse_error` scrape), redact, add to the window, judge, and store the scrape, its
         snapshot and the findings in one transaction. A target's scrapes come one after the
@@ -193,7 +194,7 @@ class Pipeline:
                 result = replace(result, status="parse_error", error=str(e))
         rec = scrape_record(result)
         if snap is None or opts is None:
-            store.record_scrape(rec)
+            store.record_scrape(rec, wait=wait)
             return _Done(result)
         # Raw bytes for the rarer, richer profiles (leak profiles, debug=2 captures asked for or
         # taken for a new suspect): what a person wants to download later; retention keeps them
@@ -207,7 +208,8 @@ class Pipeline:
         latest = window.snapshots[-1] if window.snapshots else None
         # serving.judge: the one way to judge a window (`watch` too); no `inconclusive` findings.
         j = judge_window(window.all(), latest, opts)
-        sid = store.add_scrape(rec, snap, result.body if keep else None, j.detection.findings)
+        raw = result.body if keep else None
+        sid = store.add_scrape(rec, snap, raw, j.detection.findings, wait=wait)
         return _Done(result, snap, j, sid)
 
     def observe_stats(self, rt: TargetRuntime, result: ScrapeResult) -> None:
@@ -262,7 +264,7 @@ class Pipeline:
         if result.status != "ok":
             return {"status": result.status, "error": result.error}
         # Its own id, not the target's newest: a scheduled scrape may store one meanwhile.
-        sid = await self.on_result(result)
+        sid = await self.on_result(result, wait=True)
         return {"status": "ok", "snapshot": sid, "bytes": result.bytes}
 
 

@@ -162,8 +162,9 @@ class Store(Protocol):
         """The targets this replica scrapes now; its earlier targets missing from the list are
         marked removed (a target another replica owns is left alone)."""
 
-    def record_scrape(self, rec: ScrapeRecord) -> None:
-        """Also updates the target's up / last_scrape / last_success / last_error."""
+    def record_scrape(self, rec: ScrapeRecord, *, wait: bool = True) -> None:
+        """Also updates the target's up / last_scrape / last_success / last_error. With
+        `wait=False`, queued for the next batch of writes (as `add_scrape`)."""
 
     def targets(self) -> list[StoredTarget]:
         """Every target of every replica (the federated view)."""
@@ -178,10 +179,18 @@ class Store(Protocol):
         snap: Snapshot | None = None,
         raw: bytes | None = None,
         findings: Sequence[Finding] | None = None,
+        *,
+        wait: bool = True,
     ) -> int | None:
         """`record_scrape`, when the scrape gave one `add_snapshot`, and with `findings` the
         detection run over it (`sync_findings` at the scrape's start, `report=False`), in one
-        transaction (a daemon does this for every scrape); returns the snapshot's id."""
+        transaction (a daemon does this for every scrape); returns the snapshot's id.
+
+        With `wait=False` it returns None at once: the write joins the next batch, committed
+        within a quarter of a second with the other scrapes queued meanwhile
+        (`grprof.store.commits`); an error is logged, not raised. Every other method of the
+        store (reads included) first waits for what is queued, so none sees the store
+        without it."""
 
     def snapshots(
         self, target: str, *, limit: int = 100, before: dt.datetime | None = None

@@ -25,6 +25,7 @@ from grprof.collect.model import Target
 from grprof.detect.model import Finding
 from grprof.model import Snapshot
 from grprof.store import codec
+from grprof.store.commits import GroupCommit
 from grprof.store.engine import StoreError, connect, transaction, writer
 from grprof.store.events import DEPLOY, build_identity, deploy_text, known_identity
 from grprof.store.model import (
@@ -135,6 +136,9 @@ class SQLStore:
         self._texts = codec.RecentTexts()
         """The group texts of each target's snapshot `add_scrape` stored last, per format and
         profile: a daemon's unchanged groups are encoded once."""
+        self._commits = GroupCommit(self._writer, on_rollback=self._forget)
+        """Scrapes are written in batches (`grprof.store.commits`); every other call flushes
+        them first, so it sees (and comes after) every write made before it."""
 
     @classmethod
     def open(cls, url_or_path: str) -> SQLStore:
@@ -147,14 +151,22 @@ class SQLStore:
         return self.engine.dialect.name
 
     def close(self) -> None:
+        self._commits.close()
         self._writer.dispose()
         self.engine.dispose()
 
     def _read(self) -> AbstractContextManager[sa.Connection]:
+        self._commits.flush()
         return transaction(self.engine, write=False)
 
     def _write(self) -> AbstractContextManager[sa.Connection]:
+        self._commits.flush()
         return transaction(self._writer, write=True)
+
+    def _forget(self) -> None:
+        """A batch was rolled back: ids and builds it cached may be of rows that are gone."""
+        self._target_ids.clear()
+        self._builds.clear()
 
     # -- targets and scrapes -----------------------------------------------------------
 
@@ -171,9 +183,8 @@ class SQLStore:
             for part in chunks(gone):
                 conn.execute(sa.update(T).where(T.c.name.in_(part)).values(removed=True))
 
-    def record_scrape(self, rec: ScrapeRecord) -> None:
-        with self._write() as conn:
-            _insert_scrape(conn, target_id(conn, rec.target, self._target_ids), rec)
+    def record_scrape(self, rec: ScrapeRecord, *, wait: bool = True) -> None:
+        self.add_scrape(rec, wait=wait)
 
     def add_scrape(
         self,
@@ -181,9 +192,12 @@ class SQLStore:
         snap: Snapshot | None = None,
         raw: bytes | None = None,
         findings: Sequence[Finding] | None = None,
+        *,
+        wait: bool = True,
     ) -> int | None:
         staged = _stage_snapshot(snap, self._texts, rec.target) if snap is not None else None
-        with self._write() as conn:
+
+        def write(conn: sa.Connection) -> int | None:
             tid = target_id(conn, rec.target, self._target_ids)
             _insert_scrape(conn, tid, rec)
             if findings is not None:
@@ -191,6 +205,12 @@ class SQLStore:
             if snap is None or staged is None:
                 return None
             return _insert_snapshot(conn, tid, snap, staged, raw, self._builds)
+
+        what = f"target {rec.target}: storing a {rec.kind} scrape"
+        if wait:
+            return self._commits.run(write, what)
+        self._commits.submit(write, what)
+        return None
 
     def targets(self) -> list[StoredTarget]:
         latest = (
