@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -468,6 +469,45 @@ def test_a_scrape_its_snapshot_and_its_findings_in_one_transaction(
     store.add_scrape(ScrapeRecord("zoo", "debug=1", t[2], 5.0, "timeout"))
     assert states(store) == {a.id: "ongoing", b.id: "resolved", c.id: "new"}
     assert scalar(store, "SELECT count(*) FROM scrapes") == 3
+
+
+def test_queued_scrapes_of_many_threads_are_stored_and_read_in_order(
+    store: SQLStore, zoo_findings: list[Finding]
+) -> None:
+    """The daemon's writes (`wait=False`, committed in batches by the store's writer thread)
+    from worker threads at once, with reads among them: each read sees every write queued
+    before it; in the end every scrape, snapshot and finding is there, each target's in order."""
+    files = zoo_files()[:3]
+    totals = [grprof.load(p).total for p in files]
+    a, b = zoo_findings[:2]
+    rounds = 12
+    seen_by_reads: list[int] = []
+
+    def scrapes(worker: int) -> None:
+        name = f"w{worker}"
+        for r in range(rounds):
+            when = T0 + dt.timedelta(seconds=15 * r)
+            snap = load_at(files[(worker + r) % len(files)], when)
+            findings = [a, b] if r % 2 == 0 else [a]
+            store.add_scrape(
+                ScrapeRecord(name, "debug=1", when, 0.01, "ok", 10), snap, None, findings, wait=False
+            )
+            if r % 4 == 3:
+                # a read after this thread's own queued writes sees all of them
+                seen_by_reads.append(len(store.snapshots(name)) - (r + 1))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(scrapes, range(4)))
+    assert seen_by_reads and set(seen_by_reads) == {0}
+    for worker in range(4):
+        metas = store.snapshots(f"w{worker}", limit=100)
+        assert [m.time for m in reversed(metas)] == [T0 + dt.timedelta(seconds=15 * r) for r in range(rounds)]
+        assert [m.total for m in reversed(metas)] == [totals[(worker + r) % 3] for r in range(rounds)]
+        got = {f.id: f for f in store.findings(target=f"w{worker}")}
+        last = T0 + dt.timedelta(seconds=15 * (rounds - 1))
+        assert (got[a.id].state, got[a.id].last_seen) == ("ongoing", last)
+        assert got[b.id].state == "resolved"  # seen at even rounds, gone at the last (odd) one
+    assert scalar(store, "SELECT count(*) FROM scrapes") == 4 * rounds
 
 
 def test_findings_filters_and_json(store: SQLStore, zoo_findings: list[Finding]) -> None:
