@@ -9,8 +9,8 @@ that fails is rolled back, `on_rollback` is called (caches of rows the batch mad
 now), and its jobs run again one transaction each: a bad job fails alone, and only it. The
 exception of a job nobody waits for is logged with the job's description. `flush()` returns
 once everything queued before it is committed (or failed); `close()` flushes, then stops the
-thread. A job must not call back into the store's public methods (they flush: it would wait
-for itself).
+thread; a job queued after it is committed at once, in the caller's thread. A job must not
+call back into the store's public methods (they flush: it would wait for itself).
 
 Why: a daemon of 1,000 targets stores some 67 scrapes a second. In a transaction each, every
 scrape pays BEGIN and COMMIT and writes again the pages it shares with the scrapes of the other
@@ -44,6 +44,7 @@ Job = Callable[[sa.Connection], Any]
 INTERVAL = 0.25
 """Seconds between batches when nobody waits: at 67 scrapes a second, batches of ~17."""
 MAX_JOBS = 256
+THREAD = "grprof-store-writer"
 
 
 @dataclass(eq=False)
@@ -109,16 +110,20 @@ class GroupCommit:
 
     def _put(self, q: _Queued) -> None:
         with self._cond:
-            if self._closing:
-                raise RuntimeError(f"{q.what}: the store is closed")
-            self._queue.append(q)
-            self._unfinished += 1
-            if q.done is not None:
-                self._waited += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="grprof-store-writer", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+            closing = self._closing
+            if not closing:
+                self._queue.append(q)
+                self._unfinished += 1
+                if q.done is not None:
+                    self._waited += 1
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name=THREAD, daemon=True)
+                    self._thread.start()
+                self._cond.notify_all()
+        if closing:
+            # A write that comes after close (a worker thread finishing a scrape while the
+            # daemon stops) is not lost: it is committed here, in a transaction of its own.
+            self._commit([q])
 
     def _loop(self) -> None:
         last = -self._interval
@@ -137,9 +142,16 @@ class GroupCommit:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
                 self._waited -= sum(q.done is not None for q in batch)
             last = time.monotonic()
-            self._commit(batch)
-            with self._cond:
-                self._unfinished -= len(batch)
+            try:
+                self._commit(batch)
+            except Exception as e:  # `on_rollback` failed: no waiter may be left hanging
+                log.exception("store: a batch of %d writes", len(batch))
+                for q in batch:
+                    if q.done is not None and not q.done.done():
+                        q.done.set_exception(e)
+            finally:
+                with self._cond:
+                    self._unfinished -= len(batch)
 
     def _commit(self, batch: list[_Queued]) -> None:
         try:
