@@ -117,3 +117,22 @@ def test_a_store_reads_the_scrapes_it_queued(tmp_path: Path) -> None:
     again = open_store(path)
     assert [t.name for t in again.targets()] == ["t0", "t1", "t2", "t3", "t9"]
     again.close()
+
+
+def test_a_full_queue_makes_writers_wait(engine: sa.Engine) -> None:
+    """A database slower than the scrapes slows the scrapes; memory does not fill with writes."""
+    commits = GroupCommit(engine, interval=60.0, max_jobs=1, max_queued=2)
+    started, release = threading.Event(), threading.Event()
+    commits.submit(lambda conn: (started.set(), release.wait(10)), "a slow write")
+    assert started.wait(10)
+    commits.submit(_insert(1), "row 1")
+    commits.submit(_insert(2), "row 2")  # the queue is full now
+    third = threading.Thread(target=commits.submit, args=(_insert(3), "row 3"))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive(), "a write was queued past the limit"
+    release.set()
+    third.join(10)
+    assert not third.is_alive()
+    commits.close()
+    assert _rows(engine) == [1, 2, 3]

@@ -18,7 +18,8 @@ targets (the tail pages of `scrapes`, `snapshots` and their indexes by time, the
 inner pages): in SQLite's WAL, one 4 KiB frame per page and commit. In batches, those pages
 are written once per batch; what a scrape's worker thread waited for (the one writing
 connection, `engine.writer`) it no longer waits for. The price: a crash loses what was queued
-(at most `interval` seconds of scrapes), and the store's reads flush first, so a reader still
+(at most `interval` seconds of scrapes, or `max_queued` writes when the database is slower
+than the scrapes), and the store's reads flush first, so a reader still
 sees every write made before it.
 """
 
@@ -44,6 +45,9 @@ Job = Callable[[sa.Connection], Any]
 INTERVAL = 0.25
 """Seconds between batches when nobody waits: at 67 scrapes a second, batches of ~17."""
 MAX_JOBS = 256
+MAX_QUEUED = 4 * MAX_JOBS
+"""Writes queued at most: past it, `submit` waits (a slow database slows the scrapes, which
+`grprof_scrape_lag_seconds` shows, rather than filling memory with queued snapshots)."""
 THREAD = "grprof-store-writer"
 
 
@@ -66,11 +70,13 @@ class GroupCommit:
         on_rollback: Callable[[], None] = lambda: None,
         interval: float = INTERVAL,
         max_jobs: int = MAX_JOBS,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._engine = engine
         self._on_rollback = on_rollback
         self._interval = interval
         self._max = max_jobs
+        self._max_queued = max_queued
         self._cond = threading.Condition()
         self._queue: list[_Queued] = []
         self._waited = 0  # queued jobs someone waits for: the batch starts now
@@ -110,6 +116,8 @@ class GroupCommit:
 
     def _put(self, q: _Queued) -> None:
         with self._cond:
+            while len(self._queue) >= self._max_queued and not self._closing:
+                self._cond.wait()
             closing = self._closing
             if not closing:
                 self._queue.append(q)
@@ -141,6 +149,7 @@ class GroupCommit:
                     self._cond.wait(left)
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
                 self._waited -= sum(q.done is not None for q in batch)
+                self._cond.notify_all()  # room in the queue
             last = time.monotonic()
             try:
                 self._commit(batch)
