@@ -342,6 +342,35 @@ def test_no_global_registry() -> None:
     assert "grprof_" not in default
 
 
+def test_the_stores_batched_writes(tmp_path: Path) -> None:
+    """What the daemon's store wrote and failed to write, and what waits: on a real store."""
+    from grprof.server.metrics import exposition
+    from grprof.store import ScrapeRecord, open_store
+
+    rt = Runtime.create()
+    assert "grprof_store_" not in exposition(rt.metrics.registry).decode()  # no store: no series
+    store = open_store(str(tmp_path / "g.db"))
+    rt.metrics.store_writes = store.write_stats
+    for i in range(5):
+        store.add_scrape(
+            ScrapeRecord("t", "debug=1", T0 + dt.timedelta(seconds=i), 0.01, "ok", 10), wait=False
+        )
+    store.targets()  # a read: the queue is written first
+    fams = parse(exposition(rt.metrics.registry).decode())
+    assert value(fams, "grprof_store_writes", result="ok") == 5
+    assert value(fams, "grprof_store_writes", result="failed") == 0
+    assert value(fams, "grprof_store_queued_writes") == 0
+    assert 1 <= value(fams, "grprof_store_batches") <= 5
+    # A write the database refuses (SQLite stores a NaN as NULL: the NOT NULL duration) is
+    # counted and logged, not raised.
+    bad = ScrapeRecord("t", "debug=1", T0, float("nan"), "ok", 10)
+    store.add_scrape(bad, wait=False)
+    store.targets()
+    fams = parse(exposition(rt.metrics.registry).decode())
+    assert value(fams, "grprof_store_writes", result="failed") == 1
+    store.close()
+
+
 def test_removed_target_disappears() -> None:
     rt, _, _ = zoo_runtime()
     rt.remove_target("down")

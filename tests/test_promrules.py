@@ -49,6 +49,9 @@ METRICS = {
     "grprof_scrape_duration_seconds_sum",
     "grprof_scrape_duration_seconds_count",
     "grprof_scrapes_total",
+    "grprof_store_queued_writes",
+    "grprof_store_batches_total",
+    "grprof_store_writes_total",
     "grprof_build_info",
 }
 
@@ -68,7 +71,7 @@ def test_promtool_check_rules_accepts_the_output(tmp_path: Path) -> None:
     out = _rules(tmp_path, "--ui-url", "http://grprof.example:8080/")
     proc = _promtool("check", "rules", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 8 rules found" in proc.stdout
+    assert "SUCCESS: 9 rules found" in proc.stdout
 
 
 @needs_promtool
@@ -108,6 +111,7 @@ def test_every_alert_has_for_severity_annotations_and_runbook() -> None:
         "GoroutineGrowth",
         "GoroutinesBlocked",
         "GrprofTargetDown",
+        "GrprofStoreWritesFailing",
         "GrprofScrapeLagging",
     }
     for a in alerts:

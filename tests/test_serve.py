@@ -113,6 +113,10 @@ def test_zoo_and_healthy_service(tmp_path: Path, postgres: PgServer) -> None:
                 assert name in m, sorted(m)
             ups = {s.labels["target"]: s.value for s in m["grprof_target_up"]}
             assert ups == {"zoo": 1.0, "healthy": 1.0}
+            # every scrape written in the store's batches, none failed
+            writes = {s.labels["result"]: s.value for s in m["grprof_store_writes"]}
+            assert writes["ok"] >= 10 and writes["failed"] == 0, writes
+            assert 0 < m["grprof_store_batches"][0].value <= writes["ok"]
             assert all(s.labels.get("team") == "core" for s in m["grprof_target_up"])
             # Two targets never wait for the concurrency limit: lag is the jitter at most.
             lags = {s.labels["target"]: s.value for s in m["grprof_scrape_lag_seconds"]}

@@ -144,6 +144,7 @@ class Daemon:
     @store.setter
     def store(self, store: Store | None) -> None:
         self._store = self.pipeline.store = store
+        self.runtime.metrics.store_writes = store.write_stats if store is not None else None
 
     @property
     def scraper(self) -> Scraper | None:

@@ -31,6 +31,7 @@ from grprof.detect.cost import STACK_MIN
 from grprof.detect.model import Finding
 from grprof.model import Group
 from grprof.server.waits import wait_classes
+from grprof.store.model import WriteStats
 
 # Seconds: a loopback debug=1 scrape takes milliseconds, a 40,000-goroutine debug=2 seconds.
 SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -180,6 +181,8 @@ class ServerMetrics:
         self._results: dict[tuple[str, str, str], int] = {}
         self.federation: FederationView | None = None
         """Set by a federating daemon: its members' series join this replica's, with `cluster`."""
+        self.store_writes: Callable[[], WriteStats] | None = None
+        """Set by the daemon once its store is open: the store's batched writes."""
         self.registry.register(RuntimeCollector(runtime, self, top_n=top_n))
 
     def observe_scrape(self, result: ScrapeResult) -> None:
@@ -247,6 +250,8 @@ class RuntimeCollector(Collector):
         yield from families
         yield self._groups(targets, labelsets)
         yield from self.instruments.scrape_families(labelsets)
+        if self.instruments.store_writes is not None:
+            yield from _store_families(self.instruments.store_writes())
         info = _Family("grprof_build_info", "grprof's version and the Python running it; always 1.")
         info.add({"version": __version__, "python": platform.python_version()}, 1)
         yield info.metric
@@ -396,6 +401,24 @@ def federated(families: Sequence[Metric], view: FederationView) -> list[Metric]:
         if m["age_seconds"] is not None:
             age.add({"cluster": m["cluster"]}, m["age_seconds"])
     return [up.metric, age.metric]
+
+
+def _store_families(w: WriteStats) -> Iterator[Metric]:
+    """The store's batched writes (`grprof.store.commits`): one series each, no target labels."""
+    queued = Metric(
+        "grprof_store_queued_writes",
+        "Scrapes waiting to be written to the store (committed in batches, at most every 0.25 s).",
+        "gauge",
+    )
+    queued.add_sample(queued.name, {}, float(w.queued))
+    batches = Metric("grprof_store_batches", "Transactions that committed queued writes.", "counter")
+    batches.add_sample(f"{batches.name}_total", {}, float(w.batches))
+    writes = Metric(
+        "grprof_store_writes", "Writes to the store by result; a failed one is logged and lost.", "counter"
+    )
+    writes.add_sample(f"{writes.name}_total", {"result": "ok"}, float(w.written))
+    writes.add_sample(f"{writes.name}_total", {"result": "failed"}, float(w.failed))
+    return iter([queued, batches, writes])
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

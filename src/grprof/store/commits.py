@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from grprof.store.engine import transaction
+from grprof.store.model import WriteStats
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class _Queued:
     fn: Job
     what: str
     done: Future[Any] | None = field(default=None)
+    counted: bool = True
+    """False for `flush`'s own marker: not a write in `stats()`."""
 
 
 class GroupCommit:
@@ -83,6 +86,7 @@ class GroupCommit:
         self._unfinished = 0  # queued or in the running batch
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._batches = self._written = self._failed = 0
 
     def submit(self, fn: Job, what: str) -> None:
         """Queue `fn`; its exception, if any, is logged as `what`."""
@@ -101,7 +105,14 @@ class GroupCommit:
         with self._cond:
             if self._unfinished == 0:
                 return
-        self.run(lambda conn: None, "flush")
+        q = _Queued(lambda conn: None, "flush", Future(), counted=False)
+        self._put(q)
+        assert q.done is not None
+        q.done.result()
+
+    def stats(self) -> WriteStats:
+        with self._cond:
+            return WriteStats(len(self._queue), self._batches, self._written, self._failed)
 
     def close(self) -> None:
         self.flush()
@@ -169,11 +180,17 @@ class GroupCommit:
         except Exception as e:
             self._on_rollback()
             if len(batch) == 1:
+                with self._cond:
+                    self._failed += batch[0].counted
                 _fail(batch[0], e)
                 return
             for q in batch:  # one at a time: only the bad job fails
                 self._commit([q])
             return
+        with self._cond:
+            written = sum(q.counted for q in batch)
+            self._batches += written > 0
+            self._written += written
         for q, r in zip(batch, results, strict=True):
             if q.done is not None:
                 q.done.set_result(r)

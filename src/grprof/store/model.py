@@ -154,8 +154,25 @@ class RetentionPolicy:
     """Seconds after which snapshots, scrapes and resolved findings are deleted."""
 
 
+@dataclass(frozen=True, slots=True)
+class WriteStats:
+    """The store's batched writes so far (`grprof.store.commits`), for `/metrics`."""
+
+    queued: int
+    """Writes waiting for the next batch."""
+    batches: int
+    """Transactions that committed queued writes."""
+    written: int
+    """Writes committed."""
+    failed: int
+    """Writes that failed (each logged), lost."""
+
+
 class Store(Protocol):
     def close(self) -> None: ...
+
+    def write_stats(self) -> WriteStats:
+        """The batched writes so far (`add_scrape(..., wait=False)` and the others)."""
 
     # -- targets and scrapes -----------------------------------------------------------
     def upsert_targets(self, targets: Sequence[Target], shard: str | None) -> None:

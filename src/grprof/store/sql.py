@@ -37,6 +37,7 @@ from grprof.store.model import (
     StoredFinding,
     StoredGroup,
     StoredTarget,
+    WriteStats,
 )
 from grprof.store.retention import apply_retention
 from grprof.store.schema import events as E
@@ -162,6 +163,9 @@ class SQLStore:
     def _write(self) -> AbstractContextManager[sa.Connection]:
         self._commits.flush()
         return transaction(self._writer, write=True)
+
+    def write_stats(self) -> WriteStats:
+        return self._commits.stats()
 
     def _forget(self) -> None:
         """A batch was rolled back: ids and builds it cached may be of rows that are gone."""
