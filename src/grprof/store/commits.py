@@ -94,21 +94,18 @@ class GroupCommit:
 
     def run(self, fn: Callable[[sa.Connection], T], what: str) -> T:
         """Queue `fn`, commit its batch now, and return what it returned (or raise)."""
-        q = _Queued(fn, what, Future())
-        self._put(q)
-        assert q.done is not None
-        result: T = q.done.result()
-        return result
+        done: Future[T] = Future()
+        self._put(_Queued(fn, what, done))
+        return done.result()
 
     def flush(self) -> None:
         """Return once what was queued before is committed (or has failed)."""
         with self._cond:
             if self._unfinished == 0:
                 return
-        q = _Queued(lambda conn: None, "flush", Future(), counted=False)
-        self._put(q)
-        assert q.done is not None
-        q.done.result()
+        done: Future[None] = Future()
+        self._put(_Queued(lambda conn: None, "flush", done, counted=False))
+        done.result()
 
     def stats(self) -> WriteStats:
         with self._cond:
