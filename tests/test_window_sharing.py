@@ -9,6 +9,7 @@ target shows them.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from pathlib import Path
 
 import grprof
@@ -86,3 +87,51 @@ def test_snapshots_of_other_formats_share_nothing() -> None:
     w.add(d2)
     assert not {id(g) for g in d0.groups()} & {id(g) for g in d2.groups()}
     assert d2.groups()[0].ids  # the debug=2 scrape keeps its members
+
+
+def test_a_scrape_that_differs_in_one_goroutine_is_grouped_on_its_own() -> None:
+    """An unchanged scrape takes the earlier scrape's groups without grouping its own rows
+    (`GoroutineTable.same_rows`); one goroutine's other id, wait or count must still make the
+    scrape's own groups, as a fresh load groups them."""
+    d2 = (ZOO / "0-warm-up.goroutine.debug2.txt").read_text()
+    d1 = (ZOO / "0-warm-up.goroutine.debug1.txt").read_text()
+    g23 = "goroutine 23 [IO wait]:"
+    edits = {
+        "an id": ("debug2.txt", d2.replace(g23, "goroutine 99923 [IO wait]:", 1)),
+        "a wait": ("debug2.txt", d2.replace(g23, "goroutine 23 [IO wait, 7 minutes]:", 1)),
+        "a count": ("debug1.txt", d1.replace("\n80 @ ", "\n81 @ ", 1).replace("total 310", "total 311", 1)),
+    }
+    for what, (fmt, text) in edits.items():
+        assert text != (d2 if fmt == "debug2.txt" else d1), what
+        w = Window.empty()
+        a = scrape(f"0-warm-up.goroutine.{fmt}", 0)
+        w.add(a)
+        b = grprof.load(text.encode())
+        b.time = T0 + dt.timedelta(seconds=15)
+        w.add(b)
+        assert not b.table.same_rows(a.table), what
+        assert fields(b) != fields(a), what
+        assert fields(b) == fields(grprof.load(text.encode())), what
+        # ... and the same rows again are the same rows: the earlier groups, not regrouped.
+        c = grprof.load(text.encode())
+        c.time = T0 + dt.timedelta(seconds=30)
+        w.add(c)
+        assert c.table.same_rows(b.table), what
+        assert all(x is y for x, y in zip(b.groups(), c.groups(), strict=True)), what
+
+
+def test_detection_data_goes_with_its_snapshot() -> None:
+    """`snapshot_data` keeps a snapshot's detection data by the snapshot's id: the entry must
+    go when the snapshot does (a daemon drops a snapshot from each window at every scrape)."""
+    from grprof.detect import series
+
+    snaps = [scrape("0-warm-up.goroutine.debug1.txt", i) for i in range(5)]
+    keys = [id(s) for s in snaps]
+    for s in snaps:
+        snapshot_points(s)
+    assert all(k in series._DATA for k in keys)
+    kept = snaps[2]
+    del snaps, s
+    gc.collect()
+    assert [k in series._DATA for k in keys] == [False, False, True, False, False]
+    assert series.snapshot_data(kept).points is not None  # the survivor's data is its own still

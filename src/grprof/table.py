@@ -283,6 +283,28 @@ class GoroutineTable:
                 flags=h.flags,
             )
 
+    def same_rows(self, other: GoroutineTable) -> bool:
+        """Whether `other` holds the same rows: every column, header and stack equal, in the
+        same order. Then every aggregate of the two tables is equal too (a daemon's next scrape
+        of a service that did not change: `Snapshot.share_groups` takes the earlier groups).
+
+        Cheap when they are: after `share_stacks` equal stacks are one object, recent headers
+        too (`grprof.formats.pprof`), and the list comparisons test identity before equality;
+        the integer columns compare in C."""
+        return (
+            len(self.ids) == len(other.ids)
+            and len(self.stacks) == len(other.stacks)
+            and self.stack == other.stack
+            and self.header == other.header
+            and self.counts == other.counts
+            and self.ids == other.ids
+            and self.creator == other.creator
+            and self.argkey == other.argkey
+            and self.stacks == other.stacks
+            and self.headers == other.headers
+            and self.extras == other.extras
+        )
+
     def slice(self, start: int, stop: int) -> GoroutineTable:
         """Rows [start, stop) as a new table sharing the interned headers and stacks."""
         t = GoroutineTable(aggregated=self.counts is not None)

@@ -210,16 +210,26 @@ class SnapshotData:
     """The point columns of the last series built that ended with this snapshot (`_columns`)."""
 
 
-_DATA: weakref.WeakKeyDictionary[Snapshot, SnapshotData] = weakref.WeakKeyDictionary()
+_DATA: dict[int, tuple[weakref.ref[Snapshot], SnapshotData]] = {}
+"""Snapshot id -> (a weak reference whose callback drops the entry, the snapshot's data).
+By id rather than in a `WeakKeyDictionary`: a daemon looks up its 40 snapshots' data at every
+scrape, and a plain dict's C-level `get` costs a tenth of the weak dictionary's Python-level
+one. The entry goes when its snapshot does, so an id is never read for another object."""
 
 
 def snapshot_data(s: Snapshot) -> SnapshotData:
     """Detection's data of a snapshot (empty at first). The snapshot must not change after:
     `Snapshot.share_stacks` comes before detection (grprof.serve)."""
-    d = _DATA.get(s)
-    if d is None:
-        d = _DATA[s] = SnapshotData()
+    e = _DATA.get(id(s))
+    if e is not None:
+        return e[1]
+    d = SnapshotData()
+    _DATA[id(s)] = (weakref.ref(s, functools.partial(_drop_data, id(s))), d)
     return d
+
+
+def _drop_data(key: int, _: weakref.ref[Snapshot]) -> None:
+    _DATA.pop(key, None)
 
 
 _FRAME_KEYS: dict[int, tuple[tuple[Frame, ...], TrackKey]] = {}
@@ -359,7 +369,10 @@ def _columns(
     old column without its first point, plus the new snapshot's point. Same lists, since the
     snapshots they were read from are the same objects (their data, compared by identity; a
     snapshot's points never change once computed). Any other sequence is read in full."""
-    order = dict.fromkeys(itertools.chain.from_iterable(counted))
+    # A steady service's snapshots share one point map (`carry_over`): each distinct map once,
+    # in order, gives the same keys in the same order (a repeated map adds no new key).
+    distinct = {id(pts): pts for pts in counted}.values()  # all alive: ids are unique
+    order = dict.fromkeys(itertools.chain.from_iterable(distinct))
     prev = data[-2].columns if len(data) >= _PAIR else None
     drop = -1
     if prev is not None:  # the previous series: prev.before, then data[-2]

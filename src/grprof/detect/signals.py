@@ -89,6 +89,8 @@ class Settings:
 
     def scaled(self, alpha: float) -> Settings:
         """Base thresholds times the SLA factor α: the growth rate and the count above baseline."""
+        if alpha == 1.0:  # no SLA, or one that is met: x * 1.0 == x exactly, and this is frozen
+            return self
 
         def s(level: GrowthLevel) -> GrowthLevel:
             return replace(
