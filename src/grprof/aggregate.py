@@ -63,7 +63,11 @@ class Group:
     @property
     def state(self) -> str:
         """The most common state."""
-        return max(self.states.items(), key=lambda kv: (kv[1], kv[0]))[0] if self.states else ""
+        states = self.states
+        if len(states) == 1:  # most groups: no ranking needed
+            for state in states:
+                return state
+        return max(states.items(), key=lambda kv: (kv[1], kv[0]))[0] if states else ""
 
     @property
     def max_wait_minutes(self) -> int:
