@@ -211,6 +211,7 @@ def test_a_window_hashes_a_stack_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The second scrape's stacks, equal to the first's, are served from the cache; only the
     new one is hashed; the signatures are the uncached ones."""
     monkeypatch.setattr(window_mod, "_STACKS", {})
+    monkeypatch.setattr(window_mod, "_SHARED_BY_ID", {})
     monkeypatch.setattr(window_mod, "_SIGNATURES", SignatureCache(1000))
     hashed: list[int] = []
     real = signatures

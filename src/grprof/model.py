@@ -93,6 +93,7 @@ class Snapshot:
         "origin",
         "table",
         "_goroutines",
+        "_total",
         "_groups",
         "__weakref__",
     )
@@ -133,6 +134,7 @@ class Snapshot:
         """Which process and build the input says it came from, when it says (a profile's main
         mapping, a log prefix's pid or pod)."""
         self._goroutines: list[Goroutine] | None = None
+        self._total: int | None = None
         self._groups: dict[Similarity, list[Group]] = {}
         """Groups per similarity, computed once: a snapshot does not change once parsed (a
         daemon judges the same 40 snapshots again at every scrape)."""
@@ -190,8 +192,12 @@ class Snapshot:
 
     @property
     def total(self) -> int:
-        """Number of goroutines (sum of sample counts for aggregated formats)."""
-        return self.table.total()
+        """Number of goroutines (sum of sample counts for aggregated formats), counted once as
+        the groups are: a daemon reads the totals of a window's 40 snapshots at every scrape."""
+        n = self._total
+        if n is None:
+            n = self._total = self.table.total()
+        return n
 
     @property
     def goroutines(self) -> list[Goroutine]:

@@ -25,10 +25,24 @@ _MAX_STACKS = 500_000
 _SIGNATURES = SignatureCache(_MAX_STACKS)
 
 
+_SHARED_BY_ID: dict[int, Stack] = {}
+"""Id -> stack, for the shared stacks themselves: the parsers give each distinct stack of a
+process one object (debug=0 and debug=1 through the native object cache), so most stacks of a
+scrape are shared ones already, found by identity without hashing their frames (a dataclass
+hash, Python code per frame). Each entry holds its stack, so the id is not reused while the
+entry lives; both maps start over together."""
+
+
 def _shared_stack(s: Stack) -> Stack:
+    if _SHARED_BY_ID.get(id(s)) is s:
+        return s
     if len(_STACKS) >= _MAX_STACKS:  # sharing restarts; nothing is lost
         _STACKS.clear()
-    return _STACKS.setdefault(s, s)
+        _SHARED_BY_ID.clear()
+    shared = _STACKS.setdefault(s, s)
+    if shared is s:
+        _SHARED_BY_ID[id(s)] = s
+    return shared
 
 
 @dataclass
