@@ -210,11 +210,25 @@ class SnapshotData:
     """The point columns of the last series built that ended with this snapshot (`_columns`)."""
 
 
-_DATA: dict[int, tuple[weakref.ref[Snapshot], SnapshotData]] = {}
-"""Snapshot id -> (a weak reference whose callback drops the entry, the snapshot's data).
-By id rather than in a `WeakKeyDictionary`: a daemon looks up its 40 snapshots' data at every
-scrape, and a plain dict's C-level `get` costs a tenth of the weak dictionary's Python-level
-one. The entry goes when its snapshot does, so an id is never read for another object."""
+class _Entry(weakref.ref[Snapshot]):
+    """A snapshot's detection data, held by a weak reference to the snapshot whose callback
+    drops the entry (one object per snapshot, as a `WeakKeyDictionary` entry is)."""
+
+    __slots__ = ("data", "key")
+    data: SnapshotData
+    key: int
+
+
+_DATA: dict[int, _Entry] = {}
+"""Snapshot id -> its entry. By id rather than in a `WeakKeyDictionary`: a daemon looks up its
+40 snapshots' data at every scrape, and a plain dict's C-level `get` costs a fraction of the
+weak dictionary's Python-level one. The entry goes when its snapshot does, so an id is never
+read for another object."""
+
+
+def _drop_entry(e: _Entry) -> None:
+    if _DATA.get(e.key) is e:
+        del _DATA[e.key]
 
 
 def snapshot_data(s: Snapshot) -> SnapshotData:
@@ -222,14 +236,11 @@ def snapshot_data(s: Snapshot) -> SnapshotData:
     `Snapshot.share_stacks` comes before detection (grprof.serve)."""
     e = _DATA.get(id(s))
     if e is not None:
-        return e[1]
-    d = SnapshotData()
-    _DATA[id(s)] = (weakref.ref(s, functools.partial(_drop_data, id(s))), d)
-    return d
-
-
-def _drop_data(key: int, _: weakref.ref[Snapshot]) -> None:
-    _DATA.pop(key, None)
+        return e.data
+    e = _Entry(s, _drop_entry)
+    e.data, e.key = SnapshotData(), id(s)
+    _DATA[e.key] = e
+    return e.data
 
 
 _FRAME_KEYS: dict[int, tuple[tuple[Frame, ...], TrackKey]] = {}
