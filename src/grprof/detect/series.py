@@ -364,16 +364,15 @@ class _Columns:
     before: list[SnapshotData]
     """The data of the counting snapshots before the one that keeps these columns, in order
     (held: compared by identity; not that one's own, which would make a reference cycle)."""
-    columns: dict[TrackKey, tuple[list[Point | None], list[int]]]
-    """Track key -> its points and its counts (`track_counts`), one per counting snapshot."""
+    columns: dict[TrackKey, list[Point | None]]
 
 
 def _columns(
     data: list[SnapshotData], counted: list[dict[TrackKey, Point]]
-) -> dict[TrackKey, tuple[list[Point | None], list[int]]]:
+) -> dict[TrackKey, list[Point | None]]:
     """Each track key (in order of first appearance) with its point per counting snapshot
-    (None where absent) and its count per counting snapshot (0 where absent):
-    `[pts.get(key) for pts in counted]` for every key of `dict.fromkeys(chain(counted))`.
+    (None where absent): `[pts.get(key) for pts in counted]` for every key of
+    `dict.fromkeys(chain(counted))`.
 
     A daemon's next window is the last one with its oldest snapshot dropped (when full) and
     the new one appended, the others the same objects: the columns of the series that ended
@@ -393,25 +392,20 @@ def _columns(
             drop = 1
         elif len(old) == len(data) - 2 and all(map(operator.is_, old, data[:-2])):
             drop = 0
-    out: dict[TrackKey, tuple[list[Point | None], list[int]]] = {}
+    out: dict[TrackKey, list[Point | None]] = {}
     if prev is not None and drop >= 0:
         new = counted[-1]
         for key in order:
-            had = prev.columns.get(key)
-            p = new.get(key)
-            if had is None:
-                col = [pts.get(key) for pts in counted]
-                out[key] = (col, [q.count if q else 0 for q in col])
+            col = prev.columns.get(key)
+            if col is None:
+                out[key] = [pts.get(key) for pts in counted]
             else:
-                col, counts = had[0][drop:], had[1][drop:]
-                col.append(p)
-                counts.append(p.count if p else 0)
-                out[key] = (col, counts)
+                col = col[drop:]
+                col.append(new.get(key))
+                out[key] = col
         data[-2].columns = None  # superseded: only the newest snapshot keeps them
     else:
-        for key in order:
-            col = [pts.get(key) for pts in counted]
-            out[key] = (col, [q.count if q else 0 for q in col])
+        out = {key: [pts.get(key) for pts in counted] for key in order}
     if data:
         data[-1].columns = _Columns(data[:-1], out)
     return out
@@ -428,9 +422,9 @@ def build_series(snaps: Sequence[Snapshot], interval: float | None = None) -> Se
     counted = [_points(s, d) for s, d in zip(counting, data, strict=True)]
     columns = _columns(data, counted)
     tracks: dict[TrackKey, Track] = {
-        # The track shares its column and counts with the kept columns: nothing changes them.
-        key: Track(key, track_id(key), col, [0] * len(proofs), memo_counts=counts)
-        for key, (col, counts) in columns.items()
+        # The track shares its column with the kept columns: nothing changes a track's points.
+        key: Track(key, track_id(key), col, [0] * len(proofs))
+        for key, col in columns.items()
     }
     for j, s in enumerate(proofs):
         for key, p in snapshot_points(s).items():
