@@ -23,7 +23,16 @@ from gobuild import build_goapp, run_goapp
 from misbehaving import FIXTURES, FakeTargets, Hit, TLSFiles, fake_targets, make_tls
 
 from grprof.collect.model import Auth, ScrapeKind, ScrapeResult, Target
-from grprof.collect.scraper import Scraper, ScraperStats, ScrapeSettings, TargetStatus, goroutine_count, phase
+from grprof.collect.scraper import (
+    TICK,
+    Scraper,
+    ScraperStats,
+    ScrapeSettings,
+    TargetStatus,
+    goroutine_count,
+    jittered,
+    phase,
+)
 
 # Every test here checks when scrapes happen: run them alone (see the Makefile).
 pytestmark = pytest.mark.timing
@@ -296,6 +305,37 @@ def test_backoff_grows_on_failures_and_resets_on_recovery() -> None:
     # (the first one realigns the target to its phase: half to one and a half intervals)
     assert len(after) >= 4 and 0.12 <= after[0] <= 0.4 and all(0.2 <= x <= 0.3 for x in after[1:]), after
     assert scraper.status("flaky").failures == 0 and scraper.status("flaky").up
+
+
+# -- ticks ----------------------------------------------------------------------------------
+
+
+def test_jittered_starts_fall_in_the_jitter_window_on_ticks() -> None:
+    for slot in (0.0, 0.01, 3.37, 1234.9, 98765.432):
+        got = [jittered(slot, 1.5) for _ in range(400)]
+        assert all(slot <= t <= slot + 1.5 for t in got), slot
+        assert all(math.isclose(t / TICK, round(t / TICK), abs_tol=1e-6) for t in got), slot
+        # Every tick of the window is used: the jitter still spreads the scrapes.
+        ticks = {round(t / TICK) for t in got}
+        assert ticks == set(range(math.ceil(slot / TICK), math.floor((slot + 1.5) / TICK) + 1)), slot
+    # A window without a tick (jitter shorter than one): anywhere in it, never outside.
+    got = [jittered(10.05, 0.1) for _ in range(200)]
+    assert all(10.05 <= t <= 10.15 for t in got) and len(set(got)) > 100
+    assert jittered(7.3, 0.0) == 7.3
+
+
+def test_scheduled_scrapes_of_many_targets_start_on_shared_ticks() -> None:
+    """With a jitter window of a second, every scheduled request reaches the targets just after
+    a tick of the loop's clock (the fakes stamp requests with it): the loop wakes once for the
+    scrapes due in the same quarter second. Spread at random, most would land elsewhere."""
+    settings = ScrapeSettings(interval=2.0, timeout=1.0, jitter=0.5, leak_every=0, debug2_every=0)
+    with fake_targets() as ft:
+        targets = [Target(f"svc{i}", ft.url("healthy")) for i in range(12)]
+        rec, _, _ = asyncio.run(scrape_for(settings, targets, 5.0))
+        times = [h.t for h in main_hits(ft, "healthy")]
+    assert len(times) >= 24 and all(r.status == "ok" for r in rec.results)
+    past_tick = sorted(t % TICK for t in times)
+    assert past_tick[-1] < 0.1, past_tick
 
 
 # -- on-demand debug=2 --------------------------------------------------------------------
