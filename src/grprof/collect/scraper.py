@@ -587,8 +587,8 @@ TICK = 0.25
 jitter window holds one (`jittered`), so the scrapes due within a quarter of a second start
 together and the loop wakes once for them, not once each. Each wake-up of an otherwise idle
 process costs more than the work it does (the interpreter's caches are cold again): at 1,000
-targets every 15 s, the scraper alone took 0.07 of a core with every scrape started on its
-own and 0.03 on ticks (docs/performance.md)."""
+targets every 15 s, the scraper alone took 0.08 to 0.10 of a core with every scrape started
+on its own and 0.04 on ticks (benchmarks/scraper.py, docs/performance.md)."""
 
 
 def jittered(slot: float, spread: float) -> float:
