@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import go_build, running_fleet
+from serve import go_build, machine, running_fleet
 
 import grprof
 from grprof.collect.model import ScrapeResult, Target
@@ -73,11 +71,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds per measured round")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * args.targets + 1024)), hard))
-    go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
+    m = machine()
     print(
-        f"machine: {platform.python_version()}, {go}; grprof from {Path(grprof.__file__).parent}; "
+        f"machine: {m['cpus']} CPUs, {m['cpu_model']}, load average {m['load1_at_start']}; "
+        f"Python {m['python']}, {m['go']}; grprof from {Path(grprof.__file__).parent}; "
         f"{args.targets} targets every 15 s, debug=0"
     )
     with running_fleet(go_build("fleet"), args.targets, 60.0) as fleet:
