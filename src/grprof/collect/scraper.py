@@ -594,8 +594,9 @@ on its own and 0.04 on ticks (benchmarks/scraper.py, docs/performance.md)."""
 HEADROOM = TICK / 2
 """Seconds at the end of a jitter window whose ticks are not used (`jittered`): a scrape due
 there would start later than its jitter allows whenever the loop runs late, as it does by a
-few milliseconds when the ~17 requests of a tick start together at 1,000 targets (some 40 of
-20,000 scrapes were late by up to 0.13 s with every tick of the window used)."""
+few milliseconds when the ~17 requests of a tick start together at 1,000 targets (31 to 45 of
+20,000 scrapes were late, by up to 0.22 s, with every tick of the window used; 2 to 4 with
+this headroom: docs/performance.md)."""
 
 
 def jittered(slot: float, spread: float) -> float:
