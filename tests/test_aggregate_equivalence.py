@@ -310,3 +310,19 @@ def _table(draw: st.DrawFn) -> GoroutineTable:
 @given(_table())
 def test_generated_tables_match_reference(t: GoroutineTable) -> None:
     _check(t)
+
+
+def test_counts_past_64_bits_are_summed_in_python() -> None:
+    """A profile's sample counts are int64 each, their sum per group need not be: the native
+    loop gives up (OverflowError) and the Python one sums it, with the same result."""
+    t = GoroutineTable(aggregated=True)
+    h = Header.make("chan receive", 0, False, False, {"k": "v"})
+    other = Header.make("select", 0, locked_to_thread=False, leaked=True)
+    st = Stack((_FRAMES[0], _FRAMES[1]), False, None)
+    for header in (h, h, other):
+        t.add(header, st, id=-1, creator=-1, argkey=0, count=2**62 + 1)
+    (g,) = group(t)
+    assert g.count == 3 * (2**62 + 1) and g.leaked == 2**62 + 1
+    assert g.states == {"chan receive": 2 * (2**62 + 1), "select": 2**62 + 1}
+    assert g.labels == {"k": {"v": 2 * (2**62 + 1)}}
+    _check(t)

@@ -17,6 +17,7 @@
 //! `grprof.aggregate._stack_tree`).
 
 mod debug1;
+mod groups;
 mod members;
 mod objcache;
 mod pprof;
@@ -487,5 +488,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tree::stack_tree_of, m)?)?;
     m.add_function(wrap_pyfunction!(tree::untrack_groups, m)?)?;
     m.add_function(wrap_pyfunction!(members::attach_members, m)?)?;
+    m.add_function(wrap_pyfunction!(groups::build_groups, m)?)?;
     Ok(())
 }

@@ -1,0 +1,358 @@
+//! Groups from (group, header) counts: the twin of the per-pair loop of
+//! `grprof.aggregate._group` (`_build_groups`).
+//!
+//! `group()` counts goroutines per (group number, header) pair on integer columns, then makes
+//! one `Group` per group: its count, its states, wait minutes and labels summed over its pairs
+//! (each dict sorted as `group()` documents), its stack, signature and flags. In Python that
+//! loop cost about 1.5 µs a group, most of it bytecode around the dataclass's `__init__`
+//! (20,000 distinct stacks: some 35 ms of the 50 ms `groups()` took after `load()`); here the
+//! sums run on integers, the dicts are made once each with their final order, and the
+//! groups are sorted (largest first, ties by signature) before they are returned.
+//! tests/test_aggregate_equivalence.py holds it to the Python path and to the reference.
+
+use pyo3::exceptions::{PyOverflowError, PyValueError};
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::scan::MulHasher;
+
+/// What one header says, as `_group`'s `facts` holds it.
+struct Fact<'py> {
+    state: Bound<'py, PyAny>,
+    wait: i64,
+    wait_obj: Bound<'py, PyAny>,
+    labels: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    leaked: bool,
+    locked: bool,
+}
+
+fn fact<'py>(t: &Bound<'py, PyAny>) -> PyResult<Fact<'py>> {
+    let t = t.cast::<PyTuple>()?;
+    let wait_obj = t.get_item(1)?;
+    let mut labels = Vec::new();
+    for pair in t.get_item(2)?.try_iter()? {
+        let pair = pair?;
+        let pair = pair.cast::<PyTuple>()?;
+        labels.push((pair.get_item(0)?, pair.get_item(1)?));
+    }
+    Ok(Fact {
+        state: t.get_item(0)?,
+        wait: wait_obj.extract()?,
+        wait_obj,
+        labels,
+        leaked: t.get_item(3)?.is_truthy()?,
+        locked: t.get_item(4)?.is_truthy()?,
+    })
+}
+
+/// `a < b` for two `str`s as Python orders them (code points: UTF-8 bytes order the same);
+/// Python's comparison when either cannot be encoded (a lone surrogate).
+fn str_cmp(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<Ordering> {
+    if a.is(b) {
+        return Ok(Ordering::Equal);
+    }
+    if let (Ok(x), Ok(y)) = (a.cast::<PyString>(), b.cast::<PyString>()) {
+        if let (Ok(x), Ok(y)) = (x.to_str(), y.to_str()) {
+            return Ok(x.cmp(y));
+        }
+    }
+    a.compare(b)
+}
+
+fn same(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(a.is(b) || a.eq(b)?)
+}
+
+/// Sorts `items` with a fallible comparison, keeping the first error.
+fn sort_by_fallible<T>(
+    items: &mut [T],
+    mut cmp: impl FnMut(&T, &T) -> PyResult<Ordering>,
+) -> PyResult<()> {
+    let mut err = None;
+    items.sort_by(|a, b| match cmp(a, b) {
+        Ok(o) => o,
+        Err(e) => {
+            err.get_or_insert(e);
+            Ordering::Equal
+        }
+    });
+    err.map_or(Ok(()), Err)
+}
+
+fn add(a: i64, b: i64) -> PyResult<i64> {
+    a.checked_add(b)
+        .ok_or_else(|| PyOverflowError::new_err("a group's count does not fit 64 bits"))
+}
+
+fn untrack(o: &Bound<'_, PyAny>) {
+    // SAFETY: a live object; only a tracked object (of a GC type) is untracked.
+    unsafe {
+        if ffi::PyObject_GC_IsTracked(o.as_ptr()) == 1 {
+            ffi::PyObject_GC_UnTrack(o.as_ptr().cast());
+        }
+    }
+}
+
+/// `_build_groups(per_header, facts, reps, sigs, partial, inferred)`: returns
+/// (group number -> `Group` in order of first pair, the groups largest first and ties by
+/// signature). `per_header` maps (group number, header index) to goroutines in order of
+/// first row; `facts[h]` is header h's (state, wait minutes, labels key, leaked, locked to
+/// thread, ...); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
+/// `partial` group number -> partial rows. An aggregated table's groups (`inferred`) get
+/// empty member lists, a per-goroutine table's the placeholders `no_ids` and `no_creators`
+/// until their members are attached. From `untrack_from` groups up, the groups leave the
+/// cyclic collector's lists (`aggregate._untrack`). OverflowError when a sum does not fit 64 bits
+/// (the caller then counts in Python).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn build_groups<'py>(
+    py: Python<'py>,
+    per_header: &Bound<'py, PyDict>,
+    facts: &Bound<'py, PyList>,
+    reps: &Bound<'py, PyAny>,
+    sigs: &Bound<'py, PyAny>,
+    partial: &Bound<'py, PyDict>,
+    group_type: &Bound<'py, PyType>,
+    inferred: bool,
+    no_ids: &Bound<'py, PyAny>,
+    no_creators: &Bound<'py, PyAny>,
+    untrack_from: usize,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+    // Groups in order of first pair, and every pair as (group index, header, goroutines).
+    let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
+    let mut slot: HashMap<i64, u32, BuildHasherDefault<MulHasher>> = Default::default();
+    let mut pairs: Vec<(u32, u32, i64)> = Vec::with_capacity(per_header.len());
+    for (pair, n) in per_header.iter() {
+        let pair = pair.cast::<PyTuple>()?;
+        let k_obj = pair.get_item(0)?;
+        let k: i64 = k_obj.extract()?;
+        let h: u32 = pair.get_item(1)?.extract()?;
+        let n: i64 = n.extract()?;
+        let gi = *slot.entry(k).or_insert_with(|| {
+            keys.push(k_obj);
+            (keys.len() - 1) as u32
+        });
+        pairs.push((gi, h, n));
+    }
+    drop(slot);
+    let untrack_all = keys.len() >= untrack_from;
+    // Each group's pairs together, in the order they came (a counting sort).
+    let mut start = vec![0usize; keys.len() + 1];
+    for p in &pairs {
+        start[p.0 as usize + 1] += 1;
+    }
+    for i in 0..keys.len() {
+        start[i + 1] += start[i];
+    }
+    let mut at = start.clone();
+    let mut by_group: Vec<(u32, i64)> = vec![(0, 0); pairs.len()];
+    for &(gi, h, n) in &pairs {
+        by_group[at[gi as usize]] = (h, n);
+        at[gi as usize] += 1;
+    }
+    drop((pairs, at));
+
+    let mut fact_of: Vec<Option<Fact<'py>>> = (0..facts.len()).map(|_| None).collect();
+    let no_partial = partial.is_empty();
+    let frames_a = intern!(py, "frames");
+    let elided_a = intern!(py, "frames_elided");
+    let created_a = intern!(py, "created_by");
+    let inferred_obj = inferred.into_pyobject(py)?.to_owned().into_any();
+    let zero = 0i64.into_pyobject(py)?.into_any();
+    let by_number = PyDict::new(py);
+    // (count, signature, group) for the final sort.
+    let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(keys.len());
+    // Each signature's UTF-8 (borrowed from the `str`, which `made` keeps alive) when all
+    // have one: the sort then compares bytes.
+    let mut sig_bytes: Vec<&[u8]> = Vec::with_capacity(keys.len());
+    let mut all_bytes = true;
+    let mut states: Vec<(usize, i64)> = Vec::new(); // (header of the state's first pair, count)
+    let mut waits: Vec<(usize, i64)> = Vec::new();
+    type Values<'a> = Vec<(Bound<'a, PyAny>, i64)>;
+    let mut labels: Vec<(Bound<'py, PyAny>, Values<'py>)> = Vec::new();
+    for (gi, k_obj) in keys.iter().enumerate() {
+        let mine = &by_group[start[gi]..start[gi + 1]];
+        for &(h, _) in mine {
+            let h = h as usize;
+            if h >= fact_of.len() {
+                return Err(PyValueError::new_err("a pair's header is not in facts"));
+            }
+            if fact_of[h].is_none() {
+                fact_of[h] = Some(fact(&facts.get_item(h)?)?);
+            }
+        }
+        let f = |h: u32| fact_of[h as usize].as_ref().expect("read above");
+        let (mut count, mut leaked, mut locked) = (0i64, 0i64, 0i64);
+        states.clear();
+        waits.clear();
+        labels.clear();
+        for &(h, n) in mine {
+            let x = f(h);
+            count = add(count, n)?;
+            if x.leaked {
+                leaked = add(leaked, n)?;
+            }
+            if x.locked {
+                locked = add(locked, n)?;
+            }
+            match find(&states, |&(s, _)| same(&f(s as u32).state, &x.state))? {
+                Some(i) => states[i].1 = add(states[i].1, n)?,
+                None => states.push((h as usize, n)),
+            }
+            match waits.iter().position(|&(w, _)| f(w as u32).wait == x.wait) {
+                Some(i) => waits[i].1 = add(waits[i].1, n)?,
+                None => waits.push((h as usize, n)),
+            }
+            for (lk, lv) in &x.labels {
+                let i = match find(&labels, |(k, _)| same(k, lk))? {
+                    Some(i) => i,
+                    None => {
+                        labels.push((lk.clone(), Vec::new()));
+                        labels.len() - 1
+                    }
+                };
+                let vals = &mut labels[i].1;
+                match find(vals, |(v, _)| same(v, lv))? {
+                    Some(j) => vals[j].1 = add(vals[j].1, n)?,
+                    None => vals.push((lv.clone(), n)),
+                }
+            }
+        }
+        // Most common state first, ties by name; waits increasing; labels by key, each
+        // key's values most common first, ties by value (as `group()` documents).
+        if states.len() > 1 {
+            sort_by_fallible(&mut states, |a, b| match b.1.cmp(&a.1) {
+                Ordering::Equal => str_cmp(&f(a.0 as u32).state, &f(b.0 as u32).state),
+                o => Ok(o),
+            })?;
+        }
+        if waits.len() > 1 {
+            waits.sort_by_key(|&(h, _)| f(h as u32).wait);
+        }
+        if labels.len() > 1 {
+            sort_by_fallible(&mut labels, |a, b| str_cmp(&a.0, &b.0))?;
+        }
+        for (_, vals) in labels.iter_mut() {
+            if vals.len() > 1 {
+                sort_by_fallible(vals, |a, b| match b.1.cmp(&a.1) {
+                    Ordering::Equal => str_cmp(&a.0, &b.0),
+                    o => Ok(o),
+                })?;
+            }
+        }
+        let state_d = PyDict::new(py);
+        for &(h, n) in &states {
+            state_d.set_item(&f(h as u32).state, n)?;
+        }
+        let wait_d = PyDict::new(py);
+        for &(h, n) in &waits {
+            wait_d.set_item(&f(h as u32).wait_obj, n)?;
+        }
+        let label_o = PyDict::new(py);
+        let label_d = &label_o;
+        for (lk, vals) in &labels {
+            let v = PyDict::new(py);
+            for (lv, n) in vals {
+                v.set_item(lv, n)?;
+            }
+            label_d.set_item(lk, v)?;
+        }
+        let st = reps.get_item(k_obj)?;
+        let sig = sigs.get_item(k_obj)?;
+        let part = if no_partial {
+            zero.clone()
+        } else {
+            match partial.get_item(k_obj)? {
+                Some(p) => p,
+                None => zero.clone(),
+            }
+        };
+        let (ids_o, orphans_o, creators_o) = if inferred {
+            (
+                PyList::empty(py).into_any(),
+                PyList::empty(py).into_any(),
+                PyDict::new(py).into_any(),
+            )
+        } else {
+            (no_ids.clone(), no_ids.clone(), no_creators.clone())
+        };
+        let args = PyTuple::new(
+            py,
+            [
+                sig.clone(),
+                count.into_pyobject(py)?.into_any(),
+                st.getattr(frames_a)?,
+                st.getattr(elided_a)?,
+                st.getattr(created_a)?,
+                state_d.into_any(),
+                wait_d.into_any(),
+                label_o.clone().into_any(),
+                ids_o.clone(),
+                orphans_o.clone(),
+                leaked.into_pyobject(py)?.into_any(),
+                locked.into_pyobject(py)?.into_any(),
+                part,
+                creators_o.clone(),
+                inferred_obj.clone(),
+            ],
+        )?;
+        let g = group_type.call1(args)?;
+        if untrack_all {
+            untrack(&g);
+            if inferred {
+                // The containers made for the group alone (none can be in a cycle).
+                for o in [&ids_o, &orphans_o, &creators_o, label_o.as_any()] {
+                    untrack(o);
+                }
+                for (_, v) in label_d.iter() {
+                    untrack(&v);
+                }
+            }
+        }
+        by_number.set_item(k_obj, &g)?;
+        if all_bytes {
+            match utf8(&sig) {
+                // SAFETY: the bytes live as long as the `str`, which `made` holds until the
+                // end of this function.
+                Some(b) => sig_bytes.push(unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) }),
+                None => all_bytes = false,
+            }
+        }
+        made.push((count, sig, g));
+    }
+    // Largest first, ties by signature, then by first pair (a stable sort).
+    let mut order: Vec<usize> = (0..made.len()).collect();
+    if all_bytes {
+        order.sort_by(|&a, &b| made[b].0.cmp(&made[a].0).then_with(|| sig_bytes[a].cmp(sig_bytes[b])));
+    } else {
+        sort_by_fallible(&mut order, |&a, &b| match made[b].0.cmp(&made[a].0) {
+            Ordering::Equal => str_cmp(&made[a].1, &made[b].1),
+            o => Ok(o),
+        })?;
+    }
+    let out = PyList::empty(py);
+    for i in order {
+        out.append(&made[i].2)?;
+    }
+    Ok((by_number, out))
+}
+
+/// A `str`'s UTF-8 bytes, None when it has none (a lone surrogate) or is not a `str`.
+fn utf8<'a>(s: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
+    s.cast::<PyString>().ok()?.to_str().ok().map(str::as_bytes)
+}
+
+/// The index of the first item `pred` holds for.
+fn find<T>(items: &[T], mut pred: impl FnMut(&T) -> PyResult<bool>) -> PyResult<Option<usize>> {
+    for (i, x) in items.iter().enumerate() {
+        if pred(x)? {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
