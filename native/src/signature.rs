@@ -334,13 +334,15 @@ fn push_str(out: &mut Vec<u8>, x: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// Hex digests as interned Python strings (`sys.intern`): a daemon holds the same signature
-/// in every snapshot of a service's window.
-fn interned<'py>(py: Python<'py>, sigs: &[[u8; 16]]) -> PyResult<Bound<'py, PyList>> {
+/// Hex digests as Python strings. Not interned: interning cost about a fifth of
+/// `signatures_of` (a lookup in the interpreter's table to make each, a deletion from it to
+/// free each), and a daemon's snapshots already share one string per stack through
+/// `grprof.table.SignatureCache`.
+fn digests<'py>(py: Python<'py>, sigs: &[[u8; 16]]) -> PyResult<Bound<'py, PyList>> {
     PyList::new(
         py,
         sigs.iter()
-            .map(|d| PyString::intern(py, std::str::from_utf8(d).expect("hex digits"))),
+            .map(|d| PyString::new(py, std::str::from_utf8(d).expect("hex digits"))),
     )
 }
 
@@ -375,7 +377,7 @@ pub fn signatures_of<'py>(
     } else {
         signatures(&input, &order, keys)
     };
-    interned(py, &sigs)
+    digests(py, &sigs)
 }
 
 /// Loose grouping of a table's stacks (`aggregate._row_keys` for `"loose"`): returns each
@@ -403,7 +405,7 @@ pub fn loose_groups_of<'py>(
     } else {
         loose_groups(&input)
     };
-    Ok((group, reps, interned(py, &sigs)?))
+    Ok((group, reps, digests(py, &sigs)?))
 }
 
 #[cfg(test)]

@@ -168,8 +168,9 @@ def signature(stack: Stack, similarity: Similarity = "default", argkey: int = 0)
 def _digest(text: str, similarity: Similarity, argkey: int) -> str:
     if similarity == "exact":
         text += f"\nargs {argkey:016x}"
-    # Interned: a daemon holds the same signature in every snapshot of a service's window.
-    return sys.intern(hashlib.blake2b(text.encode(), digest_size=8).hexdigest())
+    # Not interned: a daemon shares one string per stack through its
+    # `SignatureCache`.
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _frame_bytes(f: Frame, loose: bool) -> bytes:
@@ -202,7 +203,7 @@ def _digest_bytes(text: bytes, similarity: Similarity, argkey: int) -> str:
     """`_digest` of text already encoded (the same digest of the same UTF-8 bytes)."""
     if similarity == "exact":
         text += b"\nargs %016x" % argkey
-    return sys.intern(hashlib.blake2b(text, digest_size=8).hexdigest())
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 def signatures(
