@@ -21,7 +21,7 @@ use std::hash::BuildHasherDefault;
 
 use crate::scan::MulHasher;
 
-/// What one header says, as `_group`'s `facts` holds it.
+/// What one `grprof.table.Header` says, read once per header a group uses.
 struct Fact<'py> {
     state: Bound<'py, PyAny>,
     wait: i64,
@@ -31,22 +31,22 @@ struct Fact<'py> {
     locked: bool,
 }
 
-fn fact<'py>(t: &Bound<'py, PyAny>) -> PyResult<Fact<'py>> {
-    let t = t.cast::<PyTuple>()?;
-    let wait_obj = t.get_item(1)?;
+fn fact<'py>(h: &Bound<'py, PyAny>) -> PyResult<Fact<'py>> {
+    let py = h.py();
+    let wait_obj = h.getattr(intern!(py, "wait_minutes"))?;
     let mut labels = Vec::new();
-    for pair in t.get_item(2)?.try_iter()? {
+    for pair in h.getattr(intern!(py, "labels_key"))?.try_iter()? {
         let pair = pair?;
         let pair = pair.cast::<PyTuple>()?;
         labels.push((pair.get_item(0)?, pair.get_item(1)?));
     }
     Ok(Fact {
-        state: t.get_item(0)?,
+        state: h.getattr(intern!(py, "state"))?,
         wait: wait_obj.extract()?,
         wait_obj,
         labels,
-        leaked: t.get_item(3)?.is_truthy()?,
-        locked: t.get_item(4)?.is_truthy()?,
+        leaked: h.getattr(intern!(py, "leaked"))?.is_truthy()?,
+        locked: h.getattr(intern!(py, "locked_to_thread"))?.is_truthy()?,
     })
 }
 
@@ -98,11 +98,11 @@ fn untrack(o: &Bound<'_, PyAny>) {
     }
 }
 
-/// `_build_groups(per_header, facts, reps, sigs, partial, inferred)`: returns
+/// `_build_groups(per_header, headers, reps, sigs, partial, inferred)`: returns
 /// (group number -> `Group` in order of first pair, the groups largest first and ties by
 /// signature). `per_header` maps (group number, header index) to goroutines in order of
-/// first row; `facts[h]` is header h's (state, wait minutes, labels key, leaked, locked to
-/// thread, ...); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
+/// first row; `headers[h]` is header h (a `Header`; only those the pairs name are read);
+/// `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
 /// `partial` group number -> partial rows. An aggregated table's groups (`inferred`) get
 /// empty member lists, a per-goroutine table's the placeholders `no_ids` and `no_creators`
 /// until their members are attached. From `untrack_from` groups up, the groups leave the
@@ -113,7 +113,7 @@ fn untrack(o: &Bound<'_, PyAny>) {
 pub fn build_groups<'py>(
     py: Python<'py>,
     per_header: &Bound<'py, PyDict>,
-    facts: &Bound<'py, PyList>,
+    headers: &Bound<'py, PyList>,
     reps: &Bound<'py, PyAny>,
     sigs: &Bound<'py, PyAny>,
     partial: &Bound<'py, PyDict>,
@@ -157,7 +157,7 @@ pub fn build_groups<'py>(
     }
     drop((pairs, at));
 
-    let mut fact_of: Vec<Option<Fact<'py>>> = (0..facts.len()).map(|_| None).collect();
+    let mut fact_of: Vec<Option<Fact<'py>>> = (0..headers.len()).map(|_| None).collect();
     let no_partial = partial.is_empty();
     let frames_a = intern!(py, "frames");
     let elided_a = intern!(py, "frames_elided");
@@ -180,10 +180,10 @@ pub fn build_groups<'py>(
         for &(h, _) in mine {
             let h = h as usize;
             if h >= fact_of.len() {
-                return Err(PyValueError::new_err("a pair's header is not in facts"));
+                return Err(PyValueError::new_err("a pair's header is not in headers"));
             }
             if fact_of[h].is_none() {
-                fact_of[h] = Some(fact(&facts.get_item(h)?)?);
+                fact_of[h] = Some(fact(&headers.get_item(h)?)?);
             }
         }
         let f = |h: u32| fact_of[h as usize].as_ref().expect("read above");

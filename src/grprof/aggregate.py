@@ -18,7 +18,7 @@ from typing import Literal
 
 from grprof import _rust
 from grprof.frames import Frame, FuncName, site_of
-from grprof.table import PAUSE_GC_AT, GoroutineTable, SignatureCache, Stack, gc_paused
+from grprof.table import PAUSE_GC_AT, GoroutineTable, Header, SignatureCache, Stack, gc_paused
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
@@ -368,10 +368,6 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
             if k not in first_argkey:
                 first_argkey[k] = argkey[row]
 
-    facts = [
-        (h.state, h.wait_minutes, h.labels_key, h.leaked, h.locked_to_thread, _ordered(h.labels_key))
-        for h in table.headers
-    ]
     inferred = table.counts is not None
     sigs: Sequence[str] | dict[int, str] = (
         loose_sigs
@@ -384,27 +380,24 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
             table.signature_cache,
         )
     )
-    groups, out = _build_groups(per_header, facts, reps, sigs, partial, inferred)
+    groups, out = _build_groups(per_header, table.headers, reps, sigs, partial, inferred)
     del per_header  # transient: freed before the members' columns are built
     if not inferred:
         _attach_members(table, keys, groups, untrack=len(groups) >= PAUSE_GC_AT)
     return out
 
 
-_Fact = tuple[str, int, tuple[tuple[str, str], ...], bool, bool, bool]
-
-
 def _build_groups(
     per_header: dict[tuple[int, int], int],
-    facts: list[_Fact],
+    headers: list[Header],
     reps: Sequence[Stack],
     sigs: Sequence[str] | dict[int, str],
     partial: Mapping[int, int],
     inferred: bool,
 ) -> tuple[dict[int, Group], list[Group]]:
     """One `Group` per group from its (group, header) counts: (group number -> group, in
-    order of first pair; the groups largest first, ties by signature). `facts[h]` is header
-    h's (state, wait, labels key, leaked, locked to thread, labels in order).
+    order of first pair; the groups largest first, ties by signature). `headers[h]` is the
+    header a pair's h numbers.
 
     With the extension (`build_groups`, native/src/groups.rs) the sums run on integers and
     each dict is made once in its final order (some 1.5 µs a group in Python, most of
@@ -414,11 +407,17 @@ def _build_groups(
         untrack_from = PAUSE_GC_AT if inferred else sys.maxsize  # else with their members
         try:
             built: tuple[dict[int, Group], list[Group]] = fn(
-                per_header, facts, reps, sigs, partial, Group, inferred, _NO_IDS, _NO_CREATORS, untrack_from
+                per_header, headers, reps, sigs, partial, Group, inferred, _NO_IDS, _NO_CREATORS, untrack_from
             )
             return built
         except OverflowError:
             pass
+    # Each header's facts once (a group of one pair has one state, one wait and, when its
+    # header's labels are in order, its labels in order: no sorting).
+    facts = [
+        (h.state, h.wait_minutes, h.labels_key, h.leaked, h.locked_to_thread, _ordered(h.labels_key))
+        for h in headers
+    ]
     groups: dict[int, Group] = {}
     merged: dict[int, Group] = {}  # groups whose dicts may be out of order
     for (k, hi), n in per_header.items():
