@@ -19,7 +19,17 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+use crate::members::{self, Columns, Slots};
 use crate::scan::MulHasher;
+
+/// `build_groups`' `members`: keys, ids, creator, `array`, `CreatorCounts`.
+type MemberArgs<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyType>,
+    Bound<'py, PyType>,
+);
 
 /// What one `grprof.table.Header` says, read once per header a group uses.
 struct Fact<'py> {
@@ -98,16 +108,17 @@ fn untrack(o: &Bound<'_, PyAny>) {
     }
 }
 
-/// `_build_groups(per_header, headers, reps, sigs, partial, inferred)`: returns
-/// (group number -> `Group` in order of first pair, the groups largest first and ties by
-/// signature). `per_header` maps (group number, header index) to goroutines in order of
-/// first row; `headers[h]` is header h (a `Header`; only those the pairs name are read);
-/// `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
-/// `partial` group number -> partial rows. An aggregated table's groups (`inferred`) get
-/// empty member lists, a per-goroutine table's the placeholders `no_ids` and `no_creators`
-/// until their members are attached. From `untrack_from` groups up, the groups leave the
-/// cyclic collector's lists (`aggregate._untrack`). OverflowError when a sum does not fit 64 bits
-/// (the caller then counts in Python).
+/// `_build_groups(per_header, headers, reps, sigs, partial, members)`: the groups,
+/// largest first, ties by signature, then by first pair. `per_header` maps (group number, header index) to goroutines in order of
+/// first row, and is emptied once read (it is transient; its memory is freed before the
+/// members are made); `headers[h]` is header h (a `Header`; only those the pairs name are
+/// read); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
+/// `partial` group number -> partial rows. A per-goroutine table's groups get their members
+/// from `members` (keys, ids, creator, `array`, `CreatorCounts`: `members::Columns`); an
+/// aggregated table's (`members` None: states inferred) get empty member lists. From
+/// `untrack_from` groups up, the groups and what is made for them leave the cyclic
+/// collector's lists (`aggregate._untrack`). OverflowError, with `per_header` untouched,
+/// when a group's count does not fit 64 bits (the caller then counts in Python).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn build_groups<'py>(
@@ -118,13 +129,16 @@ pub fn build_groups<'py>(
     sigs: &Bound<'py, PyAny>,
     partial: &Bound<'py, PyDict>,
     group_type: &Bound<'py, PyType>,
-    inferred: bool,
-    no_ids: &Bound<'py, PyAny>,
-    no_creators: &Bound<'py, PyAny>,
+    members: Option<MemberArgs<'py>>,
     untrack_from: usize,
-) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
-    // Groups in order of first pair, and every pair as (group index, header, goroutines).
+) -> PyResult<Bound<'py, PyList>> {
+    let inferred = members.is_none();
+    // Groups in order of first pair (their numbers and counts), and every pair as (group
+    // index, header, goroutines). Every other sum of a group is at most its count, but a
+    // label's (a header may name a label twice): those are summed in 128 bits.
     let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
+    let mut numbers: Vec<i64> = Vec::new();
+    let mut counts: Vec<i64> = Vec::new();
     let mut slot: HashMap<i64, u32, BuildHasherDefault<MulHasher>> = Default::default();
     let mut pairs: Vec<(u32, u32, i64)> = Vec::with_capacity(per_header.len());
     for (pair, n) in per_header.iter() {
@@ -135,11 +149,15 @@ pub fn build_groups<'py>(
         let n: i64 = n.extract()?;
         let gi = *slot.entry(k).or_insert_with(|| {
             keys.push(k_obj);
+            numbers.push(k);
+            counts.push(0);
             (keys.len() - 1) as u32
         });
+        counts[gi as usize] = add(counts[gi as usize], n)?;
         pairs.push((gi, h, n));
     }
     drop(slot);
+    per_header.clear();
     let untrack_all = keys.len() >= untrack_from;
     // Each group's pairs together, in the order they came (a counting sort).
     let mut start = vec![0usize; keys.len() + 1];
@@ -156,6 +174,16 @@ pub fn build_groups<'py>(
         at[gi as usize] += 1;
     }
     drop((pairs, at));
+    let mut member_objs = match &members {
+        None => Vec::new(),
+        Some((cols_keys, ids, creator, array, cc)) => {
+            let cols = Columns { keys: cols_keys, ids, creator, array, counts: cc };
+            let rows: Vec<usize> = counts.iter().map(|&c| c.max(0) as usize).collect();
+            let slots = Slots::new(&numbers, rows.iter().sum());
+            members::members(&cols, |k| slots.get(k), &rows, untrack_all)?
+        }
+    }
+    .into_iter();
 
     let mut fact_of: Vec<Option<Fact<'py>>> = (0..headers.len()).map(|_| None).collect();
     let no_partial = partial.is_empty();
@@ -164,7 +192,6 @@ pub fn build_groups<'py>(
     let created_a = intern!(py, "created_by");
     let inferred_obj = inferred.into_pyobject(py)?.to_owned().into_any();
     let zero = 0i64.into_pyobject(py)?.into_any();
-    let by_number = PyDict::new(py);
     // (count, signature, group) for the final sort.
     let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(keys.len());
     // Each signature's UTF-8 (borrowed from the `str`, which `made` keeps alive) when all
@@ -173,7 +200,7 @@ pub fn build_groups<'py>(
     let mut all_bytes = true;
     let mut states: Vec<(usize, i64)> = Vec::new(); // (header of the state's first pair, count)
     let mut waits: Vec<(usize, i64)> = Vec::new();
-    type Values<'a> = Vec<(Bound<'a, PyAny>, i64)>;
+    type Values<'a> = Vec<(Bound<'a, PyAny>, i128)>;
     let mut labels: Vec<(Bound<'py, PyAny>, Values<'py>)> = Vec::new();
     for (gi, k_obj) in keys.iter().enumerate() {
         let mine = &by_group[start[gi]..start[gi + 1]];
@@ -187,25 +214,26 @@ pub fn build_groups<'py>(
             }
         }
         let f = |h: u32| fact_of[h as usize].as_ref().expect("read above");
-        let (mut count, mut leaked, mut locked) = (0i64, 0i64, 0i64);
+        let count = counts[gi];
+        let (mut leaked, mut locked) = (0i64, 0i64);
         states.clear();
         waits.clear();
         labels.clear();
         for &(h, n) in mine {
             let x = f(h);
-            count = add(count, n)?;
+            // At most `count`, which fits: no overflow.
             if x.leaked {
-                leaked = add(leaked, n)?;
+                leaked += n;
             }
             if x.locked {
-                locked = add(locked, n)?;
+                locked += n;
             }
             match find(&states, |&(s, _)| same(&f(s as u32).state, &x.state))? {
-                Some(i) => states[i].1 = add(states[i].1, n)?,
+                Some(i) => states[i].1 += n,
                 None => states.push((h as usize, n)),
             }
             match waits.iter().position(|&(w, _)| f(w as u32).wait == x.wait) {
-                Some(i) => waits[i].1 = add(waits[i].1, n)?,
+                Some(i) => waits[i].1 += n,
                 None => waits.push((h as usize, n)),
             }
             for (lk, lv) in &x.labels {
@@ -218,8 +246,8 @@ pub fn build_groups<'py>(
                 };
                 let vals = &mut labels[i].1;
                 match find(vals, |(v, _)| same(v, lv))? {
-                    Some(j) => vals[j].1 = add(vals[j].1, n)?,
-                    None => vals.push((lv.clone(), n)),
+                    Some(j) => vals[j].1 += i128::from(n),
+                    None => vals.push((lv.clone(), i128::from(n))),
                 }
             }
         }
@@ -258,7 +286,10 @@ pub fn build_groups<'py>(
         for (lk, vals) in &labels {
             let v = PyDict::new(py);
             for (lv, n) in vals {
-                v.set_item(lv, n)?;
+                match i64::try_from(*n) {
+                    Ok(n) => v.set_item(lv, n)?,
+                    Err(_) => v.set_item(lv, n)?,
+                }
             }
             label_d.set_item(lk, v)?;
         }
@@ -272,14 +303,13 @@ pub fn build_groups<'py>(
                 None => zero.clone(),
             }
         };
-        let (ids_o, orphans_o, creators_o) = if inferred {
-            (
+        let (ids_o, orphans_o, creators_o) = match member_objs.next() {
+            Some(m) => m,
+            None => (
                 PyList::empty(py).into_any(),
                 PyList::empty(py).into_any(),
                 PyDict::new(py).into_any(),
-            )
-        } else {
-            (no_ids.clone(), no_ids.clone(), no_creators.clone())
+            ),
         };
         let args = PyTuple::new(
             py,
@@ -314,7 +344,6 @@ pub fn build_groups<'py>(
                 }
             }
         }
-        by_number.set_item(k_obj, &g)?;
         if all_bytes {
             match utf8(&sig) {
                 // SAFETY: the bytes live as long as the `str`, which `made` holds until the
@@ -339,7 +368,7 @@ pub fn build_groups<'py>(
     for i in order {
         out.append(&made[i].2)?;
     }
-    Ok((by_number, out))
+    Ok(out)
 }
 
 /// A `str`'s UTF-8 bytes, None when it has none (a lone surrogate) or is not a `str`.

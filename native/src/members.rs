@@ -15,7 +15,7 @@ use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
 use crate::scan::MulHasher;
@@ -27,7 +27,7 @@ fn column(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     }
 }
 
-fn untrack(o: &Bound<'_, PyAny>) {
+pub fn untrack(o: &Bound<'_, PyAny>) {
     // SAFETY: a live object; only a tracked object (of a GC type) is untracked.
     unsafe {
         if ffi::PyObject_GC_IsTracked(o.as_ptr()) == 1 {
@@ -77,79 +77,91 @@ impl Present {
     }
 }
 
-/// Sets `ids`, `orphans` and `creators` of each group of `groups` (group number -> `Group`,
-/// in order of first row; each group's `count` its number of rows) from the table's
-/// columns: `keys` (each row's group number), `ids` and `creator` (-1: none). `array` is
-/// `array.array`, `counts` `CreatorCounts`. With `untrack`, the groups and what is made here
-/// leave the cyclic collector's lists.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn attach_members<'py>(
-    py: Python<'py>,
-    groups: &Bound<'py, PyDict>,
-    keys: &Bound<'py, PyAny>,
-    ids: &Bound<'py, PyAny>,
-    creator: &Bound<'py, PyAny>,
-    array: &Bound<'py, PyType>,
-    counts: &Bound<'py, PyType>,
+/// Group number -> group index: a vector when the numbers are small next to the `rows` of
+/// the table (row keys: a whole table numbers its stacks from 0), else a hash map (a table
+/// slice may number 100,000 stacks for 10 rows).
+pub struct Slots {
+    dense: Vec<u32>,
+    map: HashMap<i64, u32, BuildHasherDefault<MulHasher>>,
+}
+
+impl Slots {
+    pub fn new(numbers: &[i64], rows: usize) -> Slots {
+        let top = numbers.iter().copied().max().unwrap_or(-1);
+        let mut s = Slots { dense: Vec::new(), map: Default::default() };
+        if top >= 0 && (top as usize) <= 2 * rows + 1024 {
+            s.dense = vec![u32::MAX; top as usize + 1];
+        }
+        for (i, &k) in numbers.iter().enumerate() {
+            match s.dense.get_mut(usize::try_from(k).unwrap_or(usize::MAX)) {
+                Some(d) => *d = i as u32,
+                None => {
+                    s.map.insert(k, i as u32);
+                }
+            }
+        }
+        s
+    }
+
+    pub fn get(&self, k: i64) -> Option<usize> {
+        let i = match self.dense.get(usize::try_from(k).unwrap_or(usize::MAX)) {
+            Some(&d) => d,
+            None => *self.map.get(&k)?,
+        };
+        (i != u32::MAX).then_some(i as usize)
+    }
+}
+
+/// The table's columns a per-goroutine group's members come from, and the types they are
+/// made of: `keys` (each row's group number), `ids` and `creator` (-1: none); `array` is
+/// `array.array`, `counts` `CreatorCounts`.
+pub struct Columns<'a, 'py> {
+    pub keys: &'a Bound<'py, PyAny>,
+    pub ids: &'a Bound<'py, PyAny>,
+    pub creator: &'a Bound<'py, PyAny>,
+    pub array: &'a Bound<'py, PyType>,
+    pub counts: &'a Bound<'py, PyType>,
+}
+
+/// A group's `ids`, `orphans` and `creators`.
+pub type Members<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+/// Each group's members, for groups numbered by `slot` (a row's group number -> the group's
+/// index, groups in order of first row) with `rows[i]` rows each: the rows put in group
+/// order by a counting sort (rows keep their order within a group), then each group takes
+/// its slice of the id and creator columns. With `untrack_all`, what is made here leaves the
+/// cyclic collector's lists.
+pub fn members<'py>(
+    cols: &Columns<'_, 'py>,
+    slot: impl Fn(i64) -> Option<usize>,
+    rows: &[usize],
     untrack_all: bool,
-) -> PyResult<()> {
-    let keys = column(keys)?;
-    let id_col = column(ids)?;
-    let cr_col = column(creator)?;
+) -> PyResult<Vec<Members<'py>>> {
+    let py = cols.array.py();
+    let keys = column(cols.keys)?;
+    let id_col = column(cols.ids)?;
+    let cr_col = column(cols.creator)?;
     let n = keys.len();
     if id_col.len() != n || cr_col.len() != n {
         return Err(PyValueError::new_err("columns of different lengths"));
     }
-    let mut objs: Vec<Bound<'py, PyAny>> = Vec::with_capacity(groups.len());
-    // Group number -> (its index in `objs`); numbers are row keys, small next to the rows
-    // in a whole table, possibly sparse in a slice.
-    let top = keys.iter().copied().max().unwrap_or(-1);
-    let dense = top >= 0 && (top as usize) <= 2 * n + 1024;
-    let mut slot_dense: Vec<u32> = if dense {
-        vec![u32::MAX; top as usize + 1]
-    } else {
-        Vec::new()
-    };
-    let mut slot_map: std::collections::HashMap<i64, u32, BuildHasherDefault<MulHasher>> =
-        Default::default();
-    let mut start: Vec<usize> = Vec::with_capacity(groups.len() + 1);
+    let mut start: Vec<usize> = Vec::with_capacity(rows.len() + 1);
     let mut pos = 0usize;
-    for (k, g) in groups.iter() {
-        let k: i64 = k.extract()?;
-        let c: i64 = g.getattr(intern!(py, "count"))?.extract()?;
-        let i = objs.len() as u32;
-        if dense && k >= 0 && k <= top {
-            slot_dense[k as usize] = i;
-        } else {
-            slot_map.insert(k, i);
-        }
+    for &r in rows {
         start.push(pos);
-        pos += usize::try_from(c).map_err(|_| PyValueError::new_err("negative count"))?;
-        objs.push(g);
+        pos += r;
     }
     start.push(pos);
     if pos != n {
         return Err(PyValueError::new_err("group counts do not add up to the rows"));
     }
-    let slot = |k: i64| -> PyResult<usize> {
-        let i = if dense && k >= 0 && k <= top {
-            slot_dense[k as usize]
-        } else {
-            slot_map.get(&k).copied().unwrap_or(u32::MAX)
-        };
-        if i == u32::MAX {
-            return Err(PyValueError::new_err("a row's group is not in groups"));
-        }
-        Ok(i as usize)
-    };
     let present = Present::of(&id_col);
-    let mut at: Vec<usize> = start[..objs.len()].to_vec();
+    let mut at: Vec<usize> = start[..rows.len()].to_vec();
     let mut sorted_ids = vec![0i64; n];
     let mut sorted_cr = vec![0i64; n];
-    let mut orphans: Vec<Vec<i64>> = vec![Vec::new(); objs.len()];
+    let mut orphans: Vec<Vec<i64>> = vec![Vec::new(); rows.len()];
     for r in 0..n {
-        let gi = slot(keys[r])?;
+        let gi = slot(keys[r]).ok_or_else(|| PyValueError::new_err("a row's group is not in groups"))?;
         let p = at[gi];
         at[gi] = p + 1;
         let (gid, cr) = (id_col[r], cr_col[r]);
@@ -162,38 +174,77 @@ pub fn attach_members<'py>(
     drop(present);
     drop((keys, id_col, cr_col)); // copies of the columns: freed before the arrays are made
     let q = intern!(py, "q");
-    let all_ids = array.call1((q, i64_bytes(py, &sorted_ids)?))?;
+    let all_ids = cols.array.call1((q, i64_bytes(py, &sorted_ids)?))?;
     drop(sorted_ids);
-    let all_cr = array.call1((q, i64_bytes(py, &sorted_cr)?))?;
-    let empty = PyTuple::empty(py);
-    let new = counts.getattr(intern!(py, "__new__"))?;
-    for (gi, g) in objs.iter().enumerate() {
+    let all_cr = cols.array.call1((q, i64_bytes(py, &sorted_cr)?))?;
+    let empty = PyTuple::empty(py).into_any();
+    let new = cols.counts.getattr(intern!(py, "__new__"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for gi in 0..rows.len() {
         let (a, b) = (start[gi], start[gi + 1]);
         let member_ids = all_ids.get_slice(a, b)?;
-        g.setattr(intern!(py, "ids"), &member_ids)?;
-        if orphans[gi].is_empty() {
-            g.setattr(intern!(py, "orphans"), &empty)?;
+        let orphan_ids = if orphans[gi].is_empty() {
+            empty.clone()
         } else {
-            let o = array.call1((q, i64_bytes(py, &orphans[gi])?))?;
-            g.setattr(intern!(py, "orphans"), &o)?;
+            let o = cols.array.call1((q, i64_bytes(py, &orphans[gi])?))?;
             if untrack_all {
                 untrack(&o);
             }
-        }
-        if sorted_cr[a..b].iter().any(|c| *c >= 0) {
+            o
+        };
+        let creators = if sorted_cr[a..b].iter().any(|c| *c >= 0) {
             let of = all_cr.get_slice(a, b)?;
-            let cc = new.call1((counts,))?;
+            let cc = new.call1((cols.counts,))?;
             cc.setattr(intern!(py, "creator_of"), &of)?;
-            g.setattr(intern!(py, "creators"), &cc)?;
             if untrack_all {
                 untrack(&of);
                 untrack(&cc);
             }
+            cc
         } else {
-            g.setattr(intern!(py, "creators"), PyDict::new(py))?;
-        }
+            PyDict::new(py).into_any()
+        };
         if untrack_all {
             untrack(&member_ids);
+        }
+        out.push((member_ids, orphan_ids, creators));
+    }
+    Ok(out)
+}
+
+/// Sets `ids`, `orphans` and `creators` of each group of `groups` (group number -> `Group`,
+/// in order of first row; each group's `count` its number of rows) from the table's
+/// columns (`Columns`; `members`). With `untrack`, the groups and what is made here leave
+/// the cyclic collector's lists.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn attach_members<'py>(
+    py: Python<'py>,
+    groups: &Bound<'py, PyDict>,
+    keys: &Bound<'py, PyAny>,
+    ids: &Bound<'py, PyAny>,
+    creator: &Bound<'py, PyAny>,
+    array: &Bound<'py, PyType>,
+    counts: &Bound<'py, PyType>,
+    untrack_all: bool,
+) -> PyResult<()> {
+    let mut objs: Vec<Bound<'py, PyAny>> = Vec::with_capacity(groups.len());
+    let mut rows: Vec<usize> = Vec::with_capacity(groups.len());
+    let mut numbers: Vec<i64> = Vec::with_capacity(groups.len());
+    for (k, g) in groups.iter() {
+        numbers.push(k.extract()?);
+        let c: i64 = g.getattr(intern!(py, "count"))?.extract()?;
+        rows.push(usize::try_from(c).map_err(|_| PyValueError::new_err("negative count"))?);
+        objs.push(g);
+    }
+    let slots = Slots::new(&numbers, rows.iter().sum());
+    let cols = Columns { keys, ids, creator, array, counts };
+    let made = members(&cols, |k| slots.get(k), &rows, untrack_all)?;
+    for (g, (member_ids, orphan_ids, creators)) in objs.iter().zip(made) {
+        g.setattr(intern!(py, "ids"), member_ids)?;
+        g.setattr(intern!(py, "orphans"), orphan_ids)?;
+        g.setattr(intern!(py, "creators"), creators)?;
+        if untrack_all {
             untrack(g);
         }
     }

@@ -6,7 +6,6 @@ Grouping hashes each row's key once (O(n) expected); it never compares stacks pa
 from __future__ import annotations
 
 import hashlib
-import sys
 from array import array
 from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
@@ -380,11 +379,8 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
             table.signature_cache,
         )
     )
-    groups, out = _build_groups(per_header, table.headers, reps, sigs, partial, inferred)
-    del per_header  # transient: freed before the members' columns are built
-    if not inferred:
-        _attach_members(table, keys, groups, untrack=len(groups) >= PAUSE_GC_AT)
-    return out
+    # `per_header` is transient: `_build_groups` empties it before the members are made.
+    return _build_groups(per_header, table.headers, reps, sigs, partial, None if inferred else (keys, table))
 
 
 def _build_groups(
@@ -393,23 +389,27 @@ def _build_groups(
     reps: Sequence[Stack],
     sigs: Sequence[str] | dict[int, str],
     partial: Mapping[int, int],
-    inferred: bool,
-) -> tuple[dict[int, Group], list[Group]]:
-    """One `Group` per group from its (group, header) counts: (group number -> group, in
-    order of first pair; the groups largest first, ties by signature). `headers[h]` is the
-    header a pair's h numbers.
+    members: tuple[Sequence[int], GoroutineTable] | None,
+) -> list[Group]:
+    """One `Group` per group from its (group, header) counts, largest first, ties by
+    signature. `headers[h]` is the header a pair's h numbers. A per-goroutine table's
+    groups get their members from `members` (each row's group number, the table;
+    `_attach_members`); an aggregated table's (None: its states were inferred) get empty
+    member lists. `per_header` is emptied once read.
 
-    With the extension (`build_groups`, native/src/groups.rs) the sums run on integers and
-    each dict is made once in its final order (some 1.5 µs a group in Python, most of
-    `groups()` on a dump of distinct stacks); counts past 64 bits are summed here."""
+    With the extension (`build_groups`, native/src/groups.rs) the sums run on integers, each
+    dict is made once in its final order and each group with its members (some 1.5 µs a
+    group in Python, most of `groups()` on a dump of distinct stacks); a count past 64 bits
+    is summed here."""
+    inferred = members is None
     fn = _rust.native("build_groups")
     if fn is not None:
-        untrack_from = PAUSE_GC_AT if inferred else sys.maxsize  # else with their members
+        cols = None
+        if members is not None:
+            cols = (members[0], members[1].ids, members[1].creator, array, CreatorCounts)
         try:
-            built: tuple[dict[int, Group], list[Group]] = fn(
-                per_header, headers, reps, sigs, partial, Group, inferred, _NO_IDS, _NO_CREATORS, untrack_from
-            )
-            return built
+            out: list[Group] = fn(per_header, headers, reps, sigs, partial, Group, cols, PAUSE_GC_AT)
+            return out
         except OverflowError:
             pass
     # Each header's facts once (a group of one pair has one state, one wait and, when its
@@ -468,14 +468,18 @@ def _build_groups(
                 k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
                 for k, v in sorted(g.labels.items())
             }
+    per_header.clear()
+    many = len(groups) >= PAUSE_GC_AT
+    if members is not None:
+        _attach_members(members[1], members[0], groups, untrack=many)
     out = list(groups.values())
     # Largest first, ties by signature: two stable sorts with C-level keys, the same order as
     # one by (-count, signature) without a Python call and a tuple per group.
     out.sort(key=attrgetter("signature"))
     out.sort(key=attrgetter("count"), reverse=True)
-    if inferred and len(out) >= PAUSE_GC_AT:  # per-goroutine groups: untracked with their members
+    if many and inferred:  # per-goroutine groups were untracked with their members
         _untrack(out)
-    return groups, out
+    return out
 
 
 def _untrack(groups: list[Group]) -> None:
