@@ -1035,3 +1035,22 @@ def test_browser_screenshot(browser: Browser, page_url: str, tmp_path: Path) -> 
     b.screenshot(out)
     png = out.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_report_tree_is_the_shown_groups_tree_built_when_read() -> None:
+    """The flame graph's tree covers the groups the filter shows, not the hidden ones, and
+    is built only when read (the text and JSON reports never read it)."""
+    from grprof.aggregate import stack_tree
+    from grprof.report.model import GroupFilter
+
+    snap = grprof.load(FIXTURES / "zoo" / "1-leak-1.goroutine.debug2.txt")
+    everything = snap.groups()
+    biggest = everything[0]
+    flt = GroupFilter(min_count=biggest.count)
+    (sr,) = build_report([snap], flt=flt).snapshots
+    assert sr._tree is None
+    assert sr.hidden_groups > 0
+    tree = sr.tree
+    assert tree is sr.tree  # built once
+    assert tree.to_json() == stack_tree(sr.groups).to_json()
+    assert tree.count == sum(g.count for g in sr.groups) < stack_tree(everything).count
