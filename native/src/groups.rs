@@ -1,5 +1,4 @@
-//! Groups from (group, header) counts: the twin of the per-pair loop of
-//! `grprof.aggregate._group` (`_build_groups`).
+//! Groups from (group, header) counts: the twin of `grprof.aggregate._build_groups`.
 //!
 //! `group()` counts goroutines per (group number, header) pair on integer columns, then makes
 //! one `Group` per group: its count, its states, wait minutes and labels summed over its pairs
@@ -11,7 +10,6 @@
 //! tests/test_aggregate_equivalence.py holds it to the Python path and to the reference.
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
-use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
@@ -19,7 +17,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
-use crate::members::{self, Columns, Slots};
+use crate::members::{self, untrack, Columns, Slots};
 use crate::scan::MulHasher;
 
 /// `build_groups`' `members`: keys, ids, creator, `array`, `CreatorCounts`.
@@ -99,19 +97,10 @@ fn add(a: i64, b: i64) -> PyResult<i64> {
         .ok_or_else(|| PyOverflowError::new_err("a group's count does not fit 64 bits"))
 }
 
-fn untrack(o: &Bound<'_, PyAny>) {
-    // SAFETY: a live object; only a tracked object (of a GC type) is untracked.
-    unsafe {
-        if ffi::PyObject_GC_IsTracked(o.as_ptr()) == 1 {
-            ffi::PyObject_GC_UnTrack(o.as_ptr().cast());
-        }
-    }
-}
-
 /// `_build_groups(per_header, headers, reps, sigs, partial, members)`: the groups,
-/// largest first, ties by signature, then by first pair. `per_header` maps (group number, header index) to goroutines in order of
-/// first row, and is emptied once read (it is transient; its memory is freed before the
-/// members are made); `headers[h]` is header h (a `Header`; only those the pairs name are
+/// largest first, ties by signature, then by first pair. `per_header` maps (group number,
+/// header index) to goroutines in order of first row, and is emptied once read (it is
+/// transient; its memory is freed before the members are made); `headers[h]` is header h (a `Header`; only those the pairs name are
 /// read); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
 /// `partial` group number -> partial rows. A per-goroutine table's groups get their members
 /// from `members` (keys, ids, creator, `array`, `CreatorCounts`: `members::Columns`); an
