@@ -348,11 +348,10 @@ def _per_header(keys: Sequence[int], table: GoroutineTable) -> dict[tuple[int, i
 
 
 def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
-    # Works on the table's integer columns: a (group, header) count per pair, then one
-    # `Group` per group built from its first pair; per-header facts are read once per header,
-    # frame texts once per distinct frame, and groups with a single (group, header) pair (every
-    # group of an all-distinct dump) need no sorting of their dicts. No per-goroutine Python
-    # object is kept: members are slices of the id and creator columns (`_attach_members`).
+    # Works on the table's integer columns: a (group, header) count per pair, each group's
+    # signature (frame texts once per distinct frame), then one `Group` per group from its
+    # pairs (`_build_groups`). No per-goroutine Python object is kept: members are slices of
+    # the id and creator columns (`_attach_members`).
     keys, reps, loose_sigs = _row_keys(table, similarity)
     per_header = _per_header(keys, table)
     partial: Counter[int] = Counter()
