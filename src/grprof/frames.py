@@ -67,6 +67,9 @@ class FuncName:
     outer: str | None
     """For a closure or go-statement wrapper, the function that encloses it
     (`main.handler.func1` -> `main.handler`); None otherwise."""
+    stdlib: bool = False
+    """The package is in the Go standard library, the runtime included (`Frame.is_stdlib`,
+    read for every frame a site search passes: kept here, computed once per name)."""
 
     @property
     def is_closure(self) -> bool:
@@ -104,7 +107,9 @@ def _parse_func_name(full: str) -> FuncName:
         name, receiver = parts[1], parts[0]
     else:
         name = parts[0]
-    return FuncName(full, package, receiver, name, closures, generic, loose, outer)
+    head = package.split("/", 1)[0]
+    stdlib = head in _STDLIB and "." not in head
+    return FuncName(full, package, receiver, name, closures, generic, loose, outer, stdlib)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +138,7 @@ class Frame:
     @property
     def is_stdlib(self) -> bool:
         """True for frames of the Go standard library, the runtime included."""
-        pkg = self.package
-        return pkg.split("/", 1)[0] in _STDLIB and "." not in pkg.split("/", 1)[0]
+        return _parse_func_name(self.function).stdlib
 
     @property
     def is_dependency(self) -> bool:
