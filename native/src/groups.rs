@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
-use crate::members::{self, untrack, Columns, Slots};
+use crate::members::{self, untrack, Columns};
 use crate::scan::MulHasher;
 
 /// `build_groups`' `members`: keys, ids, creator, `array`, `CreatorCounts`.
@@ -64,12 +64,10 @@ fn str_cmp(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<Ordering> {
     if a.is(b) {
         return Ok(Ordering::Equal);
     }
-    if let (Ok(x), Ok(y)) = (a.cast::<PyString>(), b.cast::<PyString>()) {
-        if let (Ok(x), Ok(y)) = (x.to_str(), y.to_str()) {
-            return Ok(x.cmp(y));
-        }
+    match (utf8(a), utf8(b)) {
+        (Some(x), Some(y)) => Ok(x.cmp(y)),
+        _ => a.compare(b),
     }
-    a.compare(b)
 }
 
 fn same(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -100,8 +98,8 @@ fn add(a: i64, b: i64) -> PyResult<i64> {
 /// `_build_groups(per_header, headers, reps, sigs, partial, members)`: the groups,
 /// largest first, ties by signature, then by first pair. `per_header` maps (group number,
 /// header index) to goroutines in order of first row, and is emptied once read (it is
-/// transient; its memory is freed before the members are made); `headers[h]` is header h (a `Header`; only those the pairs name are
-/// read); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
+/// transient; its memory is freed before the members are made); `headers[h]` is header h
+/// (a `Header`; only those the pairs name are read); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
 /// `partial` group number -> partial rows. A per-goroutine table's groups get their members
 /// from `members` (keys, ids, creator, `array`, `CreatorCounts`: `members::Columns`); an
 /// aggregated table's (`members` None: states inferred) get empty member lists. From
@@ -168,8 +166,7 @@ pub fn build_groups<'py>(
         Some((cols_keys, ids, creator, array, cc)) => {
             let cols = Columns { keys: cols_keys, ids, creator, array, counts: cc };
             let rows: Vec<usize> = counts.iter().map(|&c| c.max(0) as usize).collect();
-            let slots = Slots::new(&numbers, rows.iter().sum());
-            members::members(&cols, |k| slots.get(k), &rows, untrack_all)?
+            members::members(&cols, &numbers, &rows, untrack_all)?
         }
     }
     .into_iter();
@@ -270,11 +267,11 @@ pub fn build_groups<'py>(
         for &(h, n) in &waits {
             wait_d.set_item(&f(h as u32).wait_obj, n)?;
         }
-        let label_o = PyDict::new(py);
-        let label_d = &label_o;
+        let label_d = PyDict::new(py);
         for (lk, vals) in &labels {
             let v = PyDict::new(py);
             for (lv, n) in vals {
+                // An i64 when it fits (the usual case, and the cheaper conversion).
                 match i64::try_from(*n) {
                     Ok(n) => v.set_item(lv, n)?,
                     Err(_) => v.set_item(lv, n)?,
@@ -310,7 +307,7 @@ pub fn build_groups<'py>(
                 st.getattr(created_a)?,
                 state_d.into_any(),
                 wait_d.into_any(),
-                label_o.clone().into_any(),
+                label_d.clone().into_any(),
                 ids_o.clone(),
                 orphans_o.clone(),
                 leaked.into_pyobject(py)?.into_any(),
@@ -325,7 +322,7 @@ pub fn build_groups<'py>(
             untrack(&g);
             if inferred {
                 // The containers made for the group alone (none can be in a cycle).
-                for o in [&ids_o, &orphans_o, &creators_o, label_o.as_any()] {
+                for o in [&ids_o, &orphans_o, &creators_o, label_d.as_any()] {
                     untrack(o);
                 }
                 for (_, v) in label_d.iter() {

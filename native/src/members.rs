@@ -80,13 +80,13 @@ impl Present {
 /// Group number -> group index: a vector when the numbers are small next to the `rows` of
 /// the table (row keys: a whole table numbers its stacks from 0), else a hash map (a table
 /// slice may number 100,000 stacks for 10 rows).
-pub struct Slots {
+struct Slots {
     dense: Vec<u32>,
     map: HashMap<i64, u32, BuildHasherDefault<MulHasher>>,
 }
 
 impl Slots {
-    pub fn new(numbers: &[i64], rows: usize) -> Slots {
+    fn new(numbers: &[i64], rows: usize) -> Slots {
         let top = numbers.iter().copied().max().unwrap_or(-1);
         let mut s = Slots { dense: Vec::new(), map: Default::default() };
         if top >= 0 && (top as usize) <= 2 * rows + 1024 {
@@ -103,7 +103,7 @@ impl Slots {
         s
     }
 
-    pub fn get(&self, k: i64) -> Option<usize> {
+    fn get(&self, k: i64) -> Option<usize> {
         let i = match self.dense.get(usize::try_from(k).unwrap_or(usize::MAX)) {
             Some(&d) => d,
             None => *self.map.get(&k)?,
@@ -126,14 +126,13 @@ pub struct Columns<'a, 'py> {
 /// A group's `ids`, `orphans` and `creators`.
 pub type Members<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
-/// Each group's members, for groups numbered by `slot` (a row's group number -> the group's
-/// index, groups in order of first row) with `rows[i]` rows each: the rows put in group
-/// order by a counting sort (rows keep their order within a group), then each group takes
-/// its slice of the id and creator columns. With `untrack_all`, what is made here leaves the
-/// cyclic collector's lists.
+/// Each group's members, for the groups numbered `numbers[i]` (in order of first row) with
+/// `rows[i]` rows each: the rows put in group order by a counting sort (rows keep their order
+/// within a group), then each group takes its slice of the id and creator columns. With
+/// `untrack_all`, what is made here leaves the cyclic collector's lists.
 pub fn members<'py>(
     cols: &Columns<'_, 'py>,
-    slot: impl Fn(i64) -> Option<usize>,
+    numbers: &[i64],
     rows: &[usize],
     untrack_all: bool,
 ) -> PyResult<Vec<Members<'py>>> {
@@ -155,13 +154,14 @@ pub fn members<'py>(
     if pos != n {
         return Err(PyValueError::new_err("group counts do not add up to the rows"));
     }
+    let slots = Slots::new(numbers, n);
     let present = Present::of(&id_col);
     let mut at: Vec<usize> = start[..rows.len()].to_vec();
     let mut sorted_ids = vec![0i64; n];
     let mut sorted_cr = vec![0i64; n];
     let mut orphans: Vec<Vec<i64>> = vec![Vec::new(); rows.len()];
     for r in 0..n {
-        let gi = slot(keys[r]).ok_or_else(|| PyValueError::new_err("a row's group is not in groups"))?;
+        let gi = slots.get(keys[r]).ok_or_else(|| PyValueError::new_err("a row's group is not in groups"))?;
         let p = at[gi];
         at[gi] = p + 1;
         let (gid, cr) = (id_col[r], cr_col[r]);
@@ -237,9 +237,8 @@ pub fn attach_members<'py>(
         rows.push(usize::try_from(c).map_err(|_| PyValueError::new_err("negative count"))?);
         objs.push(g);
     }
-    let slots = Slots::new(&numbers, rows.iter().sum());
     let cols = Columns { keys, ids, creator, array, counts };
-    let made = members(&cols, |k| slots.get(k), &rows, untrack_all)?;
+    let made = members(&cols, &numbers, &rows, untrack_all)?;
     for (g, (member_ids, orphan_ids, creators)) in objs.iter().zip(made) {
         g.setattr(intern!(py, "ids"), member_ids)?;
         g.setattr(intern!(py, "orphans"), orphan_ids)?;

@@ -167,8 +167,7 @@ def signature(stack: Stack, similarity: Similarity = "default", argkey: int = 0)
 def _digest(text: str, similarity: Similarity, argkey: int) -> str:
     if similarity == "exact":
         text += f"\nargs {argkey:016x}"
-    # Not interned: a daemon shares one string per stack through its
-    # `SignatureCache`.
+    # Not interned: a daemon shares one string per stack through its `SignatureCache`.
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 

@@ -67,7 +67,7 @@ class FuncName:
     outer: str | None
     """For a closure or go-statement wrapper, the function that encloses it
     (`main.handler.func1` -> `main.handler`); None otherwise."""
-    stdlib: bool = False
+    stdlib: bool
     """The package is in the Go standard library, the runtime included (`Frame.is_stdlib`,
     read for every frame a site search passes: kept here, computed once per name)."""
 
