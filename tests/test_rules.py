@@ -1777,3 +1777,73 @@ def test_kitex_singletons_are_ignored(rules: RuleSet, function: str) -> None:
         "k", 1, (grprof.Frame(function, "kitex.go", 1),), False, None, {"select": 1}, {}, {}, [], [], 0, 0, 0
     )
     assert rules.ignored(g) == "kitex-netpoll-singletons"
+
+
+def _ignored_one_by_one(rules: RuleSet, g: Group) -> str | None:
+    """The ignore rules asked in order, each on its own (`IgnoreRule.matches`)."""
+    view = rules_mod._View(g)
+    return next((i.id for i in rules.ignores if i.matches(view)), None)
+
+
+def test_ignore_masks_agree_with_each_rule_on_every_recorded_group(rules: RuleSet) -> None:
+    """`RuleSet.ignored` (bit masks, `_Ignores`) names the first ignore rule whose conditions
+    all hold, as asking each rule in turn does: on every group of every recorded dump."""
+    files = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".txt", ".gz"))
+    seen: collections.Counter[str | None] = collections.Counter()
+    for path in files:
+        try:
+            snaps = grprof.load_all(path)
+        except GrprofError:
+            continue  # not a dump (truth files, malformed inputs)
+        for snap in snaps:
+            for g in snap.groups():
+                want = _ignored_one_by_one(rules, g)
+                assert rules.ignored(g) == want, (path, [f.function for f in g.frames])
+                seen[want] += 1
+    # The fixtures exercise most shipped ignore rules, and plenty of groups none matches.
+    assert seen[None] > 100 and len(seen) >= 6, seen
+
+
+def test_ignore_masks_combine_conditions_in_rule_order() -> None:
+    """Rules with two or three conditions each (state, top function, created by, any
+    function), over groups that satisfy every subset of them: the first rule all of whose
+    conditions hold wins, in the masks as one by one."""
+    src = parse_yaml(
+        textwrap.dedent(
+            """
+            version: 1
+            ignore:
+              - {id: st-any, state: [chan receive], any_function: ['main\\.work.*'], reason: r}
+              - {id: top-any, top_function: [main.workLoop], any_function: [main.serve], reason: r}
+              - {id: created, created_by: ['main\\.start.*'], state: [select], reason: r}
+              - {id: top, top_function: [main.idle], reason: r}
+              - {id: any, any_function: [main.serve], reason: r}
+            """
+        ),
+        "combo.yaml",
+    )
+    rs = RuleSet((), src.ignores)
+    Frame = grprof.Frame
+    base = Frame("main.serve", "/app/main.go", 10)
+    tops = [
+        Frame("main.workLoop", "/app/w.go", 3),
+        Frame("main.idle", "/app/i.go", 4),
+        Frame("main.x", "/a", 1),
+    ]
+    park = Frame("runtime.gopark", "/go/src/runtime/proc.go", 402)
+    answers = set()
+    for top in tops:
+        for under in ([], [base], [Frame("main.other", "/app/o.go", 9)]):
+            for state in ("chan receive", "select", "sleep"):
+                for creator in (
+                    None,
+                    Frame("main.startWorkers", "/app/s.go", 7),
+                    Frame("main.other", "/a", 2),
+                ):
+                    g = Group(
+                        "s", 1, (park, top, *under), False, creator, {state: 1}, {0: 1}, {}, [], [], 0, 0, 0
+                    )
+                    want = _ignored_one_by_one(rs, g)
+                    assert rs.ignored(g) == want, (top.function, under, state, creator)
+                    answers.add(want)
+    assert answers == {"st-any", "top-any", "created", "top", "any", None}

@@ -12,7 +12,7 @@ of request-started goroutines alone, make a suspect. A count alone says nothing:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from grprof.detect.source import SourceWait
 from grprof.formats.memstats import RuntimeStats
 from grprof.model import Group, Snapshot
+from grprof.table import gc_paused
 
 _PAIR = 2
 """Two snapshots: a line between them, never a trend; two debug=2 dumps: ids to compare."""
@@ -110,6 +111,14 @@ class Detection:
 
 
 def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Detection:
+    # Tracks, points and evidence for every group, next to the snapshots' frames and groups
+    # (a million objects for 20,000 distinct stacks): with the collector running, the
+    # allocations set off full collections that took a fifth of the pass (`gc_paused`).
+    with gc_paused(sum(len(s.table.stacks) for s in snapshots)):
+        return _detect(snapshots, options)
+
+
+def _detect(snapshots: Sequence[Snapshot], options: Options | None) -> Detection:
     opts = options or Options()
     sla_state = opts.sla_state or evaluate(opts.sla)
     st = (opts.settings or default_settings()).scaled(sla_state.alpha)
@@ -246,7 +255,9 @@ def _details(track: Track, series: Series) -> tuple[tuple[Snapshot, Group] | Non
 
 
 def _weighted(e: Evidence | None, weight: float) -> Evidence | None:
-    return None if e is None else replace(e, weight=weight)
+    # Not `dataclasses.replace` (a Python-level copy, several times the cost): a finding's
+    # worth of evidence for each of 20,000 groups.
+    return None if e is None else Evidence(e.signal, e.summary, e.value, e.threshold, e.data, weight)
 
 
 def weigh(
