@@ -41,6 +41,23 @@ FUNC_NAME_CACHE = 16384
 thousand; the bound keeps a daemon scraping many services (or hostile input) from growing."""
 
 
+class _RuntimeNames(dict[str, bool]):
+    """Function name -> whether it is the Go runtime's or one of its internal packages'
+    (`Frame.is_runtime`), computed on first lookup. Loops over every frame of every group
+    subscript it directly: a C-level lookup where the property is a Python call."""
+
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> bool:
+        if len(self) >= FUNC_NAME_CACHE:
+            self.clear()
+        runtime = self[name] = name.startswith(_RUNTIME_PREFIXES)
+        return runtime
+
+
+RUNTIME_NAMES = _RuntimeNames()
+
+
 @dataclass(frozen=True, slots=True)
 class FuncName:
     """A Go function name as the runtime prints it, parsed once (`FuncName.of`).
@@ -133,7 +150,7 @@ class Frame:
     @property
     def is_runtime(self) -> bool:
         """True for frames of the Go runtime and its internal packages."""
-        return self.function.startswith(_RUNTIME_PREFIXES)
+        return RUNTIME_NAMES[self.function]
 
     @property
     def is_stdlib(self) -> bool:

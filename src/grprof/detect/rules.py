@@ -558,16 +558,18 @@ class RuleSet:
         labels = (
             tuple(sorted((k, tuple(sorted(v))) for k, v in group.labels.items())) if self._uses_labels else ()
         )
-        # By the frames tuple's identity: the snapshots of one service share their stacks'
-        # tuples, and hashing 20 frames costs more than matching them. Each cached answer holds
-        # its tuple, so the id cannot be reused while the entry lives.
-        return (id(group.frames), group.created_by, frozenset(group.states), labels)
+        # By the identity of the frames tuple and the creator frame: the snapshots of one
+        # service share their stacks (`Snapshot.share_stacks`), and hashing 20 frames (or one:
+        # a dataclass's hash is Python code) costs more than matching them. Each cached answer
+        # holds both, so their ids cannot be reused while the entry lives. The states in their
+        # order: a group with them in another order is only asked again.
+        return (id(group.frames), id(group.created_by), tuple(group.states), labels)
 
     @staticmethod
     def _remember(cache: dict[object, tuple[object, _T]], key: object, group: Group, value: _T) -> _T:
         if len(cache) >= _MAX_CACHE:
             cache.clear()
-        cache[key] = (group.frames, value)
+        cache[key] = ((group.frames, group.created_by), value)
         return value
 
     def classify(

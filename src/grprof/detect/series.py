@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grprof.frames import Frame
+from grprof.frames import RUNTIME_NAMES, Frame
 from grprof.model import Group, Snapshot, moved_code
 
 KEY_FRAMES = 8
@@ -29,7 +29,8 @@ TrackKey = tuple[tuple[str, int], ...]
 
 
 def track_key(g: Group) -> TrackKey:
-    sites = [(f.function, f.line) for f in g.frames if not f.is_runtime]
+    runtime = RUNTIME_NAMES  # `Frame.is_runtime` without a call per frame
+    sites = [(f.function, f.line) for f in g.frames if not runtime[f.function]]
     if not sites:  # a runtime-only stack (system goroutines): its function names
         sites = [(f.function, 0) for f in g.frames]
     return tuple(sites[:KEY_FRAMES])
@@ -37,7 +38,7 @@ def track_key(g: Group) -> TrackKey:
 
 @functools.lru_cache(maxsize=65536)
 def track_id(key: TrackKey) -> str:
-    text = "\n".join(f"{fn}:{line}" for fn, line in key)
+    text = "\n".join(map("%s:%d".__mod__, key))  # `f"{fn}:{line}"` each, without a generator
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
