@@ -38,7 +38,7 @@ def track_key(g: Group) -> TrackKey:
 
 @functools.lru_cache(maxsize=65536)
 def track_id(key: TrackKey) -> str:
-    text = "\n".join(map("%s:%d".__mod__, key))  # `f"{fn}:{line}"` each, without a generator
+    text = "\n".join([f"{fn}:{line}" for fn, line in key])
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
