@@ -117,6 +117,77 @@ def test_group_uses_the_same_signatures(pure: str, monkeypatch: pytest.MonkeyPat
     assert seen >= 300, seen
 
 
+# -- signatures the debug=2 scanner makes with the stacks -----------------------------------
+
+
+def _many_stacks_dump(n: int, seed: int) -> str:
+    """A debug=2 dump of `n` goroutines with (nearly) all distinct stacks, for the scanner's
+    own signatures (made from 2,000 stacks up): arguments and offsets the text leaves out of
+    a stack, Unicode and generic names, line numbers past 32 bits, elided frames, `created
+    by` with and without a creator id, a frame whose file line is cut."""
+    rnd = random.Random(seed)
+    names = ["main.work", "example.com/svc/h.(*H).Serve.func2.1", "ünïcode.fünc1", "pkg.Map[...].Get"]
+    out = []
+    for gid in range(1, n + 1):
+        out.append(f"goroutine {gid} [chan receive]:")
+        for depth in range(rnd.randint(1, 12)):
+            fn = f"{rnd.choice(names)}.f{rnd.randint(0, 300)}"
+            out.append(f"{fn}(0x{rnd.getrandbits(32):x}, ...)")
+            out.append(f"\t/src/{depth}/x.go:{rnd.choice([rnd.randint(1, 999), 2**40 + depth])} +0x1d")
+        if rnd.random() < 0.1:
+            out.append("...additional frames elided...")
+        if rnd.random() < 0.8:
+            by = f"main.spawn{rnd.randint(0, 9)}"
+            out.append(
+                f"created by {by} in goroutine {rnd.randint(1, n)}"
+                if rnd.random() < 0.5
+                else f"created by {by}"
+            )
+            out.append("\t/src/main.go:12 +0x1d")
+        out.append("")
+    out.append("goroutine 999999 [running]:\nmain.cut(...)")  # ends without its file line
+    return "\n".join(out)
+
+
+@native_only
+def test_scanner_signatures_are_the_stacks_signatures(tmp_path: pathlib.Path) -> None:
+    """From 2,000 distinct stacks the native scanner hashes each stack's signature from its
+    parsed strings (`GoroutineTable.signatures`) beside making the Python objects: the same
+    digests as the Python path's from those objects, and `group()` uses them."""
+    path = tmp_path / "many.txt"
+    path.write_text(_many_stacks_dump(3000, 7))
+    snap = load_all(path)[0]
+    table = snap.table
+    assert len(table.stacks) >= 2900
+    assert table.signatures is not None
+    assert table.signatures == signatures(table.stacks, native=False)
+    got = [(g.signature, g.count, g.frames) for g in snap.groups()]
+    table.signatures = None  # what `group` computes without them
+    assert got == [(g.signature, g.count, g.frames) for g in group(table)]
+
+
+@native_only
+def test_few_stacks_are_left_to_group(tmp_path: pathlib.Path) -> None:
+    """Below 2,000 stacks the scanner leaves the signatures to `group()`, which a daemon's
+    cache of stacks it has seen serves (`SignatureCache`)."""
+    path = tmp_path / "few.txt"
+    path.write_text(_many_stacks_dump(300, 8))
+    assert load_all(path)[0].table.signatures is None
+
+
+@native_only
+def test_many_stacks_hashed_on_several_threads() -> None:
+    """From 2,048 stacks `signatures_of` hashes parts of them on several threads: the digests
+    come back in order, for every similarity."""
+    rnd = random.Random(11)
+    frames = [Frame(f"example.com/svc/h{i}.Handler.func{i % 7}", f"/src/h{i}.go", i) for i in range(500)]
+    stacks = [
+        Stack(tuple(rnd.choice(frames) for _ in range(rnd.randint(1, 30))), rnd.random() < 0.1, None)
+        for _ in range(5000)
+    ]
+    assert assert_same(stacks, seed=3) == 5000
+
+
 # -- generated stacks ----------------------------------------------------------------------
 
 _NAMES = st.one_of(

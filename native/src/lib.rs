@@ -131,8 +131,9 @@ fn to_dict<'py>(
         d.set_item(name, PyBytes::new(py, &col))?;
     }
     d.set_item("header_texts", bytes_list(py, header_texts)?)?;
-    let (stacks, index, dangling) = parsed_to_py(py, parsed, frame)?;
+    let (stacks, index, dangling, sigs) = parsed_to_py(py, parsed, frame)?;
     d.set_item("stacks", stacks)?;
+    d.set_item("signatures", sigs)?;
     d.set_item("text_stack", index)?;
     d.set_item("dangling", dangling)?;
     d.set_item("dumper", PyBytes::new(py, &dumper))?;
@@ -442,21 +443,62 @@ fn parse_stacks<'py>(
     } else {
         stacks::parse(&views)
     };
-    let (stacks, index, dangling) = parsed_to_py(py, d, frame)?;
+    let (stacks, index, dangling, _) = parsed_to_py(py, d, frame)?;
     PyTuple::new(
         py,
         [stacks.into_any(), index.into_any(), dangling.into_any()],
     )
 }
 
+/// Stacks from which their signatures are hashed on other threads while this one makes the
+/// Python objects. Below it `aggregate.group` hashes them as before, from the `Stack`s and a
+/// daemon's cache of the stacks it has seen (a service's scrapes repeat their stacks).
+const SIGNATURES_THREAD_MIN: usize = 2000;
+
+/// What `parsed_to_py` returns.
+type PyParsed<'py> = (
+    Bound<'py, PyList>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Option<Bound<'py, PyList>>,
+);
+
 /// Parsed stacks as Python: the distinct stacks as `(frames, elided, created_by)` (`frames`
 /// a tuple of `frame` objects, one object per distinct frame; `created_by` one or None),
-/// each text's stack (int64 bytes), each text's dangling flag (a byte each).
+/// each text's stack (int64 bytes), each text's dangling flag (a byte each), and, from
+/// `SIGNATURES_THREAD_MIN` stacks, each stack's default-similarity signature (str).
 fn parsed_to_py<'py>(
     py: Python<'py>,
     d: stacks::Parsed,
     frame: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+) -> PyResult<PyParsed<'py>> {
+    // A dump of many distinct stacks: `aggregate.group` needs every one's signature, and
+    // hashing them from the parsed strings beside the work that needs the GIL costs less wall
+    // time than from the Python objects after it (`signatures_of`, a third of
+    // `load(...).groups()` on 20,000 distinct stacks).
+    let (out, sigs) = std::thread::scope(|scope| {
+        let hashing = (d.stacks.len() >= SIGNATURES_THREAD_MIN)
+            .then(|| scope.spawn(|| signature::parsed_signatures(&d)));
+        let out = stacks_to_py(py, &d, frame)?;
+        let sigs = hashing.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        Ok::<_, PyErr>((out, sigs))
+    })?;
+    let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
+    Ok((
+        out,
+        i64_bytes(py, &d.index),
+        PyBytes::new(py, &dangling),
+        sigs.map(|s| signature::digests(py, &s)).transpose()?,
+    ))
+}
+
+/// The parsed stacks as Python `(frames tuple, elided, created by)` rows, a `Frame` per
+/// distinct frame.
+fn stacks_to_py<'py>(
+    py: Python<'py>,
+    d: &stacks::Parsed,
+    frame: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
     let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
     for (name, file, line) in &d.frames {
         frames.push(frame.call1((name.as_str(), file.as_str(), *line))?);
@@ -473,8 +515,7 @@ fn parsed_to_py<'py>(
         };
         out.append((tuple, st.elided[i], created))?;
     }
-    let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
-    Ok((out, i64_bytes(py, &d.index), PyBytes::new(py, &dangling)))
+    Ok(out)
 }
 
 #[pymodule]

@@ -134,6 +134,62 @@ pub fn signatures(stacks: &Stacks, order: &[u32], argkeys: Option<&[u64]>) -> Ve
     out
 }
 
+/// The default-similarity signature of each stack the debug=2 scanner parsed, in its order:
+/// each frame's text is the one `Reader` reads from the `Frame` made of the same strings
+/// (`parsed_to_py`: function, file, line), so these are `signatures_of`'s digests of the
+/// `Stack`s made from `parsed` (tests/test_signature_equivalence.py holds them to it).
+pub fn parsed_signatures(parsed: &crate::stacks::Parsed) -> Vec<[u8; 16]> {
+    let pieces = parsed
+        .frames
+        .iter()
+        .map(|(function, file, line)| format!("{function} {file}:{line}").into_bytes())
+        .collect();
+    let st = &parsed.stacks;
+    let stacks = (0..st.len())
+        .map(|i| {
+            let created = u32::try_from(st.created[i]).unwrap_or(NONE);
+            (st.offsets[i], st.offsets[i + 1], st.elided[i], created)
+        })
+        .collect();
+    let input = Stacks {
+        pieces,
+        frames: st.frames.clone(),
+        stacks,
+    };
+    let order: Vec<u32> = (0..st.len() as u32).collect();
+    signatures_split(&input, &order, None)
+}
+
+/// Stacks past which `signatures_split` hashes on several threads.
+const SPLIT_MIN: usize = 2048;
+
+/// `signatures`, a part of `order` on each of up to `available_parallelism()` threads (at
+/// most 4) when there are many: BLAKE2b is most of the cost (some 20 MB of text for 20,000
+/// distinct stacks), and the parts are independent.
+pub fn signatures_split(stacks: &Stacks, order: &[u32], argkeys: Option<&[u64]>) -> Vec<[u8; 16]> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || order.len() < SPLIT_MIN {
+        return signatures(stacks, order, argkeys);
+    }
+    let per = order.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = order
+            .chunks(per)
+            .enumerate()
+            .map(|(i, part)| {
+                let keys = argkeys.map(|k| &k[i * per..i * per + part.len()]);
+                scope.spawn(move || signatures(stacks, part, keys))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(order.len());
+        for p in parts {
+            // A panic in a part is one here (as it would be without threads).
+            out.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
+    })
+}
+
 /// Loose grouping (`aggregate._row_keys`): stacks with the same loose text form a group,
 /// numbered by first appearance. Returns each stack's group, each group's first stack and
 /// each group's signature. Groups are found by digest, and a digest match is confirmed on
@@ -338,7 +394,7 @@ fn push_str(out: &mut Vec<u8>, x: &Bound<'_, PyAny>) -> PyResult<()> {
 /// `signatures_of` (a lookup in the interpreter's table to make each, a deletion from it to
 /// free each), and a daemon's snapshots already share one string per stack through
 /// `grprof.table.SignatureCache`.
-fn digests<'py>(py: Python<'py>, sigs: &[[u8; 16]]) -> PyResult<Bound<'py, PyList>> {
+pub fn digests<'py>(py: Python<'py>, sigs: &[[u8; 16]]) -> PyResult<Bound<'py, PyList>> {
     PyList::new(
         py,
         sigs.iter()
@@ -373,7 +429,7 @@ pub fn signatures_of<'py>(
     let input = r.out;
     let keys = argkeys.as_deref();
     let sigs = if input.frame_count() >= DETACH_MIN_FRAMES {
-        py.detach(|| signatures(&input, &order, keys))
+        py.detach(|| signatures_split(&input, &order, keys))
     } else {
         signatures(&input, &order, keys)
     };

@@ -8,7 +8,9 @@ class Scanner:
     def finish(self, frame: Callable[[str, str, int], Any]) -> dict[str, Any]:
         """The scan's result (see formats/traceback.py `_from_native`): columns, header texts,
         and the distinct stacks parsed as `parse_stacks` gives them (no stack texts), with a
-        `dumper` byte per distinct stack. A scanner is used once: RuntimeError after this."""
+        `dumper` byte per distinct stack and, from 2,000 stacks, `signatures`: each stack's
+        default-similarity signature (else None). A scanner is used once: RuntimeError after
+        this."""
 
 def decode_pprof(
     data: bytes,

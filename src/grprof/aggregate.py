@@ -367,17 +367,19 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
                 first_argkey[k] = argkey[row]
 
     inferred = table.counts is not None
-    sigs: Sequence[str] | dict[int, str] = (
-        loose_sigs
-        if loose_sigs is not None
-        else _group_signatures(
+    sigs: Sequence[str] | dict[int, str] | None = loose_sigs
+    if sigs is None and similarity == "default":
+        # The parser's, made with the stacks (`GoroutineTable.signatures`), while one per stack.
+        made = table.signatures
+        sigs = made if made is not None and len(made) == len(reps) else None
+    if sigs is None:
+        sigs = _group_signatures(
             dict.fromkeys(map(itemgetter(0), per_header)),
             reps,
             similarity,
             first_argkey,
             table.signature_cache,
         )
-    )
     # `per_header` is transient: `_build_groups` empties it before the members are made.
     return _build_groups(per_header, table.headers, reps, sigs, partial, None if inferred else (keys, table))
 

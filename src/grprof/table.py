@@ -160,6 +160,7 @@ class GoroutineTable:
         "counts",
         "extras",
         "signature_cache",
+        "signatures",
         "_header_index",
         "_stack_index",
     )
@@ -180,6 +181,10 @@ class GoroutineTable:
         self.extras: dict[int, RowExtra] = {}
         self.signature_cache: SignatureCache | None = None
         """Signatures of stacks shared with other tables (`share_stacks`), for `group`."""
+        self.signatures: list[str] | None = None
+        """Each stack's default-similarity signature, when the parser made them with the
+        stacks (`set_stacks`); `group` reads them while there is one per stack (a stack
+        added later, by `intern_stack`, has them computed as usual)."""
         self._header_index: dict[Header, int] = {}
         self._stack_index: dict[Stack, int] = {}
 
@@ -201,10 +206,12 @@ class GoroutineTable:
             self.stacks.append(s)
         return i
 
-    def set_stacks(self, stacks: list[Stack]) -> None:
+    def set_stacks(self, stacks: list[Stack], signatures: list[str] | None = None) -> None:
         """Take `stacks`, all distinct, as the table's stacks; `intern_stack` indexes them
-        when first called (a parser that deduplicates on its own need not hash them)."""
+        when first called (a parser that deduplicates on its own need not hash them).
+        `signatures`: each stack's default-similarity signature, when the parser has them."""
         self.stacks = stacks
+        self.signatures = signatures
         self._stack_index = {}
 
     def share_stacks(
@@ -309,7 +316,7 @@ class GoroutineTable:
         """Rows [start, stop) as a new table sharing the interned headers and stacks."""
         t = GoroutineTable(aggregated=self.counts is not None)
         t.headers, t.stacks = self.headers, self.stacks
-        t.signature_cache = self.signature_cache
+        t.signature_cache, t.signatures = self.signature_cache, self.signatures
         t._header_index, t._stack_index = self._header_index, self._stack_index
         t.ids = self.ids[start:stop]
         t.header = self.header[start:stop]

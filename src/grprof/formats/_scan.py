@@ -50,6 +50,9 @@ class ParsedStacks(NamedTuple):
     """Each text's stack (an index into `stacks`)."""
     dangling: bytes
     """Per text, 1 when it ends in a function line without its file line (a cut dump)."""
+    signatures: list[str] | None = None
+    """Each stack's default-similarity signature, when the parser made them with the stacks
+    (the native scanner, from the parsed strings); None for `aggregate.group` to compute."""
 
 
 @dataclass

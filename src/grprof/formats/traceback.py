@@ -87,7 +87,9 @@ def _from_native(d: dict[str, Any]) -> ScanResult:
         a.frombytes(d.pop(key))  # the bytes go as soon as copied: 8 bytes a goroutine each
         return a
 
-    parsed = ParsedStacks(stacks_of(d.pop("stacks")), arr("q", "text_stack"), d["dangling"])
+    parsed = ParsedStacks(
+        stacks_of(d.pop("stacks")), arr("q", "text_stack"), d["dangling"], d.pop("signatures")
+    )
     return ScanResult(
         ids=arr("q", "ids"),
         header=arr("l", "header"),
@@ -128,7 +130,7 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
     r.stack_texts = []
     r.parsed = None
     smap = parsed.text_stack
-    table.set_stacks(parsed.stacks)
+    table.set_stacks(parsed.stacks, parsed.signatures)
     table.ids = r.ids
     table.header = _remap(r.header, hmap)
     table.stack = _remap(r.stack, smap)
