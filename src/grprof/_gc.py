@@ -8,14 +8,20 @@ and groups form no cycles worth collecting early.
 
 from __future__ import annotations
 
+import atexit
 import gc
 
 THRESHOLDS = (50_000, 20, 100)
 
 
 def tune(freeze: bool = False) -> None:
-    """Collect the young generation less often; `freeze`: also leave what exists now (modules,
-    rules, config) out of every later collection (a daemon at start-up)."""
+    """Collect the young generation less often, and skip the interpreter's last collection at
+    exit (`atexit`: handlers run before it): with a big dump's stacks and groups still
+    alive it walked them all once more, 50 ms of `grprof analyze` on 20,000 distinct stacks,
+    to free nothing the process's end does not. `freeze`: also leave what exists now
+    (modules, rules, config) out of every later collection (a daemon at start-up)."""
     gc.set_threshold(*THRESHOLDS)
+    atexit.unregister(gc.freeze)  # once, however often tuned
+    atexit.register(gc.freeze)
     if freeze:
         gc.freeze()
