@@ -16,6 +16,7 @@ on its own (the code every earlier version hashed).
 
 from __future__ import annotations
 
+import gzip
 import pathlib
 import random
 
@@ -160,10 +161,102 @@ def test_scanner_signatures_are_the_stacks_signatures(tmp_path: pathlib.Path) ->
     table = snap.table
     assert len(table.stacks) >= 2900
     assert table.signatures is not None
-    assert table.signatures == signatures(table.stacks, native=False)
+    assert table.stack_signatures() == signatures(table.stacks, native=False)
     got = [(g.signature, g.count, g.frames) for g in snap.groups()]
     table.signatures = None  # what `group` computes without them
     assert got == [(g.signature, g.count, g.frames) for g in group(table)]
+
+
+@native_only
+def test_scanner_signatures_wait_in_any_thread_and_can_be_left_out(tmp_path: pathlib.Path) -> None:
+    """The pending signatures are asked for from several threads at once (a slice of the
+    table shares them): each gets them all. A caller with its own cache of signatures (the
+    daemon's pipeline) has the scanner leave them out."""
+    import threading
+
+    from grprof.formats import parse_chunks
+
+    data = _many_stacks_dump(2500, 9).encode()
+    table = parse_chunks([data], "many")[0].table
+    pending = table.signatures
+    assert pending is not None and not isinstance(pending, list)
+    got: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: got.append(pending.result())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(got) == 4 and all(g == got[0] for g in got)
+    assert got[0] == signatures(table.stacks, native=False)
+    assert parse_chunks([data], "many", signatures=False)[0].table.signatures is None
+
+
+def _many_stacks_profile(n: int, seed: int) -> bytes:
+    """A recorded debug=0 profile (tests/fixtures/kernels) with its samples replaced by `n`
+    of random sequences of its own locations: (nearly) all distinct stacks."""
+    from test_pprof_equivalence import _enc, pb_decode, pb_encode
+
+    raw = gzip.decompress((ROOT / "fixtures/kernels/plain/1.goroutine.debug0.pb.gz").read_bytes())
+    fields = pb_decode(raw)
+    locations = [next(v for num, _, v in pb_decode(loc) if num == 1) for num, _, loc in fields if num == 4]
+    rnd = random.Random(seed)
+    samples = [
+        pb_encode(
+            [
+                (1, 2, b"".join(_enc(rnd.choice(locations)) for _ in range(rnd.randint(1, 15)))),
+                (2, 2, _enc(rnd.randint(1, 3))),
+            ]
+        )
+        for _ in range(n)
+    ]
+    return pb_encode([f for f in fields if f[0] != 2] + [(2, 2, smp) for smp in samples])
+
+
+@native_only
+def test_decoder_signatures_are_the_stacks_signatures() -> None:
+    """From 2,000 distinct stacks the native debug=0 decoder hashes their signatures while
+    the stacks become Python objects: the Python path's digests, used by `group()`; not
+    with `signatures=False` (a daemon's pipeline)."""
+    from grprof.formats import pprof
+
+    data = _many_stacks_profile(3000, 4)
+    snap = pprof.parse(data, "many")
+    table = snap.table
+    assert len(table.stacks) >= 2500
+    assert table.signatures is not None
+    assert table.stack_signatures() == signatures(table.stacks, native=False)
+    got = [(g.signature, g.count, g.frames) for g in snap.groups()]
+    table.signatures = None
+    assert got == [(g.signature, g.count, g.frames) for g in group(table)]
+    assert pprof.parse(data, "many", signatures=False).table.signatures is None
+    assert pprof.parse(_many_stacks_profile(500, 4), "few").table.signatures is None
+
+
+def _many_stacks_debug1(n: int, seed: int) -> bytes:
+    """A debug=1 profile of `n` blocks, each a random sequence of the frame lines of a
+    recorded one (tests/fixtures/kernels): (nearly) all distinct stacks."""
+    text = (ROOT / "fixtures/kernels/plain/1.goroutine.debug1.txt").read_text()
+    lines = sorted({ln for ln in text.splitlines() if ln.startswith("#\t0x")})
+    rnd = random.Random(seed)
+    out = [f"goroutine profile: total {n}"]
+    for _ in range(n):
+        chosen = [rnd.choice(lines) for _ in range(rnd.randint(1, 12))]
+        pcs = " ".join(hex(int(ln.split("\t")[1], 16) + 1) for ln in chosen)
+        out += [f"1 @ {pcs}", *chosen, ""]
+    return "\n".join(out).encode()
+
+
+@native_only
+def test_debug1_signatures_are_the_stacks_signatures() -> None:
+    """The native debug=1 parser hashes a big profile's signatures as the debug=0 decoder
+    does: the Python path's digests."""
+    from grprof.formats import debug1
+
+    data = _many_stacks_debug1(3000, 5)
+    table = debug1.parse(data, "many")[0].table
+    assert len(table.stacks) >= 2500
+    assert table.stack_signatures() == signatures(table.stacks, native=False)
+    assert debug1.parse(data, "many", signatures=False)[0].table.signatures is None
 
 
 @native_only

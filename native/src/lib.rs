@@ -64,15 +64,19 @@ impl Scanner {
         self.check()
     }
 
+    /// `signatures`: start hashing the stacks' signatures when there are many (see
+    /// `parsed_to_py`); a caller with its own cache of them says False.
+    #[pyo3(signature = (frame, signatures=true))]
     fn finish<'py>(
         &mut self,
         py: Python<'py>,
         frame: &Bound<'py, PyAny>,
+        signatures: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         self.done = true;
         let out = self.inner.finish();
-        to_dict(py, out, frame)
+        to_dict(py, out, frame, signatures)
     }
 }
 
@@ -103,6 +107,7 @@ fn to_dict<'py>(
     py: Python<'py>,
     out: scan::ScanOutput,
     frame: &Bound<'py, PyAny>,
+    hash: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let scan::ScanOutput {
@@ -131,7 +136,7 @@ fn to_dict<'py>(
         d.set_item(name, PyBytes::new(py, &col))?;
     }
     d.set_item("header_texts", bytes_list(py, header_texts)?)?;
-    let (stacks, index, dangling, sigs) = parsed_to_py(py, parsed, frame)?;
+    let (stacks, index, dangling, sigs) = parsed_to_py(py, parsed, frame, hash)?;
     d.set_item("stacks", stacks)?;
     d.set_item("signatures", sigs)?;
     d.set_item("text_stack", index)?;
@@ -178,8 +183,11 @@ fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> Bound<'py, PyBytes> {
 /// With `stack` (`grprof.table.Stack`) and `rules` (what `stop`'s answers depend on), frames
 /// and stacks come from the process-wide cache of `objcache` and the dict holds what
 /// `objcache::decoded_to_py` describes instead of `locs`, `stacks` as tuples and the classes.
+///
+/// `signatures` (with `stack`): from `SIGNATURES_THREAD_MIN` stacks, `signatures` in the dict
+/// is their signatures being hashed (else None), as `Scanner.finish` does.
 #[pyfunction]
-#[pyo3(signature = (data, frame, stop=None, stack=None, rules=None))]
+#[pyo3(signature = (data, frame, stop=None, stack=None, rules=None, signatures=false))]
 fn decode_pprof<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -187,6 +195,7 @@ fn decode_pprof<'py>(
     stop: Option<&Bound<'py, PyAny>>,
     stack: Option<&Bound<'py, pyo3::types::PyType>>,
     rules: Option<&Bound<'py, PyAny>>,
+    signatures: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let decoded = if data.len() >= DETACH_MIN {
         py.detach(|| pprof::decode(data))
@@ -197,6 +206,15 @@ fn decode_pprof<'py>(
     let out = PyDict::new(py);
     out.set_item("profile", d.profile)?;
     if let (Some(stack), Some(stop), Some(rules)) = (stack, stop, rules) {
+        // Hashed while the cache makes the Python objects and `pprof._build` the table.
+        let pending = (signatures && d.stack_offsets.len() > SIGNATURES_THREAD_MIN).then(|| {
+            signature::PendingSignatures::start(signature::profile_stacks(
+                &d.frames,
+                &d.stack_offsets,
+                &d.stack_frames,
+            ))
+        });
+        out.set_item("signatures", pending.map(|p| Bound::new(py, p)).transpose()?)?;
         let frame = frame.cast::<pyo3::types::PyType>()?;
         objcache::decoded_to_py(py, &d, frame, stack, stop, rules, &out)?;
         pprof_rest(py, &d, &out)?;
@@ -305,9 +323,10 @@ fn state_classes(
 /// and a bad one before the first bad line wins.
 ///
 /// With `stack` and `rules`, as for `decode_pprof`: each profile's `stacks`, `frames` and
-/// state classes come from `objcache::debug1_to_py` (with `frames_key` and `generation`).
+/// state classes come from `objcache::debug1_to_py` (with `frames_key` and `generation`),
+/// and with `signatures` each profile's `signatures` are as `decode_pprof`'s.
 #[pyfunction]
-#[pyo3(signature = (data, frame, stop, stack=None, rules=None))]
+#[pyo3(signature = (data, frame, stop, stack=None, rules=None, signatures=false))]
 fn parse_debug1<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -315,6 +334,7 @@ fn parse_debug1<'py>(
     stop: &Bound<'py, PyAny>,
     stack: Option<&Bound<'py, pyo3::types::PyType>>,
     rules: Option<&Bound<'py, PyAny>>,
+    signatures: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = if data.len() >= DETACH_MIN {
         py.detach(|| debug1::parse(data))
@@ -341,6 +361,14 @@ fn parse_debug1<'py>(
         pd.set_item("total", p.total)?;
         pd.set_item("cut", p.cut)?;
         if cached.is_some() {
+            let pending = (signatures && p.stack_offsets.len() > SIGNATURES_THREAD_MIN).then(|| {
+                signature::PendingSignatures::start(signature::profile_stacks(
+                    &d.frames,
+                    &p.stack_offsets,
+                    &p.stack_frames,
+                ))
+            });
+            pd.set_item("signatures", pending.map(|p| Bound::new(py, p)).transpose()?)?;
             dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone()));
         } else {
             let stacks = PyList::empty(py);
@@ -443,16 +471,15 @@ fn parse_stacks<'py>(
     } else {
         stacks::parse(&views)
     };
-    let (stacks, index, dangling, _) = parsed_to_py(py, d, frame)?;
+    let (stacks, index, dangling, _) = parsed_to_py(py, d, frame, false)?;
     PyTuple::new(
         py,
         [stacks.into_any(), index.into_any(), dangling.into_any()],
     )
 }
 
-/// Stacks from which their signatures are hashed on other threads while this one makes the
-/// Python objects. Below it `aggregate.group` hashes them as before, from the `Stack`s and a
-/// daemon's cache of the stacks it has seen (a service's scrapes repeat their stacks).
+/// Stacks from which `Scanner.finish` starts hashing their signatures on other threads
+/// while it makes the Python objects. Below it `aggregate.group` hashes them as before.
 const SIGNATURES_THREAD_MIN: usize = 2000;
 
 /// What `parsed_to_py` returns.
@@ -460,35 +487,32 @@ type PyParsed<'py> = (
     Bound<'py, PyList>,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
-    Option<Bound<'py, PyList>>,
+    Option<Bound<'py, signature::PendingSignatures>>,
 );
 
 /// Parsed stacks as Python: the distinct stacks as `(frames, elided, created_by)` (`frames`
 /// a tuple of `frame` objects, one object per distinct frame; `created_by` one or None),
-/// each text's stack (int64 bytes), each text's dangling flag (a byte each), and, from
-/// `SIGNATURES_THREAD_MIN` stacks, each stack's default-similarity signature (str).
+/// each text's stack (int64 bytes), each text's dangling flag (a byte each), and, with
+/// `hash` and from `SIGNATURES_THREAD_MIN` stacks, their signatures being hashed.
 fn parsed_to_py<'py>(
     py: Python<'py>,
     d: stacks::Parsed,
     frame: &Bound<'py, PyAny>,
+    hash: bool,
 ) -> PyResult<PyParsed<'py>> {
     // A dump of many distinct stacks: `aggregate.group` needs every one's signature, and
-    // hashing them from the parsed strings beside the work that needs the GIL costs less wall
-    // time than from the Python objects after it (`signatures_of`, a third of
-    // `load(...).groups()` on 20,000 distinct stacks).
-    let (out, sigs) = std::thread::scope(|scope| {
-        let hashing = (d.stacks.len() >= SIGNATURES_THREAD_MIN)
-            .then(|| scope.spawn(|| signature::parsed_signatures(&d)));
-        let out = stacks_to_py(py, &d, frame)?;
-        let sigs = hashing.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        Ok::<_, PyErr>((out, sigs))
-    })?;
+    // hashing them from the parsed strings on other threads, from now until `group` asks,
+    // costs it nothing where hashing them from the Python objects then (`signatures_of`)
+    // was a third of `load(...).groups()` on 20,000 distinct stacks.
+    let pending = (hash && d.stacks.len() >= SIGNATURES_THREAD_MIN)
+        .then(|| signature::PendingSignatures::start(signature::parsed_stacks(&d)));
+    let out = stacks_to_py(py, &d, frame)?;
     let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
     Ok((
         out,
         i64_bytes(py, &d.index),
         PyBytes::new(py, &dangling),
-        sigs.map(|s| signature::digests(py, &s)).transpose()?,
+        pending.map(|p| Bound::new(py, p)).transpose()?,
     ))
 }
 
@@ -521,6 +545,7 @@ fn stacks_to_py<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Scanner>()?;
+    m.add_class::<signature::PendingSignatures>()?;
     m.add_function(wrap_pyfunction!(decode_pprof, m)?)?;
     m.add_function(wrap_pyfunction!(parse_debug1, m)?)?;
     m.add_function(wrap_pyfunction!(parse_stacks, m)?)?;

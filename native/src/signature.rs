@@ -12,8 +12,12 @@
 //! Python path's to the byte (tests/test_signature_equivalence.py), so signatures stored by
 //! earlier versions, baselines and rules keep matching.
 
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+
 use blake2b_simd::many::{hash_many, HashManyJob};
 use blake2b_simd::Params;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple};
@@ -134,16 +138,12 @@ pub fn signatures(stacks: &Stacks, order: &[u32], argkeys: Option<&[u64]>) -> Ve
     out
 }
 
-/// The default-similarity signature of each stack the debug=2 scanner parsed, in its order:
-/// each frame's text is the one `Reader` reads from the `Frame` made of the same strings
-/// (`parsed_to_py`: function, file, line), so these are `signatures_of`'s digests of the
-/// `Stack`s made from `parsed` (tests/test_signature_equivalence.py holds them to it).
-pub fn parsed_signatures(parsed: &crate::stacks::Parsed) -> Vec<[u8; 16]> {
-    let pieces = parsed
-        .frames
-        .iter()
-        .map(|(function, file, line)| format!("{function} {file}:{line}").into_bytes())
-        .collect();
+/// The stacks the debug=2 scanner parsed, as the input of `signatures`: each frame's text is
+/// the one `Reader` reads from the `Frame` made of the same strings (`parsed_to_py`:
+/// function, file, line), so their digests are `signatures_of`'s of the `Stack`s made from
+/// `parsed` (tests/test_signature_equivalence.py holds them to it).
+pub fn parsed_stacks(parsed: &crate::stacks::Parsed) -> Stacks {
+    let pieces = pieces(&parsed.frames);
     let st = &parsed.stacks;
     let stacks = (0..st.len())
         .map(|i| {
@@ -151,13 +151,88 @@ pub fn parsed_signatures(parsed: &crate::stacks::Parsed) -> Vec<[u8; 16]> {
             (st.offsets[i], st.offsets[i + 1], st.elided[i], created)
         })
         .collect();
-    let input = Stacks {
+    Stacks {
         pieces,
         frames: st.frames.clone(),
         stacks,
-    };
-    let order: Vec<u32> = (0..st.len() as u32).collect();
-    signatures_split(&input, &order, None)
+    }
+}
+
+/// Each frame's text, as `Reader` makes it from a `Frame(function, file, line)`.
+fn pieces<L: std::fmt::Display>(frames: &[(String, String, L)]) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .map(|(function, file, line)| format!("{function} {file}:{line}").into_bytes())
+        .collect()
+}
+
+/// The stacks of a decoded profile (debug=0, debug=1: stack i is the frames
+/// `stack_frames[offsets[i]..offsets[i + 1]]`, nothing elided, no `created by`), as the
+/// input of `signatures`, with the same texts as `parsed_stacks`.
+pub fn profile_stacks<L: std::fmt::Display>(
+    frames: &[(String, String, L)],
+    offsets: &[usize],
+    stack_frames: &[u32],
+) -> Stacks {
+    Stacks {
+        pieces: pieces(frames),
+        frames: stack_frames.to_vec(),
+        stacks: offsets
+            .windows(2)
+            .map(|w| (w[0] as u32, w[1] as u32, false, NONE))
+            .collect(),
+    }
+}
+
+enum Hashing {
+    Running(JoinHandle<Vec<[u8; 16]>>),
+    Done(Vec<[u8; 16]>),
+    Failed,
+}
+
+/// Default-similarity signatures of every stack of `Stacks`, hashed on another thread from
+/// the moment it is made, so that the caller goes on meanwhile (the scanner makes the Python
+/// objects, then `group()` asks for them): `result()` waits for them.
+#[pyclass(frozen, module = "grprof._native")]
+pub struct PendingSignatures {
+    state: Mutex<Hashing>,
+}
+
+impl PendingSignatures {
+    pub fn start(input: Stacks) -> PendingSignatures {
+        let handle = std::thread::spawn(move || {
+            let order: Vec<u32> = (0..input.stacks.len() as u32).collect();
+            signatures_split(&input, &order, None)
+        });
+        PendingSignatures {
+            state: Mutex::new(Hashing::Running(handle)),
+        }
+    }
+}
+
+#[pymethods]
+impl PendingSignatures {
+    /// Each stack's signature (str), in order, once hashed: waits without the GIL.
+    fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // The lock is held with the GIL only where nothing is awaited, so a thread that holds
+        // the GIL and waits for the lock never blocks the one joining the hashing thread.
+        py.detach(|| {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Hashing::Running(_) = *state {
+                if let Hashing::Running(h) = std::mem::replace(&mut *state, Hashing::Failed) {
+                    if let Ok(sigs) = h.join() {
+                        *state = Hashing::Done(sigs);
+                    }
+                }
+            }
+        });
+        match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+            Hashing::Done(sigs) => digests(py, sigs),
+            _ => Err(PyRuntimeError::new_err(
+                "hashing the stacks' signatures failed",
+            )),
+        }
+    }
 }
 
 /// Stacks past which `signatures_split` hashes on several threads.

@@ -5,12 +5,17 @@ from typing import Any
 class Scanner:
     def __init__(self) -> None: ...
     def feed(self, chunk: bytes) -> None: ...
-    def finish(self, frame: Callable[[str, str, int], Any]) -> dict[str, Any]:
+    def finish(self, frame: Callable[[str, str, int], Any], signatures: bool = True) -> dict[str, Any]:
         """The scan's result (see formats/traceback.py `_from_native`): columns, header texts,
         and the distinct stacks parsed as `parse_stacks` gives them (no stack texts), with a
-        `dumper` byte per distinct stack and, from 2,000 stacks, `signatures`: each stack's
-        default-similarity signature (else None). A scanner is used once: RuntimeError after
-        this."""
+        `dumper` byte per distinct stack and, with `signatures` and from 2,000 stacks,
+        `signatures`: a `PendingSignatures` hashing each stack's default-similarity signature
+        (else None). A scanner is used once: RuntimeError after this."""
+
+class PendingSignatures:
+    def result(self) -> list[str]:
+        """Each stack's signature, in order, once hashed on the other threads (waits for them
+        without the GIL)."""
 
 def decode_pprof(
     data: bytes,
@@ -18,10 +23,12 @@ def decode_pprof(
     stop: Callable[[Any], bool] | None = None,
     stack: type | None = None,
     rules: object = None,
+    signatures: bool = False,
 ) -> dict[str, Any]:
     """A gunzipped goroutine profile.proto decoded (see formats/pprof.py `_from_native`);
     ValueError(message, offset) when malformed. With `stack` and `rules` (and `frame` a
-    class), frames and stacks are objects kept across calls (native/src/objcache.rs)."""
+    class), frames and stacks are objects kept across calls (native/src/objcache.rs), and
+    with `signatures`, from 2,000 stacks, `signatures` is a `PendingSignatures` (else None)."""
 
 def parse_debug1(
     data: bytes,
@@ -29,10 +36,12 @@ def parse_debug1(
     stop: Callable[[Any], bool],
     stack: type | None = None,
     rules: object = None,
+    signatures: bool = False,
 ) -> dict[str, Any]:
     """One or more debug=1 text profiles read (see formats/debug1.py `_from_native`); errors
     are returned as data under "error", never raised. With `stack` and `rules`, frames and
-    stacks are objects kept across calls, as for `decode_pprof`."""
+    stacks are objects kept across calls, and each profile's `signatures` are, as for
+    `decode_pprof`."""
 
 def parse_stacks(
     texts: list[bytes], frame: Callable[[str, str, int], Any]

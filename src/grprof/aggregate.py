@@ -369,9 +369,7 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
     inferred = table.counts is not None
     sigs: Sequence[str] | dict[int, str] | None = loose_sigs
     if sigs is None and similarity == "default":
-        # The parser's, made with the stacks (`GoroutineTable.signatures`), while one per stack.
-        made = table.signatures
-        sigs = made if made is not None and len(made) == len(reps) else None
+        sigs = table.stack_signatures()  # the parser's, when it made them
     if sigs is None:
         sigs = _group_signatures(
             dict.fromkeys(map(itemgetter(0), per_header)),

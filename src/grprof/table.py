@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from types import MappingProxyType
+from typing import Protocol
 
 from grprof.frames import Ancestor, Frame, Goroutine
 
@@ -59,6 +60,14 @@ def gc_paused(objects: int) -> Iterator[None]:
             p.depth -= 1
             if p.depth == 0 and p.was_enabled:
                 gc.enable()
+
+
+class PendingSignatures(Protocol):
+    """Signatures being hashed (`grprof._native.PendingSignatures`)."""
+
+    def result(self) -> list[str]:
+        """The signatures once hashed: waits for them."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +190,9 @@ class GoroutineTable:
         self.extras: dict[int, RowExtra] = {}
         self.signature_cache: SignatureCache | None = None
         """Signatures of stacks shared with other tables (`share_stacks`), for `group`."""
-        self.signatures: list[str] | None = None
+        self.signatures: list[str] | PendingSignatures | None = None
         """Each stack's default-similarity signature, when the parser made them with the
-        stacks (`set_stacks`); `group` reads them while there is one per stack (a stack
-        added later, by `intern_stack`, has them computed as usual)."""
+        stacks (`set_stacks`), or is making them; read with `stack_signatures`."""
         self._header_index: dict[Header, int] = {}
         self._stack_index: dict[Stack, int] = {}
 
@@ -206,13 +214,25 @@ class GoroutineTable:
             self.stacks.append(s)
         return i
 
-    def set_stacks(self, stacks: list[Stack], signatures: list[str] | None = None) -> None:
+    def set_stacks(
+        self, stacks: list[Stack], signatures: list[str] | PendingSignatures | None = None
+    ) -> None:
         """Take `stacks`, all distinct, as the table's stacks; `intern_stack` indexes them
         when first called (a parser that deduplicates on its own need not hash them).
         `signatures`: each stack's default-similarity signature, when the parser has them."""
         self.stacks = stacks
         self.signatures = signatures
         self._stack_index = {}
+
+    def stack_signatures(self) -> list[str] | None:
+        """Each stack's default-similarity signature as the parser made them (`set_stacks`),
+        once made (the native scanner hashes a big dump's on other threads while the rest of
+        the parse goes on); None when it made none, or when stacks were added since
+        (`intern_stack`: `group` hashes them as usual)."""
+        sigs = self.signatures
+        if sigs is not None and not isinstance(sigs, list):
+            sigs = self.signatures = sigs.result()
+        return sigs if sigs is not None and len(sigs) == len(self.stacks) else None
 
     def share_stacks(
         self, shared: Callable[[Stack], Stack], signatures: SignatureCache | None = None

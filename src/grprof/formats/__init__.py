@@ -70,11 +70,14 @@ def _looks_text(head: bytes) -> bool:
     return binary * 20 < len(sample)
 
 
-def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
+def parse_chunks(chunks: Iterable[bytes], source: str, *, signatures: bool = True) -> list[Snapshot]:
     """Parse a decompressed byte stream into snapshots (several if it holds several dumps).
 
     When `chunks` is a `sources.Whole` (bytes given to `load`), debug=0 and debug=1 take its
-    `data` rather than joining the chunks: 32 ms less for a 24 MB debug=1 text."""
+    `data` rather than joining the chunks: 32 ms less for a 24 MB debug=1 text.
+    `signatures=False`: the caller keeps the stacks' signatures itself (a daemon's
+    `SignatureCache`), so the parsers need not hash a big dump's (`traceback.scan`,
+    `pprof.parse`, `debug1.parse`)."""
     whole: bytes | None = getattr(chunks, "data", None)
     it = iter(chunks)
     head = b""
@@ -114,17 +117,18 @@ def parse_chunks(chunks: Iterable[bytes], source: str) -> list[Snapshot]:
         from grprof.formats import debug1
 
         data = whole if whole is not None else b"".join(_chain(pending, it))
-        return _noted(debug1.parse(data, source), notes, origin)
+        return _noted(debug1.parse(data, source, signatures=signatures), notes, origin)
     if kind == "debug=0":
         from grprof.formats import pprof
 
-        return [pprof.parse(whole if whole is not None else b"".join(_chain(pending, it)), source)]
+        data = whole if whole is not None else b"".join(_chain(pending, it))
+        return [pprof.parse(data, source, signatures=signatures)]
     if not head:
         raise ParseError(source, "empty input: expected a goroutine dump or profile")
     # Text: a dump may start anywhere in a log, so scan all of it.
     from grprof.formats import traceback
 
-    scanned = traceback.scan(_chain(pending, it))
+    scanned = traceback.scan(_chain(pending, it), signatures=signatures)
     notes += split_dumps(scanned, source)
     snaps = traceback.build(scanned, source)
     if not snaps and watch is not None and watch.kept:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import xxhash
 
 if TYPE_CHECKING:
-    from grprof.table import Stack
+    from grprof.table import PendingSignatures, Stack
 
 PROLOGUE_LINES = 64
 _WS = b" \t"
@@ -50,9 +50,9 @@ class ParsedStacks(NamedTuple):
     """Each text's stack (an index into `stacks`)."""
     dangling: bytes
     """Per text, 1 when it ends in a function line without its file line (a cut dump)."""
-    signatures: list[str] | None = None
-    """Each stack's default-similarity signature, when the parser made them with the stacks
-    (the native scanner, from the parsed strings); None for `aggregate.group` to compute."""
+    signatures: PendingSignatures | None = None
+    """Each stack's default-similarity signature, when the parser hashes them (the native
+    scanner, from the parsed strings of a dump of many stacks); None for `aggregate.group`."""
 
 
 @dataclass

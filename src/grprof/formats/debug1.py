@@ -108,14 +108,14 @@ def native_parser() -> Any | None:
     return _rust.native("parse_debug1")
 
 
-def parse(data: bytes, source: str, *, native: bool | None = None) -> list[Snapshot]:
+def parse(data: bytes, source: str, *, native: bool | None = None, signatures: bool = True) -> list[Snapshot]:
     """Parse one or more concatenated debug=1 profiles, one snapshot each.
 
     `native`: None uses the Rust parser when available; False forces the Python one; True
-    requires the Rust one (tests and benchmarks)."""
+    requires the Rust one (tests and benchmarks). `signatures`: as for `pprof.parse`."""
     fn = _rust.native("parse_debug1", native)
     if fn is not None:
-        return _from_native(fn, data, source)
+        return _from_native(fn, data, source, signatures)
     profiles = _Reader(data, source).profiles()
     code = _code_points(b.last_line for p in profiles for b in p.blocks)
     return [_with_code(_snapshot(p, source), code) for p in profiles]
@@ -304,13 +304,13 @@ class _Reader:
 _EXPECTED = {"header": _EXPECT_HEADER, "block": _EXPECT_BLOCK, "frame": _EXPECT_FRAME, "first": _EXPECT_FIRST}
 
 
-def _from_native(parse_fn: Any, data: bytes, source: str) -> list[Snapshot]:
+def _from_native(parse_fn: Any, data: bytes, source: str, signatures: bool = True) -> list[Snapshot]:
     """`parse` through the Rust reader: the same snapshots, or the same ParseError at the same
     byte, as `_Reader` and `_snapshot` give (tests/test_debug1_equivalence.py)."""
     if type(data) is not bytes:  # the extension borrows bytes only
         data = bytes(data)
     rules = load_rules()
-    d = parse_fn(data, Frame, _stops_state, Stack, rules)
+    d = parse_fn(data, Frame, _stops_state, Stack, rules, signatures)
     reader = _Reader(data, source)
     profiles = d["profiles"]
     # The label lines, first use first, are parsed here; the first bad one comes before the
@@ -408,7 +408,7 @@ def _native_snapshot(
         for key in dict.fromkeys(keys)
     }
     n = len(row_stack)
-    table.set_stacks(stacks)
+    table.set_stacks(stacks, p.get("signatures"))
     table.header = array("l", map(index.__getitem__, keys))
     table.stack = array("l", row_stack)
     table.counts = counts

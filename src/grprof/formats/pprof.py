@@ -70,15 +70,17 @@ def native_decoder() -> Any | None:
     return _rust.native("decode_pprof")
 
 
-def parse(data: bytes, source: str, *, native: bool | None = None) -> Snapshot:
+def parse(data: bytes, source: str, *, native: bool | None = None, signatures: bool = True) -> Snapshot:
     """Decode a goroutine/goroutineleak profile.proto into one aggregated snapshot.
 
     `native`: None uses the Rust decoder when available; False forces the Python one; True
-    requires the Rust one (tests and benchmarks)."""
+    requires the Rust one (tests and benchmarks). `signatures`: let the Rust decoder hash a
+    big profile's stack signatures meanwhile (`GoroutineTable.stack_signatures`); a caller
+    that keeps its own says False."""
     decode = _rust.native("decode_pprof", native)
     try:
         if decode is not None:
-            return _from_native(decode, data, source)
+            return _from_native(decode, data, source, signatures)
         return _Decoder(data).snapshot(source)
     except _Malformed as e:
         raise ParseError(source, _PREFIX + e.message, e.pos) from None
@@ -93,12 +95,12 @@ def _stops_state(frame: Frame) -> bool:
     return not load_rules().lookup(frame)[1]
 
 
-def _from_native(decode: Any, data: bytes, source: str) -> Snapshot:
+def _from_native(decode: Any, data: bytes, source: str, signatures: bool = True) -> Snapshot:
     if type(data) is not bytes:  # the extension borrows bytes only (bytearray, memoryview: copy)
         data = bytes(data)
     rules = load_rules()
     try:
-        d = decode(data, Frame, _stops_state, Stack, rules)
+        d = decode(data, Frame, _stops_state, Stack, rules, signatures)
     except ValueError as e:
         message, pos = e.args
         raise _Malformed(message, pos) from None
@@ -176,7 +178,7 @@ def _build(d: dict[str, Any], source: str, rules: object) -> Snapshot:
         pair_header.append(h)
     row_pair = _longs(d["row_pair"])
     n = len(row_pair)
-    table.set_stacks(stacks)
+    table.set_stacks(stacks, d["signatures"])
     if pair_header != list(range(len(pair_header))):  # else each pair is its own header
         row_pair = array("l", map(pair_header.__getitem__, row_pair))
     table.header = row_pair

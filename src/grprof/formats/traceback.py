@@ -61,7 +61,9 @@ def parse_stacks(texts: list[bytes], *, native: bool | None = None) -> ParsedSta
     return ParsedStacks(stacks, out, bytes(d for _, d in parsed))
 
 
-def scan(chunks: Iterable[bytes]) -> ScanResult:
+def scan(chunks: Iterable[bytes], *, signatures: bool = True) -> ScanResult:
+    """`signatures`: let the native scanner hash a big dump's stack signatures as it goes
+    (`GoroutineTable.stack_signatures`); a caller that keeps its own says False."""
     cls = native_scanner()
     if cls is None:
         sc = Scanner()
@@ -75,7 +77,7 @@ def scan(chunks: Iterable[bytes]) -> ScanResult:
     # stack (20,000 in a dump of distinct stacks), none in a cycle: the collector's young
     # passes over them cost a tenth of `load` there.
     with gc_paused(PAUSE_GC_AT):
-        return _from_native(nsc.finish(Frame))
+        return _from_native(nsc.finish(Frame, signatures))
 
 
 def _from_native(d: dict[str, Any]) -> ScanResult:

@@ -55,7 +55,8 @@ def parse_payload(result: ScrapeResult) -> Snapshot:
             body = gunzip(body, DEFAULT_MAX_SIZE)
         except FetchError as e:
             raise ParseError(source, str(e)) from None
-    snaps = parse_chunks([body], source)
+    # The window's `SignatureCache` has most stacks' signatures: the scanner need not hash them.
+    snaps = parse_chunks([body], source, signatures=False)
     snap = snaps[0]
     snap.mtime = result.started
     return snap
