@@ -164,7 +164,13 @@ pub fn build_groups<'py>(
     let mut member_objs = match &members {
         None => Vec::new(),
         Some((cols_keys, ids, creator, array, cc)) => {
-            let cols = Columns { keys: cols_keys, ids, creator, array, counts: cc };
+            let cols = Columns {
+                keys: cols_keys,
+                ids,
+                creator,
+                array,
+                counts: cc,
+            };
             let rows: Vec<usize> = counts.iter().map(|&c| c.max(0) as usize).collect();
             members::members(&cols, &numbers, &rows, untrack_all)?
         }
@@ -334,7 +340,9 @@ pub fn build_groups<'py>(
             match utf8(&sig) {
                 // SAFETY: the bytes live as long as the `str`, which `made` holds until the
                 // end of this function.
-                Some(b) => sig_bytes.push(unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) }),
+                Some(b) => {
+                    sig_bytes.push(unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) })
+                }
                 None => all_bytes = false,
             }
         }
@@ -343,7 +351,12 @@ pub fn build_groups<'py>(
     // Largest first, ties by signature, then by first pair (a stable sort).
     let mut order: Vec<usize> = (0..made.len()).collect();
     if all_bytes {
-        order.sort_by(|&a, &b| made[b].0.cmp(&made[a].0).then_with(|| sig_bytes[a].cmp(sig_bytes[b])));
+        order.sort_by(|&a, &b| {
+            made[b]
+                .0
+                .cmp(&made[a].0)
+                .then_with(|| sig_bytes[a].cmp(sig_bytes[b]))
+        });
     } else {
         sort_by_fallible(&mut order, |&a, &b| match made[b].0.cmp(&made[a].0) {
             Ordering::Equal => str_cmp(&made[a].1, &made[b].1),

@@ -214,7 +214,10 @@ fn decode_pprof<'py>(
                 &d.stack_frames,
             ))
         });
-        out.set_item("signatures", pending.map(|p| Bound::new(py, p)).transpose()?)?;
+        out.set_item(
+            "signatures",
+            pending.map(|p| Bound::new(py, p)).transpose()?,
+        )?;
         let frame = frame.cast::<pyo3::types::PyType>()?;
         objcache::decoded_to_py(py, &d, frame, stack, stop, rules, &out)?;
         pprof_rest(py, &d, &out)?;
@@ -361,14 +364,18 @@ fn parse_debug1<'py>(
         pd.set_item("total", p.total)?;
         pd.set_item("cut", p.cut)?;
         if cached.is_some() {
-            let pending = (signatures && p.stack_offsets.len() > SIGNATURES_THREAD_MIN).then(|| {
-                signature::PendingSignatures::start(signature::profile_stacks(
-                    &d.frames,
-                    &p.stack_offsets,
-                    &p.stack_frames,
-                ))
-            });
-            pd.set_item("signatures", pending.map(|p| Bound::new(py, p)).transpose()?)?;
+            let pending =
+                (signatures && p.stack_offsets.len() > SIGNATURES_THREAD_MIN).then(|| {
+                    signature::PendingSignatures::start(signature::profile_stacks(
+                        &d.frames,
+                        &p.stack_offsets,
+                        &p.stack_frames,
+                    ))
+                });
+            pd.set_item(
+                "signatures",
+                pending.map(|p| Bound::new(py, p)).transpose()?,
+            )?;
             dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone()));
         } else {
             let stacks = PyList::empty(py);

@@ -70,7 +70,10 @@ impl Present {
     fn contains(&self, i: i64) -> bool {
         match self {
             Present::Bits(bits) => {
-                i >= 0 && bits.get(i as usize >> 6).is_some_and(|w| w & (1 << (i & 63)) != 0)
+                i >= 0
+                    && bits
+                        .get(i as usize >> 6)
+                        .is_some_and(|w| w & (1 << (i & 63)) != 0)
             }
             Present::Set(set) => set.contains(&i),
         }
@@ -88,7 +91,10 @@ struct Slots {
 impl Slots {
     fn new(numbers: &[i64], rows: usize) -> Slots {
         let top = numbers.iter().copied().max().unwrap_or(-1);
-        let mut s = Slots { dense: Vec::new(), map: Default::default() };
+        let mut s = Slots {
+            dense: Vec::new(),
+            map: Default::default(),
+        };
         if top >= 0 && (top as usize) <= 2 * rows + 1024 {
             s.dense = vec![u32::MAX; top as usize + 1];
         }
@@ -152,7 +158,9 @@ pub fn members<'py>(
     }
     start.push(pos);
     if pos != n {
-        return Err(PyValueError::new_err("group counts do not add up to the rows"));
+        return Err(PyValueError::new_err(
+            "group counts do not add up to the rows",
+        ));
     }
     let slots = Slots::new(numbers, n);
     let present = Present::of(&id_col);
@@ -161,7 +169,9 @@ pub fn members<'py>(
     let mut sorted_cr = vec![0i64; n];
     let mut orphans: Vec<Vec<i64>> = vec![Vec::new(); rows.len()];
     for r in 0..n {
-        let gi = slots.get(keys[r]).ok_or_else(|| PyValueError::new_err("a row's group is not in groups"))?;
+        let gi = slots
+            .get(keys[r])
+            .ok_or_else(|| PyValueError::new_err("a row's group is not in groups"))?;
         let p = at[gi];
         at[gi] = p + 1;
         let (gid, cr) = (id_col[r], cr_col[r]);
@@ -237,7 +247,13 @@ pub fn attach_members<'py>(
         rows.push(usize::try_from(c).map_err(|_| PyValueError::new_err("negative count"))?);
         objs.push(g);
     }
-    let cols = Columns { keys, ids, creator, array, counts };
+    let cols = Columns {
+        keys,
+        ids,
+        creator,
+        array,
+        counts,
+    };
     let made = members(&cols, &numbers, &rows, untrack_all)?;
     for (g, (member_ids, orphan_ids, creators)) in objs.iter().zip(made) {
         g.setattr(intern!(py, "ids"), member_ids)?;
@@ -258,7 +274,8 @@ impl<'py> Slice<'py> for Bound<'py, PyAny> {
     fn get_slice(&self, a: usize, b: usize) -> PyResult<Bound<'py, PyAny>> {
         // SAFETY: a live sequence; the result is a new reference or NULL with an exception.
         unsafe {
-            let p = ffi::PySequence_GetSlice(self.as_ptr(), a as ffi::Py_ssize_t, b as ffi::Py_ssize_t);
+            let p =
+                ffi::PySequence_GetSlice(self.as_ptr(), a as ffi::Py_ssize_t, b as ffi::Py_ssize_t);
             Bound::from_owned_ptr_or_err(self.py(), p)
         }
     }
