@@ -44,3 +44,34 @@ def test_many_groups_untracked_natively(monkeypatch: pytest.MonkeyPatch) -> None
 def test_few_groups_stay_tracked() -> None:
     groups = grprof.load(_dump(10)).groups()
     assert all(gc.is_tracked(g) for g in groups)
+
+
+class _Cell:
+    """A tracked object (a plain class instance), as what a paused section keeps."""
+
+
+def test_a_paused_section_leaves_what_it_made_in_the_oldest_generation() -> None:
+    """`gc_paused` sections build a snapshot's stacks and groups, a detection's tracks: once
+    the collector runs again, what they made and kept is in the oldest generation, not left
+    for one young collection to walk all at once (but not where something is frozen on
+    purpose: a daemon's start-up objects stay frozen)."""
+    from grprof.table import PAUSE_GC_AT, gc_paused
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with gc_paused(PAUSE_GC_AT):
+        kept = [_Cell() for _ in range(PAUSE_GC_AT)]
+    assert gc.isenabled()
+    young = {id(o) for o in gc.get_objects(0)} | {id(o) for o in gc.get_objects(1)}
+    assert not any(id(c) in young for c in kept)
+    assert all(gc.is_tracked(c) for c in kept[:10])
+    assert gc.get_freeze_count() == 0
+
+    gc.freeze()  # a daemon after start-up
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused(PAUSE_GC_AT):
+            more = [_Cell() for _ in range(PAUSE_GC_AT)]
+        assert gc.get_freeze_count() == frozen  # still frozen, the new objects not among them
+        assert more[0] in gc.get_objects(0) or more[0] in gc.get_objects(1)
+    finally:
+        gc.unfreeze()

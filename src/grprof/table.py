@@ -59,6 +59,15 @@ def gc_paused(objects: int) -> Iterator[None]:
         with p.lock:
             p.depth -= 1
             if p.depth == 0 and p.was_enabled:
+                if gc.get_freeze_count() == 0:
+                    # What the section made (a snapshot's stacks and groups, a detection's
+                    # tracks) goes straight to the oldest generation, as if it had survived
+                    # the young collections: the first one after the pause would otherwise
+                    # walk all of it at once (50 ms after detecting 20,000 groups) to find
+                    # it alive. Not where something is frozen on purpose (a daemon freezes
+                    # its start-up objects, `grprof._gc.tune`): unfreezing would undo that.
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.enable()
 
 
