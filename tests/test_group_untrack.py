@@ -55,7 +55,7 @@ def test_a_paused_section_leaves_what_it_made_in_the_oldest_generation() -> None
     the collector runs again, what they made and kept is in the oldest generation, not left
     for one young collection to walk all at once (but not where something is frozen on
     purpose: a daemon's start-up objects stay frozen)."""
-    from grprof.table import PAUSE_GC_AT, gc_paused
+    from grprof._gc import PAUSE_GC_AT, gc_paused
 
     assert gc.isenabled() and gc.get_freeze_count() == 0
     with gc_paused(PAUSE_GC_AT):

@@ -26,7 +26,7 @@ def test_bytes_come_whole_and_parse_as_the_file(monkeypatch: pytest.MonkeyPatch)
     assert b"".join(chunks) == data
     seen: list[bytes] = []
     parse = debug1.parse
-    monkeypatch.setattr(debug1, "parse", lambda d, s: seen.append(d) or parse(d, s))
+    monkeypatch.setattr(debug1, "parse", lambda d, s, **kw: seen.append(d) or parse(d, s, **kw))
     assert summary(grprof.load(data, name="x")) == summary(grprof.load(DEBUG1, name="x"))
     assert seen[0] is data
     # gunzipped debug=0 is not the input: its chunks are joined as before

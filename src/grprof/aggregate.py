@@ -16,8 +16,9 @@ from types import MappingProxyType
 from typing import Literal
 
 from grprof import _rust
+from grprof._gc import PAUSE_GC_AT, gc_paused
 from grprof.frames import Frame, FuncName, site_of
-from grprof.table import PAUSE_GC_AT, GoroutineTable, Header, SignatureCache, Stack, gc_paused
+from grprof.table import GoroutineTable, Header, SignatureCache, Stack
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")

@@ -8,12 +8,9 @@ so a dump of 30,000 goroutines in 50 shapes keeps 50 parsed stacks, not 30,000.
 
 from __future__ import annotations
 
-import gc
-import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from types import MappingProxyType
@@ -22,53 +19,6 @@ from typing import Protocol
 from grprof.frames import Ancestor, Frame, Goroutine
 
 _EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
-
-# Sections that build many objects at once pause the cyclic collector (see `gc_paused`).
-PAUSE_GC_AT = 2000
-
-
-class _GCPause:
-    lock = threading.Lock()
-    depth = 0
-    """Sections running now, in any thread."""
-    was_enabled = False
-    """Whether the collector ran when the first of them began."""
-
-
-@contextmanager
-def gc_paused(objects: int) -> Iterator[None]:
-    """Pause the cyclic garbage collector while building about `objects` objects that form no
-    cycles, when they are many (`PAUSE_GC_AT`).
-
-    With the default thresholds, building the 100,000 nodes of a stack tree next to a large
-    heap set off full collections that took twice as long as the building itself. Nothing is
-    lost: garbage made meanwhile is collected after. Sections in several threads nest: the
-    collector restarts when the last one ends, if it was running when the first began."""
-    if objects < PAUSE_GC_AT:
-        yield
-        return
-    p = _GCPause
-    with p.lock:
-        if p.depth == 0:
-            p.was_enabled = gc.isenabled()
-            gc.disable()
-        p.depth += 1
-    try:
-        yield
-    finally:
-        with p.lock:
-            p.depth -= 1
-            if p.depth == 0 and p.was_enabled:
-                if gc.get_freeze_count() == 0:
-                    # What the section made (a snapshot's stacks and groups, a detection's
-                    # tracks) goes straight to the oldest generation, as if it had survived
-                    # the young collections: the first one after the pause would otherwise
-                    # walk all of it at once (50 ms after detecting 20,000 groups) to find
-                    # it alive. Not where something is frozen on purpose (a daemon freezes
-                    # its start-up objects, `grprof._gc.tune`): unfreezing would undo that.
-                    gc.freeze()
-                    gc.unfreeze()
-                gc.enable()
 
 
 class PendingSignatures(Protocol):

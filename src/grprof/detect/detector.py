@@ -53,9 +53,9 @@ from grprof.detect.units import Judged, merge_units
 if TYPE_CHECKING:
     from grprof.detect.owners import Owners
     from grprof.detect.source import SourceWait
+from grprof._gc import gc_paused
 from grprof.formats.memstats import RuntimeStats
 from grprof.model import Group, Snapshot
-from grprof.table import gc_paused
 
 _PAIR = 2
 """Two snapshots: a line between them, never a trend; two debug=2 dumps: ids to compare."""
@@ -114,7 +114,7 @@ def detect(snapshots: Sequence[Snapshot], options: Options | None = None) -> Det
     # Tracks, points and evidence for every group, next to the snapshots' frames and groups
     # (a million objects for 20,000 distinct stacks): with the collector running, the
     # allocations set off full collections that took a fifth of the pass (`gc_paused`).
-    with gc_paused(sum(len(s.table.stacks) for s in snapshots)):
+    with gc_paused(sum(len(s.groups()) for s in snapshots)):
         return _detect(snapshots, options)
 
 

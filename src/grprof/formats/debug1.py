@@ -37,13 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grprof import _rust
+from grprof._gc import gc_paused
 from grprof.errors import ParseError
 from grprof.formats.goquote import LabelSyntaxError, parse_labels
 from grprof.formats.goversion import infer_go_version, line_table, version_minor
 from grprof.formats.pprof import _KNOWN, _header, _stops_state
 from grprof.formats.states import UNKNOWN, hidden_chains, infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot
-from grprof.table import GoroutineTable, Header, Stack, gc_paused
+from grprof.table import GoroutineTable, Header, Stack
 
 _PREFIX = "debug=1 profile: "
 # Numbers are bounded: int() refuses very long digit strings, and Go's are int64 anyway.

@@ -21,11 +21,12 @@ from array import array
 from typing import Any, NamedTuple
 
 from grprof import _rust
+from grprof._gc import gc_paused
 from grprof.errors import ParseError
 from grprof.formats.goversion import infer_go_version, line_table, version_minor
 from grprof.formats.states import infer_state, load_rules
 from grprof.model import Frame, Origin, Profile, Snapshot
-from grprof.table import GoroutineTable, Header, Stack, gc_paused
+from grprof.table import GoroutineTable, Header, Stack
 
 _PREFIX = "pprof protobuf: "
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5

@@ -18,11 +18,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from grprof import _rust
+from grprof._gc import PAUSE_GC_AT, gc_paused
 from grprof.formats import goquote
 from grprof.formats._scan import ParsedStacks, Scanner, ScanResult, header_id
 from grprof.formats.goversion import infer_go_version
 from grprof.model import Ancestor, Frame, Snapshot
-from grprof.table import PAUSE_GC_AT, GoroutineTable, Header, RowExtra, Stack, gc_paused, stacks_of
+from grprof.table import GoroutineTable, Header, RowExtra, Stack, stacks_of
 
 # /debug/pprof/goroutine?debug=2 stops writing at this size (runtime/pprof writeGoroutineStacks).
 PPROF_DEBUG2_CAP = 64 << 20
