@@ -1,9 +1,10 @@
-"""Garbage-collector thresholds for grprof's heaps of long-lived parsed stacks.
+"""The cyclic garbage collector around grprof's heaps of long-lived parsed stacks: its
+thresholds (`tune`) and the sections that pause it (`gc_paused`).
 
 With CPython's default thresholds (700, 10, 10) the cyclic collector rescans the heap every
 few hundred allocations: it took a fifth of `serve`'s CPU at 1,000 targets, and 0.4-0.6 s of
-`analyze` on a dump with 20,000 distinct stacks (docs/performance.md). Parsed frames, stacks
-and groups form no cycles worth collecting early.
+`analyze` on a dump with 20,000 distinct stacks (docs/performance.md). Parsed frames, stacks,
+groups and detection's tracks form no cycles worth collecting early.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def gc_paused(objects: int) -> Iterator[None]:
 
     With the default thresholds, building the 100,000 nodes of a stack tree next to a large
     heap set off full collections that took twice as long as the building itself. Nothing is
-    lost: garbage made meanwhile is collected after. Sections in several threads nest: the
-    collector restarts when the last one ends, if it was running when the first began."""
+    lost: garbage made meanwhile is collected by a later full collection (what the section
+    made goes to the oldest generation when it ends, see below). Sections in several threads
+    nest: the collector restarts when the last one ends, if it was running when the first
+    began."""
     if objects < PAUSE_GC_AT:
         yield
         return
