@@ -51,27 +51,41 @@ class _Cell:
 
 
 def test_a_paused_section_leaves_what_it_made_in_the_oldest_generation() -> None:
-    """`gc_paused` sections build a snapshot's stacks and groups, a detection's tracks: once
-    the collector runs again, what they made and kept is in the oldest generation, not left
-    for one young collection to walk all at once (but not where something is frozen on
-    purpose: a daemon's start-up objects stay frozen)."""
+    """`gc_paused` sections build a snapshot's stacks and groups, a detection's tracks. In a
+    command that runs once (`_gc.tune()`: analyze, diff), once the collector runs again what
+    they made and kept is in the oldest generation, not left for one young collection to walk
+    all at once; not in a daemon (`tune(freeze=True)`: its frozen start-up objects stay
+    frozen) nor for a library's caller (nothing tuned)."""
+    from grprof import _gc
     from grprof._gc import PAUSE_GC_AT, gc_paused
 
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    with gc_paused(PAUSE_GC_AT):
-        kept = [_Cell() for _ in range(PAUSE_GC_AT)]
-    assert gc.isenabled()
-    young = {id(o) for o in gc.get_objects(0)} | {id(o) for o in gc.get_objects(1)}
-    assert not any(id(c) in young for c in kept)
-    assert all(gc.is_tracked(c) for c in kept[:10])
-    assert gc.get_freeze_count() == 0
+    def young() -> set[int]:
+        return {id(o) for o in gc.get_objects(0)} | {id(o) for o in gc.get_objects(1)}
 
-    gc.freeze()  # a daemon after start-up
+    saved = gc.get_threshold(), _gc._GCPause.promote
     try:
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        _gc._GCPause.promote = False  # as for a library's caller
+        with gc_paused(PAUSE_GC_AT):
+            untuned = [_Cell() for _ in range(PAUSE_GC_AT)]
+        assert id(untuned[0]) in young()
+
+        _gc.tune()
+        with gc_paused(PAUSE_GC_AT):
+            kept = [_Cell() for _ in range(PAUSE_GC_AT)]
+        assert gc.isenabled()
+        now_young = young()
+        assert not any(id(c) in now_young for c in kept)
+        assert all(gc.is_tracked(c) for c in kept[:10])
+        assert gc.get_freeze_count() == 0
+
+        _gc.tune(freeze=True)  # a daemon after start-up
         frozen = gc.get_freeze_count()
         with gc_paused(PAUSE_GC_AT):
             more = [_Cell() for _ in range(PAUSE_GC_AT)]
         assert gc.get_freeze_count() == frozen  # still frozen, the new objects not among them
-        assert more[0] in gc.get_objects(0) or more[0] in gc.get_objects(1)
+        assert id(more[0]) in young()
     finally:
         gc.unfreeze()
+        gc.set_threshold(*saved[0])
+        _gc._GCPause.promote = saved[1]

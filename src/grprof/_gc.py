@@ -27,6 +27,9 @@ def tune(freeze: bool = False) -> None:
     gc.set_threshold(*THRESHOLDS)
     atexit.unregister(gc.freeze)  # once, however often tuned
     atexit.register(gc.freeze)
+    # A command that runs once promotes what paused sections made (`gc_paused`); a daemon,
+    # which froze its start-up objects, must not unfreeze them.
+    _GCPause.promote = not freeze
     if freeze:
         gc.freeze()
 
@@ -41,6 +44,10 @@ class _GCPause:
     """Sections running now, in any thread."""
     was_enabled = False
     """Whether the collector ran when the first of them began."""
+    promote = False
+    """Whether what they made goes to the oldest generation when the last ends: set by `tune`
+    for a command that runs once (`analyze`, `diff`), never for a library's caller (who may
+    have frozen objects of their own) or a daemon (which froze its start-up objects)."""
 
 
 @contextmanager
@@ -50,8 +57,8 @@ def gc_paused(objects: int) -> Iterator[None]:
 
     With the default thresholds, building the 100,000 nodes of a stack tree next to a large
     heap set off full collections that took twice as long as the building itself. Nothing is
-    lost: garbage made meanwhile is collected by a later full collection (what the section
-    made goes to the oldest generation when it ends, see below). Sections in several threads
+    lost: garbage made meanwhile is collected after (by a later full collection where `tune`
+    has what the sections made promoted to the oldest generation). Sections in several threads
     nest: the collector restarts when the last one ends, if it was running when the first
     began."""
     if objects < PAUSE_GC_AT:
@@ -69,13 +76,13 @@ def gc_paused(objects: int) -> Iterator[None]:
         with p.lock:
             p.depth -= 1
             if p.depth == 0 and p.was_enabled:
-                if gc.get_freeze_count() == 0:
+                if p.promote:
                     # What the section made (a snapshot's stacks and groups, a detection's
                     # tracks) goes straight to the oldest generation, as if it had survived
                     # the young collections: the first one after the pause would otherwise
                     # walk all of it at once (50 ms after detecting 20,000 groups) to find
-                    # it alive. Not where something is frozen on purpose (a daemon freezes
-                    # its start-up objects, `grprof._gc.tune`): unfreezing would undo that.
+                    # it alive. (Not `gc.get_freeze_count()` to see whether anything is
+                    # frozen: it walks every frozen object, a millisecond in a daemon.)
                     gc.freeze()
                     gc.unfreeze()
                 gc.enable()

@@ -561,9 +561,9 @@ class RuleSet:
         # By the identity of the frames tuple and the creator frame: the snapshots of one
         # service share their stacks (`Snapshot.share_stacks`), and hashing 20 frames (or one:
         # a dataclass's hash is Python code) costs more than matching them. Each cached answer
-        # holds both, so their ids cannot be reused while the entry lives. The states in their
-        # order: a group with them in another order is only asked again.
-        return (id(group.frames), id(group.created_by), tuple(group.states), labels)
+        # holds both, so their ids cannot be reused while the entry lives. The states as a set:
+        # their order (most goroutines first) changes from scrape to scrape.
+        return (id(group.frames), id(group.created_by), frozenset(group.states), labels)
 
     @staticmethod
     def _remember(cache: dict[object, tuple[object, _T]], key: object, group: Group, value: _T) -> _T:
