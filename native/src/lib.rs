@@ -207,17 +207,11 @@ fn decode_pprof<'py>(
     out.set_item("profile", d.profile)?;
     if let (Some(stack), Some(stop), Some(rules)) = (stack, stop, rules) {
         // Hashed while the cache makes the Python objects and `pprof._build` the table.
-        let pending = (signatures && d.stack_offsets.len() > SIGNATURES_THREAD_MIN).then(|| {
-            signature::PendingSignatures::start(signature::profile_stacks(
-                &d.frames,
-                &d.stack_offsets,
-                &d.stack_frames,
-            ))
-        });
-        out.set_item(
-            "signatures",
-            pending.map(|p| Bound::new(py, p)).transpose()?,
-        )?;
+        let n = d.stack_offsets.len().saturating_sub(1);
+        let pending = start_signatures(py, signatures, n, || {
+            signature::profile_stacks(&d.frames, &d.stack_offsets, &d.stack_frames)
+        })?;
+        out.set_item("signatures", pending)?;
         let frame = frame.cast::<pyo3::types::PyType>()?;
         objcache::decoded_to_py(py, &d, frame, stack, stop, rules, &out)?;
         pprof_rest(py, &d, &out)?;
@@ -364,18 +358,11 @@ fn parse_debug1<'py>(
         pd.set_item("total", p.total)?;
         pd.set_item("cut", p.cut)?;
         if cached.is_some() {
-            let pending =
-                (signatures && p.stack_offsets.len() > SIGNATURES_THREAD_MIN).then(|| {
-                    signature::PendingSignatures::start(signature::profile_stacks(
-                        &d.frames,
-                        &p.stack_offsets,
-                        &p.stack_frames,
-                    ))
-                });
-            pd.set_item(
-                "signatures",
-                pending.map(|p| Bound::new(py, p)).transpose()?,
-            )?;
+            let n = p.stack_offsets.len().saturating_sub(1);
+            let pending = start_signatures(py, signatures, n, || {
+                signature::profile_stacks(&d.frames, &p.stack_offsets, &p.stack_frames)
+            })?;
+            pd.set_item("signatures", pending)?;
             dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone()));
         } else {
             let stacks = PyList::empty(py);
@@ -485,9 +472,22 @@ fn parse_stacks<'py>(
     )
 }
 
-/// Stacks from which `Scanner.finish` starts hashing their signatures on other threads
-/// while it makes the Python objects. Below it `aggregate.group` hashes them as before.
+/// Stacks from which the parsers start hashing their signatures on other threads while they
+/// make the Python objects. Below it `aggregate.group` hashes them as before.
 const SIGNATURES_THREAD_MIN: usize = 2000;
+
+/// The signatures of `n` stacks (`input()`) being hashed, when asked (`hash`) and from
+/// `SIGNATURES_THREAD_MIN` stacks; else None.
+fn start_signatures<'py>(
+    py: Python<'py>,
+    hash: bool,
+    n: usize,
+    input: impl FnOnce() -> signature::Stacks,
+) -> PyResult<Option<Bound<'py, signature::PendingSignatures>>> {
+    (hash && n >= SIGNATURES_THREAD_MIN)
+        .then(|| Bound::new(py, signature::PendingSignatures::start(input())))
+        .transpose()
+}
 
 /// What `parsed_to_py` returns.
 type PyParsed<'py> = (
@@ -511,15 +511,14 @@ fn parsed_to_py<'py>(
     // hashing them from the parsed strings on other threads, from now until `group` asks,
     // costs it nothing where hashing them from the Python objects then (`signatures_of`)
     // was a third of `load(...).groups()` on 20,000 distinct stacks.
-    let pending = (hash && d.stacks.len() >= SIGNATURES_THREAD_MIN)
-        .then(|| signature::PendingSignatures::start(signature::parsed_stacks(&d)));
+    let pending = start_signatures(py, hash, d.stacks.len(), || signature::parsed_stacks(&d))?;
     let out = stacks_to_py(py, &d, frame)?;
     let dangling: Vec<u8> = d.dangling.iter().map(|b| *b as u8).collect();
     Ok((
         out,
         i64_bytes(py, &d.index),
         PyBytes::new(py, &dangling),
-        pending.map(|p| Bound::new(py, p)).transpose()?,
+        pending,
     ))
 }
 

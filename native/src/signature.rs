@@ -218,13 +218,10 @@ impl PendingSignatures {
         // the GIL and waits for the lock never blocks the one joining the hashing thread.
         py.detach(|| {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Hashing::Running(_) = *state {
-                if let Hashing::Running(h) = std::mem::replace(&mut *state, Hashing::Failed) {
-                    if let Ok(sigs) = h.join() {
-                        *state = Hashing::Done(sigs);
-                    }
-                }
-            }
+            *state = match std::mem::replace(&mut *state, Hashing::Failed) {
+                Hashing::Running(h) => h.join().map_or(Hashing::Failed, Hashing::Done),
+                done => done,
+            };
         });
         match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
             Hashing::Done(sigs) => digests(py, sigs),

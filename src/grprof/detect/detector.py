@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grprof._gc import gc_paused
 from grprof.detect.cost import STACK_MIN, StackBasis, stack_basis, stack_cost
 from grprof.detect.model import VERDICTS, Evidence, Explanation, Finding, SourceReport, Verdict, WaitKind
 from grprof.detect.rules import RuleSet, load_rules
@@ -53,7 +54,6 @@ from grprof.detect.units import Judged, merge_units
 if TYPE_CHECKING:
     from grprof.detect.owners import Owners
     from grprof.detect.source import SourceWait
-from grprof._gc import gc_paused
 from grprof.formats.memstats import RuntimeStats
 from grprof.model import Group, Snapshot
 
