@@ -289,6 +289,58 @@ def test_a_reload_applies_canary_settings_and_rules_all_or_nothing(tmp_path: Pat
             assert srv.process.poll() is None
 
 
+def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rule file written while a reload awaits (the targets, the store) is not taken as
+    seen: the stamp is the files' times before they were read, so the next poll reloads it.
+    (CI once lost a bad rule file this way: the watcher stamped the times after the reload.)"""
+    monkeypatch.setattr(serve_module, "RELOAD_POLL", 0.02)
+    cfg, rules = tmp_path / "grprof.yaml", tmp_path / "rules.yaml"
+    rules.write_text(RULE.format(id="team-rule", title="first"))
+    cfg.write_text(config_text(1, {}, rules=f"[{rules}]"))
+    store = open_store(str(tmp_path / "g.db"))
+    stamp = [time.time()]
+
+    def touch(path: Path, text: str) -> None:
+        path.write_text(text)
+        stamp[0] += 2
+        os.utime(path, (stamp[0], stamp[0]))
+
+    async def run() -> None:
+        d = Daemon(load_config(cfg), config_path=cfg)
+        d.store = store
+        apply_targets = d.apply_targets
+        edits = [RULE.format(id="team-rule", title="third")]
+
+        async def edit_meanwhile() -> None:
+            if edits:  # the first reload only: the user saves again while it runs
+                touch(rules, edits.pop())
+            await apply_targets()
+
+        monkeypatch.setattr(d, "apply_targets", edit_meanwhile)
+
+        def title() -> str:
+            return next(r.title for r in d.pipeline.rules.rules if r.id == "team-rule")
+
+        task = asyncio.create_task(d._watch_config())
+        try:
+            touch(rules, RULE.format(id="team-rule", title="second"))
+            deadline = time.monotonic() + 30
+            while title() != "third":
+                assert time.monotonic() < deadline, (title(), caplog.text)
+                await asyncio.sleep(0.02)
+            assert caplog.text.count("now running config version 1") == 2, caplog.text
+        finally:
+            task.cancel()
+
+    try:
+        with caplog.at_level("INFO", logger="grprof.serve"):
+            asyncio.run(run())
+    finally:
+        store.close()
+
+
 def test_rule_files_reload_with_the_config_or_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -295,20 +295,22 @@ class Daemon:
             m = self._mtime()
             if m is not None and m != self._config_mtime:
                 self._config_mtime = m
-                if await self.reload("file change"):
-                    # The rule files are the new config's now: stamp them, unless the config
-                    # changed again meanwhile (then the next poll reloads that).
-                    after = self._mtime()
-                    if after is not None and after[0] == m[0]:
-                        self._config_mtime = after
+                await self.reload("file change")
 
     async def reload(self, why: str) -> bool:
-        """Apply a changed config; refuse an invalid or older one and keep running the current."""
+        """Apply a changed config; refuse an invalid or older one and keep running the current.
+
+        On success the watcher's stamp becomes the times the files had *before* they were
+        read: a file edited while the reload was under way (it awaits the scraper, the
+        targets, the store) differs from that stamp and is reloaded at the next poll.
+        """
         if self.config_path is None:
             log.info("reload (%s): no config file to reload", why)
             return False
+        config_mtime = _mtime_or_none(self.config_path)
         try:
             new = await asyncio.to_thread(load_config, self.config_path)
+            stamp = (config_mtime, *(_mtime_or_none(f) for f in new.rules))
             rules = await asyncio.to_thread(load_rules, new.rules)
         except GrprofError as e:
             log.error("reload (%s) refused, keeping version %d: %s", why, self.config.version, e)
@@ -353,6 +355,7 @@ class Daemon:
                 await self.federation.reconfigure(new.federate)
             else:  # the API and /metrics were built with (or without) it
                 log.warning("reload (%s): adding or removing federate applies on restart", why)
+        self._config_mtime = stamp
         await asyncio.to_thread(record_reload, self.store, why, old, new)  # the chart's marker
         log.info(
             "reload (%s): now running config version %d, %d targets",
@@ -375,7 +378,7 @@ class Daemon:
                 log.error("retention failed: %s", e)
 
 
-def _mtime_or_none(path: str) -> float | None:
+def _mtime_or_none(path: str | os.PathLike[str]) -> float | None:
     try:
         return os.stat(path).st_mtime
     except OSError:
