@@ -326,3 +326,36 @@ def test_counts_past_64_bits_are_summed_in_python() -> None:
     assert g.states == {"chan receive": 2 * (2**62 + 1), "select": 2**62 + 1}
     assert g.labels == {"k": {"v": 2 * (2**62 + 1)}}
     _check(t)
+
+
+def test_groups_are_whole_instances_however_the_extension_makes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension writes a `Group`'s slots straight (no `__init__` frame a group); a class
+    it cannot account for (a subclass with a `__dict__`) is called instead. Either way every
+    group equals the one its constructor makes from the same fields, and reads, copies and
+    compares as one."""
+    import copy
+    import dataclasses
+
+    from grprof import aggregate
+
+    tables = _tables(ROOT / "fixtures" / "states" / "go1.26.8" / "goroutine.debug2.txt")
+    assert tables
+    made = group(tables[0])
+    assert len(made) > 3 and any(g.creators for g in made)
+    for g in made:
+        again = Group(*(getattr(g, f.name) for f in dataclasses.fields(Group)))
+        assert g == again and copy.copy(g) == g and repr(g) == repr(again)
+        assert type(g.creators) is not aggregate.CreatorCounts or g.creators.creator_of is not None
+
+    inits: list[int] = []
+
+    class Counted(Group):  # no __slots__: a __dict__, so no slot layout to write into
+        def __init__(self, *args: Any) -> None:
+            inits.append(1)
+            super().__init__(*args)
+
+    monkeypatch.setattr(aggregate, "Group", Counted)
+    counted = group(tables[0])
+    assert len(inits) == len(counted) == len(made)
+    assert all(type(g) is Counted for g in counted)
+    assert [_fields(g) for g in counted] == [_fields(g) for g in made]

@@ -19,6 +19,7 @@ use std::hash::BuildHasherDefault;
 
 use crate::members::{self, untrack, Columns};
 use crate::scan::MulHasher;
+use crate::slots::Maker;
 
 /// `build_groups`' `members`: keys, ids, creator, `array`, `CreatorCounts`.
 type MemberArgs<'py> = (
@@ -28,6 +29,25 @@ type MemberArgs<'py> = (
     Bound<'py, PyType>,
     Bound<'py, PyType>,
 );
+
+/// `Group`'s fields in the order of its constructor's arguments (`aggregate.Group`).
+const GROUP_FIELDS: [&str; 15] = [
+    "signature",
+    "count",
+    "frames",
+    "frames_elided",
+    "created_by",
+    "states",
+    "wait_minutes",
+    "labels",
+    "ids",
+    "orphans",
+    "leaked",
+    "locked_to_thread",
+    "partial",
+    "creators",
+    "state_inferred",
+];
 
 /// What one `grprof.table.Header` says, read once per header a group uses.
 struct Fact<'py> {
@@ -184,6 +204,7 @@ pub fn build_groups<'py>(
     let created_a = intern!(py, "created_by");
     let inferred_obj = inferred.into_pyobject(py)?.to_owned().into_any();
     let zero = 0i64.into_pyobject(py)?.into_any();
+    let maker = Maker::new(group_type, &GROUP_FIELDS)?;
     // (count, signature, group) for the final sort.
     let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(keys.len());
     // Each signature's UTF-8 (borrowed from the `str`, which `made` keeps alive) when all
@@ -303,27 +324,27 @@ pub fn build_groups<'py>(
                 PyDict::new(py).into_any(),
             ),
         };
-        let args = PyTuple::new(
-            py,
-            [
-                sig.clone(),
-                count.into_pyobject(py)?.into_any(),
-                st.getattr(frames_a)?,
-                st.getattr(elided_a)?,
-                st.getattr(created_a)?,
-                state_d.into_any(),
-                wait_d.into_any(),
-                label_d.clone().into_any(),
-                ids_o.clone(),
-                orphans_o.clone(),
-                leaked.into_pyobject(py)?.into_any(),
-                locked.into_pyobject(py)?.into_any(),
-                part,
-                creators_o.clone(),
-                inferred_obj.clone(),
-            ],
-        )?;
-        let g = group_type.call1(args)?;
+        let values = vec![
+            sig.clone(),
+            count.into_pyobject(py)?.into_any(),
+            st.getattr(frames_a)?,
+            st.getattr(elided_a)?,
+            st.getattr(created_a)?,
+            state_d.into_any(),
+            wait_d.into_any(),
+            label_d.clone().into_any(),
+            ids_o.clone(),
+            orphans_o.clone(),
+            leaked.into_pyobject(py)?.into_any(),
+            locked.into_pyobject(py)?.into_any(),
+            part,
+            creators_o.clone(),
+            inferred_obj.clone(),
+        ];
+        let g = match &maker {
+            Some(m) => m.make(values)?,
+            None => group_type.call1(PyTuple::new(py, values)?)?,
+        };
         if untrack_all {
             untrack(&g);
             if inferred {
@@ -348,14 +369,27 @@ pub fn build_groups<'py>(
         }
         made.push((count, sig, g));
     }
-    // Largest first, ties by signature, then by first pair (a stable sort).
+    // Largest first, ties by signature, then by first pair. With bytes, each signature's
+    // first 8 bytes as a big-endian integer decide most ties without reading the strings
+    // again (their bytes are scattered over the heap: a cache miss a comparison).
     let mut order: Vec<usize> = (0..made.len()).collect();
     if all_bytes {
-        order.sort_by(|&a, &b| {
+        let prefix: Vec<u64> = sig_bytes
+            .iter()
+            .map(|b| {
+                let mut p = [0u8; 8];
+                let n = b.len().min(8);
+                p[..n].copy_from_slice(&b[..n]);
+                u64::from_be_bytes(p)
+            })
+            .collect();
+        order.sort_unstable_by(|&a, &b| {
             made[b]
                 .0
                 .cmp(&made[a].0)
+                .then(prefix[a].cmp(&prefix[b]))
                 .then_with(|| sig_bytes[a].cmp(sig_bytes[b]))
+                .then(a.cmp(&b))
         });
     } else {
         sort_by_fallible(&mut order, |&a, &b| match made[b].0.cmp(&made[a].0) {

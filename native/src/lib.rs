@@ -23,6 +23,7 @@ mod objcache;
 mod pprof;
 mod scan;
 mod signature;
+mod slots;
 mod stacks;
 mod tree;
 

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
 use crate::scan::MulHasher;
+use crate::slots::Maker;
 
 fn column(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     match PyBuffer::<i64>::get(obj) {
@@ -189,6 +190,7 @@ pub fn members<'py>(
     let all_cr = cols.array.call1((q, i64_bytes(py, &sorted_cr)?))?;
     let empty = PyTuple::empty(py).into_any();
     let new = cols.counts.getattr(intern!(py, "__new__"))?;
+    let maker = Maker::new(cols.counts, &["creator_of"])?;
     let mut out = Vec::with_capacity(rows.len());
     for gi in 0..rows.len() {
         let (a, b) = (start[gi], start[gi + 1]);
@@ -204,8 +206,14 @@ pub fn members<'py>(
         };
         let creators = if sorted_cr[a..b].iter().any(|c| *c >= 0) {
             let of = all_cr.get_slice(a, b)?;
-            let cc = new.call1((cols.counts,))?;
-            cc.setattr(intern!(py, "creator_of"), &of)?;
+            let cc = match &maker {
+                Some(m) => m.make(vec![of.clone()])?,
+                None => {
+                    let cc = new.call1((cols.counts,))?;
+                    cc.setattr(intern!(py, "creator_of"), &of)?;
+                    cc
+                }
+            };
             if untrack_all {
                 untrack(&of);
                 untrack(&cc);
