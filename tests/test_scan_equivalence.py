@@ -244,6 +244,65 @@ def test_all_fixtures_in_one_stream() -> None:
     assert len(snaps) > 1
 
 
+# The native scanner parses stacks on a second thread from this many distinct stacks on
+# (native/src/pipeline.rs `THREAD_AT`).
+THREAD_AT = 1024
+
+
+def _distinct_dump(n: int, seed: int) -> bytes:
+    """A debug=2 dump with `n` distinct stacks: Unicode and generic names, elided frames,
+    `created by` with and without a creator, every 20th goroutine repeating an earlier
+    stack, two dumper calls, a last frame cut by the end of input (the n-th stack)."""
+    import random
+
+    rnd = random.Random(seed)
+    names = ["main.work", "example.com/svc/h.(*H).Serve.func2.1", "ünïcode.fünc1", "pkg.Map[...].Get"]
+    out: list[str] = []
+    stacks: list[list[str]] = []
+    gid = 0
+    while len(stacks) < n - 1:
+        gid += 1
+        out.append(f"goroutine {gid} [{rnd.choice(['chan receive', 'select', 'IO wait, 3 minutes'])}]:")
+        if gid % 20 == 0:
+            out.extend(rnd.choice(stacks))
+            continue
+        body = []
+        for depth in range(rnd.randint(1, 9)):
+            fn = f"{rnd.choice(names)}.f{len(stacks)}_{depth}"  # distinct from every other stack
+            body.append(f"{fn}(0x{rnd.getrandbits(32):x}, ...)")
+            body.append(f"\t/src/{depth}/x.go:{rnd.randint(1, 999)} +0x1d")
+        if len(stacks) in (7, n - 5):
+            body[:0] = ["runtime.Stack(...)", "\t/go/src/runtime/mprof.go:1 +0x1"]
+        if rnd.random() < 0.1:
+            body.append("...additional frames elided...")
+        if rnd.random() < 0.8:
+            by = f"main.spawn{rnd.randint(0, 9)}"
+            body.append(
+                f"created by {by} in goroutine {rnd.randint(1, 99)}" if gid % 2 else f"created by {by}"
+            )
+            body.append("\t/src/main.go:12 +0x1d")
+        body.append("")
+        stacks.append(body)
+        out.extend(body)
+    out.append("goroutine 999999 [running]:\nmain.cut(...)")
+    return "\n".join(out).encode()
+
+
+@needs_native
+@pytest.mark.parametrize("n", [THREAD_AT - 1, THREAD_AT, THREAD_AT + 1, 3 * THREAD_AT])
+def test_many_distinct_stacks_parsed_on_a_second_thread(n: int) -> None:
+    """Past `THREAD_AT` distinct stacks the scanner hands their texts, in batches, to a
+    thread that parses them: the same stacks, frames and snapshots as the Python scanner's,
+    whether the dump comes in small chunks (batches span many `feed` calls), big ones (the
+    GIL released) or whole."""
+    data = _distinct_dump(n, seed=n)
+    for size in (4096, 1 << 20, None):
+        kind, r = assert_same(split(data, size))
+        assert kind == "ok"
+        assert len(r["parsed"][0]) == n and sum(r["dumper"]) == 2
+    assert_same_snapshots(split(data, 1 << 16))
+
+
 @needs_native
 def test_dumper_flag_marks_the_goroutine_that_wrote_the_dump() -> None:
     """The one stack-text fact the Rust scanner keeps: which stacks call runtime.Stack or

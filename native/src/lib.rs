@@ -20,6 +20,7 @@ mod debug1;
 mod groups;
 mod members;
 mod objcache;
+mod pipeline;
 mod pprof;
 mod scan;
 mod signature;

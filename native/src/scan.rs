@@ -20,6 +20,7 @@ use memchr::memmem::Finder;
 use memchr::{memchr, memchr_iter, memrchr};
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
+use crate::pipeline::StackParser;
 use crate::stacks;
 
 const PROLOGUE_LINES: usize = 64;
@@ -201,7 +202,7 @@ pub struct Scanner {
     /// does not collide for the next.
     stack_ix: HashMap<u128, u32, Fast>,
     seed: u64,
-    parser: stacks::Builder,
+    parser: StackParser,
     prologue: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     seen: IdSet,
@@ -371,7 +372,7 @@ impl Scanner {
             headers: Interner::default(),
             stack_ix: HashMap::default(),
             seed: RandomState::new().build_hasher().finish(),
-            parser: stacks::Builder::default(),
+            parser: StackParser::default(),
             prologue: VecDeque::with_capacity(PROLOGUE_LINES + 1),
             spare: Vec::new(),
             seen: IdSet::default(),
