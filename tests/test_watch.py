@@ -6,10 +6,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from gobuild import build_goapp, run_goapp
 
+import grprof
 from grprof.collect.policy import CaptureSettings
 from grprof.detect.detector import Options
 from grprof.watch import Watcher, base_url
@@ -162,3 +164,24 @@ def test_watch_and_serve_judge_a_window_the_same_way(monkeypatch: pytest.MonkeyP
     assert [n for n, _ in seen] == [2, 3, 4]  # the window: its snapshots and the leak profile
     assert all(latest for _, latest in seen)
     assert w.detection is not None and all(f.verdict != "inconclusive" for f in w.detection.findings)
+
+
+def test_a_group_folded_into_a_unit_is_not_gone() -> None:
+    """A group that joins a unit is shown as a member of another finding: no GONE for it, and
+    no NEW when it stands alone again; only a group seen nowhere is gone."""
+    import dataclasses
+
+    from grprof.detect.detector import detect
+
+    zoo = sorted((Path(__file__).parent / "fixtures" / "zoo").glob("*.goroutine.debug2.txt"))
+    found = detect([grprof.load(p) for p in zoo], Options(interval=30.0)).findings
+    unit = next(f for f in found if f.members)
+    member = unit.members[0]
+    lead = dataclasses.replace(unit, members=())
+    alone = dataclasses.replace(unit, id=member.id, members=(), verdict=member.verdict)
+    w = Watcher("http://127.0.0.1:1", Options())
+    assert [e.kind for e in w._events([lead, alone])] == ["new", "new"]
+    assert w._events([unit]) == []  # folded: still there
+    assert w._events([lead, alone]) == []  # out again: not new
+    gone = w._events([lead])
+    assert [(e.kind, e.finding.id) for e in gone] == [("gone", member.id)]

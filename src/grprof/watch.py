@@ -181,9 +181,12 @@ class Watcher:
             self.window.add(snap)
 
     def _events(self, findings: list[Finding]) -> list[Event]:
+        """What changed since the last poll. A group folded into a unit is still there (a
+        member of another finding), not gone; one that comes out of a unit again is not new."""
         now = self.clock()
         events = []
-        current = {f.id: f for f in findings}
+        seen: dict[str, str] = {m.id: m.verdict for f in findings for m in f.members}
+        seen.update((f.id, f.verdict) for f in findings)
         for f in findings:
             before = self._known.get(f.id)
             if before is None:
@@ -191,9 +194,9 @@ class Watcher:
             elif before != f.verdict:
                 events.append(Event(now, f.verdict, f))
         for fid, verdict in list(self._known.items()):
-            if fid not in current:
+            if fid not in seen:
                 events.append(Event(now, "gone", _gone(fid, verdict)))
-        self._known = {f.id: f.verdict for f in findings}
+        self._known = seen
         return events
 
 

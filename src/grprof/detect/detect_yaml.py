@@ -88,6 +88,7 @@ class DetectFile(Strict):
     growth: _Growth
     age_minutes: int
     orphans: int
+    caller_spawners: tuple[str, ...]
     request_frames: Annotated[tuple[str, ...], AfterValidator(_regexes)]
     busy_states: tuple[str, ...]
     wait_kinds: _WaitKinds

@@ -332,6 +332,7 @@ class DetectData:
     growth: DetectGrowth
     age_minutes: int
     orphans: int
+    caller_spawners: tuple[str, ...]
     request_frames: tuple[str, ...]
     busy_states: tuple[str, ...]
     wait_kinds: DetectWaitKinds

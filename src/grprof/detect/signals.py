@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from grprof.detect.model import Evidence, Verdict, WaitKind, load_detect
 from grprof.detect.series import (
@@ -83,6 +83,8 @@ class Settings:
     steady: Mapping[str, tuple[int, float]]
     """State -> (snapshots, minutes) a count must hold without ids to be `steady`."""
     on_behalf_creators: frozenset[str]
+    caller_spawners: frozenset[str]
+    """Functions that start a goroutine for their caller (errgroup's `Go`): see `own_start`."""
     churn: float
     churn_min_count: int
     scoring: Scoring
@@ -132,6 +134,7 @@ def default_settings() -> Settings:
             for state in tier["states"]
         },
         on_behalf_creators=frozenset(d["persistence"]["on_behalf_creators"]),
+        caller_spawners=frozenset(d["caller_spawners"]),
         churn=float(d["turnover"]["churn"]),
         churn_min_count=int(d["turnover"]["min_count"]),
         scoring=Scoring(
@@ -380,6 +383,15 @@ def age(group: Group, scoped: int, st: Settings) -> Evidence | None:
     )
 
 
+def own_start(created_by: Frame | None, st: Settings) -> TypeGuard[Frame]:
+    """Whether the service's own code started a group's goroutines: a `go` statement in it,
+    or a call to a function that starts one for its caller (`caller_spawners`: errgroup's
+    `Go`, `WaitGroup.Go`), whose creator is then the goroutine that called it. Libraries
+    start long-lived goroutines from short-lived ones by design; a service's code that does
+    so through errgroup has leaked them as surely as through `go`."""
+    return created_by is not None and (created_by.is_user or created_by.function in st.caller_spawners)
+
+
 def orphans(
     group: Group, st: Settings, earlier: Group | None = None, earlier_minutes: float = 0.0
 ) -> Evidence | None:
@@ -392,7 +404,7 @@ def orphans(
     """
     if not group.orphans:  # first: the cheapest of the tests that make it None
         return None
-    if group.created_by is None or not group.created_by.is_user or group.state in st.busy_states:
+    if not own_start(group.created_by, st) or group.state in st.busy_states:
         return None
     ids = group.orphans
     if earlier is not None:
@@ -541,8 +553,8 @@ def persistence(
     creator gone (or stuck itself, `stuck_creators`), the count never falling: stuck, not
     waiting for work (a small exact leak).
 
-    Only goroutines started by the service's own code count (libraries start long-lived
-    goroutines from short-lived ones by design), or by the standard library on the caller's
+    Only goroutines started by the service's own code count (`own_start`: libraries start
+    long-lived goroutines from short-lived ones by design), or by the standard library on the caller's
     behalf (`persistence.on_behalf_creators`: AfterFunc's callbacks, a context's or
     NotifyContext's watcher), and only from the latest debug=2 snapshot back through the ones
     the track was in without a gap."""
@@ -558,7 +570,7 @@ def persistence(
     on_behalf = g.created_by.function in st.on_behalf_creators
     if g.state in st.busy_states:
         return None
-    if not (g.created_by.is_user or on_behalf):
+    if not (on_behalf or own_start(g.created_by, st)):
         return None
     stuck, start, n = persisting(track, series)
     span = _minutes(series, start, last)

@@ -7,11 +7,12 @@ unit when their counts **move in lockstep** (every step of one is a fixed multip
 other's) **and** something ties them beyond the numbers: one group's goroutines created the
 other's, both were started by the same goroutines, or they carry the same pprof labels (labels
 pass from a goroutine to the ones it starts). Lockstep alone is not enough: independent
-leaks driven by the same traffic rise together too. Nor is one shared creator goroutine
-alone: a long-lived loop (a ticker, a scheduler, an accept loop) starts every kind of work
-it is given, so two groups it started through different `go` statements are two bugs, not
-one; the same creator counts when several creators are shared or the same function started
-both.
+leaks driven by the same traffic rise together too. Nor is one shared creator goroutine:
+a long-lived loop (a ticker, a scheduler, an accept loop) starts every kind of work it is
+given, even through one `go` statement (net/http's accept loop starts every handler of
+every route), so two groups it started are two bugs, not one. Shared creators tie two groups
+when there are several: each of several goroutines started both (a request that starts a
+reader and a writer).
 """
 
 from __future__ import annotations
@@ -90,17 +91,12 @@ def _labels(j: Judged) -> frozenset[tuple[str, str]]:
     return frozenset((k, v) for k, vals in j.group.labels.items() for v in vals)
 
 
-def _started_at(j: Judged) -> str | None:
-    c = j.group.created_by
-    return c.function if c is not None else None
-
-
 def tied(a: Judged, b: Judged) -> str | None:
     """What ties two groups beyond their counts, in words, or None."""
     ca, cb = _creators(a), _creators(b)
     if ca & _ids(b) or cb & _ids(a):
         return "one's goroutines started the other's"
-    if ca and ca == cb and (len(ca) > 1 or _started_at(a) == _started_at(b)):
+    if len(ca) > 1 and ca == cb:
         return "started by the same goroutines"
     la, lb = _labels(a), _labels(b)
     if la and la == lb:
@@ -168,12 +164,21 @@ def merge_units(judged: Sequence[Judged]) -> list[Finding]:
     return out
 
 
-def _leader(js: Sequence[Judged]) -> Judged:
-    """The group to name the unit by: the service's own code first, then the strongest."""
+_LOCK_WAITS = frozenset({"sync.Mutex.Lock", "sync.RWMutex.Lock", "sync.RWMutex.RLock", "semacquire"})
+"""States of goroutines waiting for a lock: in a unit, the symptom of a member that holds it."""
 
-    def key(j: Judged) -> tuple[int, int, float, int]:
+
+def _leader(js: Sequence[Judged]) -> Judged:
+    """The group to name the unit by: the service's own code first, then a group that is not
+    merely waiting for a lock (the one holding it blocks elsewhere, and its fix is the unit's:
+    a send made under the lock, not `defer mu.Unlock()`), then the strongest, the largest,
+    and the finding id, so that the same unit gets the same name at every run."""
+
+    def key(j: Judged) -> tuple[int, int, int, float, int, str]:
         site = j.group.site
         own = 0 if site is not None and site.is_user else 1
-        return (own, VERDICTS.index(j.finding.verdict), -j.finding.score, -j.finding.count)
+        waiter = 1 if j.group.state in _LOCK_WAITS else 0
+        f = j.finding
+        return (own, waiter, VERDICTS.index(f.verdict), -f.score, -f.count, f.id)
 
     return min(js, key=key)

@@ -1,0 +1,128 @@
+// spawners leaks goroutines that were started through a helper or by one accept loop, the
+// shapes that a rule keyed on "who created it" gets wrong (tests/test_spawners.py):
+//
+//   - fanoutFirst: an errgroup (golang.org/x/sync) whose caller takes the first answer and
+//     returns; the other workers block on their send forever. Called a few times at start,
+//     never again: no growth, only the same ids staying put can show it.
+//   - fanoutWait: the same through sync.WaitGroup.Go (Go 1.25), the caller then blocked in
+//     Wait: the workers' creator is alive, but stuck itself.
+//   - reportHandler and uploadHandler: two independent handler bugs on one net/http server
+//     (a WaitGroup never done; a semaphore never released), driven by the same traffic, so
+//     their counts rise in lockstep and every goroutine was started by the one accept loop.
+//     Two bugs, two findings.
+//   - healthy: a main-level errgroup (a server and a shutdown watcher waiting for the
+//     context) and a worker pool idle on its jobs channel: long-lived by design.
+//
+// Protocol on stdout: "LISTEN http://127.0.0.1:PORT", then "READY".
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+func fanoutFirst() int {
+	var g errgroup.Group
+	results := make(chan int)
+	for i := 0; i < 3; i++ {
+		g.Go(func() error {
+			results <- i // leak: after the first answer nobody receives
+			return nil
+		})
+	}
+	return <-results
+}
+
+func fanoutWait() int {
+	var wg sync.WaitGroup
+	results := make(chan int)
+	for i := 0; i < 3; i++ {
+		wg.Go(func() {
+			results <- i // leak: after the first answer nobody receives
+		})
+	}
+	first := <-results
+	wg.Wait() // stuck with its workers
+	return first
+}
+
+var sem = make(chan struct{}, 2)
+
+func reportHandler(w http.ResponseWriter, r *http.Request) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go wg.Done()
+	wg.Wait() // leak: one Done is missing
+}
+
+func uploadHandler(w http.ResponseWriter, r *http.Request) {
+	sem <- struct{}{} // leak: never released
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func pool(jobs <-chan int) {
+	for j := range jobs {
+		_ = j
+	}
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	rate := flag.Int("rate", 4, "handler calls per second, per handler")
+	flag.Parse()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("LISTEN http://%s\n", ln.Addr())
+
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/report", reportHandler)
+	mux.HandleFunc("/upload", uploadHandler)
+
+	// Healthy: the usual main-level errgroup, alive as long as the process.
+	g, ctx := errgroup.WithContext(context.Background())
+	srv := &http.Server{Handler: mux}
+	g.Go(func() error { return srv.Serve(app) })
+	g.Go(func() error {
+		<-ctx.Done()
+		return srv.Shutdown(context.Background())
+	})
+	jobs := make(chan int)
+	for i := 0; i < 4; i++ {
+		go pool(jobs)
+	}
+
+	for i := 0; i < 3; i++ {
+		go fanoutFirst()
+		go fanoutWait()
+	}
+	go func() {
+		cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 200 * time.Millisecond}
+		t := time.NewTicker(time.Second / time.Duration(*rate))
+		defer t.Stop()
+		for range t.C {
+			go cl.Get("http://" + app.Addr().String() + "/report")
+			go cl.Get("http://" + app.Addr().String() + "/upload")
+		}
+	}()
+	go func() { log.Fatal(http.Serve(ln, nil)) }()
+	time.Sleep(100 * time.Millisecond)
+	fmt.Println("READY")
+	if err := g.Wait(); err != nil {
+		log.Fatal(err)
+	}
+}

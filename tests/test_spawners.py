@@ -1,0 +1,74 @@
+"""Goroutines started through a helper or by one accept loop (tests/goapps/spawners), live.
+
+Who started a group decides much of its verdict: only the service's own code counts for
+orphans and for the same ids staying put, and one shared creator ties groups into one
+finding. Two shapes real services have that those rules got wrong:
+
+- work fanned out through errgroup's `Go` or `WaitGroup.Go`: the `created by` frame is the
+  library's, yet the service's code started them; a few such leaks at start and nothing
+  after must be found by their ids staying put (not by growth);
+- two handler bugs on one net/http server, driven by the same traffic: their counts rise in
+  lockstep and the one accept loop started both, yet they are two bugs with two fixes.
+
+And what must stay quiet: a main-level errgroup (a server and a shutdown watcher) and an idle
+worker pool.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gobuild import fetch, run_goapp
+
+import grprof
+from grprof.detect.detector import Detection, Options, detect
+from grprof.detect.model import Finding
+
+
+@pytest.fixture(scope="module")
+def detection() -> Detection:
+    snaps = []
+    with run_goapp("spawners", "-rate", "8") as (_, base):
+        for i in range(6):
+            if i:
+                time.sleep(3)
+            snaps.append(grprof.load(fetch(base, "/debug/pprof/goroutine?debug=2"), name=f"{i}.txt"))
+    return detect(snaps, Options(interval=30.0))  # six snapshots, read as 30 s apart
+
+
+def _at(d: Detection, function: str) -> tuple[Finding, str | None]:
+    """The finding that holds the group at `function`, and the lead's site when it is a member."""
+    for f in d.findings:
+        if f.site is not None and f.site.function == function:
+            return f, None
+        for m in f.members:
+            if m.site is not None and m.site.function == function:
+                return f, f.site.function if f.site else f.id
+    raise AssertionError(f"no finding at {function}: {[f.site for f in d.findings]}")
+
+
+@pytest.mark.parametrize("function", ["main.fanoutFirst.func1", "main.fanoutWait.func1"])
+def test_workers_started_through_a_helper_are_the_services_own(detection: Detection, function: str) -> None:
+    f, lead = _at(detection, function)
+    assert lead is None and f.verdict == "leak", f
+    assert any(e.signal == "persistence" for e in f.evidence), [e.summary for e in f.evidence]
+
+
+def test_the_caller_waiting_on_them_is_found_too(detection: Detection) -> None:
+    f, lead = _at(detection, "main.fanoutWait")
+    assert f.verdict == "leak" and lead is None
+
+
+def test_two_handlers_of_one_server_are_two_findings(detection: Detection) -> None:
+    report, lead_r = _at(detection, "main.reportHandler")
+    upload, lead_u = _at(detection, "main.uploadHandler")
+    assert (lead_r, lead_u) == (None, None), (report.members, upload.members)
+    assert report.verdict == upload.verdict == "leak"
+    assert report.category == "sync" and upload.category == "channel"
+
+
+@pytest.mark.parametrize("function", ["main.pool", "main.main.func1", "main.main.func2"])
+def test_long_lived_goroutines_are_not_findings(detection: Detection, function: str) -> None:
+    with pytest.raises(AssertionError, match="no finding"):
+        _at(detection, function)
