@@ -238,6 +238,8 @@ WAITS = {
         "a parameter of StartStoppable",
     ),
     POLL + "Times.func1": ("ticker", "never stopped"),
+    # A ticker kept in a struct field, a loop that ends only when stop is closed (never).
+    POLL + "(*Tracker).loop": ("ticker", "ticker r.t (a time.Ticker field), stopped where the loop returns"),
     "main.janitor": ("ticker", "ticker t (time.NewTicker at main.go:"),
 }
 

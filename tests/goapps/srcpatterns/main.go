@@ -84,6 +84,7 @@ func startLeaks(ctx context.Context) {
 	watchUncancelled()
 	poll.Start(func() {})
 	poll.Every(time.Hour, func() {})
+	poll.StartTracker()
 }
 
 // startNearMisses runs code that looks like a leak pattern but is not that pattern.

@@ -406,8 +406,10 @@ def _is_deadline(expr: Node | None, depth: int) -> bool:
         operand = expr.child_by_field_name("operand")
         b = _last_binding(expr, _text(operand)) if _ident(operand) else None
         made = _call_name(_unparen(b.value)) if b is not None else None
-        return made in ("time.NewTimer", "time.NewTicker") or any(
-            w in _text(operand).lower() for w in ("timer", "ticker", "timeout")
+        return (
+            made in ("time.NewTimer", "time.NewTicker")
+            or any(w in _text(operand).lower() for w in ("timer", "ticker", "timeout"))
+            or any(_field_holds(_unparen(operand), t) for t in _TIMER_TYPES.values())
         )
     name = _ident(expr)
     if name is not None:
@@ -513,10 +515,32 @@ def _is_ticker(ch: Node) -> bool:
     return is_timer_channel(ch, "time.Tick", "time.NewTicker")
 
 
+_TIMER_TYPES = {"time.NewTicker": "time.Ticker", "time.NewTimer": "time.Timer"}
+
+
+def _field_holds(sel: Node | None, type_name: str) -> bool:
+    """`sel` is `x.f` (or `x.y.f`) and a struct of the file declares a field `f` of type
+    `type_name` or a pointer to it (`t *time.Ticker`): a ticker kept in a struct, the usual
+    home of a loop's ticker (`case <-r.t.C:`). By name alone: the struct of `x` is not known."""
+    if sel is None or sel.type != "selector_expression":
+        return False
+    field = _text(sel.child_by_field_name("field"))
+    root = sel
+    while root.parent is not None:
+        root = root.parent
+    for n in _walk(root):
+        if n.type != "field_declaration":
+            continue
+        typ = _text(n.child_by_field_name("type")).lstrip("*")
+        if typ == type_name and any(_text(x) == field for x in n.children_by_field_name("name")):
+            return True
+    return False
+
+
 def is_timer_channel(ch: Node, channel_call: str, constructor: str) -> bool:
     """`ch` is a timer's channel: a call of `channel_call` (`time.After`, `time.Tick`) or a
     variable holding one, or the `C` of what `constructor` (`time.NewTimer`, `time.NewTicker`)
-    returned, called in place or held in a variable."""
+    returned, called in place, held in a variable or in a struct field of that type."""
     if _call_name(ch) == channel_call:
         return True
     name = _ident(ch)
@@ -526,7 +550,7 @@ def is_timer_channel(ch: Node, channel_call: str, constructor: str) -> bool:
     if ch.type != "selector_expression" or _text(ch.child_by_field_name("field")) != "C":
         return False
     operand = _unparen(ch.child_by_field_name("operand"))
-    if _call_name(operand) == constructor:
+    if _call_name(operand) == constructor or _field_holds(operand, _TIMER_TYPES[constructor]):
         return True
     oname = _ident(operand)
     b = None if operand is None or oname is None else _last_binding(operand, oname)

@@ -539,6 +539,16 @@ def _ticker_wait(ctx: _Ctx, tick: Node, stmt: Node, func: Node, made: _Made) -> 
     if _call_name(tick) == "time.Tick" or _ident(tick) is not None:
         return made("ticker", f"a time.Tick channel, which cannot be stopped{way_out}", ticker="t")
     operand = tick.child_by_field_name("operand")
+    if operand is not None and operand.type == "selector_expression":  # a struct's ticker: r.t.C
+        held = _text(operand)
+        stops = any(
+            n.type == "selector_expression"
+            and _text(n.child_by_field_name("field")) == "Stop"
+            and _text(n.child_by_field_name("operand")) == held
+            for n in _walk(func)
+        )
+        state = "stopped where the loop returns" if stops else "never stopped"
+        return made("ticker", f"ticker {held} (a time.Ticker field), {state}{way_out}", ticker=held)
     name = _ident(operand) or "t"
     b = None if operand is None else _last_binding(operand, name)
     at = "" if b is None else _at(ctx.src, b.statement)

@@ -72,3 +72,29 @@ func Every(d time.Duration, check func()) {
 		}
 	}()
 }
+
+// Tracker keeps its ticker in a field and loops until stop is closed.
+type Tracker struct {
+	t    *time.Ticker
+	stop chan struct{}
+	n    int
+}
+
+func (r *Tracker) loop() {
+	for {
+		select {
+		case <-r.t.C:
+			r.n++
+		case <-r.stop:
+			r.t.Stop()
+			return
+		}
+	}
+}
+
+// StartTracker leaks its loop and its ticker: nothing ever closes stop.
+func StartTracker() *Tracker {
+	r := &Tracker{t: time.NewTicker(time.Hour), stop: make(chan struct{})}
+	go r.loop()
+	return r
+}
