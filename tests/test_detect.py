@@ -278,3 +278,29 @@ def test_another_build_of_main_is_named() -> None:
     [different, advice] = detect(same_go, Options(interval=30.0)).warnings
     assert "run different builds (main.main at /tmp/grprof-record/states/main.go:57 and" in different
     assert "judge each process apart" in advice
+
+
+def test_a_track_is_one_call_of_the_services_code_whatever_library_path_it_is_in() -> None:
+    """A goroutine caught for one snapshot in another standard-library path under the same call
+    of the service's code (an allocation inside bufio instead of the IO wait) stays in its
+    track: split off, its track's count would dip and seem to grow back. Stacks that never
+    leave the standard library keep every frame apart (net/http's readLoop and writeLoop)."""
+    import dataclasses
+
+    from grprof.detect.series import track_key
+    from grprof.frames import site_of
+
+    groups = [g for p in sorted((FIXTURES / "zoo").glob("*.debug2.txt")) for g in grprof.load(p).groups()]
+    under = [
+        g for g in groups if g.frames and g.frames[0].is_stdlib and (s := site_of(g.frames)) and s.is_user
+    ]
+    assert len(under) >= 2
+    a, b = under[0], next(g for g in under[1:] if g.frames[:2] != under[0].frames[:2])
+    cut = next(i for i, f in enumerate(a.frames) if not f.is_stdlib)
+    prefix_b = tuple(f for f in b.frames if f.is_stdlib)[:3]
+    moved = dataclasses.replace(a, frames=prefix_b + a.frames[cut:])
+    assert track_key(moved) == track_key(a)
+    elsewhere = dataclasses.replace(a, frames=a.frames[:cut] + (dataclasses.replace(a.frames[cut], line=1),))
+    assert track_key(elsewhere) != track_key(a)
+    stdlib_only = [g for g in groups if g.frames and all(f.is_stdlib for f in g.frames)]
+    assert len({track_key(g) for g in stdlib_only}) == len({g.frames for g in stdlib_only}) > 1

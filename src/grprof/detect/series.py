@@ -29,8 +29,20 @@ TrackKey = tuple[tuple[str, int], ...]
 
 
 def track_key(g: Group) -> TrackKey:
+    """The call sites that identify a group across snapshots: its frames outside the runtime,
+    innermost first, with their lines, from its site on (`site_of`: the innermost frame
+    outside the standard library) when it has one. Goroutines at one call of the service's
+    code are one track whatever standard-library path they are in at the moment (a session
+    reading its connection is in IO wait, or for an instant in an allocation inside
+    bufio): a goroutine caught elsewhere for a snapshot must not leave its track, whose
+    count would dip and then seem to grow back."""
     runtime = RUNTIME_NAMES  # `Frame.is_runtime` without a call per frame
-    sites = [(f.function, f.line) for f in g.frames if not runtime[f.function]]
+    frames = g.frames
+    for i, f in enumerate(frames):
+        if not f.is_stdlib:
+            frames = frames[i:]
+            break
+    sites = [(f.function, f.line) for f in frames if not runtime[f.function]]
     if not sites:  # a runtime-only stack (system goroutines): its function names
         sites = [(f.function, 0) for f in g.frames]
     return tuple(sites[:KEY_FRAMES])

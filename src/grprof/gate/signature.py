@@ -1,7 +1,8 @@
 """Leak signatures that stay the same across runs, machines, Go versions and profile formats.
 
 A signature is built from the function names of the stack outside the Go runtime (innermost
-first, the detector's track key: `grprof.detect.series.track_key`, without its line numbers)
+first, up to the detector's `KEY_FRAMES`; unlike its track key, the standard-library frames
+inside the site are kept: baselines written by earlier versions keep matching)
 with closure and go-wrapper numbering removed (`grprof.frames.FuncName.loose`: `.func1`
 becomes `.func`, `.gowrap2` `.gowrap`), and the goroutine's wait state without its modifiers
 (`chan receive (nil chan)` -> `chan receive`). No line numbers, file paths, goroutine ids,
