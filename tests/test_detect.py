@@ -300,7 +300,7 @@ def test_a_track_is_one_call_of_the_services_code_whatever_library_path_it_is_in
     prefix_b = tuple(f for f in b.frames if f.is_stdlib)[:3]
     moved = dataclasses.replace(a, frames=prefix_b + a.frames[cut:])
     assert track_key(moved) == track_key(a)
-    elsewhere = dataclasses.replace(a, frames=a.frames[:cut] + (dataclasses.replace(a.frames[cut], line=1),))
+    elsewhere = dataclasses.replace(a, frames=(*a.frames[:cut], dataclasses.replace(a.frames[cut], line=1)))
     assert track_key(elsewhere) != track_key(a)
     stdlib_only = [g for g in groups if g.frames and all(f.is_stdlib for f in g.frames)]
     assert len({track_key(g) for g in stdlib_only}) == len({g.frames for g in stdlib_only}) > 1

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +290,19 @@ def test_a_reload_applies_canary_settings_and_rules_all_or_nothing(tmp_path: Pat
             assert srv.process.poll() is None
 
 
+def _toucher() -> Callable[[Path, str], None]:
+    """`touch(path, text)`: write with a later modification time than any before (coarse
+    clocks would give two quick writes one time)."""
+    stamp = [time.time()]
+
+    def touch(path: Path, text: str) -> None:
+        path.write_text(text)
+        stamp[0] += 2
+        os.utime(path, (stamp[0], stamp[0]))
+
+    return touch
+
+
 def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -300,12 +314,7 @@ def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
     rules.write_text(RULE.format(id="team-rule", title="first"))
     cfg.write_text(config_text(1, {}, rules=f"[{rules}]"))
     store = open_store(str(tmp_path / "g.db"))
-    stamp = [time.time()]
-
-    def touch(path: Path, text: str) -> None:
-        path.write_text(text)
-        stamp[0] += 2
-        os.utime(path, (stamp[0], stamp[0]))
+    touch = _toucher()
 
     async def run() -> None:
         d = Daemon(load_config(cfg), config_path=cfg)
@@ -352,13 +361,7 @@ def test_rule_files_reload_with_the_config_or_alone(
     more.write_text(RULE.format(id="more-rule", title="more"))
     cfg.write_text(config_text(1, {}, rules=f"[{rules}]"))
     store = open_store(str(tmp_path / "g.db"))
-    stamp = [time.time()]
-
-    def touch(path: Path, text: str) -> None:
-        """Write with a later modification time than any before (coarse clocks)."""
-        path.write_text(text)
-        stamp[0] += 2
-        os.utime(path, (stamp[0], stamp[0]))
+    touch = _toucher()
 
     async def run() -> None:
         d = Daemon(load_config(cfg), config_path=cfg)
