@@ -366,7 +366,7 @@ def test_rebuilt_snapshot_keeps_groups_tracks_and_counts(tmp_path: Path, path: P
     original = snap.groups()
     again = rebuilt.groups()
     assert [rebuilt_summary(g) for g in again] == [rebuilt_summary(g) for g in original]
-    assert all(g.ids == [] and g.orphans == [] for g in again)  # documented loss
+    assert all(not g.ids and not g.orphans for g in again)  # documented loss
 
 
 def test_rebuilt_snapshots_on_both(store: SQLStore) -> None:

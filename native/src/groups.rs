@@ -122,7 +122,8 @@ fn add(a: i64, b: i64) -> PyResult<i64> {
 /// (a `Header`; only those the pairs name are read); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
 /// `partial` group number -> partial rows. A per-goroutine table's groups get their members
 /// from `members` (keys, ids, creator, `array`, `CreatorCounts`: `members::Columns`); an
-/// aggregated table's (`members` None: states inferred) get empty member lists. From
+/// aggregated table's (`members` None: states inferred) get an empty tuple for ids and
+/// orphans and `no_creators` (the shared read-only empty mapping) for creators. From
 /// `untrack_from` groups up, the groups and what is made for them leave the cyclic
 /// collector's lists (`aggregate._untrack`). OverflowError, with `per_header` untouched,
 /// when a group's count does not fit 64 bits (the caller then counts in Python).
@@ -138,6 +139,7 @@ pub fn build_groups<'py>(
     group_type: &Bound<'py, PyType>,
     members: Option<MemberArgs<'py>>,
     untrack_from: usize,
+    no_creators: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
     let inferred = members.is_none();
     // Groups in order of first pair (their numbers and counts), and every pair as (group
@@ -205,6 +207,7 @@ pub fn build_groups<'py>(
     let inferred_obj = inferred.into_pyobject(py)?.to_owned().into_any();
     let zero = 0i64.into_pyobject(py)?.into_any();
     let maker = Maker::new(group_type, &GROUP_FIELDS)?;
+    let empty = PyTuple::empty(py).into_any();
     // (count, signature, group) for the final sort.
     let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(keys.len());
     // Each signature's UTF-8 (borrowed from the `str`, which `made` keeps alive) when all
@@ -318,11 +321,8 @@ pub fn build_groups<'py>(
         };
         let (ids_o, orphans_o, creators_o) = match member_objs.next() {
             Some(m) => m,
-            None => (
-                PyList::empty(py).into_any(),
-                PyList::empty(py).into_any(),
-                PyDict::new(py).into_any(),
-            ),
+            // An aggregated format's groups share one empty tuple and one read-only mapping.
+            None => (empty.clone(), empty.clone(), no_creators.clone()),
         };
         let values = vec![
             sig.clone(),
@@ -349,9 +349,7 @@ pub fn build_groups<'py>(
             untrack(&g);
             if inferred {
                 // The containers made for the group alone (none can be in a cycle).
-                for o in [&ids_o, &orphans_o, &creators_o, label_d.as_any()] {
-                    untrack(o);
-                }
+                untrack(label_d.as_any());
                 for (_, v) in label_d.iter() {
                     untrack(&v);
                 }

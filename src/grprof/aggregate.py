@@ -41,11 +41,11 @@ class Group:
     """Label key -> value -> goroutine count."""
     ids: Sequence[int]
     """Member goroutine ids, in the dump's order: an `array('q')` for per-goroutine formats (8
-    bytes a member, not a Python int each), an empty list for aggregated formats. A sequence:
+    bytes a member, not a Python int each), an empty tuple for aggregated formats. A sequence:
     `len`, `in`, iteration and indexing as a list; `list(g.ids)` where a list is needed (JSON)."""
     orphans: Sequence[int]
     """Members whose creator goroutine is no longer in the snapshot, in the dump's order: an
-    `array('q')` (an empty tuple when none), an empty list for aggregated formats."""
+    `array('q')` (an empty tuple when none), an empty tuple for aggregated formats."""
     leaked: int
     locked_to_thread: int
     partial: int
@@ -120,7 +120,9 @@ class CreatorCounts(Mapping[int, int]):
         return f"CreatorCounts({self._counts()!r})"
 
 
-# Placeholders until `_attach_members` sets a per-goroutine group's members (never shown).
+# An aggregated format's groups have no members: one shared empty sequence and one read-only
+# empty mapping for all of them (three objects a group fewer on a profile of distinct stacks).
+# Also the placeholders until `_attach_members` sets a per-goroutine group's members.
 _NO_IDS: Sequence[int] = ()
 _NO_CREATORS: Mapping[int, int] = MappingProxyType({})
 
@@ -408,7 +410,9 @@ def _build_groups(
         if members is not None:
             cols = (members[0], members[1].ids, members[1].creator, array, CreatorCounts)
         try:
-            out: list[Group] = fn(per_header, headers, reps, sigs, partial, Group, cols, PAUSE_GC_AT)
+            out: list[Group] = fn(
+                per_header, headers, reps, sigs, partial, Group, cols, PAUSE_GC_AT, _NO_CREATORS
+            )
             return out
         except OverflowError:
             pass
@@ -436,12 +440,12 @@ def _build_groups(
                 ({lk: {lv: n} for lk, lv in labels_key} if ordered else _count_labels(labels_key, n))
                 if labels_key
                 else {},
-                [] if inferred else _NO_IDS,
-                [] if inferred else _NO_IDS,
+                _NO_IDS,
+                _NO_IDS,
                 n if leaked else 0,
                 n if locked else 0,
                 partial.get(k, 0),
-                {} if inferred else _NO_CREATORS,
+                _NO_CREATORS,
                 inferred,
             )
             if not ordered:
