@@ -11,6 +11,7 @@
 //! a streamed scan of a million goroutines keeps about a megabyte of texts queued.
 
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 
 use crate::stacks::{Builder, Parsed};
@@ -45,13 +46,19 @@ pub struct StackParser {
 
 impl Default for StackParser {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         StackParser {
             mode: Mode::Inline(Box::default()),
             added: 0,
-            threads,
+            threads: true,
         }
     }
+}
+
+/// Whether this process may use a second core. Asked once: `available_parallelism` reads the
+/// cgroup's CPU quota from files, which a daemon's scanner per scrape must not pay for.
+fn several_cores() -> bool {
+    static SEVERAL: OnceLock<bool> = OnceLock::new();
+    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 impl StackParser {
@@ -61,7 +68,7 @@ impl StackParser {
         match &mut self.mode {
             Mode::Inline(b) => {
                 b.add(text);
-                if self.threads && self.added == THREAD_AT {
+                if self.threads && self.added == THREAD_AT && several_cores() {
                     self.start();
                 }
             }
