@@ -72,3 +72,12 @@ def test_two_handlers_of_one_server_are_two_findings(detection: Detection) -> No
 def test_long_lived_goroutines_are_not_findings(detection: Detection, function: str) -> None:
     with pytest.raises(AssertionError, match="no finding"):
         _at(detection, function)
+
+
+def test_a_unit_is_named_after_the_lock_holder_not_its_waiters(detection: Detection) -> None:
+    """The proposer sends while holding the lock; the status readers wait for it. Started in
+    pairs by the same requests, they rise in lockstep: one unit, led by the proposer (the
+    one to fix), whatever order the groups came in."""
+    f, lead = _at(detection, "main.(*replica).status")
+    assert lead == "main.(*replica).propose", (lead, [m.site for m in f.members])
+    assert f.verdict == "leak"

@@ -10,6 +10,9 @@
 //     (a WaitGroup never done; a semaphore never released), driven by the same traffic, so
 //     their counts rise in lockstep and every goroutine was started by the one accept loop.
 //     Two bugs, two findings.
+//   - replicate: a request starts a proposer, which sends while holding the replica's lock
+//     (nobody receives), and a status reader, which waits for that lock: one bug, one unit,
+//     named after the proposer (the waiter is the symptom; its fix is not `defer Unlock`).
 //   - healthy: a main-level errgroup (a server and a shutdown watcher waiting for the
 //     context) and a worker pool idle on its jobs channel: long-lived by design.
 //
@@ -69,6 +72,31 @@ func uploadHandler(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+type replica struct {
+	mu      sync.Mutex
+	applied chan int
+	n       int
+}
+
+func (r *replica) propose(v int) {
+	r.mu.Lock()
+	r.applied <- v // leak: nobody applies, and the lock is held meanwhile
+	r.mu.Unlock()
+}
+
+func (r *replica) status() int {
+	r.mu.Lock() // waits for propose, forever
+	defer r.mu.Unlock()
+	return r.n
+}
+
+func replicate() {
+	r := &replica{applied: make(chan int)}
+	go r.propose(1)
+	time.Sleep(time.Millisecond) // the proposer takes the lock first
+	go r.status()
+}
+
 func pool(jobs <-chan int) {
 	for j := range jobs {
 		_ = j
@@ -117,6 +145,7 @@ func main() {
 		for range t.C {
 			go cl.Get("http://" + app.Addr().String() + "/report")
 			go cl.Get("http://" + app.Addr().String() + "/upload")
+			go replicate()
 		}
 	}()
 	go func() { log.Fatal(http.Serve(ln, nil)) }()
