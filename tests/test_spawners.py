@@ -83,3 +83,17 @@ def test_a_unit_is_named_after_the_lock_holder_not_its_waiters(detection: Detect
     f, lead = _at(detection, "main.(*replica).status")
     assert lead == "main.(*replica).propose", (lead, [m.site for m in f.members])
     assert f.verdict == "leak"
+
+
+def test_a_wait_inside_a_dependency_names_the_services_caller(detection: Detection) -> None:
+    """fanoutGroupWait's goroutines are parked in errgroup's `Wait` (the site: a dependency's
+    frame); the report says where in the service's code that call is."""
+    from rich.console import Console
+
+    from grprof.report.text import finding_detail
+
+    f, lead = _at(detection, "golang.org/x/sync/errgroup.(*Group).Wait")
+    assert lead is None and f.verdict == "leak"
+    console = Console(width=300, record=True)
+    console.print(finding_detail(f, 1))
+    assert "called from main.fanoutGroupWait spawners/main.go:" in console.export_text()

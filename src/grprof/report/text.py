@@ -226,6 +226,14 @@ def findings_table(report: Report) -> Table:
     return t
 
 
+def _own_caller(f: Finding) -> Frame | None:
+    """The service's own frame nearest the wait, when the site is a dependency's (an errgroup's
+    `Wait`, a client library's call): where in the service's code to look."""
+    if f.site is None or f.site.is_user:
+        return None
+    return next((fr for fr in f.frames if fr.is_user), None)
+
+
 def finding_detail(f: Finding, index: int) -> RenderableType:
     parts: list[RenderableType] = []
     head = Text()
@@ -236,6 +244,9 @@ def finding_detail(f: Finding, index: int) -> RenderableType:
     head.append(f"  [{f.category}]", style="cyan")
     parts.append(head)
     where = f"  {f.count:,} goroutines · {f.state} · at {frame_text(f.site, full_path=True)}"
+    caller = _own_caller(f)
+    if caller is not None:
+        where += f" · called from {frame_text(caller)}"
     if f.created_by:
         where += f" · created by {frame_text(f.created_by)}"
     parts.append(Text(where, style="dim"))

@@ -5,7 +5,8 @@
 //     returns; the other workers block on their send forever. Called a few times at start,
 //     never again: no growth, only the same ids staying put can show it.
 //   - fanoutWait: the same through sync.WaitGroup.Go (Go 1.25), the caller then blocked in
-//     Wait: the workers' creator is alive, but stuck itself.
+//     Wait: the workers' creator is alive, but stuck itself. fanoutGroupWait: through
+//     errgroup, its caller parked inside errgroup's Wait (a dependency's frame for a site).
 //   - reportHandler and uploadHandler: two independent handler bugs on one net/http server
 //     (a WaitGroup never done; a semaphore never released), driven by the same traffic, so
 //     their counts rise in lockstep and every goroutine was started by the one accept loop.
@@ -43,6 +44,18 @@ func fanoutFirst() int {
 		})
 	}
 	return <-results
+}
+
+func fanoutGroupWait() error {
+	var g errgroup.Group
+	results := make(chan int)
+	for i := 0; i < 2; i++ {
+		g.Go(func() error {
+			results <- i // leak: nobody receives
+			return nil
+		})
+	}
+	return g.Wait() // stuck with its workers, inside errgroup
 }
 
 func fanoutWait() int {
@@ -137,6 +150,7 @@ func main() {
 	for i := 0; i < 3; i++ {
 		go fanoutFirst()
 		go fanoutWait()
+		go fanoutGroupWait()
 	}
 	go func() {
 		cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 200 * time.Millisecond}
