@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -303,22 +303,58 @@ def _toucher() -> Callable[[Path, str], None]:
     return touch
 
 
+def _watching(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    rules: list[Path],
+    body: Callable[[Daemon, Callable[[Any], Awaitable[None]]], Awaitable[None]],
+) -> None:
+    """A daemon on `tmp_path/grprof.yaml` (version 1, the `rules` files) whose config watcher
+    polls every 20 ms while `body(daemon, until)` runs; `until(check)` waits for `check()`."""
+    monkeypatch.setattr(serve_module, "RELOAD_POLL", 0.02)
+    cfg = tmp_path / "grprof.yaml"
+    cfg.write_text(config_text(1, {}, rules="[" + ", ".join(map(str, rules)) + "]"))
+    store = open_store(str(tmp_path / "g.db"))
+
+    async def run() -> None:
+        d = Daemon(load_config(cfg), config_path=cfg)
+        d.store = store
+
+        async def until(check: Any) -> None:
+            deadline = time.monotonic() + 30  # a loaded CI machine polls late
+            while not check():
+                assert time.monotonic() < deadline, caplog.text
+                await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(d._watch_config())
+        try:
+            await body(d, until)
+        finally:
+            task.cancel()
+
+    try:
+        with caplog.at_level("INFO", logger="grprof.serve"):
+            asyncio.run(run())
+    finally:
+        store.close()
+
+
+def _titles(d: Daemon) -> dict[str, str]:
+    return {r.id: r.title for r in d.pipeline.rules.rules if r.id in ("team-rule", "more-rule")}
+
+
 def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A rule file written while a reload awaits (the targets, the store) is not taken as
     seen: the stamp is the files' times before they were read, so the next poll reloads it.
     (CI once lost a bad rule file this way: the watcher stamped the times after the reload.)"""
-    monkeypatch.setattr(serve_module, "RELOAD_POLL", 0.02)
-    cfg, rules = tmp_path / "grprof.yaml", tmp_path / "rules.yaml"
+    rules = tmp_path / "rules.yaml"
     rules.write_text(RULE.format(id="team-rule", title="first"))
-    cfg.write_text(config_text(1, {}, rules=f"[{rules}]"))
-    store = open_store(str(tmp_path / "g.db"))
     touch = _toucher()
 
-    async def run() -> None:
-        d = Daemon(load_config(cfg), config_path=cfg)
-        d.store = store
+    async def body(d: Daemon, until: Callable[[Any], Awaitable[None]]) -> None:
         apply_targets = d.apply_targets
         edits = [RULE.format(id="team-rule", title="third")]
 
@@ -328,26 +364,11 @@ def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
             await apply_targets()
 
         monkeypatch.setattr(d, "apply_targets", edit_meanwhile)
+        touch(rules, RULE.format(id="team-rule", title="second"))
+        await until(lambda: _titles(d) == {"team-rule": "third"})
+        assert caplog.text.count("now running config version 1") == 2, caplog.text
 
-        def title() -> str:
-            return next(r.title for r in d.pipeline.rules.rules if r.id == "team-rule")
-
-        task = asyncio.create_task(d._watch_config())
-        try:
-            touch(rules, RULE.format(id="team-rule", title="second"))
-            deadline = time.monotonic() + 30
-            while title() != "third":
-                assert time.monotonic() < deadline, (title(), caplog.text)
-                await asyncio.sleep(0.02)
-            assert caplog.text.count("now running config version 1") == 2, caplog.text
-        finally:
-            task.cancel()
-
-    try:
-        with caplog.at_level("INFO", logger="grprof.serve"):
-            asyncio.run(run())
-    finally:
-        store.close()
+    _watching(tmp_path, monkeypatch, caplog, [rules], body)
 
 
 def test_rule_files_reload_with_the_config_or_alone(
@@ -355,46 +376,23 @@ def test_rule_files_reload_with_the_config_or_alone(
 ) -> None:
     """The rules in force follow the config's `rules:` files: an edited rule file is seen
     without touching the config, a bad one is refused and the old rules kept."""
-    monkeypatch.setattr(serve_module, "RELOAD_POLL", 0.02)
     cfg, rules, more = tmp_path / "grprof.yaml", tmp_path / "rules.yaml", tmp_path / "more.yaml"
     rules.write_text(RULE.format(id="team-rule", title="first"))
     more.write_text(RULE.format(id="more-rule", title="more"))
-    cfg.write_text(config_text(1, {}, rules=f"[{rules}]"))
-    store = open_store(str(tmp_path / "g.db"))
     touch = _toucher()
 
-    async def run() -> None:
-        d = Daemon(load_config(cfg), config_path=cfg)
-        d.store = store
+    async def body(d: Daemon, until: Callable[[Any], Awaitable[None]]) -> None:
+        assert _titles(d) == {"team-rule": "first"}
+        touch(rules, RULE.format(id="team-rule", title="second"))  # the rule file alone
+        await until(lambda: _titles(d) == {"team-rule": "second"})
+        touch(rules, BAD_RULE)
+        await until(lambda: f"{rules}:5: rules.0.wen: unknown key" in caplog.text)
+        assert _titles(d) == {"team-rule": "second"} and d.config.version == 1
+        touch(rules, RULE.format(id="team-rule", title="third"))
+        touch(cfg, config_text(2, {}, rules=f"[{rules}, {more}]"))  # a new rule file
+        await until(lambda: _titles(d) == {"team-rule": "third", "more-rule": "more"})
+        assert d.config.version == 2
+        refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 1, caplog.text  # the bad file once, not at every poll
 
-        def titles() -> dict[str, str]:
-            return {r.id: r.title for r in d.pipeline.rules.rules if r.id in ("team-rule", "more-rule")}
-
-        async def until(check: Any) -> None:
-            deadline = time.monotonic() + 30  # a loaded CI machine polls late
-            while not check():
-                assert time.monotonic() < deadline, (titles(), caplog.text)
-                await asyncio.sleep(0.02)
-
-        assert titles() == {"team-rule": "first"}
-        task = asyncio.create_task(d._watch_config())
-        try:
-            touch(rules, RULE.format(id="team-rule", title="second"))  # the rule file alone
-            await until(lambda: titles() == {"team-rule": "second"})
-            touch(rules, BAD_RULE)
-            await until(lambda: f"{rules}:5: rules.0.wen: unknown key" in caplog.text)
-            assert titles() == {"team-rule": "second"} and d.config.version == 1
-            touch(rules, RULE.format(id="team-rule", title="third"))
-            touch(cfg, config_text(2, {}, rules=f"[{rules}, {more}]"))  # a new rule file
-            await until(lambda: titles() == {"team-rule": "third", "more-rule": "more"})
-            assert d.config.version == 2
-            refusals = [r for r in caplog.records if "refused" in r.getMessage()]
-            assert len(refusals) == 1, caplog.text  # the bad file once, not at every poll
-        finally:
-            task.cancel()
-
-    try:
-        with caplog.at_level("INFO", logger="grprof.serve"):
-            asyncio.run(run())
-    finally:
-        store.close()
+    _watching(tmp_path, monkeypatch, caplog, [rules], body)
