@@ -300,9 +300,10 @@ def weigh(
         orph = None  # the same goroutines persistence already counts
     if orph is not None:
         if orph.data.get("persistent"):
-            orph_w = w("orphans_persistent")
+            which = "orphans_persistent"
         else:
-            orph_w = w("orphans_many") if (orph.value or 0) >= st.orphans else w("orphans_few")
+            which = "orphans_many" if (orph.value or 0) >= st.orphans else "orphans_few"
+        orph_w = w(f"{which}_idle" if kind == "idle" else which)
     evidence = [
         _weighted(proof, w("runtime_proof")),
         stuck,
