@@ -27,14 +27,19 @@ from grprof.detect.model import Finding
 
 
 @pytest.fixture(scope="module")
-def detection() -> Detection:
+def snapshots() -> list[grprof.Snapshot]:
     snaps = []
     with run_goapp("spawners", "-rate", "8") as (_, base):
         for i in range(6):
             if i:
                 time.sleep(3)
             snaps.append(grprof.load(fetch(base, "/debug/pprof/goroutine?debug=2"), name=f"{i}.txt"))
-    return detect(snaps, Options(interval=30.0))  # six snapshots, read as 30 s apart
+    return snaps
+
+
+@pytest.fixture(scope="module")
+def detection(snapshots: list[grprof.Snapshot]) -> Detection:
+    return detect(snapshots, Options(interval=30.0))  # six snapshots, read as 30 s apart
 
 
 def _at(d: Detection, function: str) -> tuple[Finding, str | None]:
@@ -70,7 +75,7 @@ def test_two_handlers_of_one_server_are_two_findings(detection: Detection) -> No
     assert upload.rule != "chan-send-after-timeout", upload.title
 
 
-@pytest.mark.parametrize("function", ["main.pool", "main.main.func1", "main.main.func2"])
+@pytest.mark.parametrize("function", ["main.pool", "main.main.func1", "main.main.func2", "main.poller"])
 def test_long_lived_goroutines_are_not_findings(detection: Detection, function: str) -> None:
     with pytest.raises(AssertionError, match="no finding"):
         _at(detection, function)
@@ -97,3 +102,14 @@ def test_a_wait_inside_a_dependency_names_the_services_caller(detection: Detecti
     console = Console(width=300, record=True)
     console.print(finding_detail(f, 1))
     assert "called from main.fanoutGroupWait spawners/main.go:" in console.export_text()
+
+
+def test_one_dump_of_pollers_a_setup_function_started_is_no_suspect(snapshots: list[grprof.Snapshot]) -> None:
+    """Pollers sleeping in their loop, started by a function that returned: orphans by design.
+    In one dump (a pasted crash) their creator's absence alone does not make a suspect; the
+    fan-out workers blocked on their sends, orphans too, still are."""
+    one = detect(snapshots[-1:])
+    with pytest.raises(AssertionError, match="no finding"):
+        _at(one, "main.poller")
+    f, _ = _at(one, "main.fanoutFirst.func1")
+    assert f.verdict == "suspect"

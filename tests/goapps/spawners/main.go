@@ -15,7 +15,8 @@
 //     (nobody receives), and a status reader, which waits for that lock: one bug, one unit,
 //     named after the proposer (the waiter is the symptom; its fix is not `defer Unlock`).
 //   - healthy: a main-level errgroup (a server and a shutdown watcher waiting for the
-//     context) and a worker pool idle on its jobs channel: long-lived by design.
+//     context), a worker pool idle on its jobs channel, and pollers sleeping in a loop,
+//     started by a setup function that returned: long-lived by design.
 //
 // Protocol on stdout: "LISTEN http://127.0.0.1:PORT", then "READY".
 package main
@@ -110,6 +111,19 @@ func replicate() {
 	go r.status()
 }
 
+// startPollers starts long-lived pollers and returns: orphans by design, healthy.
+func startPollers() {
+	for i := 0; i < 4; i++ {
+		go poller()
+	}
+}
+
+func poller() {
+	for {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func pool(jobs <-chan int) {
 	for j := range jobs {
 		_ = j
@@ -147,6 +161,7 @@ func main() {
 		go pool(jobs)
 	}
 
+	go startPollers()
 	for i := 0; i < 3; i++ {
 		go fanoutFirst()
 		go fanoutWait()
