@@ -574,10 +574,11 @@ def persistence(
         return None
     stuck, start, n = persisting(track, series)
     span = _minutes(series, start, last)
-    if n < st.persistence_snapshots or span < st.persistence_span:
-        return None
-    counts = track_counts(track)[start:]
-    if any(b < a for a, b in itertools.pairwise(counts)):
+    if (
+        n < st.persistence_snapshots
+        or span < st.persistence_span
+        or any(b < a for a, b in itertools.pairwise(track_counts(track)[start:]))  # it fell
+    ):
         return None
     if on_behalf or point_creators(p) & stuck_creators:
         orphans = set(stuck)
@@ -588,9 +589,9 @@ def persistence(
         return None
     present = present_ids(series.snapshots[last])
     calls = len({c for c in point_creators(p) if c not in present or c in stuck_creators})
+    # Pollers, sessions or a pool one setup call started and left running are idle by design:
+    # stuck per call (2+ calls, each leaving its own) is the leak an idle wait can show.
     if kind == "idle" and calls < _CALLS:
-        # Pollers, sessions or a pool one setup call started and left running: idle by design.
-        # Stuck per call (2+ calls, each leaving its own) is the leak an idle wait can show.
         return None
     w = st.scoring.weight(f"persistence_{kind}")
     if calls >= _CALLS:
