@@ -41,7 +41,6 @@ enum Mode {
 pub struct StackParser {
     mode: Mode,
     added: usize,
-    threads: bool,
 }
 
 impl Default for StackParser {
@@ -49,7 +48,6 @@ impl Default for StackParser {
         StackParser {
             mode: Mode::Inline(Box::default()),
             added: 0,
-            threads: true,
         }
     }
 }
@@ -68,7 +66,8 @@ impl StackParser {
         match &mut self.mode {
             Mode::Inline(b) => {
                 b.add(text);
-                if self.threads && self.added == THREAD_AT && several_cores() {
+                // Tried once, at `THREAD_AT`: when no thread starts, the rest is parsed here.
+                if self.added == THREAD_AT && several_cores() {
                     self.start();
                 }
             }
@@ -92,7 +91,7 @@ impl StackParser {
         let spawned = std::thread::Builder::new()
             .name("grprof-stacks".into())
             .spawn(move || {
-                let mut b = take.recv().unwrap_or_default();
+                let mut b = take.recv().expect("start() sends the builder once spawned");
                 for batch in rx {
                     let mut at = 0;
                     for &end in &batch.ends {
@@ -103,7 +102,6 @@ impl StackParser {
                 b
             });
         let Ok(handle) = spawned else {
-            self.threads = false;
             return;
         };
         let Mode::Inline(b) = std::mem::replace(

@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -287,7 +287,7 @@ class Daemon:
             config = os.stat(self.config_path).st_mtime
         except OSError:
             return None
-        return (config, *(_mtime_or_none(f) for f in self.config.rules))
+        return _stamp(config, self.config.rules)
 
     async def _watch_config(self) -> None:
         while True:
@@ -310,7 +310,7 @@ class Daemon:
         config_mtime = _mtime_or_none(self.config_path)
         try:
             new = await asyncio.to_thread(load_config, self.config_path)
-            stamp = (config_mtime, *(_mtime_or_none(f) for f in new.rules))
+            stamp = _stamp(config_mtime, new.rules)
             rules = await asyncio.to_thread(load_rules, new.rules)
         except GrprofError as e:
             log.error("reload (%s) refused, keeping version %d: %s", why, self.config.version, e)
@@ -376,6 +376,12 @@ class Daemon:
                 log.info("retention: %s", stats)
             except Exception as e:
                 log.error("retention failed: %s", e)
+
+
+def _stamp(config: float | None, rules: Iterable[str]) -> tuple[float | None, ...]:
+    """What the config watcher compares: the config file's modification time and its rule
+    files' (None for one that is missing)."""
+    return (config, *(_mtime_or_none(f) for f in rules))
 
 
 def _mtime_or_none(path: str | os.PathLike[str]) -> float | None:

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grprof.frames import RUNTIME_NAMES, Frame
+from grprof.frames import RUNTIME_NAMES, Frame, site_of
 from grprof.model import Group, Snapshot, moved_code
 
 KEY_FRAMES = 8
@@ -37,11 +37,8 @@ def track_key(g: Group) -> TrackKey:
     bufio): a goroutine caught elsewhere for a snapshot must not leave its track, whose
     count would dip and then seem to grow back."""
     runtime = RUNTIME_NAMES  # `Frame.is_runtime` without a call per frame
-    frames = g.frames
-    for i, f in enumerate(frames):
-        if not f.is_stdlib:
-            frames = frames[i:]
-            break
+    site = site_of(g.frames)  # every frame inside it is the runtime's or, when it has one, stdlib
+    frames = g.frames[g.frames.index(site) :] if site is not None else g.frames
     sites = [(f.function, f.line) for f in frames if not runtime[f.function]]
     if not sites:  # a runtime-only stack (system goroutines): its function names
         sites = [(f.function, 0) for f in g.frames]

@@ -409,7 +409,7 @@ def _is_deadline(expr: Node | None, depth: int) -> bool:
         return (
             made in ("time.NewTimer", "time.NewTicker")
             or any(w in _text(operand).lower() for w in ("timer", "ticker", "timeout"))
-            or any(_field_holds(_unparen(operand), t) for t in _TIMER_TYPES.values())
+            or not _field_types(_unparen(operand)).isdisjoint(_TIMER_TYPES.values())
         )
     name = _ident(expr)
     if name is not None:
@@ -518,23 +518,22 @@ def _is_ticker(ch: Node) -> bool:
 _TIMER_TYPES = {"time.NewTicker": "time.Ticker", "time.NewTimer": "time.Timer"}
 
 
-def _field_holds(sel: Node | None, type_name: str) -> bool:
-    """`sel` is `x.f` (or `x.y.f`) and a struct of the file declares a field `f` of type
-    `type_name` or a pointer to it (`t *time.Ticker`): a ticker kept in a struct, the usual
-    home of a loop's ticker (`case <-r.t.C:`). By name alone: the struct of `x` is not known."""
+def _field_types(sel: Node | None) -> set[str]:
+    """When `sel` is `x.f` (or `x.y.f`): the types, pointers undone, that the structs of the
+    file declare a field `f` with (`t *time.Ticker` -> `time.Ticker`): a ticker kept in a
+    struct is the usual home of a loop's ticker (`case <-r.t.C:`). By name alone: the struct
+    of `x` is not known."""
     if sel is None or sel.type != "selector_expression":
-        return False
+        return set()
     field = _text(sel.child_by_field_name("field"))
     root = sel
     while root.parent is not None:
         root = root.parent
-    for n in _walk(root):
-        if n.type != "field_declaration":
-            continue
-        typ = _text(n.child_by_field_name("type")).lstrip("*")
-        if typ == type_name and any(_text(x) == field for x in n.children_by_field_name("name")):
-            return True
-    return False
+    return {
+        _text(n.child_by_field_name("type")).lstrip("*")
+        for n in _walk(root)
+        if n.type == "field_declaration" and any(_text(x) == field for x in n.children_by_field_name("name"))
+    }
 
 
 def is_timer_channel(ch: Node, channel_call: str, constructor: str) -> bool:
@@ -550,7 +549,7 @@ def is_timer_channel(ch: Node, channel_call: str, constructor: str) -> bool:
     if ch.type != "selector_expression" or _text(ch.child_by_field_name("field")) != "C":
         return False
     operand = _unparen(ch.child_by_field_name("operand"))
-    if _call_name(operand) == constructor or _field_holds(operand, _TIMER_TYPES[constructor]):
+    if _call_name(operand) == constructor or _TIMER_TYPES[constructor] in _field_types(operand):
         return True
     oname = _ident(operand)
     b = None if operand is None or oname is None else _last_binding(operand, oname)

@@ -541,12 +541,7 @@ def _ticker_wait(ctx: _Ctx, tick: Node, stmt: Node, func: Node, made: _Made) -> 
     operand = tick.child_by_field_name("operand")
     if operand is not None and operand.type == "selector_expression":  # a struct's ticker: r.t.C
         held = _text(operand)
-        stops = any(
-            n.type == "selector_expression"
-            and _text(n.child_by_field_name("field")) == "Stop"
-            and _text(n.child_by_field_name("operand")) == held
-            for n in _walk(func)
-        )
+        stops = any(_stops(n) for n in _walk(func) if n.type == "selector_expression" and _text(n) == held)
         state = "stopped where the loop returns" if stops else "never stopped"
         return made("ticker", f"ticker {held} (a time.Ticker field), {state}{way_out}", ticker=held)
     name = _ident(operand) or "t"
