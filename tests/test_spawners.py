@@ -33,7 +33,13 @@ def snapshots() -> list[grprof.Snapshot]:
         for i in range(6):
             if i:
                 time.sleep(3)
+            # Traffic paused around each dump: one taken between a request's two `go`
+            # statements would break the lockstep of the pairs it starts (a loaded machine
+            # widens that window).
+            fetch(base, "/drive?on=0")
+            time.sleep(0.2)
             snaps.append(grprof.load(fetch(base, "/debug/pprof/goroutine?debug=2"), name=f"{i}.txt"))
+            fetch(base, "/drive?on=1")
     return snaps
 
 

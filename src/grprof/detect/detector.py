@@ -47,6 +47,7 @@ from grprof.detect.signals import (
     turnover,
     wait_kind,
     waits_on_leaked,
+    woken,
 )
 from grprof.detect.sla import SLA, SLAState, evaluate
 from grprof.detect.units import Judged, merge_units
@@ -137,14 +138,14 @@ def _detect(snapshots: Sequence[Snapshot], options: Options | None) -> Detection
             ignored[why] = ignored.get(why, 0) + 1
             continue
         reps.append((track, rep, _read_wait(opts.source_dir, rep)))
-    kinds = {t.id: _kind(rules, t, rep, st, w) for t, rep, w in reps}
+    kinds, woke = _kinds(rules, reps, series, st)
     blocked = frozenset[int]()
     if len(series.detailed) >= st.persistence_snapshots:
         blocked = blocked_ids(series, st, kinds)
     detail = (lambda t: t.points[series.detailed[-1]]) if series.detailed else (lambda t: None)
     found: dict[str, Weighed] = {}
     for track, rep, _ in reps:
-        w = judge(track, rep, series, st, sla_state, blocked, kinds[track.id])
+        w = judge(track, rep, series, st, sla_state, blocked, kinds[track.id], woke.get(track.id))
         if w is not None:
             found[track.id] = w
     # Goroutines blocked on leaks they started leak with them: a second look at the blocked
@@ -158,7 +159,8 @@ def _detect(snapshots: Sequence[Snapshot], options: Options | None) -> Detection
                 continue
             extra = waits_on_leaked(track, series, st, kinds[track.id], parents)
             if extra is not None:
-                w = judge(track, rep, series, st, sla_state, blocked, kinds[track.id], extra)
+                note = woke.get(track.id)
+                w = judge(track, rep, series, st, sla_state, blocked, kinds[track.id], note, extra)
                 if w is not None:
                     found[track.id] = w
     waits = {t.id: w for t, _, w in reps}
@@ -267,12 +269,13 @@ def weigh(
     st: Settings,
     blocked: frozenset[int] = frozenset(),
     kind: WaitKind | None = None,
+    note: Evidence | None = None,
     extra: Evidence | None = None,
 ) -> tuple[list[Evidence], Growth, WaitKind]:
     """Every piece of evidence about a track, for and against, each with its weight.
 
     `blocked`: goroutines stuck in a blocking wait across the series (`blocked_ids`); `kind`:
-    the wait kind when already known (from the source)."""
+    the wait kind when already known (from the source, or `woken`: `note` then says why)."""
     w = st.scoring.weight
     kind = kind or wait_kind(rep, st)
     proof = runtime_proof(track, series_leaked(series))
@@ -313,6 +316,7 @@ def weigh(
         _weighted(orph, orph_w),
         churn,
         unproven,
+        note,
         extra,
     ]
     return [e for e in evidence if e is not None], grow, kind
@@ -337,9 +341,10 @@ def judge(
     sla: SLAState,
     blocked: frozenset[int] = frozenset(),
     kind: WaitKind | None = None,
+    note: Evidence | None = None,
     extra: Evidence | None = None,
 ) -> Weighed | None:
-    evidence, grow, kind = weigh(track, rep, series, st, blocked, kind, extra)
+    evidence, grow, kind = weigh(track, rep, series, st, blocked, kind, note, extra)
     sc = st.scoring
     score = sum(e.weight for e in evidence)
     verdict: Verdict | None = sc.verdict(score)
@@ -462,6 +467,21 @@ def _kind(rules: RuleSet, track: Track, rep: Group, st: Settings, wait: SourceWa
         if rule is not None and rule.wait_kind is not None:
             return rule.wait_kind
     return wait_kind(rep, st, wait.kind if wait else None)
+
+
+def _kinds(
+    rules: RuleSet, reps: Iterable[tuple[Track, Group, SourceWait | None]], series: Series, st: Settings
+) -> tuple[dict[str, WaitKind], dict[str, Evidence]]:
+    """Each track's wait kind (`_kind`), and the `woken` note of each track whose goroutines
+    were shown to be woken: their wait is idle, whatever the stack and the rules say."""
+    kinds: dict[str, WaitKind] = {}
+    woke: dict[str, Evidence] = {}
+    for t, rep, w in reps:
+        kind = _kind(rules, t, rep, st, w)
+        if kind != "idle" and (e := woken(t, series, st)) is not None:
+            kind, woke[t.id] = "idle", e
+        kinds[t.id] = kind
+    return kinds, woke
 
 
 def _read_wait(source_dir: Path | None, rep: Group) -> SourceWait | None:

@@ -25,6 +25,7 @@ Signal = Literal[
     "source",
     "turnover",
     "not_proven",
+    "woken",
     "thin",
     "unit",
     "sla",
@@ -280,6 +281,7 @@ class DetectPersistence:
     min_snapshots: int
     min_span_minutes: float
     on_behalf_creators: tuple[str, ...]
+    woken_min_span_minutes: float
 
 
 @dataclass(frozen=True, slots=True)

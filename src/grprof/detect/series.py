@@ -211,6 +211,8 @@ class SnapshotData:
     """The Go minor version (`_minor` of `go_version`), in a 1-tuple once computed."""
     leaked: bool | None = None
     """Whether a group marks goroutines ` (leaked)` (`snapshot_leaked`)."""
+    aged: bool | None = None
+    """Whether a goroutine shows a wait age (`snapshot_aged`)."""
     builds_vs: tuple[weakref.ref[Snapshot], str | None] | None = None
     """`_builds_difference` against the snapshot before it in a series (held weakly: the same
     one scrape after scrape in a daemon's window; another one computes again)."""
@@ -321,6 +323,16 @@ def _leaked(s: Snapshot, d: SnapshotData) -> bool:
     return d.leaked
 
 
+def snapshot_aged(s: Snapshot) -> bool:
+    """Whether any goroutine of the snapshot shows a wait age (`[chan receive, 3 minutes]`):
+    the runtime stamps one only at a GC mark, so a process with none has not collected in
+    the last minute or more (GOGC=off, or a young process), and a 0 says nothing there."""
+    d = snapshot_data(s)
+    if d.aged is None:
+        d.aged = any(p.max_wait > 0 for p in _points(s, d).values())
+    return d.aged
+
+
 def carry_over(earlier: Snapshot, later: Snapshot) -> None:
     """Let `later` share `earlier`'s groups and detection data where they are equal: the next
     scrape of one service, same format (`grprof.serving.window`). A service that changed
@@ -333,7 +345,7 @@ def carry_over(earlier: Snapshot, later: Snapshot) -> None:
     earlier_points = _points(earlier, ed)  # known already, unless the window is being restored
     ld = snapshot_data(later)
     if same:
-        ld.keyed, ld.points, ld.leaked = keyed_groups(earlier), earlier_points, ed.leaked
+        ld.keyed, ld.points, ld.leaked, ld.aged = keyed_groups(earlier), earlier_points, ed.leaked, ed.aged
         ld.ids, ld.main_site = ed.ids, ed.main_site
         return
     points = _points(later, ld)

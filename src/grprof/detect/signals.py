@@ -20,6 +20,7 @@ from grprof.detect.series import (
     point_ids,
     present_ids,
     series_leaked,
+    snapshot_aged,
     snapshot_data,
     track_counts,
 )
@@ -83,6 +84,7 @@ class Settings:
     steady: Mapping[str, tuple[int, float]]
     """State -> (snapshots, minutes) a count must hold without ids to be `steady`."""
     on_behalf_creators: frozenset[str]
+    woken_span: float
     caller_spawners: frozenset[str]
     """Functions that start a goroutine for their caller (errgroup's `Go`): see `own_start`."""
     churn: float
@@ -134,6 +136,7 @@ def default_settings() -> Settings:
             for state in tier["states"]
         },
         on_behalf_creators=frozenset(d["persistence"]["on_behalf_creators"]),
+        woken_span=float(d["persistence"]["woken_min_span_minutes"]),
         caller_spawners=frozenset(d["caller_spawners"]),
         churn=float(d["turnover"]["churn"]),
         churn_min_count=int(d["turnover"]["min_count"]),
@@ -620,6 +623,50 @@ def persistence(
         "calls": calls,
     }
     return Evidence("persistence", summary, len(stuck_orphans), st.persistence_snapshots, data, weight=w)
+
+
+def woken(track: Track, series: Series, st: Settings) -> Evidence | None:
+    """Goroutines still there `persistence.woken_min_span_minutes` or more after an earlier
+    debug=2 snapshot that show no wait age in the latest one: each has run since, so something
+    still wakes them (a stream's pump, a consumer fed now and then, a ticker loop). Such a wait
+    is a wait for work (idle), whatever its state says: a `for range time.Tick(...)` shows as a
+    plain `chan receive` in debug=2, which hides `runtime.chanrecv2`.
+
+    The runtime clears a goroutine's wait age (`waitsince`) whenever it runs and stamps it at
+    the first GC mark that finds it waiting; while GC is on, one comes at least every 2 minutes
+    (`forcegcperiod`), so a goroutine blocked all along shows a minute or more within 3. Said
+    only when no member of the group shows an age in the latest snapshot, and some debug=2
+    snapshot of the stretch shows one (the process does collect)."""
+    rows = series.detailed
+    if not rows or _minutes(series, rows[0], rows[-1]) < st.woken_span:
+        return None
+    last = rows[-1]
+    p = track.points[last]
+    if p is None or p.max_wait > 0 or p.group.state in st.busy_states or not point_has_ids(p):
+        return None
+    ids = point_ids(p)
+    seen: frozenset[int] = frozenset()  # the latest members already there `woken_span` before
+    start = last
+    for i in rows:
+        if _minutes(series, i, last) < st.woken_span:
+            break
+        q = track.points[i]
+        if q is not None and point_has_ids(q) and (both := ids & point_ids(q)) - seen:
+            seen |= both
+            start = min(start, i)
+    if not seen or not any(snapshot_aged(series.snapshots[i]) for i in rows if i >= start):
+        return None
+    span = _minutes(series, start, last)
+    n = len(seen)
+    return Evidence(
+        "woken",
+        f"{n} of {p.count} goroutines seen {st.woken_span:.2g} to {span:.2g} min earlier show no wait age: "
+        "each has run since (the age resets when a goroutine runs, and a GC stamps it at least "
+        "every 2 minutes), so something still wakes them: a wait for work (judged idle)",
+        n,
+        st.woken_span,
+        {"ids": sorted(seen)[:20], "span_minutes": round(span, 2)},
+    )
 
 
 def turnover(track: Track, series: Series, st: Settings) -> Evidence | None:

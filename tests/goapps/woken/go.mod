@@ -1,0 +1,3 @@
+module grprof.test/woken
+
+go 1.26.0
