@@ -152,6 +152,8 @@ class Series:
     """`times` in minutes (`series_minutes`), computed once per series."""
     leaked: bool | None = None
     """Whether a counting snapshot marks a goroutine ` (leaked)` (`series_leaked`)."""
+    aged: list[int] | None = None
+    """The per-goroutine snapshots that show a wait age (`series_aged`)."""
 
     @property
     def span_minutes(self) -> float:
@@ -369,6 +371,14 @@ def series_leaked(series: Series) -> bool:
     if series.leaked is None:
         series.leaked = any(map(_leaked, series.snapshots, _series_data(series)))
     return series.leaked
+
+
+def series_aged(series: Series) -> list[int]:
+    """The indexes of the per-goroutine snapshots (`detailed`) in which some goroutine shows
+    a wait age (`snapshot_aged`), once per series."""
+    if series.aged is None:
+        series.aged = [i for i in series.detailed if snapshot_aged(series.snapshots[i])]
+    return series.aged
 
 
 def series_minutes(series: Series) -> list[float]:

@@ -19,8 +19,8 @@ from grprof.detect.series import (
     point_has_ids,
     point_ids,
     present_ids,
+    series_aged,
     series_leaked,
-    snapshot_aged,
     snapshot_data,
     track_counts,
 )
@@ -640,6 +640,9 @@ def woken(track: Track, series: Series, st: Settings) -> Evidence | None:
     rows = series.detailed
     if not rows or _minutes(series, rows[0], rows[-1]) < st.woken_span:
         return None
+    aged = series_aged(series)
+    if not aged:
+        return None
     last = rows[-1]
     p = track.points[last]
     if p is None or p.max_wait > 0 or p.group.state in st.busy_states or not point_has_ids(p):
@@ -654,7 +657,7 @@ def woken(track: Track, series: Series, st: Settings) -> Evidence | None:
         if q is not None and point_has_ids(q) and (both := ids & point_ids(q)) - seen:
             seen |= both
             start = min(start, i)
-    if not seen or not any(snapshot_aged(series.snapshots[i]) for i in rows if i >= start):
+    if not seen or aged[-1] < start:
         return None
     span = _minutes(series, start, last)
     n = len(seen)
