@@ -29,7 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "woken"
 EXT = {"debug2": "txt", "debug1": "txt", "debug0": "pb.gz"}
 
 
-def _series(run: str = "plain", fmt: str = "debug2", upto: int | None = None) -> list[grprof.Snapshot]:
+def series(run: str = "plain", fmt: str = "debug2", upto: int | None = None) -> list[grprof.Snapshot]:
     meta = json.loads((FIXTURES / run / "times.json").read_text())
     snaps = []
     for i, t in enumerate(meta["times"][:upto]):
@@ -53,11 +53,11 @@ def _signals(f: Finding) -> set[str]:
 
 @pytest.fixture(scope="module")
 def plain() -> Detection:
-    return detect(_series())
+    return detect(series())
 
 
 def test_the_recording_spans_the_runtimes_forced_gc() -> None:
-    snaps = _series()
+    snaps = series()
     assert len(snaps) == 12
     assert (snaps[-1].time - snaps[0].time) >= dt.timedelta(minutes=5)
     # The stuck workers started early show their age; the sessions ranging over a ticker none.
@@ -83,7 +83,7 @@ def test_without_the_wait_age_the_sessions_read_as_stuck() -> None:
     # sessions, their creator gone, the same ids staying, is a finding. So the age is what
     # clears them above.
     st = dataclasses.replace(default_settings(), woken_span=1e9)
-    f = _at(detect(_series(), Options(settings=st)), "main.session")
+    f = _at(detect(series(), Options(settings=st)), "main.session")
     assert f is not None and "persistence" in _signals(f), f
 
 
@@ -96,17 +96,20 @@ def test_stuck_workers_and_per_request_pollers_stay_leaks(plain: Detection) -> N
     woke = next(e for e in poller.evidence if e.signal == "woken")
     assert woke.weight == 0 and "no wait age" in woke.summary
     assert poller.wait_kind == "idle"
+    # Not "a receive nobody sends on": a loop something wakes, most often a ticker.
+    assert (poller.rule, poller.category) == ("woken-loop", "timer"), poller.title
+    assert stuck.rule == "chan-receive-no-sender"
     # Woken, but one per request: the same ids from many calls, each left running.
     assert any(e.signal == "persistence" and e.data["calls"] >= 2 for e in poller.evidence)
 
 
 def test_a_series_shorter_than_the_forced_gc_says_nothing_of_ages() -> None:
-    d = detect(_series(upto=7))  # 3 minutes
+    d = detect(series(upto=7))  # 3 minutes
     assert not any("woken" in _signals(f) for f in d.findings)
 
 
 def test_a_process_that_never_collects_shows_no_ages_and_nothing_is_read_from_that() -> None:
-    snaps = _series("gcoff")
+    snaps = series("gcoff")
     assert not any(g.wait_minutes for s in snaps for g in s.goroutines)
     d = detect(snaps)
     assert not any("woken" in _signals(f) for f in d.findings)
@@ -116,6 +119,6 @@ def test_a_process_that_never_collects_shows_no_ages_and_nothing_is_read_from_th
 
 @pytest.mark.parametrize("fmt", ["debug1", "debug0"])
 def test_formats_without_ages_are_unchanged(fmt: str) -> None:
-    d = detect(_series(fmt=fmt))
+    d = detect(series(fmt=fmt))
     assert not any("woken" in _signals(f) for f in d.findings)
     assert _at(d, "main.awaitReply") is not None

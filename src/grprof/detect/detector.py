@@ -167,7 +167,7 @@ def _detect(snapshots: Sequence[Snapshot], options: Options | None) -> Detection
     basis = stack_basis(last.total if last is not None else 0, opts.runtime_stats, opts.memory_limit)
     judged = [
         Judged(
-            finding(t, rep, w, rules, opts.source_dir, st.scoring, waits[k], opts.owners, basis),
+            finding(t, rep, w, rules, opts.source_dir, st.scoring, waits[k], opts.owners, basis, k in woke),
             t,
             rep,
             detail(t),
@@ -369,15 +369,17 @@ def finding(
     wait: SourceWait | None = None,
     owners: Owners | None = None,
     basis: StackBasis | None = None,
+    woken: bool = False,
 ) -> Finding:
     """The finding for a weighed track: its cause and fix from the rules, checked against the
     source when given, which may add evidence and change the verdict.
 
     `wait`: what the source showed at the blocking statement (`_read_wait`, read once per
     track by `detect`); with it the statement decides the category where the stack can't
-    (`<-ctx.Done()` and `<-results` park in the same runtime frames)."""
+    (`<-ctx.Done()` and `<-results` park in the same runtime frames). `woken`: the series
+    showed the goroutines woken now and then (`signals.woken`), which rules may read."""
     sc = scoring or default_settings().scoring
-    ex = rules.classify(rep, wait=wait) or _fill(_UNKNOWN, rep)
+    ex = rules.classify(rep, wait=wait, woken=woken) or _fill(_UNKNOWN, rep)
     evidence = list(w.evidence)
     verdict, score = w.verdict, w.score
     confirmed = any(e.signal == "runtime_proof" for e in evidence)
@@ -478,7 +480,8 @@ def _kinds(
     woke: dict[str, Evidence] = {}
     for t, rep, w in reps:
         kind = _kind(rules, t, rep, st, w)
-        if kind != "idle" and (e := woken(t, series, st)) is not None:
+        e = woken(t, series, st)
+        if e is not None:
             kind, woke[t.id] = "idle", e
         kinds[t.id] = kind
     return kinds, woke

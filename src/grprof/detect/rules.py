@@ -150,9 +150,16 @@ class _View:
         "states",
         "top",
         "wait",
+        "woken",
     )
 
-    def __init__(self, group: Group, table: StackTable | None = None, wait: SourceWait | None = None) -> None:
+    def __init__(
+        self,
+        group: Group,
+        table: StackTable | None = None,
+        wait: SourceWait | None = None,
+        woken: bool = False,
+    ) -> None:
         frames = group.frames
         self.states = group.states
         self.labels = group.labels
@@ -173,6 +180,7 @@ class _View:
         self.creator = _creator(group)
         self.stack = None if table is None else table.classify(self.blocked, self.creator, group.state)
         self.wait = wait
+        self.woken = woken
 
 
 def _first_outside_runtime(frames: Sequence[Frame]) -> int:
@@ -282,9 +290,15 @@ class Condition:
     source: frozenset[str] | None = None
     """Wait kinds read from the source (`grprof.detect.source.WAIT_CATEGORIES`): never true
     without `--source`."""
+    woken: bool | None = None
+    """Whether the goroutines were shown to be woken (`grprof.detect.signals.woken`): never
+    true of a group judged alone, without a series of debug=2 snapshots."""
 
     def matches(self, v: _View) -> bool:
-        if self.source is not None and (v.wait is None or v.wait.kind not in self.source):
+        # What the source and the series said, beside the stack.
+        if (self.source is not None and (v.wait is None or v.wait.kind not in self.source)) or (
+            self.woken is not None and v.woken != self.woken
+        ):
             return False
         # Cheapest tests first: most rules fail on the state.
         if self.states is not None and not any(s in self.states for s in v.states):
@@ -545,6 +559,7 @@ class RuleSet:
         self.ignores = tuple(ignores)
         self.stack = stack or StackTable()
         self._source_rules = tuple(r for r in self.rules if r.uses_source)
+        self._uses_woken = any(c.woken is not None for r in self.rules for c in r.when)
         self._uses_stack = any(c.stack is not None for r in self.rules for c in r.when)
         self._stack_classes: dict[object, tuple[object, StackClass | None]] = {}
         self._by_id = {r.id: r for r in self.rules}
@@ -573,37 +588,47 @@ class RuleSet:
         return value
 
     def classify(
-        self, group: Group, *, source_dir: str | Path | None = None, wait: SourceWait | None = None
+        self,
+        group: Group,
+        *,
+        source_dir: str | Path | None = None,
+        wait: SourceWait | None = None,
+        woken: bool = False,
     ) -> Explanation | None:
         """The first matching rule's explanation, None when no rule matches.
 
         With `source_dir` (or a `wait` already read with grprof.detect.source.wait_at), rules
         that read the blocking statement (`when: {source: [...]}`) take part, so the source
         decides where the stack cannot: `<-ctx.Done()` and `<-results` park in the same
-        runtime frames. The explanation's last sentence says what decided the category.
+        runtime frames. `woken`: a series showed the goroutines woken now and then (rules with
+        `when: {woken: ...}`). The explanation's last sentence says what decided the category.
         """
         if wait is None and source_dir is not None:
             from grprof.detect.source import wait_at
 
             wait = wait_at(Path(source_dir), group)
-        stack_rule = self.match(group)
-        rule = self.match(group, wait) if wait is not None else stack_rule
+        stack_rule = self.match(group, woken=woken)
+        rule = self.match(group, wait, woken) if wait is not None else stack_rule
         if rule is None:
             return None
         basis = self._basis(group, rule, stack_rule, wait)
         return rule.explain(group, _placeholders(group, wait, basis, senders_needed=rule.uses_senders))
 
-    def match(self, group: Group, wait: SourceWait | None = None) -> Rule | None:
-        """The first rule that matches (reading the source's `wait` when given)."""
+    def match(self, group: Group, wait: SourceWait | None = None, woken: bool = False) -> Rule | None:
+        """The first rule that matches (reading the source's `wait` when given, and whether the
+        goroutines were shown to be `woken`)."""
         key = self._key(group)
+        woken = woken and self._uses_woken  # no rule reads it: the answer without it
         if wait is not None:
             if not self._source_rules:
-                return self.match(group)
+                return self.match(group, woken=woken)
             key = (key, wait.kind)
+        if woken:
+            key = (key, "woken")
         hit = self._matched.get(key)
         if hit is not None:
             return hit[1]
-        view = _View(group, self.stack if self._uses_stack else None, wait)
+        view = _View(group, self.stack if self._uses_stack else None, wait, woken)
         rule = next((r for r in self.rules if r.matches(view)), None)
         return self._remember(self._matched, key, group, rule)
 
@@ -888,6 +913,7 @@ def _condition(c: When) -> Condition:
         site_is_innermost=c.site_is_innermost,
         stack=_maybe_set(c.stack),
         source=_maybe_set(c.source),
+        woken=c.woken,
     )
 
 

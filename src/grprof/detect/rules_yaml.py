@@ -121,6 +121,7 @@ class When(Strict):
     site_is_innermost: StrictBool | None = None
     stack: Annotated[tuple[_Category, ...], BeforeValidator(_listify), Field(min_length=1)] | None = None
     source: Annotated[tuple[_WaitKindName, ...], BeforeValidator(_listify), Field(min_length=1)] | None = None
+    woken: StrictBool | None = None
 
     @model_validator(mode="after")
     def _some(self) -> When:

@@ -612,7 +612,8 @@ def persistence(
     )
     summary = (
         f"the same {len(stuck_orphans)} goroutine{'s' if len(stuck_orphans) != 1 else ''} (id {shown}) "
-        f"stayed blocked in {g.state or 'an unknown wait'} ({kind} wait) across {n} debug=2 snapshots "
+        f"stayed {'' if kind == 'idle' else 'blocked '}in {g.state or 'an unknown wait'} ({kind} wait) "
+        f"across {n} debug=2 snapshots "
         f"over {span:.2g} min{waited}{from_calls}, count never fell"
     )
     data = {
