@@ -32,6 +32,7 @@ from grprof.formats import _scan, split_dumps, traceback
 from grprof.formats._scan import ParsedStacks, ScanResult
 from grprof.formats.traceback import _from_native, parse_stacks
 from grprof.model import Frame, Snapshot
+from grprof.table import Stack
 
 try:
     from grprof import _native
@@ -163,10 +164,11 @@ def _scan_py_raw(chunks: Sequence[bytes]) -> ScanResult:
 
 
 def _scan_native_raw(chunks: Sequence[bytes]) -> ScanResult:
+    """As `traceback.scan` runs it: the stacks made as `Stack` objects in Rust."""
     sc = _native.Scanner()
     for c in chunks:
         sc.feed(c)
-    return _from_native(sc.finish(Frame))
+    return _from_native(sc.finish(Frame, True, Stack))
 
 
 def assert_same_snapshots(chunks: Sequence[bytes]) -> list[dict[str, Any]]:
@@ -313,6 +315,28 @@ def test_dumper_flag_marks_the_goroutine_that_wrote_the_dump() -> None:
     want = [any(d in t for d in _scan.DUMPER_CALLS) for t in py.stack_texts]
     assert sum(want) > 0 and not all(want)
     assert [bool(b) for b in nat.dumper] == want == [bool(b) for b in py.dumper]
+
+
+@needs_native
+def test_stack_objects_made_in_rust_are_the_rows_stacks() -> None:
+    """`finish(Frame, s, Stack)` makes the `Stack` and `Frame` objects without their
+    `__init__`: the same stacks, frames shared alike, as `stacks_of` over `finish(Frame)`'s rows."""
+    data = b"".join(p.read_bytes() for p in FIXTURES)
+    made = _scan_native_raw([data]).parsed
+    rows = _scan_native_raw_rows([data]).parsed
+    assert made is not None and rows is not None and len(made.stacks) > 100
+    assert _stacks_shape(made) == _stacks_shape(rows)
+    assert all(type(s) is Stack and type(s.frames_elided) is bool for s in made.stacks)
+    frames = [f for s in made.stacks for f in (*s.frames, s.created_by) if f is not None]
+    assert all(type(f) is Frame and type(f.line) is int for f in frames)
+    assert made.stacks == rows.stacks and hash(made.stacks[0]) == hash(rows.stacks[0])
+
+
+def _scan_native_raw_rows(chunks: Sequence[bytes]) -> ScanResult:
+    sc = _native.Scanner()
+    for c in chunks:
+        sc.feed(c)
+    return _from_native(sc.finish(Frame))
 
 
 @needs_native

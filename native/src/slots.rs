@@ -4,16 +4,17 @@
 //! calling the dataclass's generated `__init__` (a Python frame binding 15 arguments) was a
 //! fifth of `build_groups`. A `Maker` writes the values straight into the instance's slots,
 //! as the `__init__`'s `self.x = x` would, at offsets it finds by probing one instance: it
-//! sets each named slot to a distinct object through the class's own descriptors and looks
-//! for each object's address among the instance's words. Only public API is used (no
-//! descriptor layout is assumed), and a class the probe does not fully account for (a slot
-//! it was not told of, a `__dict__`, a name that is not a slot) gets no `Maker`: the caller
-//! then calls the class.
+//! sets each named slot to a distinct object as `object.__setattr__` does (through the
+//! class's own descriptors; what a frozen dataclass's `__init__` uses, so frozen classes,
+//! `Frame` and `Stack`, are made this way too) and looks for each object's address among the
+//! instance's words. Only public API is used (no descriptor layout is assumed), and a class
+//! the probe does not fully account for (a slot it was not told of, a `__dict__`, a name
+//! that is not a slot) gets no `Maker`: the caller then calls the class.
 
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyType};
+use pyo3::types::{PyList, PyString, PyType};
 
 pub struct Maker<'py> {
     ty: Bound<'py, PyType>,
@@ -41,7 +42,12 @@ impl<'py> Maker<'py> {
         let marks: Vec<Bound<'py, PyAny>> =
             names.iter().map(|_| PyList::empty(py).into_any()).collect();
         for (name, mark) in names.iter().zip(&marks) {
-            if probe.setattr(*name, mark).is_err() {
+            let name = PyString::new(py, name);
+            // SAFETY: live objects; -1 (the name is no slot) leaves an exception, cleared.
+            if unsafe { ffi::PyObject_GenericSetAttr(probe.as_ptr(), name.as_ptr(), mark.as_ptr()) }
+                < 0
+            {
+                drop(PyErr::take(py));
                 return Ok(None);
             }
         }
@@ -65,7 +71,12 @@ impl<'py> Maker<'py> {
     }
 
     /// A new instance with `values[i]` in the slot of `names[i]`.
-    pub fn make(&self, values: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    pub fn make<I>(&self, values: I) -> PyResult<Bound<'py, PyAny>>
+    where
+        I: IntoIterator<Item = Bound<'py, PyAny>>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let values = values.into_iter();
         assert_eq!(values.len(), self.offsets.len(), "one value a slot");
         let py = self.ty.py();
         // SAFETY: a zeroed instance of a type whose slots are at `offsets` (probed in `new`);
@@ -76,7 +87,7 @@ impl<'py> Maker<'py> {
                 ffi::PyType_GenericAlloc(self.ty.as_type_ptr(), 0),
             )?;
             let base = obj.as_ptr().cast::<u8>();
-            for (v, &off) in values.into_iter().zip(&self.offsets) {
+            for (v, &off) in values.zip(&self.offsets) {
                 *base.add(off).cast::<*mut ffi::PyObject>() = v.into_ptr();
             }
             Ok(obj)

@@ -5,9 +5,12 @@ from typing import Any
 class Scanner:
     def __init__(self) -> None: ...
     def feed(self, chunk: bytes) -> None: ...
-    def finish(self, frame: Callable[[str, str, int], Any], signatures: bool = True) -> dict[str, Any]:
+    def finish(
+        self, frame: Callable[[str, str, int], Any], signatures: bool = True, stack: type | None = None
+    ) -> dict[str, Any]:
         """The scan's result (see formats/traceback.py `_from_native`): columns, header texts,
-        and the distinct stacks parsed as `parse_stacks` gives them (no stack texts), with a
+        and the distinct stacks parsed as `parse_stacks` gives them (no stack texts; with
+        `stack`, the `Stack` class, as `Stack` objects rather than rows), with a
         `dumper` byte per distinct stack and, with `signatures` and from 2,000 stacks,
         `signatures`: a `PendingSignatures` hashing each stack's default-similarity signature
         (else None). A scanner is used once: RuntimeError after this."""

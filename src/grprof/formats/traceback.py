@@ -78,21 +78,23 @@ def scan(chunks: Iterable[bytes], *, signatures: bool = True) -> ScanResult:
     # stack (20,000 in a dump of distinct stacks), none in a cycle: the collector's young
     # passes over them cost a tenth of `load` there.
     with gc_paused(PAUSE_GC_AT):
-        return _from_native(nsc.finish(Frame, signatures))
+        return _from_native(nsc.finish(Frame, signatures, Stack))
 
 
 def _from_native(d: dict[str, Any]) -> ScanResult:
-    """The Rust scanner's result (`Scanner.finish(Frame)`) as a `ScanResult`: its stacks come
-    parsed (`parsed`), with no `stack_texts`."""
+    """The Rust scanner's result (`Scanner.finish(Frame)`, or `finish(Frame, s, Stack)`
+    whose stacks are `Stack` objects already) as a `ScanResult`: its stacks come parsed
+    (`parsed`), with no `stack_texts`."""
 
     def arr(code: str, key: str) -> array[int]:
         a = array(code)
         a.frombytes(d.pop(key))  # the bytes go as soon as copied: 8 bytes a goroutine each
         return a
 
-    parsed = ParsedStacks(
-        stacks_of(d.pop("stacks")), arr("q", "text_stack"), d["dangling"], d.pop("signatures")
-    )
+    stacks = d.pop("stacks")
+    if stacks and isinstance(stacks[0], tuple):  # rows: `finish` was given no `Stack`
+        stacks = stacks_of(stacks)
+    parsed = ParsedStacks(stacks, arr("q", "text_stack"), d["dangling"], d.pop("signatures"))
     return ScanResult(
         ids=arr("q", "ids"),
         header=arr("l", "header"),
