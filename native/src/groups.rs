@@ -14,6 +14,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
@@ -21,9 +22,8 @@ use crate::members::{self, untrack, Columns};
 use crate::scan::MulHasher;
 use crate::slots::Maker;
 
-/// `build_groups`' `members`: keys, ids, creator, `array`, `CreatorCounts`.
+/// `build_groups`' `members`: ids, creator, `array`, `CreatorCounts`.
 type MemberArgs<'py> = (
-    Bound<'py, PyAny>,
     Bound<'py, PyAny>,
     Bound<'py, PyAny>,
     Bound<'py, PyType>,
@@ -48,6 +48,21 @@ const GROUP_FIELDS: [&str; 15] = [
     "creators",
     "state_inferred",
 ];
+
+/// `grprof.table.Stack`'s fields, as `Maker::get` reads them.
+const STACK_FIELDS: [&str; 3] = ["frames", "frames_elided", "created_by"];
+
+/// `seq[k]`: a list's item read directly when `k` is within it.
+fn item<'py>(
+    list: Option<&Bound<'py, PyList>>,
+    seq: &Bound<'py, PyAny>,
+    k: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    match (list, usize::try_from(k)) {
+        (Some(l), Ok(i)) if i < l.len() => l.get_item(i),
+        _ => seq.get_item(k),
+    }
+}
 
 /// What one `grprof.table.Header` says, read once per header a group uses.
 struct Fact<'py> {
@@ -115,23 +130,25 @@ fn add(a: i64, b: i64) -> PyResult<i64> {
         .ok_or_else(|| PyOverflowError::new_err("a group's count does not fit 64 bits"))
 }
 
-/// `_build_groups(per_header, headers, reps, sigs, partial, members)`: the groups,
-/// largest first, ties by signature, then by first pair. `per_header` maps (group number,
-/// header index) to goroutines in order of first row, and is emptied once read (it is
-/// transient; its memory is freed before the members are made); `headers[h]` is header h
-/// (a `Header`; only those the pairs name are read); `reps[k]` group k's `Stack`; `sigs[k]` its signature (a list or a dict);
-/// `partial` group number -> partial rows. A per-goroutine table's groups get their members
-/// from `members` (keys, ids, creator, `array`, `CreatorCounts`: `members::Columns`); an
-/// aggregated table's (`members` None: states inferred) get an empty tuple for ids and
-/// orphans and `no_creators` (the shared read-only empty mapping) for creators. From
-/// `untrack_from` groups up, the groups and what is made for them leave the cyclic
-/// collector's lists (`aggregate._untrack`). OverflowError, with `per_header` untouched,
-/// when a group's count does not fit 64 bits (the caller then counts in Python).
+/// `_build_groups(keys, table, ...)`: the groups, largest first, ties by signature, then by
+/// first row. Row r is in group `keys[r]` with header `header[r]` (`headers[h]` is header h,
+/// a `Header`; only those the rows name are read) and stands for `counts[r]` goroutines (1
+/// each without `counts`); `reps[k]` is group k's `Stack`, `sigs[k]` its signature (a list
+/// or a dict), `partial` group number -> partial rows. The columns are sequences of ints
+/// (an `array` or a list). A per-goroutine table's groups get their members from `members`
+/// (ids, creator, `array`, `CreatorCounts`: `members::Columns`, one per row); an aggregated
+/// table's (`members` None: states inferred) get an empty tuple for ids and orphans and
+/// `no_creators` (the shared read-only empty mapping) for creators. From `untrack_from`
+/// groups up, the groups and what is made for them leave the cyclic collector's lists
+/// (`aggregate._untrack`). OverflowError, before anything is made, when a group's count does
+/// not fit 64 bits (the caller then counts in Python).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn build_groups<'py>(
     py: Python<'py>,
-    per_header: &Bound<'py, PyDict>,
+    keys: &Bound<'py, PyAny>,
+    header: &Bound<'py, PyAny>,
+    counts: Option<&Bound<'py, PyAny>>,
     headers: &Bound<'py, PyList>,
     reps: &Bound<'py, PyAny>,
     sigs: &Bound<'py, PyAny>,
@@ -142,38 +159,56 @@ pub fn build_groups<'py>(
     no_creators: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
     let inferred = members.is_none();
-    // Groups in order of first pair (their numbers and counts), and every pair as (group
-    // index, header, goroutines). Every other sum of a group is at most its count, but a
-    // label's (a header may name a label twice): those are summed in 128 bits.
-    let mut keys: Vec<Bound<'py, PyAny>> = Vec::new();
+    let key_col = members::column(keys)?;
+    let header_col = members::column(header)?;
+    let count_col = counts.map(members::column).transpose()?;
+    if header_col.len() != key_col.len()
+        || count_col.as_ref().is_some_and(|c| c.len() != key_col.len())
+    {
+        return Err(PyValueError::new_err("columns of different lengths"));
+    }
+    // Groups in order of first row (their numbers and counts), and every (group, header)
+    // pair in order of first row as (group index, header, goroutines): what `_per_header`'s
+    // `Counter` gives, counted here without a tuple and an int a pair. Every other sum of a
+    // group is at most its count, but a label's (a header may name a label twice): those
+    // are summed in 128 bits.
     let mut numbers: Vec<i64> = Vec::new();
     let mut counts: Vec<i64> = Vec::new();
     let mut slot: HashMap<i64, u32, BuildHasherDefault<MulHasher>> = Default::default();
-    let mut pairs: Vec<(u32, u32, i64)> = Vec::with_capacity(per_header.len());
-    for (pair, n) in per_header.iter() {
-        let pair = pair.cast::<PyTuple>()?;
-        let k_obj = pair.get_item(0)?;
-        let k: i64 = k_obj.extract()?;
-        let h: u32 = pair.get_item(1)?.extract()?;
-        let n: i64 = n.extract()?;
+    let mut pair_at: HashMap<u64, u32, BuildHasherDefault<MulHasher>> = Default::default();
+    let mut pairs: Vec<(u32, u32, i64)> = Vec::new();
+    for (r, &k) in key_col.iter().enumerate() {
+        let h = u32::try_from(header_col[r])
+            .ok()
+            .filter(|&h| (h as usize) < headers.len())
+            .ok_or_else(|| PyValueError::new_err("a row's header is not in headers"))?;
+        let n = count_col.as_ref().map_or(1, |c| c[r]);
         let gi = *slot.entry(k).or_insert_with(|| {
-            keys.push(k_obj);
             numbers.push(k);
             counts.push(0);
-            (keys.len() - 1) as u32
+            (numbers.len() - 1) as u32
         });
         counts[gi as usize] = add(counts[gi as usize], n)?;
-        pairs.push((gi, h, n));
+        match pair_at.entry(u64::from(gi) << 32 | u64::from(h)) {
+            Entry::Occupied(e) => {
+                let p = &mut pairs[*e.get() as usize];
+                p.2 = add(p.2, n)?;
+            }
+            Entry::Vacant(e) => {
+                e.insert(pairs.len() as u32);
+                pairs.push((gi, h, n));
+            }
+        }
     }
-    drop(slot);
-    per_header.clear();
-    let untrack_all = keys.len() >= untrack_from;
+    drop((slot, pair_at, header_col, count_col));
+    let groups = numbers.len();
+    let untrack_all = groups >= untrack_from;
     // Each group's pairs together, in the order they came (a counting sort).
-    let mut start = vec![0usize; keys.len() + 1];
+    let mut start = vec![0usize; groups + 1];
     for p in &pairs {
         start[p.0 as usize + 1] += 1;
     }
-    for i in 0..keys.len() {
+    for i in 0..groups {
         start[i + 1] += start[i];
     }
     let mut at = start.clone();
@@ -185,16 +220,15 @@ pub fn build_groups<'py>(
     drop((pairs, at));
     let mut member_objs = match &members {
         None => Vec::new(),
-        Some((cols_keys, ids, creator, array, cc)) => {
+        Some((ids, creator, array, cc)) => {
             let cols = Columns {
-                keys: cols_keys,
                 ids,
                 creator,
                 array,
                 counts: cc,
             };
             let rows: Vec<usize> = counts.iter().map(|&c| c.max(0) as usize).collect();
-            members::members(&cols, &numbers, &rows, untrack_all)?
+            members::members(&cols, key_col, &numbers, &rows, untrack_all)?
         }
     }
     .into_iter();
@@ -207,18 +241,25 @@ pub fn build_groups<'py>(
     let inferred_obj = inferred.into_pyobject(py)?.to_owned().into_any();
     let zero = 0i64.into_pyobject(py)?.into_any();
     let maker = Maker::new(group_type, &GROUP_FIELDS)?;
+    // The stacks' fields read from their slots (`Maker::get`), the class taken from the first.
+    let reps_list = reps.cast::<PyList>().ok();
+    let sigs_list = sigs.cast::<PyList>().ok();
+    let stack_reader = match numbers.first() {
+        Some(&k) => Maker::new(&item(reps_list, reps, k)?.get_type(), &STACK_FIELDS)?,
+        None => None,
+    };
     let empty = PyTuple::empty(py).into_any();
     // (count, signature, group) for the final sort.
-    let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(keys.len());
+    let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(groups);
     // Each signature's UTF-8 (borrowed from the `str`, which `made` keeps alive) when all
     // have one: the sort then compares bytes.
-    let mut sig_bytes: Vec<&[u8]> = Vec::with_capacity(keys.len());
+    let mut sig_bytes: Vec<&[u8]> = Vec::with_capacity(groups);
     let mut all_bytes = true;
     let mut states: Vec<(usize, i64)> = Vec::new(); // (header of the state's first pair, count)
     let mut waits: Vec<(usize, i64)> = Vec::new();
     type Values<'a> = Vec<(Bound<'a, PyAny>, i128)>;
     let mut labels: Vec<(Bound<'py, PyAny>, Values<'py>)> = Vec::new();
-    for (gi, k_obj) in keys.iter().enumerate() {
+    for (gi, &k) in numbers.iter().enumerate() {
         let mine = &by_group[start[gi]..start[gi + 1]];
         for &(h, _) in mine {
             let h = h as usize;
@@ -309,12 +350,12 @@ pub fn build_groups<'py>(
             }
             label_d.set_item(lk, v)?;
         }
-        let st = reps.get_item(k_obj)?;
-        let sig = sigs.get_item(k_obj)?;
+        let st = item(reps_list, reps, k)?;
+        let sig = item(sigs_list, sigs, k)?;
         let part = if no_partial {
             zero.clone()
         } else {
-            match partial.get_item(k_obj)? {
+            match partial.get_item(k)? {
                 Some(p) => p,
                 None => zero.clone(),
             }
@@ -324,21 +365,28 @@ pub fn build_groups<'py>(
             // An aggregated format's groups share one empty tuple and one read-only mapping.
             None => (empty.clone(), empty.clone(), no_creators.clone()),
         };
-        let values = vec![
+        let field = |i: usize, name: &Bound<'py, PyString>| match stack_reader
+            .as_ref()
+            .and_then(|r| r.get(&st, i))
+        {
+            Some(v) => Ok(v),
+            None => st.getattr(name),
+        };
+        let values = [
             sig.clone(),
             count.into_pyobject(py)?.into_any(),
-            st.getattr(frames_a)?,
-            st.getattr(elided_a)?,
-            st.getattr(created_a)?,
+            field(0, frames_a)?,
+            field(1, elided_a)?,
+            field(2, created_a)?,
             state_d.into_any(),
             wait_d.into_any(),
             label_d.clone().into_any(),
-            ids_o.clone(),
-            orphans_o.clone(),
+            ids_o,
+            orphans_o,
             leaked.into_pyobject(py)?.into_any(),
             locked.into_pyobject(py)?.into_any(),
             part,
-            creators_o.clone(),
+            creators_o,
             inferred_obj.clone(),
         ];
         let g = match &maker {

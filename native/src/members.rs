@@ -21,7 +21,8 @@ use std::hash::BuildHasherDefault;
 use crate::scan::MulHasher;
 use crate::slots::Maker;
 
-fn column(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+/// An integer column (an `array` of 8-byte ints, or any sequence of ints) as a vector.
+pub fn column(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     match PyBuffer::<i64>::get(obj) {
         Ok(buf) => buf.to_vec(obj.py()),
         Err(_) => obj.extract(),
@@ -120,10 +121,9 @@ impl Slots {
 }
 
 /// The table's columns a per-goroutine group's members come from, and the types they are
-/// made of: `keys` (each row's group number), `ids` and `creator` (-1: none); `array` is
-/// `array.array`, `counts` `CreatorCounts`.
+/// made of: `ids` and `creator` (-1: none); `array` is `array.array`, `counts`
+/// `CreatorCounts`.
 pub struct Columns<'a, 'py> {
-    pub keys: &'a Bound<'py, PyAny>,
     pub ids: &'a Bound<'py, PyAny>,
     pub creator: &'a Bound<'py, PyAny>,
     pub array: &'a Bound<'py, PyType>,
@@ -134,17 +134,18 @@ pub struct Columns<'a, 'py> {
 pub type Members<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// Each group's members, for the groups numbered `numbers[i]` (in order of first row) with
-/// `rows[i]` rows each: the rows put in group order by a counting sort (rows keep their order
-/// within a group), then each group takes its slice of the id and creator columns. With
-/// `untrack_all`, what is made here leaves the cyclic collector's lists.
+/// `rows[i]` rows each, row r in group `keys[r]`: the rows put in group order by a counting
+/// sort (rows keep their order within a group), then each group takes its slice of the id
+/// and creator columns. With `untrack_all`, what is made here leaves the cyclic collector's
+/// lists.
 pub fn members<'py>(
     cols: &Columns<'_, 'py>,
+    keys: Vec<i64>,
     numbers: &[i64],
     rows: &[usize],
     untrack_all: bool,
 ) -> PyResult<Vec<Members<'py>>> {
     let py = cols.array.py();
-    let keys = column(cols.keys)?;
     let id_col = column(cols.ids)?;
     let cr_col = column(cols.creator)?;
     let n = keys.len();
@@ -197,6 +198,14 @@ pub fn members<'py>(
         let member_ids = all_ids.get_slice(a, b)?;
         let orphan_ids = if orphans[gi].is_empty() {
             empty.clone()
+        } else if orphans[gi].len() == b - a {
+            // Every member (a goroutine alone in its group, most often): the members' ids in
+            // their order, a slice where an array made from bytes took a call and a copy more.
+            let o = all_ids.get_slice(a, b)?;
+            if untrack_all {
+                untrack(&o);
+            }
+            o
         } else {
             let o = cols.array.call1((q, i64_bytes(py, &orphans[gi])?))?;
             if untrack_all {
@@ -207,7 +216,7 @@ pub fn members<'py>(
         let creators = if sorted_cr[a..b].iter().any(|c| *c >= 0) {
             let of = all_cr.get_slice(a, b)?;
             let cc = match &maker {
-                Some(m) => m.make(vec![of.clone()])?,
+                Some(m) => m.make([of.clone()])?,
                 None => {
                     let cc = new.call1((cols.counts,))?;
                     cc.setattr(intern!(py, "creator_of"), &of)?;
@@ -256,13 +265,12 @@ pub fn attach_members<'py>(
         objs.push(g);
     }
     let cols = Columns {
-        keys,
         ids,
         creator,
         array,
         counts,
     };
-    let made = members(&cols, &numbers, &rows, untrack_all)?;
+    let made = members(&cols, column(keys)?, &numbers, &rows, untrack_all)?;
     for (g, (member_ids, orphan_ids, creators)) in objs.iter().zip(made) {
         g.setattr(intern!(py, "ids"), member_ids)?;
         g.setattr(intern!(py, "orphans"), orphan_ids)?;

@@ -10,6 +10,10 @@
 //! instance's words. Only public API is used (no descriptor layout is assumed), and a class
 //! the probe does not fully account for (a slot it was not told of, a `__dict__`, a name
 //! that is not a slot) gets no `Maker`: the caller then calls the class.
+//!
+//! The same offsets read an instance's slots (`Maker::get`): `build_groups` reads three
+//! fields of each of 20,000 `Stack`s, where `getattr` (a type lookup and a descriptor call
+//! each) was a tenth of it.
 
 use pyo3::ffi;
 use pyo3::intern;
@@ -68,6 +72,25 @@ impl<'py> Maker<'py> {
             ty: ty.clone(),
             offsets,
         }))
+    }
+
+    /// The value in the slot of `names[i]` of `obj`, when `obj` is an instance of exactly
+    /// this class and the slot is set; else None (a subclass may override the attribute, an
+    /// unset slot raises: the caller then asks `getattr`).
+    pub fn get(&self, obj: &Bound<'py, PyAny>, i: usize) -> Option<Bound<'py, PyAny>> {
+        if obj.get_type_ptr() != self.ty.as_type_ptr() {
+            return None;
+        }
+        // SAFETY: `obj` is a live instance of the probed class, whose slot `i` is at
+        // `offsets[i]`; a set slot holds a live object (borrowed here, then owned by the result).
+        unsafe {
+            let p = *obj
+                .as_ptr()
+                .cast::<u8>()
+                .add(self.offsets[i])
+                .cast::<*mut ffi::PyObject>();
+            (!p.is_null()).then(|| Bound::from_borrowed_ptr(obj.py(), p))
+        }
     }
 
     /// A new instance with `values[i]` in the slot of `names[i]`.

@@ -11,14 +11,14 @@ from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Literal
 
 from grprof import _rust
 from grprof._gc import PAUSE_GC_AT, gc_paused
 from grprof.frames import Frame, FuncName, site_of
-from grprof.table import GoroutineTable, Header, SignatureCache, Stack
+from grprof.table import GoroutineTable, SignatureCache, Stack
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
@@ -351,12 +351,11 @@ def _per_header(keys: Sequence[int], table: GoroutineTable) -> dict[tuple[int, i
 
 
 def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
-    # Works on the table's integer columns: a (group, header) count per pair, each group's
-    # signature (frame texts once per distinct frame), then one `Group` per group from its
-    # pairs (`_build_groups`). No per-goroutine Python object is kept: members are slices of
-    # the id and creator columns (`_attach_members`).
+    # Works on the table's integer columns: each group's signature (frame texts once per
+    # distinct frame), then one `Group` per group from its (group, header) counts
+    # (`_build_groups`). No per-goroutine Python object is kept: members are slices of the id
+    # and creator columns (`_attach_members`).
     keys, reps, loose_sigs = _row_keys(table, similarity)
-    per_header = _per_header(keys, table)
     partial: Counter[int] = Counter()
     if table.counts is None:
         for row, x in table.extras.items():
@@ -369,53 +368,59 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
             if k not in first_argkey:
                 first_argkey[k] = argkey[row]
 
-    inferred = table.counts is not None
     sigs: Sequence[str] | dict[int, str] | None = loose_sigs
     if sigs is None and similarity == "default":
         sigs = table.stack_signatures()  # the parser's, when it made them
     if sigs is None:
         sigs = _group_signatures(
-            dict.fromkeys(map(itemgetter(0), per_header)),
+            dict.fromkeys(keys),  # the groups in order of first row
             reps,
             similarity,
             first_argkey,
             table.signature_cache,
         )
-    # `per_header` is transient: `_build_groups` empties it before the members are made.
-    return _build_groups(per_header, table.headers, reps, sigs, partial, None if inferred else (keys, table))
+    return _build_groups(keys, table, reps, sigs, partial)
 
 
 def _build_groups(
-    per_header: dict[tuple[int, int], int],
-    headers: list[Header],
+    keys: Sequence[int],
+    table: GoroutineTable,
     reps: Sequence[Stack],
     sigs: Sequence[str] | dict[int, str],
     partial: Mapping[int, int],
-    members: tuple[Sequence[int], GoroutineTable] | None,
 ) -> list[Group]:
-    """One `Group` per group from its (group, header) counts, largest first, ties by
-    signature. `headers[h]` is the header a pair's h numbers. A per-goroutine table's
-    groups get their members from `members` (each row's group number, the table;
-    `_attach_members`); an aggregated table's (None: its states were inferred) get empty
-    member lists. `per_header` is emptied once read.
+    """One `Group` per group from its (group, header) counts (`_per_header`), largest first,
+    ties by signature; row r is in group `keys[r]`. A per-goroutine table's groups get their
+    members (`_attach_members`); an aggregated table's (its states were inferred) get empty
+    member lists.
 
-    With the extension (`build_groups`, native/src/groups.rs) the sums run on integers, each
-    dict is made once in its final order and each group with its members (some 1.5 µs a
-    group in Python, most of `groups()` on a dump of distinct stacks); a count past 64 bits
-    is summed here."""
-    inferred = members is None
+    With the extension (`build_groups`, native/src/groups.rs) the pairs are counted and
+    summed on the integer columns, each dict is made once in its final order and each group
+    with its members (some 1.5 µs a group in Python, most of `groups()` on a dump of
+    distinct stacks); a count past 64 bits is summed here."""
+    inferred = table.counts is not None
     fn = _rust.native("build_groups")
     if fn is not None:
-        cols = None
-        if members is not None:
-            cols = (members[0], members[1].ids, members[1].creator, array, CreatorCounts)
+        cols = None if inferred else (table.ids, table.creator, array, CreatorCounts)
         try:
             out: list[Group] = fn(
-                per_header, headers, reps, sigs, partial, Group, cols, PAUSE_GC_AT, _NO_CREATORS
+                keys,
+                table.header,
+                table.counts,
+                table.headers,
+                reps,
+                sigs,
+                partial,
+                Group,
+                cols,
+                PAUSE_GC_AT,
+                _NO_CREATORS,
             )
             return out
         except OverflowError:
             pass
+    per_header = _per_header(keys, table)
+    headers = table.headers
     # Each header's facts once (a group of one pair has one state, one wait and, when its
     # header's labels are in order, its labels in order: no sorting).
     facts = [
@@ -472,10 +477,10 @@ def _build_groups(
                 k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0])))
                 for k, v in sorted(g.labels.items())
             }
-    per_header.clear()
+    del per_header  # transient: freed before the members are made
     many = len(groups) >= PAUSE_GC_AT
-    if members is not None:
-        _attach_members(members[1], members[0], groups, untrack=many)
+    if not inferred:
+        _attach_members(table, keys, groups, untrack=many)
     out = list(groups.values())
     # Largest first, ties by signature: two stable sorts with C-level keys, the same order as
     # one by (-count, signature) without a Python call and a tuple per group.
