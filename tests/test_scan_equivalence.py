@@ -15,6 +15,7 @@ compared too: tables, headers, stacks, frames, prologues, truncation, notes.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import pathlib
 import re
@@ -330,6 +331,9 @@ def test_stack_objects_made_in_rust_are_the_rows_stacks() -> None:
     frames = [f for s in made.stacks for f in (*s.frames, s.created_by) if f is not None]
     assert all(type(f) is Frame and type(f.line) is int for f in frames)
     assert made.stacks == rows.stacks and hash(made.stacks[0]) == hash(rows.stacks[0])
+    # In no cycle: left out of the cyclic collector's lists, as their frames tuples are.
+    assert not any(gc.is_tracked(s) or gc.is_tracked(s.frames) for s in made.stacks)
+    assert not any(gc.is_tracked(f) for f in frames)
 
 
 def _scan_native_raw_rows(chunks: Sequence[bytes]) -> ScanResult:

@@ -395,12 +395,12 @@ pub fn build_groups<'py>(
         };
         if untrack_all {
             untrack(&g);
-            if inferred {
-                // The containers made for the group alone (none can be in a cycle).
-                untrack(label_d.as_any());
-                for (_, v) in label_d.iter() {
-                    untrack(&v);
-                }
+            // The containers made for the group alone (none can be in a cycle; a dict that is
+            // given a container later is tracked again). Its states and waits dicts, of
+            // strings and ints, were never tracked.
+            untrack(label_d.as_any());
+            for (_, v) in label_d.iter() {
+                untrack(&v);
             }
         }
         if all_bytes {

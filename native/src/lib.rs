@@ -534,7 +534,8 @@ fn parsed_to_py<'py>(
 /// (`grprof.table.Stack`) as `Stack` objects; a `frame` per distinct frame. A class's
 /// objects are made without its `__init__` (`slots::Maker`; the frozen dataclasses' `__init__`
 /// only sets their fields: on 20,000 distinct stacks `table.stacks_of` over the rows took
-/// 4.5 ms and `Frame(...)` 1 µs a frame), else by calling it.
+/// 4.5 ms and `Frame(...)` 1 µs a frame), else by calling it; objects made so are left out
+/// of the cyclic collector's lists, as the frames tuples are (`stacks::untrack_frames`).
 fn stacks_to_py<'py>(
     py: Python<'py>,
     d: &stacks::Parsed,
@@ -548,11 +549,16 @@ fn stacks_to_py<'py>(
     let mut frames: Vec<Bound<'py, PyAny>> = Vec::with_capacity(d.frames.len());
     for (name, file, line) in &d.frames {
         frames.push(match &frame_maker {
-            Some(m) => m.make([
-                PyString::new(py, name).into_any(),
-                PyString::new(py, file).into_any(),
-                line.into_pyobject(py)?.into_any(),
-            ])?,
+            Some(m) => {
+                let f = m.make([
+                    PyString::new(py, name).into_any(),
+                    PyString::new(py, file).into_any(),
+                    line.into_pyobject(py)?.into_any(),
+                ])?;
+                // Two strings and an int: in no cycle (see `untrack_frames`).
+                members::untrack(&f);
+                f
+            }
             None => frame.call1((name.as_str(), file.as_str(), *line))?,
         });
     }
@@ -572,7 +578,13 @@ fn stacks_to_py<'py>(
         };
         let elided = PyBool::new(py, st.elided[i]).to_owned().into_any();
         out.push(match &stack_maker {
-            Some(m) => m.make([tuple.into_any(), elided, created])?,
+            Some(m) => {
+                let s = m.make([tuple.into_any(), elided, created])?;
+                // Its untracked frames, a bool and a frame: in no cycle either. The young
+                // collection after `load` walked these 20,000 stacks once more to find them alive.
+                members::untrack(&s);
+                s
+            }
             None => PyTuple::new(py, [tuple.into_any(), elided, created])?.into_any(),
         });
     }
