@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import pathlib
 import random
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -165,6 +166,31 @@ def test_scanner_signatures_are_the_stacks_signatures(tmp_path: pathlib.Path) ->
     got = [(g.signature, g.count, g.frames) for g in snap.groups()]
     table.signatures = None  # what `group` computes without them
     assert got == [(g.signature, g.count, g.frames) for g in group(table)]
+
+
+@native_only
+def test_groups_made_while_the_signatures_are_hashed(tmp_path: pathlib.Path) -> None:
+    """`group()` makes the groups while the scanner's signatures are still being hashed and
+    writes them in once hashed: the same groups, in the same order, as from the hashed list
+    and as the Python path makes them; for table slices (which share the pending signatures)
+    too."""
+    path = tmp_path / "many.txt"
+    path.write_text(_many_stacks_dump(3000, 11))
+    table = load_all(path)[0].table
+    assert table.pending_signatures() is not None
+    sliced = table.slice(5, len(table) - 5)
+    got = [_group_fields(g) for g in group(table)]
+    got_slice = [_group_fields(g) for g in group(sliced)]
+    assert table.pending_signatures() is not None  # group() does not keep the list
+    assert table.stack_signatures() is not None and table.pending_signatures() is None
+    assert got == [_group_fields(g) for g in group(table)]
+    assert got_slice == [_group_fields(g) for g in group(sliced)]
+    table.signatures = None
+    assert got == [_group_fields(g) for g in group(table)]
+
+
+def _group_fields(g: Any) -> tuple[Any, ...]:
+    return (g.signature, g.count, g.frames, g.states, list(g.ids), list(g.orphans), dict(g.creators))
 
 
 @native_only

@@ -20,6 +20,7 @@ use std::hash::BuildHasherDefault;
 
 use crate::members::{self, untrack, Columns};
 use crate::scan::MulHasher;
+use crate::signature::PendingSignatures;
 use crate::slots::Maker;
 
 /// `build_groups`' `members`: ids, creator, `array`, `CreatorCounts`.
@@ -134,7 +135,8 @@ fn add(a: i64, b: i64) -> PyResult<i64> {
 /// first row. Row r is in group `keys[r]` with header `header[r]` (`headers[h]` is header h,
 /// a `Header`; only those the rows name are read) and stands for `counts[r]` goroutines (1
 /// each without `counts`); `reps[k]` is group k's `Stack`, `sigs[k]` its signature (a list
-/// or a dict), `partial` group number -> partial rows. The columns are sequences of ints
+/// or a dict, or a `PendingSignatures` of every stack: waited for once all else is made),
+/// `partial` group number -> partial rows. The columns are sequences of ints
 /// (an `array` or a list). A per-goroutine table's groups get their members from `members`
 /// (ids, creator, `array`, `CreatorCounts`: `members::Columns`, one per row); an aggregated
 /// table's (`members` None: states inferred) get an empty tuple for ids and orphans and
@@ -249,12 +251,9 @@ pub fn build_groups<'py>(
         None => None,
     };
     let empty = PyTuple::empty(py).into_any();
+    let pending = sigs.cast::<PendingSignatures>().ok();
     // (count, signature, group) for the final sort.
     let mut made: Vec<(i64, Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::with_capacity(groups);
-    // Each signature's UTF-8 (borrowed from the `str`, which `made` keeps alive) when all
-    // have one: the sort then compares bytes.
-    let mut sig_bytes: Vec<&[u8]> = Vec::with_capacity(groups);
-    let mut all_bytes = true;
     let mut states: Vec<(usize, i64)> = Vec::new(); // (header of the state's first pair, count)
     let mut waits: Vec<(usize, i64)> = Vec::new();
     type Values<'a> = Vec<(Bound<'a, PyAny>, i128)>;
@@ -351,7 +350,10 @@ pub fn build_groups<'py>(
             label_d.set_item(lk, v)?;
         }
         let st = item(reps_list, reps, k)?;
-        let sig = item(sigs_list, sigs, k)?;
+        let sig = match pending {
+            Some(_) => py.None().into_bound(py), // set below, once hashed
+            None => item(sigs_list, sigs, k)?,
+        };
         let part = if no_partial {
             zero.clone()
         } else {
@@ -403,23 +405,27 @@ pub fn build_groups<'py>(
                 untrack(&v);
             }
         }
-        if all_bytes {
-            match utf8(&sig) {
-                // SAFETY: the bytes live as long as the `str`, which `made` holds until the
-                // end of this function.
-                Some(b) => {
-                    sig_bytes.push(unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) })
-                }
-                None => all_bytes = false,
-            }
-        }
         made.push((count, sig, g));
     }
+    if let Some(p) = pending {
+        // Hashed on other threads while the groups were made (where `group()` waited for
+        // them first: some 5 ms of a dump of 20,000 distinct stacks), written in now.
+        let list = p.get().result(py)?;
+        let signature_a = intern!(py, "signature");
+        for (m, &k) in made.iter_mut().zip(&numbers) {
+            let sig = item(Some(&list), list.as_any(), k)?;
+            m.2.setattr(signature_a, &sig)?;
+            m.1 = sig;
+        }
+    }
+    // Each signature's UTF-8 (borrowed from the `str` in `made`) when all have one: the sort
+    // then compares bytes.
+    let sig_bytes: Option<Vec<&[u8]>> = made.iter().map(|m| utf8(&m.1)).collect();
     // Largest first, ties by signature, then by first pair. With bytes, each signature's
     // first 8 bytes as a big-endian integer decide most ties without reading the strings
     // again (their bytes are scattered over the heap: a cache miss a comparison).
     let mut order: Vec<usize> = (0..made.len()).collect();
-    if all_bytes {
+    if let Some(sig_bytes) = sig_bytes {
         let prefix: Vec<u64> = sig_bytes
             .iter()
             .map(|b| {

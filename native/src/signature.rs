@@ -196,16 +196,20 @@ enum Hashing {
 #[pyclass(frozen, module = "grprof._native")]
 pub struct PendingSignatures {
     state: Mutex<Hashing>,
+    /// The stacks being hashed.
+    len: usize,
 }
 
 impl PendingSignatures {
     pub fn start(input: Stacks) -> PendingSignatures {
+        let len = input.stacks.len();
         let handle = std::thread::spawn(move || {
             let order: Vec<u32> = (0..input.stacks.len() as u32).collect();
             signatures_split(&input, &order, None)
         });
         PendingSignatures {
             state: Mutex::new(Hashing::Running(handle)),
+            len,
         }
     }
 }
@@ -213,7 +217,7 @@ impl PendingSignatures {
 #[pymethods]
 impl PendingSignatures {
     /// Each stack's signature (str), in order, once hashed: waits without the GIL.
-    fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    pub fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         // The lock is held with the GIL only where nothing is awaited, so a thread that holds
         // the GIL and waits for the lock never blocks the one joining the hashing thread.
         py.detach(|| {
@@ -229,6 +233,11 @@ impl PendingSignatures {
                 "hashing the stacks' signatures failed",
             )),
         }
+    }
+
+    /// The number of stacks (and signatures), known without waiting.
+    fn __len__(&self) -> usize {
+        self.len
     }
 }
 

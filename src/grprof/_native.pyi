@@ -19,6 +19,8 @@ class PendingSignatures:
     def result(self) -> list[str]:
         """Each stack's signature, in order, once hashed on the other threads (waits for them
         without the GIL)."""
+    def __len__(self) -> int:
+        """The number of stacks being hashed (known without waiting)."""
 
 def decode_pprof(
     data: bytes,

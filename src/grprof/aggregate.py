@@ -18,7 +18,7 @@ from typing import Literal
 from grprof import _rust
 from grprof._gc import PAUSE_GC_AT, gc_paused
 from grprof.frames import Frame, FuncName, site_of
-from grprof.table import GoroutineTable, SignatureCache, Stack
+from grprof.table import GoroutineTable, PendingSignatures, SignatureCache, Stack
 
 Similarity = Literal["exact", "default", "loose"]
 SIMILARITIES: tuple[Similarity, ...] = ("exact", "default", "loose")
@@ -368,9 +368,13 @@ def _group(table: GoroutineTable, similarity: Similarity) -> list[Group]:
             if k not in first_argkey:
                 first_argkey[k] = argkey[row]
 
-    sigs: Sequence[str] | dict[int, str] | None = loose_sigs
+    sigs: Sequence[str] | dict[int, str] | PendingSignatures | None = loose_sigs
     if sigs is None and similarity == "default":
-        sigs = table.stack_signatures()  # the parser's, when it made them
+        # The parser's, when it made them; still being hashed, `_build_groups` waits for them
+        # once it has made everything else.
+        sigs = table.pending_signatures()
+        if sigs is None:
+            sigs = table.stack_signatures()
     if sigs is None:
         sigs = _group_signatures(
             dict.fromkeys(keys),  # the groups in order of first row
@@ -386,13 +390,14 @@ def _build_groups(
     keys: Sequence[int],
     table: GoroutineTable,
     reps: Sequence[Stack],
-    sigs: Sequence[str] | dict[int, str],
+    sigs: Sequence[str] | dict[int, str] | PendingSignatures,
     partial: Mapping[int, int],
 ) -> list[Group]:
     """One `Group` per group from its (group, header) counts (`_per_header`), largest first,
-    ties by signature; row r is in group `keys[r]`. A per-goroutine table's groups get their
-    members (`_attach_members`); an aggregated table's (its states were inferred) get empty
-    member lists.
+    ties by signature; row r is in group `keys[r]`, group k's signature `sigs[k]` (or the k-th
+    of pending signatures of every stack). A per-goroutine table's groups get their members
+    (`_attach_members`); an aggregated table's (its states were inferred) get empty member
+    lists.
 
     With the extension (`build_groups`, native/src/groups.rs) the pairs are counted and
     summed on the integer columns, each dict is made once in its final order and each group
@@ -419,6 +424,8 @@ def _build_groups(
             return out
         except OverflowError:
             pass
+    if not isinstance(sigs, (Sequence, dict)):
+        sigs = sigs.result()
     per_header = _per_header(keys, table)
     headers = table.headers
     # Each header's facts once (a group of one pair has one state, one wait and, when its

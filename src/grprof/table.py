@@ -28,6 +28,10 @@ class PendingSignatures(Protocol):
         """The signatures once hashed: waits for them."""
         ...
 
+    def __len__(self) -> int:
+        """The number of stacks being hashed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Header:
@@ -192,6 +196,15 @@ class GoroutineTable:
         if sigs is not None and not isinstance(sigs, list):
             sigs = self.signatures = sigs.result()
         return sigs if sigs is not None and len(sigs) == len(self.stacks) else None
+
+    def pending_signatures(self) -> PendingSignatures | None:
+        """The parser's signatures of the table's stacks while still being hashed, for a caller
+        with other work to do before it needs them (`aggregate.group`); None once
+        `stack_signatures` has them, or when there are none to wait for."""
+        sigs = self.signatures
+        if sigs is None or isinstance(sigs, list) or len(sigs) != len(self.stacks):
+            return None
+        return sigs
 
     def share_stacks(
         self, shared: Callable[[Stack], Stack], signatures: SignatureCache | None = None
