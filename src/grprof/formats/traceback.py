@@ -138,7 +138,10 @@ def _build(r: ScanResult, source: str) -> list[Snapshot]:
     table.set_stacks(parsed.stacks, parsed.signatures)
     table.ids = r.ids
     table.header = _remap(r.header, hmap)
-    table.stack = _remap(r.stack, smap)
+    # Stacks are numbered in order of first use over the texts, so as many stacks as texts
+    # (every stack distinct, the common case of a big dump) is the identity: no 20,000-item
+    # check in `_remap`.
+    table.stack = r.stack if len(parsed.stacks) == len(smap) else _remap(r.stack, smap)
     table.creator = r.creator
     table.argkey = r.argkey
     for row, text in r.ancestors.items():
