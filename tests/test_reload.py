@@ -365,7 +365,12 @@ def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
 
         monkeypatch.setattr(d, "apply_targets", edit_meanwhile)
         touch(rules, RULE.format(id="team-rule", title="second"))
-        await until(lambda: _titles(d) == {"team-rule": "third"})
+        # Whether the first reload read the rules before or after the edit, a second one
+        # must follow (before the fix, the edit was taken as seen and none did).
+        await until(
+            lambda: caplog.text.count("now running config version 1") >= 2
+            and _titles(d) == {"team-rule": "third"}
+        )
         assert caplog.text.count("now running config version 1") == 2, caplog.text
 
     _watching(tmp_path, monkeypatch, caplog, [rules], body)
