@@ -110,6 +110,26 @@ def test_watcher_follows_the_capture_policy() -> None:
     assert all2[0] == "1" and set(all2[1:]) == {"2"} and len(all2) >= 3, all2
 
 
+def test_a_format_named_is_the_only_one_fetched() -> None:
+    """`--format debug=1` (or `?debug=0` in the URL): every poll that profile, no debug=2
+    mixed in, every 4th or on findings (the user may be keeping its cost off the service)."""
+    from misbehaving import fake_targets
+
+    with fake_targets() as ft:
+        named = watch(ft.url("healthy"), "--format", "debug=1", "--interval", "0.2s", "--duration", "1.5s")
+        by_url = watch(
+            ft.url("noleak") + "/debug/pprof/goroutine?debug=0", "--interval", "0.2s", "--duration", "1.5s"
+        )
+        mixed = watch(ft.url("landing"), "--interval", "0.2s", "--duration", "2s")
+        hits = {t: [h.debug for h in ft.hits_of(t, "goroutine")] for t in ("healthy", "noleak", "landing")}
+    for p in (named, by_url, mixed):
+        assert p.returncode in (0, 1), p.stderr
+    assert len(hits["healthy"]) >= 4 and set(hits["healthy"]) == {"1"}, hits
+    assert len(hits["noleak"]) >= 4 and set(hits["noleak"]) == {"0"}, hits
+    assert "2" in hits["landing"], hits  # no format named: debug=1 with debug=2 mixed in
+    assert "(debug=1)" in named.stderr, named.stderr
+
+
 def test_watcher_asks_for_goroutineleak_as_the_scraper_does() -> None:
     """One cadence (`leak_probe_due`) for serve's scraper and watch: after the 1st, N+1-th,
     2N+1-th... successful poll; a target with no leak profile is never asked again."""

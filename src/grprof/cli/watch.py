@@ -59,8 +59,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     focus_args(w)
     format_arg(
         w,
-        "the profile of a poll; debug=2 makes every poll a per-goroutine dump (default: the URL's "
-        "?debug=N, else debug=1, with a debug=2 every 4th poll and on findings)",
+        "the profile of every poll: debug=2 a per-goroutine dump each time; debug=1 or debug=0 "
+        "that profile only (default: the URL's ?debug=N, else debug=1 with a debug=2 every 4th "
+        "poll and on findings)",
     )
     detection_args(w, interval_help="time between polls (default 15s)", interval_default=15.0)
     return w
@@ -83,8 +84,8 @@ def _status(w: Watcher, interval: float) -> Text:
 
 def _capture_note(w: Watcher) -> str:
     c = w.capture
-    if c.format == "debug=2":
-        return "debug=2"
+    if c.format == "debug=2" or not c.debug2_max_goroutines:
+        return c.format
     every = f"every {c.debug2_every} polls and " if c.debug2_every else ""
     return f"{c.format}, debug=2 {every}on findings: {w.debug2_taken} taken"
 
@@ -92,17 +93,23 @@ def _capture_note(w: Watcher) -> str:
 def capture_settings(args: argparse.Namespace) -> CaptureSettings:
     """The capture policy of `grprof watch`: `--format`, else the format a
     `/debug/pprof/goroutine?debug=N` URL names, else debug=1 (`watch_target`); the debug=2
-    keys when the parser has them. Raises TargetError for a URL that names no service."""
+    keys when the parser has them. A format asked for by name (`--format debug=1`, a
+    `?debug=0` URL) is the only one fetched: the user may be keeping debug=2's cost off the
+    service; without one, debug=1 polls mix in a debug=2. Raises TargetError for a URL that
+    names no service."""
     from grprof.collect.policy import CaptureSettings
-    from grprof.watch import watch_target
+    from grprof.watch import url_format, watch_target
 
     option = getattr(args, "format", None)
     target = watch_target(args.url, option)
     # A goroutineleak URL's ?debug=N is about that profile, not about the goroutine polls.
     fmt = (target.format if target.profile == "goroutine" else option) or "debug=1"
+    named = option or url_format(args.url)
     every = getattr(args, "debug2_every", None)
     limit = getattr(args, "debug2_max_goroutines", None)
     default = CaptureSettings()
+    if named is not None and named != "debug=2":
+        default = CaptureSettings(debug2_every=0, debug2_max_goroutines=0)
     return CaptureSettings(
         format=fmt,
         debug2_every=default.debug2_every if every is None else every,
