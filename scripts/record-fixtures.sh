@@ -15,4 +15,4 @@ fi
 bash tests/goapps/zoo/record.sh
 # The leak kernels: 40 small real-world leaks beside 51 healthy controls, six steps.
 bash tests/goapps/kernels/record.sh
-bash tests/goapps/woken/record.sh
+bash tests/goapps/longrun/record.sh

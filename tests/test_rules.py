@@ -37,7 +37,7 @@ from typing import Any
 import liars
 import pytest
 from gobuild import cache_dir
-from test_woken import series as woken_series
+from test_longrun import series as woken_series
 
 import grprof
 from grprof.detect import rules as rules_mod
@@ -1364,7 +1364,7 @@ def test_every_rule_matches_a_real_stack(
             matched.add(_classify(rules, g)[1] or "")  # an ignored group is not classified
     # Rules that read the blocking statement match only with the source (`--source`).
     matched.update(r or "" for r in _source_classified(rules, rulestacks, rulestacks_src))
-    # Rules that read the series (`woken`) only in a long one: tests/fixtures/woken's.
+    # Rules that read the series (`woken`) only in a long one: tests/fixtures/longrun's.
     matched.update(f.rule or "" for f in detect(woken_series(), Options(rules=rules)).findings)
     untested = dict(UNTESTED)
     if mysql_dsn is None:

@@ -40,6 +40,7 @@ class _Growth(Strict):
     min_span_minutes: float
     window: int
     recovered: float
+    draining: float
 
 
 class _WaitKinds(Strict):
@@ -88,6 +89,7 @@ class DetectFile(Strict):
 
     growth: _Growth
     age_minutes: int
+    age_states: tuple[str, ...]
     orphans: int
     caller_spawners: tuple[str, ...]
     request_frames: Annotated[tuple[str, ...], AfterValidator(_regexes)]

@@ -36,6 +36,7 @@ from grprof.detect.signals import (
     Settings,
     age,
     blocked_ids,
+    creator_calls,
     default_settings,
     growth,
     not_proven,
@@ -284,13 +285,15 @@ def weigh(
     else:
         grow = Growth(None, None, None)
     detail, earlier, minutes = _details(track, series)
+    stuck = persistence(track, series, st, kind, blocked)
     old = orph = None
     if detail is not None:
         snap, g = detail
-        # `age` is None below `age_minutes` whatever the request scope: not counted then.
-        old = age(g, request_scoped(snap, g, st), st) if g.max_wait_minutes >= st.age_minutes else None
+        # `age` is None below `age_minutes` whatever the request scope: not counted then. Nor
+        # with `persistence`, which already counts the same goroutines staying blocked.
+        if stuck is None and g.max_wait_minutes >= st.age_minutes:
+            old = age(g, request_scoped(snap, g, st), st, creator_calls(snap, g))
         orph = orphans(g, st, earlier, minutes)
-    stuck = persistence(track, series, st, kind, blocked)
     # Goroutines that stay put are stuck whatever else comes and goes at the same site.
     churn = turnover(track, series, st) if stuck is None else None
     flat = steady(track, series, st, rep)

@@ -263,6 +263,7 @@ class DetectGrowth:
     min_span_minutes: float
     window: int
     recovered: float
+    draining: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +334,7 @@ class DetectData:
 
     growth: DetectGrowth
     age_minutes: int
+    age_states: tuple[str, ...]
     orphans: int
     caller_spawners: tuple[str, ...]
     request_frames: tuple[str, ...]

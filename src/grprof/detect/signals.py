@@ -72,7 +72,10 @@ class Settings:
     min_span_minutes: float
     window: int
     recovered: float
+    draining: float
     age_minutes: int
+    age_states: frozenset[str]
+    """Waits no healthy goroutine holds for `age_minutes`, whoever started it (`age`)."""
     orphans: int
     request_frames: tuple[re.Pattern[str], ...]
     busy_states: frozenset[str]
@@ -81,8 +84,9 @@ class Settings:
     wait_source: Mapping[str, WaitKind]
     persistence_snapshots: int
     persistence_span: float
-    steady: Mapping[str, tuple[int, float]]
-    """State -> (snapshots, minutes) a count must hold without ids to be `steady`."""
+    steady: Mapping[str, tuple[int, float, str]]
+    """State -> (snapshots, minutes, tier) a count must hold without ids to be `steady`; the
+    tier names its weight (`steady_<tier>`)."""
     on_behalf_creators: frozenset[str]
     woken_span: float
     caller_spawners: frozenset[str]
@@ -121,7 +125,9 @@ def default_settings() -> Settings:
         min_span_minutes=float(g["min_span_minutes"]),
         window=int(g["window"]),
         recovered=float(g["recovered"]),
+        draining=float(g["draining"]),
         age_minutes=int(d["age_minutes"]),
+        age_states=frozenset(d["age_states"]),
         orphans=int(d["orphans"]),
         request_frames=tuple(re.compile(p) for p in d["request_frames"]),
         busy_states=frozenset(d["busy_states"]),
@@ -131,8 +137,8 @@ def default_settings() -> Settings:
         persistence_snapshots=int(d["persistence"]["min_snapshots"]),
         persistence_span=float(d["persistence"]["min_span_minutes"]),
         steady={
-            state: (int(tier["min_snapshots"]), float(tier["min_span_minutes"]))
-            for tier in d["steady"].values()
+            state: (int(tier["min_snapshots"]), float(tier["min_span_minutes"]), name)
+            for name, tier in d["steady"].items()
             for state in tier["states"]
         },
         on_behalf_creators=frozenset(d["persistence"]["on_behalf_creators"]),
@@ -286,6 +292,8 @@ def _judge(counts: Sequence[int], ts: Sequence[float], st: Settings) -> Growth:
     span = ts[-1] - ts[0]
     if peak > 0 and above < st.recovered * peak:
         return Growth(None, slope, None)  # it came back down: a burst that drained
+    if len(counts) > _LINE and counts[-1] < counts[-2] < counts[-3] and peak - above >= st.draining * peak:
+        return Growth(None, slope, None)  # still coming down: a burst draining
     if len(counts) < st.min_snapshots:
         return _thin(counts, ts, slope, st)  # two points make a line, not a trend
     short = span < st.min_span_minutes
@@ -370,13 +378,28 @@ def request_scoped(snap: Snapshot, group: Group, st: Settings) -> int:
     return sum(n for creator, n in group.creators.items() if creator in serving)
 
 
-def age(group: Group, scoped: int, st: Settings) -> Evidence | None:
-    """Waiting far longer than any request takes, in a goroutine a request started."""
+def age(group: Group, scoped: int, st: Settings, calls: int = 0) -> Evidence | None:
+    """Waiting far longer than any request takes: in a goroutine a request started (its
+    creator serving one, `scoped`), or whose creator is gone, or in a wait no healthy goroutine
+    holds that long (`age_states`: a send, a lock) whoever started it.
+
+    Goroutines whose creator is gone count when the service's own code started them
+    (`own_start`) or when they came from 2+ calls (`calls`: distinct creators): a library's
+    singleton (a gRPC server's keepalive) outlives the goroutine that started it by design."""
     m = group.max_wait_minutes
-    if m < st.age_minutes or (scoped == 0 and not group.orphans):
+    if m < st.age_minutes:
+        return None
+    orphaned = bool(group.orphans) and (own_start(group.created_by, st) or calls >= _CALLS)
+    held = base_state(group.state) in st.age_states
+    if not (scoped or orphaned or held):
         return None
     old = sum(n for mins, n in group.wait_minutes.items() if mins >= st.age_minutes)
-    why = "whose creator is gone" if group.orphans else "started by a request-serving goroutine"
+    if scoped:
+        why = "started by a request-serving goroutine"
+    elif orphaned:
+        why = "whose creator is gone"
+    else:
+        why = f"in {group.state} (a wait nothing healthy holds that long)"
     return Evidence(
         "age",
         f"{old} goroutines {why} have waited {st.age_minutes}+ minutes (up to {m})",
@@ -384,6 +407,15 @@ def age(group: Group, scoped: int, st: Settings) -> Evidence | None:
         st.age_minutes,
         {"old": old},
     )
+
+
+def creator_calls(snap: Snapshot, group: Group) -> int:
+    """How many distinct goroutines, gone from the snapshot, started the group's members: the
+    calls that left them behind (0 without orphans)."""
+    if not group.orphans:
+        return 0
+    present = present_ids(snap)
+    return sum(1 for c in group.creators if c not in present)
 
 
 def own_start(created_by: Frame | None, st: Settings) -> TypeGuard[Frame]:
@@ -706,7 +738,7 @@ def steady(track: Track, series: Series, st: Settings, group: Group) -> Evidence
     need = st.steady.get(base_state(group.state))
     if need is None or _with_ids(track, series, 1):
         return None
-    snapshots, minutes = need
+    snapshots, minutes, tier = need
     counts = track_counts(track)[-st.window :]
     times = series.times[-st.window :]
     if len(counts) < snapshots or counts[0] <= 0:
@@ -721,9 +753,9 @@ def steady(track: Track, series: Series, st: Settings, group: Group) -> Evidence
         f"{counts[-1]} goroutine{'s' if counts[-1] != 1 else ''}{grew} blocked in {group.state} "
         f"in all {len(counts)} snapshots over {span:.2g} min, the count never fell"
     )
-    data = {"snapshots": len(counts), "span_minutes": round(span, 2)}
+    data = {"snapshots": len(counts), "span_minutes": round(span, 2), "tier": tier}
     return Evidence(
-        "steady", summary, counts[-1], snapshots, data, weight=st.scoring.weight("steady_blocking")
+        "steady", summary, counts[-1], snapshots, data, weight=st.scoring.weight(f"steady_{tier}")
     )
 
 

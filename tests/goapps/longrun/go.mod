@@ -1,0 +1,3 @@
+module grprof.test/longrun
+
+go 1.26.0

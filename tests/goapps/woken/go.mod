@@ -1,3 +1,0 @@
-module grprof.test/woken
-
-go 1.26.0
