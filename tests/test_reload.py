@@ -368,8 +368,10 @@ def test_a_rule_file_edited_during_a_reload_is_reloaded_next(
         # Whether the first reload read the rules before or after the edit, a second one
         # must follow (before the fix, the edit was taken as seen and none did).
         await until(
-            lambda: caplog.text.count("now running config version 1") >= 2
-            and _titles(d) == {"team-rule": "third"}
+            lambda: (
+                caplog.text.count("now running config version 1") >= 2
+                and _titles(d) == {"team-rule": "third"}
+            )
         )
         assert caplog.text.count("now running config version 1") == 2, caplog.text
 
