@@ -240,3 +240,28 @@ def test_the_cli_names_what_it_did_to_a_pasted_dump() -> None:
         f"grprof: warning: {fixture}: stripped the CRI log prefix from 151 of 151 lines"
     ], p.stderr
     assert "panic" in p.stdout
+
+
+def test_the_quick_look_for_a_prefix_misses_no_style() -> None:
+    """`needed` first asks one pattern whether a line may start with a prefix at all, then
+    each style's: every line a style's pattern matches, in every pasted fixture and in the
+    variants each pattern allows (journald's ISO times and padded days, nested quoting, a
+    kubectl prefix with a timestamp), that one matches too."""
+    lines = [ln for p in PASTE.glob("*.txt") for ln in p.read_bytes().splitlines()[:200]]
+    lines += [
+        b"2026-12-03T07:00:00+01:00 host app[1]: goroutine 1 [running]:",
+        b"Dec  3 07:00:00 host app: goroutine 1 [running]:",
+        b"Dec 13 07:00:00.123456 host app[99]: x",
+        b">> > goroutine 1 [running]:",
+        b">goroutine 1 [running]:",
+        b"[pod/api-7d9f/app] 2026-12-03T07:00:00.1Z goroutine 1 [running]:",
+        b"2026-12-03 07:00:00,123 goroutine 1 [running]:",
+        b"2026-12-03T07:00:00Z",
+        b'{"log":"goroutine 1 [running]:\\n","stream":"stderr"}',
+    ]
+    styled = [ln for ln in lines if any(p.pattern.match(ln) for p in _paste.PREFIXES)]
+    assert len(styled) > 1000
+    assert [ln for ln in styled if not _paste._MAY_PREFIX.match(ln)] == []
+    # and a dump as Go writes it gets no further look
+    for path in SOURCES.values():
+        assert not any(map(_paste._MAY_PREFIX.match, path.read_bytes().splitlines()[:16]))

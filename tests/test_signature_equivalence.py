@@ -255,7 +255,24 @@ def test_decoder_signatures_are_the_stacks_signatures() -> None:
     table.signatures = None
     assert got == [(g.signature, g.count, g.frames) for g in group(table)]
     assert pprof.parse(data, "many", signatures=False).table.signatures is None
-    assert pprof.parse(_many_stacks_profile(500, 4), "few").table.signatures is None
+
+
+def test_decoder_signatures_of_smaller_profiles_come_from_its_cache() -> None:
+    """Below 2,000 stacks the decoder hashes each stack not hashed before and keeps the
+    signature with the stack it caches across profiles: a profile read again (a scraped
+    service) or sharing some stacks with an earlier one gets every signature, the Python
+    path's digest of each of its stacks, in its stacks' order."""
+    from grprof.formats import pprof
+
+    first = pprof.parse(_many_stacks_profile(500, 4), "few").table
+    assert first.signatures == signatures(first.stacks, native=False)
+    again = pprof.parse(_many_stacks_profile(500, 4), "again").table
+    assert again.stacks == first.stacks and again.signatures == first.signatures
+    # The same draws go on: the first 500 samples are the ones above, 300 more are new.
+    more = pprof.parse(_many_stacks_profile(800, 4), "more").table
+    assert more.stacks[: len(first.stacks)] == first.stacks and len(more.stacks) > len(first.stacks)
+    assert more.signatures == signatures(more.stacks, native=False)
+    assert pprof.parse(_many_stacks_profile(500, 4), "none", signatures=False).table.signatures is None
 
 
 def _many_stacks_debug1(n: int, seed: int) -> bytes:
@@ -283,6 +300,20 @@ def test_debug1_signatures_are_the_stacks_signatures() -> None:
     assert len(table.stacks) >= 2500
     assert table.stack_signatures() == signatures(table.stacks, native=False)
     assert debug1.parse(data, "many", signatures=False)[0].table.signatures is None
+
+
+@native_only
+def test_debug1_signatures_of_smaller_profiles_come_from_the_cache() -> None:
+    """As the debug=0 decoder's: below 2,000 stacks each stack is hashed once while cached,
+    and every profile read gets all its stacks' signatures, the Python path's digests."""
+    from grprof.formats import debug1
+
+    first = debug1.parse(_many_stacks_debug1(400, 6), "few")[0].table
+    assert first.signatures == signatures(first.stacks, native=False)
+    more = debug1.parse(_many_stacks_debug1(700, 6), "more")[0].table  # the same 400 first
+    assert more.stacks[: len(first.stacks)] == first.stacks and len(more.stacks) > len(first.stacks)
+    assert more.signatures == signatures(more.stacks, native=False)
+    assert debug1.parse(_many_stacks_debug1(400, 6), "none", signatures=False)[0].table.signatures is None
 
 
 @native_only

@@ -192,7 +192,8 @@ fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> Bound<'py, PyBytes> {
 /// `objcache::decoded_to_py` describes instead of `locs`, `stacks` as tuples and the classes.
 ///
 /// `signatures` (with `stack`): from `SIGNATURES_THREAD_MIN` stacks, `signatures` in the dict
-/// is their signatures being hashed (else None), as `Scanner.finish` does.
+/// is their signatures being hashed, as `Scanner.finish` does; below, the list of them (each
+/// stack hashed once while the cache holds it); None without `signatures`.
 #[pyfunction]
 #[pyo3(signature = (data, frame, stop=None, stack=None, rules=None, signatures=false))]
 fn decode_pprof<'py>(
@@ -218,9 +219,11 @@ fn decode_pprof<'py>(
         let pending = start_signatures(py, signatures, n, || {
             signature::profile_stacks(&d.frames, &d.stack_offsets, &d.stack_frames)
         })?;
+        // A smaller profile's are hashed now, each stack's once while the cache holds it.
+        let cached = signatures && pending.is_none();
         out.set_item("signatures", pending)?;
         let frame = frame.cast::<pyo3::types::PyType>()?;
-        objcache::decoded_to_py(py, &d, frame, stack, stop, rules, &out)?;
+        objcache::decoded_to_py(py, &d, frame, stack, stop, rules, cached, &out)?;
         pprof_rest(py, &d, &out)?;
         return Ok(out);
     }
@@ -369,8 +372,9 @@ fn parse_debug1<'py>(
             let pending = start_signatures(py, signatures, n, || {
                 signature::profile_stacks(&d.frames, &p.stack_offsets, &p.stack_frames)
             })?;
+            let from_cache = signatures && pending.is_none();
             pd.set_item("signatures", pending)?;
-            dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone()));
+            dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone(), from_cache));
         } else {
             let stacks = PyList::empty(py);
             for w in p.stack_offsets.windows(2) {

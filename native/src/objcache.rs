@@ -14,11 +14,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use crate::pprof::{self, FxMap};
+use crate::signature;
 
 /// Past these, the cache starts over at the next call (a process reading many binaries).
 const MAX_FRAMES: usize = 1 << 19;
@@ -33,11 +35,18 @@ pub struct Cache {
     frames: Vec<Py<PyAny>>,
     /// Per frame: 0 not asked yet, 1 `stop` said no, 2 yes (for `rules`).
     stops: Vec<u8>,
-    stacks: FxMap<Box<[u32]>, Py<PyAny>>,
+    stacks: FxMap<Box<[u32]>, CachedStack>,
     stack_frames: usize,
     pub generation: u64,
     names: Option<[Py<PyString>; 6]>,
 }
+
+/// A stack's object and, once asked for, its default-similarity signature.
+type CachedStack = (Py<PyAny>, Option<Py<PyString>>);
+
+/// Per debug=1 profile: its stacks (offsets and frames), its dict, and whether it wants its
+/// signatures from the cache.
+pub type Debug1Profile<'a, 'py> = (&'a [usize], &'a [u32], Bound<'py, PyDict>, bool);
 
 static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 static GENERATIONS: AtomicU64 = AtomicU64::new(0);
@@ -216,7 +225,7 @@ impl Cache {
 
     /// The `Stack(frames)` object of these frame ids (no `elided`, no `created_by`).
     pub fn stack<'py>(&mut self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(s) = self.stacks.get(ids) {
+        if let Some((s, _)) = self.stacks.get(ids) {
             return Ok(s.bind(py).clone());
         }
         let frames = PyTuple::new(py, ids.iter().map(|i| self.frames[*i as usize].bind(py)))?;
@@ -229,7 +238,7 @@ impl Cache {
             &names[3..6],
             &[frames.as_any(), &no, &py.None().into_bound(py)],
         )?;
-        self.stacks.insert(ids.into(), obj.clone().unbind());
+        self.stacks.insert(ids.into(), (obj.clone().unbind(), None));
         self.stack_frames += ids.len();
         Ok(obj)
     }
@@ -277,6 +286,49 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Each distinct stack's default-similarity signature (the stacks `stacks_to_py` made from
+    /// the same `d` and `gid`), hashed once per cached stack: a service scraped or read again
+    /// shows the same stacks, and `aggregate.group` then hashes none (`signatures_of` was a
+    /// third of `load(...).groups()` on a profile of 52 stacks).
+    fn stack_signatures<'py, L: std::fmt::Display>(
+        &mut self,
+        py: Python<'py>,
+        frames: &[(String, String, L)],
+        offsets: &[usize],
+        stack_frames: &[u32],
+        gid: &[u32],
+    ) -> PyResult<Bound<'py, PyList>> {
+        let global: Vec<u32> = stack_frames.iter().map(|i| gid[*i as usize]).collect();
+        let ids = |si: usize| &global[offsets[si]..offsets[si + 1]];
+        let n = offsets.len().saturating_sub(1);
+        let missing: Vec<u32> = (0..n)
+            .filter(|si| !matches!(self.stacks.get(ids(*si)), Some((_, Some(_)))))
+            .map(|si| si as u32)
+            .collect();
+        if !missing.is_empty() {
+            let input = signature::profile_stacks(frames, offsets, stack_frames);
+            let sigs = signature::signatures(&input, &missing, None);
+            for (si, digest) in missing.iter().zip(&sigs) {
+                let text = std::str::from_utf8(digest).expect("hex digits");
+                let sig = PyString::new(py, text).unbind();
+                match self.stacks.get_mut(ids(*si as usize)) {
+                    Some(entry) => entry.1 = Some(sig),
+                    None => return Err(PyRuntimeError::new_err("stack missing from the cache")),
+                }
+            }
+        }
+        let list = PyList::empty(py);
+        for si in 0..n {
+            match self.stacks.get(ids(si)) {
+                Some((_, Some(sig))) => list.append(sig.bind(py))?,
+                _ => return Err(PyRuntimeError::new_err("signature missing from the cache")),
+            }
+        }
+        Ok(list)
+    }
+}
+
 fn u32_bytes<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyBytes> {
     let mut out = Vec::with_capacity(v.len() * 4);
     for x in v {
@@ -303,7 +355,8 @@ fn i64_bytes<'py>(py: Python<'py>, v: &[i64]) -> Bound<'py, PyBytes> {
 ///   `state_keys` (per class, the frame ids its wait state depends on, u32 bytes): stacks
 ///   grouped by their frames up to the first one `stop` accepts and the one after it;
 /// - `row_pair` (int64 bytes, per sample): the sample's distinct (state class, label set)
-///   pair, first use first, and those pairs as `pair_class` and `pair_labels` (int64 bytes).
+///   pair, first use first, and those pairs as `pair_class` and `pair_labels` (int64 bytes);
+/// - with `signatures`, `signatures`: each stack's signature (`Cache::stack_signatures`).
 #[allow(clippy::too_many_arguments)]
 pub fn decoded_to_py<'py>(
     py: Python<'py>,
@@ -312,6 +365,7 @@ pub fn decoded_to_py<'py>(
     stack_cls: &Bound<'py, PyType>,
     stop: &Bound<'py, PyAny>,
     rules: &Bound<'py, PyAny>,
+    signatures: bool,
     out: &Bound<'py, PyDict>,
 ) -> PyResult<()> {
     with_cache(py, frame_cls, stack_cls, rules, |c| {
@@ -335,6 +389,10 @@ pub fn decoded_to_py<'py>(
         out.set_item("frames_key", u32_bytes(py, &sorted))?;
         out.set_item("generation", c.generation)?;
         let classes = c.stacks_to_py(py, &gid, &d.stack_offsets, &d.stack_frames, stop, out)?;
+        if signatures {
+            let sigs = c.stack_signatures(py, &d.frames, &d.stack_offsets, &d.stack_frames, &gid)?;
+            out.set_item("signatures", sigs)?;
+        }
         let mut pairs: FxMap<(i64, i64), i64> = FxMap::default();
         let (mut pair_class, mut pair_labels) = (Vec::new(), Vec::new());
         let mut row_pair = Vec::with_capacity(d.row_stack.len());
@@ -357,12 +415,12 @@ pub fn decoded_to_py<'py>(
 
 /// What `parse_debug1` gives with `stack`, per profile: as `decoded_to_py` for `frames`
 /// (the profile's distinct frames, first use first), `frames_key`, `generation`, `stacks`
-/// and the state classes.
+/// and the state classes, and `signatures` for the profiles whose flag says so.
 #[allow(clippy::too_many_arguments)]
 pub fn debug1_to_py<'py>(
     py: Python<'py>,
     frames: &[(String, String, u64)],
-    profiles: &[(&[usize], &[u32], Bound<'py, PyDict>)],
+    profiles: &[Debug1Profile<'_, 'py>],
     frame_cls: &Bound<'py, PyType>,
     stack_cls: &Bound<'py, PyType>,
     stop: &Bound<'py, PyAny>,
@@ -377,7 +435,7 @@ pub fn debug1_to_py<'py>(
                 Err(_) => c.frame_uncached(py, function, file, *line)?,
             });
         }
-        for (offsets, stack_frames, out) in profiles {
+        for (offsets, stack_frames, out, signatures) in profiles {
             let mut seen = vec![false; gid.len()];
             let mut used: Vec<u32> = Vec::new();
             for i in stack_frames.iter() {
@@ -393,6 +451,10 @@ pub fn debug1_to_py<'py>(
             out.set_item("frames_key", u32_bytes(py, &used))?;
             out.set_item("generation", c.generation)?;
             c.stacks_to_py(py, &gid, offsets, stack_frames, stop, out)?;
+            if *signatures {
+                let sigs = c.stack_signatures(py, frames, offsets, stack_frames, &gid)?;
+                out.set_item("signatures", sigs)?;
+            }
         }
         Ok(())
     })

@@ -162,6 +162,8 @@ class GoroutineTable:
     # -- building -------------------------------------------------------------------------
 
     def intern_header(self, h: Header) -> int:
+        if len(self._header_index) != len(self.headers):  # a parser set `headers` as a whole
+            self._header_index = {hd: i for i, hd in enumerate(self.headers)}
         i = self._header_index.get(h)
         if i is None:
             i = self._header_index[h] = len(self.headers)

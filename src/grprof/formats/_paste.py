@@ -100,6 +100,10 @@ PREFIXES = (
 )
 
 
+# How each of `PREFIXES` starts (tests/test_paste.py holds them to it).
+_MAY_PREFIX = re.compile(rb'\{"log":"|\d{4}-\d\d-\d\d[T ]|\[pod/|[A-Z][a-z]{2} [ \d]\d \d\d:|>')
+
+
 def _lines(head: bytes) -> list[bytes]:
     return [ln.rstrip(b"\r") for ln in head.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]]
 
@@ -110,8 +114,12 @@ def _prefix_of(sample: list[bytes]) -> Prefix | None:
         lines.pop()  # the last line of the sample may be cut
     if not lines:
         return None
-    # A prefix on most lines is on some of the first ones: count only the styles seen there.
-    for p in [p for p in PREFIXES if any(p.pattern.match(ln) for ln in lines[:16])]:
+    # A prefix on most lines is on some of the first ones: count only the styles seen there
+    # (a dump as Go writes it has none: one look at those lines, not one per style).
+    first = lines[:16]
+    if not any(map(_MAY_PREFIX.match, first)):
+        return None
+    for p in [p for p in PREFIXES if any(p.pattern.match(ln) for ln in first)]:
         if sum(1 for ln in lines if p.pattern.match(ln)) * 2 > len(lines):
             return p
     return None
@@ -120,7 +128,8 @@ def _prefix_of(sample: list[bytes]) -> Prefix | None:
 def needed(head: bytes) -> bool:
     """Whether `head`, the first bytes of a text input, shows something `normalize` undoes."""
     head = head[:SAMPLE_BYTES]
-    if _ODD_SPACE.search(head) or _STRIPPED.search(head):
+    # Odd spaces are multi-byte: an ASCII head (C-level check) has none.
+    if (not head.isascii() and _ODD_SPACE.search(head)) or _STRIPPED.search(head):
         return True
     sample = _lines(head)
     if _prefix_of(sample) is not None:
