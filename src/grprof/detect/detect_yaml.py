@@ -54,6 +54,7 @@ class _Persistence(Strict):
     min_span_minutes: float
     on_behalf_creators: tuple[str, ...]
     woken_min_span_minutes: float
+    accumulating_min_span_minutes: float
 
 
 class _Tier(Strict):

@@ -34,6 +34,7 @@ from grprof.detect.signals import (
     Growth,
     Scoring,
     Settings,
+    accumulating,
     age,
     blocked_ids,
     creator_calls,
@@ -301,6 +302,10 @@ def weigh(
     grow_w = 0.0
     if grow.verdict in ("leak", "suspect"):
         grow_w = w(f"growth_{grow.verdict}{'_idle' if kind == 'idle' else ''}")
+    # Growth in an idle wait makes a suspect at most, unless the goroutines pile up unwoken.
+    piled = None
+    if grow.verdict == "leak" and kind == "idle" and stuck is None and note is None:
+        piled = accumulating(track, series, st)
     orph_w = 0.0
     if orph is not None and stuck is not None:
         orph = None  # the same goroutines persistence already counts
@@ -315,6 +320,7 @@ def weigh(
         stuck,
         flat,
         _weighted(grow.evidence, grow_w),
+        piled,
         _weighted(old, w("age")),
         _weighted(orph, orph_w),
         churn,

@@ -26,6 +26,7 @@ Signal = Literal[
     "turnover",
     "not_proven",
     "woken",
+    "accumulating",
     "thin",
     "unit",
     "sla",
@@ -283,6 +284,7 @@ class DetectPersistence:
     min_span_minutes: float
     on_behalf_creators: tuple[str, ...]
     woken_min_span_minutes: float
+    accumulating_min_span_minutes: float
 
 
 @dataclass(frozen=True, slots=True)

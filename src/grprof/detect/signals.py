@@ -89,6 +89,7 @@ class Settings:
     tier names its weight (`steady_<tier>`)."""
     on_behalf_creators: frozenset[str]
     woken_span: float
+    accumulating_span: float
     caller_spawners: frozenset[str]
     """Functions that start a goroutine for their caller (errgroup's `Go`): see `own_start`."""
     churn: float
@@ -143,6 +144,7 @@ def default_settings() -> Settings:
         },
         on_behalf_creators=frozenset(d["persistence"]["on_behalf_creators"]),
         woken_span=float(d["persistence"]["woken_min_span_minutes"]),
+        accumulating_span=float(d["persistence"]["accumulating_min_span_minutes"]),
         caller_spawners=frozenset(d["caller_spawners"]),
         churn=float(d["turnover"]["churn"]),
         churn_min_count=int(d["turnover"]["min_count"]),
@@ -246,6 +248,9 @@ _LINE = 2
 _CALLS = 2
 """Goroutines started by this many calls (not one call's fan-out) were left behind by each call."""
 _SHOWN_IDS = 5
+# A wait age lags: stamped at the first GC mark (one at least every 2 minutes), shown in
+# whole minutes. A goroutine blocked for m minutes shows at least m - 3.
+_GC_STAMP_MINUTES = 3
 """Goroutine ids named in a summary."""
 
 
@@ -702,6 +707,68 @@ def woken(track: Track, series: Series, st: Settings) -> Evidence | None:
         n,
         st.woken_span,
         {"ids": sorted(seen)[:20], "span_minutes": round(span, 2)},
+    )
+
+
+def accumulating(track: Track, series: Series, st: Settings) -> Evidence | None:
+    """Goroutines in an idle wait that pile up: across debug=2 snapshots spanning
+    `persistence.accumulating_min_span_minutes` or more, no goroutine of the group ever left
+    (each snapshot's ids are all in the next), the count rose in each third of that stretch,
+    and the oldest waited all along: its wait age in the latest snapshot spans the stretch,
+    less the 2 minutes a GC may take to stamp it (so none of them was ever woken). Requests
+    with no timeout to a peer that never answers, pipes nobody closes, streams nobody ends.
+
+    Growth alone in an idle wait is a load ramp as often; a ramp of sessions ends within
+    minutes (or a client leaves, or a session in use wakes), so each condition is one a ramp
+    fails. Said only of growth already at the leak level (the caller checks), and only in a
+    series whose snapshots show wait ages at all (the process collects)."""
+    rows = series.detailed
+    if not rows or not series_aged(series):
+        return None
+    last = rows[-1]
+    p = track.points[last]
+    if p is None or not point_has_ids(p):
+        return None
+    after = point_ids(p)
+    start = last
+    for i in reversed(rows[:-1]):
+        q = track.points[i]
+        if q is None or not point_has_ids(q):
+            break
+        ids = point_ids(q)
+        if not ids <= after:  # one left
+            break
+        start, after = i, ids
+    span = _minutes(series, start, last)
+    if span < st.accumulating_span or p.max_wait < span - _GC_STAMP_MINUTES:
+        return None
+    counts = track_counts(track)
+    stretch = [i for i in rows if start <= i <= last]
+    t0 = series.times[start]
+    thirds = [next(i for i in stretch if series.times[i] - t0 >= span * 60 * k / 3) for k in (1, 2)]
+    marks = [start, *thirds, last]
+    if any(counts[b] <= counts[a] for a, b in itertools.pairwise(marks)):
+        return None
+    summary = (
+        f"none of its goroutines left across {len(stretch)} debug=2 snapshots over {span:.2g} min "
+        f"({counts[start]} → {counts[last]}), rising in each third of that time, the oldest "
+        f"waiting {p.max_wait} min: they pile up and are never woken (a ramp of sessions ends, "
+        "or sees one leave, or wakes them)"
+    )
+    data = {
+        "snapshots": len(stretch),
+        "span_minutes": round(span, 2),
+        "from": counts[start],
+        "to": counts[last],
+        "max_wait_minutes": p.max_wait,
+    }
+    return Evidence(
+        "accumulating",
+        summary,
+        round(span, 2),
+        st.accumulating_span,
+        data,
+        weight=st.scoring.weight("accumulating"),
     )
 
 
