@@ -302,7 +302,8 @@ def weigh(
     grow_w = 0.0
     if grow.verdict in ("leak", "suspect"):
         grow_w = w(f"growth_{grow.verdict}{'_idle' if kind == 'idle' else ''}")
-    # Growth in an idle wait makes a suspect at most, unless the goroutines pile up unwoken.
+    # Growth in an idle wait makes a suspect at most, unless the goroutines pile up unwoken
+    # (`note` is the `woken` one: shown woken, they do not).
     piled = None
     if grow.verdict == "leak" and kind == "idle" and stuck is None and note is None:
         piled = accumulating(track, series, st)

@@ -1,0 +1,3 @@
+module grprof.test/pileup
+
+go 1.26.0
