@@ -4,6 +4,8 @@
 #   tests/goapps/crash/record.sh   -> crash/panic/SIGQUIT fixtures (when that program exists)
 #   tests/goapps/zoo/record.sh     -> tests/fixtures/zoo/ (leak zoo series, every format)
 #   tests/goapps/kernels/record.sh -> tests/fixtures/kernels/ (leak kernels and controls, every format)
+#   tests/goapps/longrun/record.sh -> tests/fixtures/longrun/ (11 minutes: woken waits, ages)
+#   tests/goapps/pileup/record.sh  -> tests/fixtures/pileup/ (7 minutes: leaks in idle waits piling up)
 # Takes a few minutes: one states variant waits over a minute so headers show ", N minutes".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +17,7 @@ fi
 bash tests/goapps/zoo/record.sh
 # The leak kernels: 40 small real-world leaks beside 51 healthy controls, six steps.
 bash tests/goapps/kernels/record.sh
-bash tests/goapps/longrun/record.sh
+# Two long series (11 and 7 minutes), side by side.
+bash tests/goapps/longrun/record.sh &
+bash tests/goapps/pileup/record.sh &
+wait
