@@ -18,6 +18,7 @@ bash tests/goapps/zoo/record.sh
 # The leak kernels: 40 small real-world leaks beside 51 healthy controls, six steps.
 bash tests/goapps/kernels/record.sh
 # Two long series (11 and 7 minutes), side by side.
-bash tests/goapps/longrun/record.sh &
-bash tests/goapps/pileup/record.sh &
-wait
+bash tests/goapps/longrun/record.sh & longrun=$!
+bash tests/goapps/pileup/record.sh & pileup=$!
+wait "$longrun"
+wait "$pileup"
