@@ -340,3 +340,23 @@ def test_threads_parsing_at_once_get_equal_snapshots() -> None:
         t.join(timeout=120)
     assert not errors, errors[0]
     assert not any(t.is_alive() for t in threads)
+
+
+def test_a_profile_read_again_gets_its_headers_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The headers of a repeated profile (a scraped service) come from `pprof._KNOWN`: the
+    same objects, equal to the pure-Python parser's. A profile with more label sets than
+    `pairs_labelsets` is answered alike and not kept (labels per request change at every
+    scrape)."""
+    data = gzip.decompress(
+        (pathlib.Path(__file__).parent / "fixtures/zoo/2-leak-2.goroutine.debug0.pb.gz").read_bytes()
+    )
+    want = pprof.parse(data, "py", native=False).table.headers
+    first = pprof.parse(data, "a", native=True).table
+    again = pprof.parse(data, "b", native=True).table
+    assert first.headers == want and again.headers == want
+    assert all(x is y for x, y in zip(first.headers, again.headers, strict=True))
+    assert first.header == again.header
+    monkeypatch.setattr(pprof._KNOWN, "pairs", {})
+    monkeypatch.setattr(pprof._KNOWN, "pairs_labelsets", 10)  # the profile has 24
+    assert pprof.parse(data, "c", native=True).table.headers == want
+    assert pprof._KNOWN.pairs == {}

@@ -119,6 +119,8 @@ class _Known:
 
     limit = 200_000
     pairs_limit = 4096  # one entry per scraped service: a fleet of 1,000 fits
+    pairs_labelsets = 64  # kept only for profiles with at most this many label sets
+    pairs_max = 1024  # and this many (state class, label set) pairs
 
     def __init__(self) -> None:
         self.key: tuple[int, object, object] = (-1, None, None)
@@ -148,8 +150,8 @@ class _Known:
         self,
         states: Sequence[str],
         leaked: bool,
-        pair_state: Sequence[int],
-        pair_labels: Sequence[int],
+        pair_state: array[int],
+        pair_labels: array[int],
         labelsets: Sequence[tuple[tuple[str, str], ...]],
     ) -> tuple[tuple[Header, ...], list[int] | None]:
         """The headers of the distinct (state, label set) pairs: pair i is state
@@ -157,11 +159,14 @@ class _Known:
         order of first use, so that no Python code runs per sample. Returns the distinct
         headers in order of first use and each pair's header (None: each pair is its own).
         A scraped service repeats its pairs and gets the same answer back without a header
-        looked up again (75 pairs: 60 of the 75 µs `_build` took)."""
-        key = (tuple(states), leaked, bytes(pair_state), bytes(pair_labels), tuple(labelsets))
-        hit = self.pairs.get(key)
-        if hit is not None:
-            return hit
+        looked up again (75 pairs: 60 of the 75 µs `_build` took). Not kept for many label
+        sets (labels per request change at every scrape, and would be held 4,096 times over)."""
+        key = None
+        if len(labelsets) <= self.pairs_labelsets and len(pair_state) <= self.pairs_max:
+            key = (tuple(states), leaked, pair_state.tobytes(), pair_labels.tobytes(), tuple(labelsets))
+            hit = self.pairs.get(key)
+            if hit is not None:
+                return hit
         made: dict[tuple[str, int], int] = {}
         index: dict[Header, int] = {}  # label sets in another order make equal headers
         pair_header = []
@@ -172,9 +177,10 @@ class _Known:
                 h = made[k] = index.setdefault(_header(k[0], leaked, labelsets[li]), len(index))
             pair_header.append(h)
         out = (tuple(index), None if pair_header == list(range(len(pair_header))) else pair_header)
-        if len(self.pairs) >= self.pairs_limit:
-            self.pairs.clear()
-        self.pairs[key] = out
+        if key is not None:
+            if len(self.pairs) >= self.pairs_limit:
+                self.pairs.clear()
+            self.pairs[key] = out
         return out
 
 
