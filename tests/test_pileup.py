@@ -30,11 +30,14 @@ LEAKS = ("main.sendWebhook", "main.consumeUpload")
 HEALTHY = ("main.rampSession", "main.churnSession", "main.chattySession", "main.pinger")
 
 
-def series(fmt: str = "debug2", upto: int | None = None) -> list[grprof.Snapshot]:
+def series(fmt: str = "debug2", upto: int | None = None, every: int = 1) -> list[grprof.Snapshot]:
+    """The recording in `fmt`; with `every` > 1, debug=2 only at every `every`-th step and
+    debug=1 between (as `grprof serve` mixes them)."""
     meta = json.loads((FIXTURES / "times.json").read_text())
     snaps = []
     for i, t in enumerate(meta["times"][:upto]):
-        s = grprof.load(FIXTURES / f"{i}.goroutine.{fmt}.txt")
+        f = fmt if every == 1 or i % every == 0 else "debug1"
+        s = grprof.load(FIXTURES / f"{i}.goroutine.{f}.txt")
         s.time = dt.datetime.fromtimestamp(t, dt.UTC)  # recorded when fetched (text dumps carry no time)
         snaps.append(s)
     return snaps
@@ -110,6 +113,18 @@ def test_healthy_ramps_never_pile_up(upto: int) -> None:
         assert "accumulating" not in _signals(f), (site, f)
         if site != "main.pinger" or upto >= 21:
             assert f is None or f.verdict != "leak", (site, f)
+
+
+def test_a_daemons_mixed_window_sees_the_pile_up() -> None:
+    """`grprof serve` takes debug=2 at every fourth scrape: 8 of the 29 snapshots here, a
+    minute apart, are enough; the sessions stay suspects."""
+    d = detect(series(every=4))
+    for site in LEAKS:
+        f = _at(d, site)
+        assert f is not None and f.verdict == "leak" and "accumulating" in _signals(f), (site, f)
+    for site in HEALTHY:
+        f = _at(d, site)
+        assert f is None or (f.verdict != "leak" and "accumulating" not in _signals(f)), (site, f)
 
 
 def test_without_ids_growth_in_an_idle_wait_stays_a_suspect() -> None:
