@@ -374,7 +374,12 @@ fn parse_debug1<'py>(
             })?;
             let from_cache = signatures && pending.is_none();
             pd.set_item("signatures", pending)?;
-            dicts.push((&p.stack_offsets[..], &p.stack_frames[..], pd.clone(), from_cache));
+            dicts.push((
+                &p.stack_offsets[..],
+                &p.stack_frames[..],
+                pd.clone(),
+                from_cache,
+            ));
         } else {
             let stacks = PyList::empty(py);
             for w in p.stack_offsets.windows(2) {

@@ -14,7 +14,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
@@ -252,7 +251,7 @@ impl Cache {
         stack_frames: &[u32],
         stop: &Bound<'py, PyAny>,
         out: &Bound<'py, PyDict>,
-    ) -> PyResult<Vec<i64>> {
+    ) -> PyResult<(Vec<i64>, Vec<u32>)> {
         let global: Vec<u32> = stack_frames.iter().map(|i| gid[*i as usize]).collect();
         let stacks = PyList::empty(py);
         let mut classes: Vec<i64> = Vec::with_capacity(offsets.len());
@@ -282,50 +281,53 @@ impl Cache {
         out.set_item("state_class", i64_bytes(py, &classes))?;
         out.set_item("state_reps", reps)?;
         out.set_item("state_keys", keys)?;
-        Ok(classes)
+        Ok((classes, global))
     }
 }
 
 impl Cache {
-    /// Each distinct stack's default-similarity signature (the stacks `stacks_to_py` made from
-    /// the same `d` and `gid`), hashed once per cached stack: a service scraped or read again
-    /// shows the same stacks, and `aggregate.group` then hashes none (`signatures_of` was a
-    /// third of `load(...).groups()` on a profile of 52 stacks).
+    /// Each distinct stack's default-similarity signature (the stacks `stacks_to_py` made, as
+    /// `global`: their frames' process-wide ids, which it returns), hashed once per cached
+    /// stack: a service scraped or read again shows the same stacks, and `aggregate.group`
+    /// then hashes none (`signatures_of` was a third of `load(...).groups()` on a profile of
+    /// 52 stacks). `frames`, `offsets` and `stack_frames`: the profile's own, for the texts.
     fn stack_signatures<'py, L: std::fmt::Display>(
         &mut self,
         py: Python<'py>,
         frames: &[(String, String, L)],
         offsets: &[usize],
         stack_frames: &[u32],
-        gid: &[u32],
+        global: &[u32],
     ) -> PyResult<Bound<'py, PyList>> {
-        let global: Vec<u32> = stack_frames.iter().map(|i| gid[*i as usize]).collect();
         let ids = |si: usize| &global[offsets[si]..offsets[si + 1]];
         let n = offsets.len().saturating_sub(1);
-        let missing: Vec<u32> = (0..n)
-            .filter(|si| !matches!(self.stacks.get(ids(*si)), Some((_, Some(_)))))
-            .map(|si| si as u32)
+        let mut sigs: Vec<Option<Py<PyString>>> = (0..n)
+            .map(|si| {
+                let cached = self.stacks.get(ids(si)).and_then(|(_, sig)| sig.as_ref());
+                cached.map(|sig| sig.clone_ref(py))
+            })
+            .collect();
+        let missing: Vec<u32> = (0..n as u32)
+            .filter(|si| sigs[*si as usize].is_none())
             .collect();
         if !missing.is_empty() {
             let input = signature::profile_stacks(frames, offsets, stack_frames);
-            let sigs = signature::signatures(&input, &missing, None);
-            for (si, digest) in missing.iter().zip(&sigs) {
-                let text = std::str::from_utf8(digest).expect("hex digits");
-                let sig = PyString::new(py, text).unbind();
-                match self.stacks.get_mut(ids(*si as usize)) {
-                    Some(entry) => entry.1 = Some(sig),
-                    None => return Err(PyRuntimeError::new_err("stack missing from the cache")),
+            for (si, digest) in missing
+                .iter()
+                .zip(signature::signatures(&input, &missing, None))
+            {
+                let sig =
+                    PyString::new(py, std::str::from_utf8(&digest).expect("hex digits")).unbind();
+                if let Some(entry) = self.stacks.get_mut(ids(*si as usize)) {
+                    entry.1 = Some(sig.clone_ref(py));
                 }
+                sigs[*si as usize] = Some(sig);
             }
         }
-        let list = PyList::empty(py);
-        for si in 0..n {
-            match self.stacks.get(ids(si)) {
-                Some((_, Some(sig))) => list.append(sig.bind(py))?,
-                _ => return Err(PyRuntimeError::new_err("signature missing from the cache")),
-            }
-        }
-        Ok(list)
+        PyList::new(
+            py,
+            sigs.into_iter().map(|sig| sig.expect("every stack hashed")),
+        )
     }
 }
 
@@ -388,9 +390,11 @@ pub fn decoded_to_py<'py>(
         sorted.sort_unstable();
         out.set_item("frames_key", u32_bytes(py, &sorted))?;
         out.set_item("generation", c.generation)?;
-        let classes = c.stacks_to_py(py, &gid, &d.stack_offsets, &d.stack_frames, stop, out)?;
+        let (classes, global) =
+            c.stacks_to_py(py, &gid, &d.stack_offsets, &d.stack_frames, stop, out)?;
         if signatures {
-            let sigs = c.stack_signatures(py, &d.frames, &d.stack_offsets, &d.stack_frames, &gid)?;
+            let sigs =
+                c.stack_signatures(py, &d.frames, &d.stack_offsets, &d.stack_frames, &global)?;
             out.set_item("signatures", sigs)?;
         }
         let mut pairs: FxMap<(i64, i64), i64> = FxMap::default();
@@ -450,9 +454,9 @@ pub fn debug1_to_py<'py>(
             used.sort_unstable();
             out.set_item("frames_key", u32_bytes(py, &used))?;
             out.set_item("generation", c.generation)?;
-            c.stacks_to_py(py, &gid, offsets, stack_frames, stop, out)?;
+            let (_, global) = c.stacks_to_py(py, &gid, offsets, stack_frames, stop, out)?;
             if *signatures {
-                let sigs = c.stack_signatures(py, frames, offsets, stack_frames, &gid)?;
+                let sigs = c.stack_signatures(py, frames, offsets, stack_frames, &global)?;
                 out.set_item("signatures", sigs)?;
             }
         }
