@@ -248,10 +248,10 @@ _LINE = 2
 _CALLS = 2
 """Goroutines started by this many calls (not one call's fan-out) were left behind by each call."""
 _SHOWN_IDS = 5
-# A wait age lags: stamped at the first GC mark (one at least every 2 minutes), shown in
-# whole minutes. A goroutine blocked for m minutes shows at least m - 3.
-_GC_STAMP_MINUTES = 3
 """Goroutine ids named in a summary."""
+_GC_STAMP_MINUTES = 3
+"""A wait age lags: stamped at the first GC mark (one at least every 2 minutes), shown in
+whole minutes. A goroutine blocked for m minutes shows at least m - 3."""
 
 
 def growth(
@@ -715,7 +715,8 @@ def accumulating(track: Track, series: Series, st: Settings) -> Evidence | None:
     `persistence.accumulating_min_span_minutes` or more, no goroutine of the group ever left
     (each snapshot's ids are all in the next), the count rose in each third of that stretch,
     and the oldest waited all along: its wait age in the latest snapshot spans the stretch,
-    less the 2 minutes a GC may take to stamp it (so none of them was ever woken). Requests
+    less the 3 minutes a GC stamp and the whole minutes may lag (`_GC_STAMP_MINUTES`), so
+    none of them was ever woken. Requests
     with no timeout to a peer that never answers, pipes nobody closes, streams nobody ends.
 
     Growth alone in an idle wait is a load ramp as often; a ramp of sessions ends within
